@@ -1,0 +1,115 @@
+//! Configuration: every limit and default, each with the reason for it.
+//!
+//! The old SelFlow layer's defaults are kept as defaults (batch size 100, batch timeout 5 s,
+//! compression above 1 KiB, retention 30 days). [`Config::check`] rejects values the store
+//! cannot honour before anything touches the disk.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format;
+
+/// What a committed batch survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A committed batch survives the process being killed: it sits in the page cache, which
+    /// the kernel writes back. The map is synced every batch timeout and on close, so a power
+    /// loss can lose at most the last batch timeout's events.
+    #[default]
+    Buffered,
+    /// Every batch is synced to the device (frames first, then the commit record) before it
+    /// is published, so `flush()` returns only once its events survive a power loss.
+    Sync,
+}
+
+/// How a store is run. Build with `Config::default()` and adjust fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Events per batch before the writer is woken (old system: 100). Under load batches
+    /// grow beyond this: the writer takes everything queued (group commit).
+    pub batch_events: usize,
+    /// The longest an event waits in the queue before its batch is written (old system: 5 s).
+    /// In `Buffered` mode the map is also synced to disk at this interval.
+    pub batch_timeout: Duration,
+    /// Events the queue holds before `append` waits (back-pressure). 64 Ki events of ~300
+    /// bytes is ~20 MB of memory, the bulk of the 50 MB budget.
+    pub queue_events_max: usize,
+    /// How long `append` waits for queue space before failing with `QueueFull`.
+    pub queue_wait_max: Duration,
+    /// Data longer than this many bytes is LZ4-compressed when that makes it smaller
+    /// (old system: gzip above 1 KiB).
+    pub compress_len_min: usize,
+    /// Size of each segment file, allocated in full when the segment is created. 64 MiB
+    /// keeps the unsealed tail that an open must scan to a fraction of a second.
+    pub segment_len: u64,
+    /// Longest event data accepted, in bytes.
+    pub data_len_max: usize,
+    /// How far ahead of the append clock an event's timestamp may be (default one day):
+    /// a far-future timestamp would pin its segment against retention forever.
+    pub future_skew_max: Duration,
+    /// What a committed batch survives.
+    pub durability: Durability,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batch_events: 100,
+            batch_timeout: Duration::from_secs(5),
+            queue_events_max: 65_536,
+            queue_wait_max: Duration::from_secs(30),
+            compress_len_min: 1024,
+            segment_len: 64 << 20,
+            data_len_max: 4 << 20,
+            future_skew_max: Duration::from_secs(24 * 3600),
+            durability: Durability::Buffered,
+        }
+    }
+}
+
+/// Smallest segment accepted; small segments are useful in tests of rolling.
+pub const SEGMENT_LEN_MIN: u64 = 64 << 10;
+/// Largest segment accepted: frame offsets are u32-safe within it and maps stay modest.
+pub const SEGMENT_LEN_MAX: u64 = 1 << 31;
+
+const _: () = assert!(SEGMENT_LEN_MIN > format::SEGMENT_HEADER_LEN as u64 * 4);
+
+impl Config {
+    /// Checks every value, naming the first that is out of range.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field and its allowed range.
+    pub fn check(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        if self.batch_events == 0 {
+            return bad("batch_events must be at least 1".into());
+        }
+        if self.queue_events_max < self.batch_events {
+            return bad(format!(
+                "queue_events_max ({}) must be at least batch_events ({})",
+                self.queue_events_max, self.batch_events
+            ));
+        }
+        if !(SEGMENT_LEN_MIN..=SEGMENT_LEN_MAX).contains(&self.segment_len) {
+            return bad(format!(
+                "segment_len {} is outside {SEGMENT_LEN_MIN}..={SEGMENT_LEN_MAX}",
+                self.segment_len
+            ));
+        }
+        // A largest event must fit in an empty segment with room for its footer.
+        let need = format::SEGMENT_HEADER_LEN as u64
+            + format::frame_len_max(self.data_len_max) as u64
+            + format::FOOTER_RESERVE_MIN as u64;
+        if need > self.segment_len {
+            return bad(format!(
+                "data_len_max {} does not fit in segment_len {}: lower it or raise segment_len",
+                self.data_len_max, self.segment_len
+            ));
+        }
+        if self.batch_timeout.is_zero() {
+            return bad("batch_timeout must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! Events as callers give them and as the store returns them.
+//!
+//! Input validation lives here and nowhere else: an [`Event`] that passes [`Event::validate`]
+//! can always be encoded into a frame. The content hash is computed here too, so the writer,
+//! the readers and (later) deduplication agree on which bytes it covers.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Longest event type, action or source accepted, in bytes.
+pub const NAME_LEN_MAX: usize = 1024;
+
+/// A point in time: microseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Microseconds since the epoch.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// Converts float seconds since the epoch (the old schema's `REAL`), rounded to the
+    /// nearest microsecond. Returns `None` for NaN, infinities and values out of range.
+    pub fn from_secs_f64(secs: f64) -> Option<Timestamp> {
+        let micros = (secs * 1e6).round();
+        // i64::MAX as f64 rounds up to 2^63, so compare strictly below it.
+        if micros.is_finite() && micros >= i64::MIN as f64 && micros < i64::MAX as f64 {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "range checked on the line above"
+            )]
+            Some(Timestamp(micros as i64))
+        } else {
+            None
+        }
+    }
+
+    /// Float seconds since the epoch, as the old schema stored them.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "microsecond timestamps of this era fit in the 52-bit mantissa"
+    )]
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+    }
+
+    /// This timestamp moved later by `d`, saturating.
+    pub fn saturating_add(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        write!(f, "{secs}.{micros:06}")
+    }
+}
+
+/// The id of a stored event: assigned at append, starting at 1, increasing by one per
+/// stored event in append order (imports may leave gaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventId(pub u64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What `append` did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The event was queued under this new id.
+    New(EventId),
+    /// The event duplicates the stored event with this id and was not stored again.
+    Duplicate(EventId),
+}
+
+impl Appended {
+    /// The id of the event, new or original.
+    pub fn id(self) -> EventId {
+        match self {
+            Appended::New(id) | Appended::Duplicate(id) => id,
+        }
+    }
+}
+
+/// One captured event, as the daemon appends it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// When the event happened, by the capturing source's clock.
+    pub timestamp: Timestamp,
+    /// What kind of event (`file_op`, `app_launch`, ...). Required, non-empty.
+    pub event_type: String,
+    /// What happened (`modified`, `opened`, ...). Optional.
+    pub action: Option<String>,
+    /// Which application or folder it came from. Required, non-empty.
+    pub source: String,
+    /// Any JSON value, stored as its exact text (key order and spacing are kept).
+    pub data: Option<Box<RawValue>>,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.timestamp == other.timestamp
+            && self.event_type == other.event_type
+            && self.action == other.action
+            && self.source == other.source
+            && self.data_text() == other.data_text()
+    }
+}
+
+impl Eq for Event {}
+
+impl Event {
+    /// Builds an event; `data` must be JSON text (checked here) or `None`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] when `data` is not valid JSON.
+    pub fn new(
+        timestamp: Timestamp,
+        event_type: impl Into<String>,
+        action: Option<&str>,
+        source: impl Into<String>,
+        data: Option<&str>,
+    ) -> Result<Event> {
+        let data = match data {
+            None => None,
+            Some(text) => Some(RawValue::from_string(text.to_owned()).map_err(|e| {
+                Error::InvalidEvent {
+                    field: "data",
+                    reason: format!("is not valid JSON: {e}"),
+                }
+            })?),
+        };
+        Ok(Event {
+            timestamp,
+            event_type: event_type.into(),
+            action: action.map(str::to_owned),
+            source: source.into(),
+            data,
+        })
+    }
+
+    /// The data's JSON text, if any.
+    pub fn data_text(&self) -> Option<&str> {
+        self.data.as_deref().map(RawValue::get)
+    }
+
+    /// Checks the event against the rules every stored event obeys. `now` is the append
+    /// clock, used to reject timestamps further ahead than `config.future_skew_max`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] naming the field, or [`Error::TooLarge`] naming the limit.
+    pub fn validate(&self, config: &Config, now: Timestamp) -> Result<()> {
+        check_name("event_type", &self.event_type, true)?;
+        check_name("source", &self.source, true)?;
+        if let Some(action) = &self.action {
+            check_name("action", action, false)?;
+        }
+        if self.timestamp.0 < 0 {
+            return Err(Error::InvalidEvent {
+                field: "timestamp",
+                reason: format!("is before 1970 ({} s)", self.timestamp),
+            });
+        }
+        let latest = now.saturating_add(config.future_skew_max);
+        if self.timestamp > latest {
+            return Err(Error::InvalidEvent {
+                field: "timestamp",
+                reason: format!(
+                    "is {} s, more than {} s ahead of now ({} s); fix the capturing clock or raise future_skew_max",
+                    self.timestamp,
+                    config.future_skew_max.as_secs(),
+                    now
+                ),
+            });
+        }
+        if let Some(data) = self.data_text() {
+            if data.len() > config.data_len_max {
+                return Err(Error::TooLarge {
+                    what: "event data",
+                    len: data.len() as u64,
+                    len_max: config.data_len_max as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The xxh3-64 content hash: timestamp, type, action, source and data, each field
+    /// length-prefixed so that moving bytes between fields changes the hash.
+    /// `format-spec/FORMAT.md#content-hash`
+    pub fn content_hash(&self) -> u64 {
+        content_hash(
+            self.timestamp,
+            &self.event_type,
+            self.action.as_deref(),
+            &self.source,
+            self.data_text(),
+        )
+    }
+}
+
+fn check_name(field: &'static str, value: &str, required: bool) -> Result<()> {
+    if required && value.is_empty() {
+        return Err(Error::InvalidEvent {
+            field,
+            reason: "must be a non-empty string".into(),
+        });
+    }
+    if value.len() > NAME_LEN_MAX {
+        return Err(Error::TooLarge {
+            what: field,
+            len: value.len() as u64,
+            len_max: NAME_LEN_MAX as u64,
+        });
+    }
+    Ok(())
+}
+
+/// The content hash of an event's fields. `format-spec/FORMAT.md#content-hash`
+pub(crate) fn content_hash(
+    timestamp: Timestamp,
+    event_type: &str,
+    action: Option<&str>,
+    source: &str,
+    data: Option<&str>,
+) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&timestamp.0.to_le_bytes());
+    let mut field = |present: bool, bytes: &[u8]| {
+        let tag: u64 = if present { bytes.len() as u64 } else { u64::MAX };
+        h.update(&tag.to_le_bytes());
+        h.update(bytes);
+    };
+    field(true, event_type.as_bytes());
+    field(action.is_some(), action.unwrap_or("").as_bytes());
+    field(true, source.as_bytes());
+    field(data.is_some(), data.unwrap_or("").as_bytes());
+    h.digest()
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its id.
+    pub id: EventId,
+    /// When it happened.
+    pub timestamp: Timestamp,
+    /// Its type.
+    pub event_type: String,
+    /// Its action, if any.
+    pub action: Option<String>,
+    /// Its source.
+    pub source: String,
+    /// Its data's JSON text, exactly as appended.
+    pub data: Option<String>,
+    /// The xxh3-64 content hash stored in its frame.
+    pub hash: u64,
+}
+
+impl StoredEvent {
+    /// The event as it was appended (without the id).
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] if the stored data is not JSON, which only a checksum
+    /// collision on damaged bytes could produce.
+    pub fn to_event(&self) -> Result<Event> {
+        Event::new(
+            self.timestamp,
+            self.event_type.clone(),
+            self.action.as_deref(),
+            self.source.clone(),
+            self.data.as_deref(),
+        )
+    }
+}

@@ -1,0 +1,369 @@
+//! The footer written when a segment is sealed: summary, dictionary, sparse block index and
+//! per-type counts, in checksummed sections. `format-spec/FORMAT.md#footer`
+
+use super::{crc32, push_varint, DecodeError, Reader};
+
+/// First eight bytes of a footer.
+pub const FOOTER_MAGIC: &[u8; 8] = b"SLOGFOOT";
+
+const SECTION_SUMMARY: u16 = 1;
+const SECTION_STRINGS: u16 = 2;
+const SECTION_BLOCKS: u16 = 3;
+const SECTION_TYPE_COUNTS: u16 = 4;
+const SUMMARY_LEN: usize = 80;
+/// Encoded length of one block entry.
+pub const BLOCK_LEN: usize = 48;
+const TYPE_COUNT_LEN: usize = 12;
+const FOOTER_FIXED_LEN: usize = 16 + 4;
+const SECTION_HEADER_LEN: usize = 8;
+
+/// Counts and ranges of a segment's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Events in the segment.
+    pub event_count: u64,
+    /// First event id, 0 if none.
+    pub first_id: u64,
+    /// Last event id, 0 if none.
+    pub last_id: u64,
+    /// Smallest event timestamp (`i64::MAX` if none).
+    pub min_ts_us: i64,
+    /// Largest event timestamp (`i64::MIN` if none).
+    pub max_ts_us: i64,
+    /// Append clock of the first commit with events, 0 if none.
+    pub first_commit_us: i64,
+    /// Append clock of the last commit with events, 0 if none.
+    pub last_commit_us: i64,
+    /// Events whose data is stored LZ4-compressed.
+    pub compressed_count: u64,
+    /// Bytes of event data as appended (JSON text).
+    pub data_raw_bytes: u64,
+    /// Bytes of event data as stored (after compression).
+    pub data_stored_bytes: u64,
+}
+
+/// One entry of the sparse index: a run of consecutive frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Id of the first event in the block.
+    pub first_id: u64,
+    /// Id of the last event in the block.
+    pub last_id: u64,
+    /// File offset of the block's first frame (it may be a string definition).
+    pub offset: u64,
+    /// Bytes of frames in the block.
+    pub len: u32,
+    /// Events in the block.
+    pub event_count: u32,
+    /// Smallest event timestamp in the block.
+    pub min_ts_us: i64,
+    /// Largest event timestamp in the block.
+    pub max_ts_us: i64,
+}
+
+/// A decoded footer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Footer {
+    /// Counts and ranges.
+    pub summary: Summary,
+    /// The segment's dictionary, indexed by string reference.
+    pub strings: Vec<String>,
+    /// The sparse index, in file order.
+    pub blocks: Vec<Block>,
+    /// Events per type, as (string reference, count), ordered by reference.
+    pub type_counts: Vec<(u32, u64)>,
+}
+
+fn section(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    let len = u32::try_from(body.len()).expect("footer sections are bounded by segment_len");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+impl Footer {
+    /// An upper bound of the encoded length, cheap to keep up to date while appending.
+    pub fn len_bound(string_bytes: usize, string_count: usize, blocks: usize, types: usize) -> usize {
+        FOOTER_FIXED_LEN
+            + 4 * SECTION_HEADER_LEN
+            + SUMMARY_LEN
+            + 4
+            + string_bytes
+            + string_count * 5
+            + 4
+            + blocks * BLOCK_LEN
+            + 4
+            + types * TYPE_COUNT_LEN
+    }
+
+    /// Encodes the footer.
+    pub fn encode(&self) -> Vec<u8> {
+        let s = &self.summary;
+        let mut out = Vec::with_capacity(Footer::len_bound(
+            self.strings.iter().map(String::len).sum(),
+            self.strings.len(),
+            self.blocks.len(),
+            self.type_counts.len(),
+        ));
+        out.extend_from_slice(FOOTER_MAGIC);
+        out.extend_from_slice(&[0u8; 4]); // footer_len, patched below
+        out.extend_from_slice(&4u32.to_le_bytes());
+
+        let mut body = Vec::with_capacity(SUMMARY_LEN);
+        for v in [s.event_count, s.first_id, s.last_id] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [s.min_ts_us, s.max_ts_us, s.first_commit_us, s.last_commit_us] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [s.compressed_count, s.data_raw_bytes, s.data_stored_bytes] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        section(&mut out, SECTION_SUMMARY, &body);
+
+        body.clear();
+        let count = u32::try_from(self.strings.len()).expect("string refs are u32");
+        body.extend_from_slice(&count.to_le_bytes());
+        for text in &self.strings {
+            push_varint(&mut body, text.len() as u64);
+            body.extend_from_slice(text.as_bytes());
+        }
+        section(&mut out, SECTION_STRINGS, &body);
+
+        body.clear();
+        let count = u32::try_from(self.blocks.len()).expect("block count fits u32");
+        body.extend_from_slice(&count.to_le_bytes());
+        for b in &self.blocks {
+            body.extend_from_slice(&b.first_id.to_le_bytes());
+            body.extend_from_slice(&b.last_id.to_le_bytes());
+            body.extend_from_slice(&b.offset.to_le_bytes());
+            body.extend_from_slice(&b.len.to_le_bytes());
+            body.extend_from_slice(&b.event_count.to_le_bytes());
+            body.extend_from_slice(&b.min_ts_us.to_le_bytes());
+            body.extend_from_slice(&b.max_ts_us.to_le_bytes());
+        }
+        section(&mut out, SECTION_BLOCKS, &body);
+
+        body.clear();
+        let count = u32::try_from(self.type_counts.len()).expect("type count fits u32");
+        body.extend_from_slice(&count.to_le_bytes());
+        for (r, n) in &self.type_counts {
+            body.extend_from_slice(&r.to_le_bytes());
+            body.extend_from_slice(&n.to_le_bytes());
+        }
+        section(&mut out, SECTION_TYPE_COUNTS, &body);
+
+        let total = u32::try_from(out.len() + 4).expect("footer fits u32");
+        out[8..12].copy_from_slice(&total.to_le_bytes());
+        let crc = crc32(&[&out]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads the footer length from its first 12 bytes, so the caller can slice it.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] when the magic is wrong or the length is impossible.
+    pub fn peek_len(b: &[u8]) -> Result<usize, DecodeError> {
+        let mut r = Reader::new(b);
+        if r.take(8, "footer magic")? != FOOTER_MAGIC {
+            return Err(DecodeError::new(0, "footer magic missing"));
+        }
+        let len = r.u32("footer length")? as usize;
+        if len < FOOTER_FIXED_LEN {
+            return Err(DecodeError::new(8, format!("footer length {len} too small")));
+        }
+        Ok(len)
+    }
+
+    /// Decodes a whole footer, `b` being exactly its bytes.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the failing section or field.
+    pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
+        let len = Footer::peek_len(b)?;
+        if len != b.len() {
+            return Err(DecodeError::new(8, format!("footer length {len}, {} bytes given", b.len())));
+        }
+        let (content, crc_bytes) = b.split_at(len - 4);
+        let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+        if crc != crc32(&[content]) {
+            return Err(DecodeError::new(len - 4, "footer checksum mismatch"));
+        }
+        let mut r = Reader::new(content);
+        r.take(12, "footer head")?;
+        let sections = r.u32("section count")?;
+        let mut footer = Footer::default();
+        let mut seen = [false; 5];
+        for _ in 0..sections {
+            let at = r.pos();
+            let kind = r.u16("section kind")?;
+            let flags = r.u16("section flags")?;
+            let body_len = r.u32("section length")? as usize;
+            let body = r.take(body_len, "section body")?;
+            let base = r.pos() - body_len;
+            if flags != 0 {
+                return Err(DecodeError::new(at + 2, "reserved section flags set"));
+            }
+            let mut sr = Reader::new(body);
+            let rebase = |e: DecodeError| DecodeError::new(base + e.offset, e.what);
+            match kind {
+                SECTION_SUMMARY => {
+                    footer.summary = decode_summary(&mut sr).map_err(rebase)?;
+                }
+                SECTION_STRINGS => {
+                    footer.strings = decode_strings(&mut sr).map_err(rebase)?;
+                }
+                SECTION_BLOCKS => {
+                    footer.blocks = decode_blocks(&mut sr).map_err(rebase)?;
+                }
+                SECTION_TYPE_COUNTS => {
+                    footer.type_counts = decode_type_counts(&mut sr).map_err(rebase)?;
+                }
+                // Unknown sections are additions of a later minor revision: skip them.
+                _ => continue,
+            }
+            if sr.remaining() != 0 {
+                return Err(DecodeError::new(base + sr.pos(), "trailing bytes in footer section"));
+            }
+            let slot = &mut seen[usize::from(kind)];
+            if *slot {
+                return Err(DecodeError::new(at, format!("footer section {kind} repeated")));
+            }
+            *slot = true;
+        }
+        if r.remaining() != 0 {
+            return Err(DecodeError::new(r.pos(), "trailing bytes after footer sections"));
+        }
+        if !seen[1..].iter().all(|&s| s) {
+            return Err(DecodeError::new(12, "footer section missing"));
+        }
+        Ok(footer)
+    }
+}
+
+fn decode_summary(r: &mut Reader<'_>) -> Result<Summary, DecodeError> {
+    Ok(Summary {
+        event_count: r.u64("event_count")?,
+        first_id: r.u64("first_id")?,
+        last_id: r.u64("last_id")?,
+        min_ts_us: r.i64("min_ts")?,
+        max_ts_us: r.i64("max_ts")?,
+        first_commit_us: r.i64("first_commit")?,
+        last_commit_us: r.i64("last_commit")?,
+        compressed_count: r.u64("compressed_count")?,
+        data_raw_bytes: r.u64("data_raw_bytes")?,
+        data_stored_bytes: r.u64("data_stored_bytes")?,
+    })
+}
+
+/// Caps a count read from disk by what the remaining bytes could hold, before allocating.
+fn capped(count: u32, remaining: usize, each_min: usize) -> Result<usize, DecodeError> {
+    let count = count as usize;
+    if count > remaining / each_min {
+        return Err(DecodeError::new(0, format!("count {count} exceeds the section")));
+    }
+    Ok(count)
+}
+
+fn decode_strings(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    let count = r.u32("string count")?;
+    let count = capped(count, r.remaining(), 1)?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.pos();
+        let len = usize::try_from(r.varint("string length")?)
+            .map_err(|_| DecodeError::new(at, "string length overflows"))?;
+        let bytes = r.take(len, "string")?;
+        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::new(at, "string is not UTF-8"))?;
+        out.push(text.to_owned());
+    }
+    Ok(out)
+}
+
+fn decode_blocks(r: &mut Reader<'_>) -> Result<Vec<Block>, DecodeError> {
+    let count = r.u32("block count")?;
+    let count = capped(count, r.remaining(), BLOCK_LEN)?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push(Block {
+            first_id: r.u64("block first_id")?,
+            last_id: r.u64("block last_id")?,
+            offset: r.u64("block offset")?,
+            len: r.u32("block len")?,
+            event_count: r.u32("block event_count")?,
+            min_ts_us: r.i64("block min_ts")?,
+            max_ts_us: r.i64("block max_ts")?,
+        });
+    }
+    Ok(out)
+}
+
+fn decode_type_counts(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
+    let count = r.u32("type count")?;
+    let count = capped(count, r.remaining(), TYPE_COUNT_LEN)?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push((r.u32("type ref")?, r.u64("type count")?));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Footer {
+        Footer {
+            summary: Summary {
+                event_count: 3,
+                first_id: 10,
+                last_id: 12,
+                min_ts_us: 5,
+                max_ts_us: 900,
+                first_commit_us: 1000,
+                last_commit_us: 2000,
+                compressed_count: 1,
+                data_raw_bytes: 5000,
+                data_stored_bytes: 1700,
+            },
+            strings: vec!["file_op".into(), "Finder".into(), "é".into()],
+            blocks: vec![Block {
+                first_id: 10,
+                last_id: 12,
+                offset: 256,
+                len: 300,
+                event_count: 3,
+                min_ts_us: 5,
+                max_ts_us: 900,
+            }],
+            type_counts: vec![(0, 3)],
+        }
+    }
+
+    #[test]
+    fn footer_round_trips_within_its_bound() {
+        let f = sample();
+        let b = f.encode();
+        assert_eq!(Footer::peek_len(&b).unwrap(), b.len());
+        assert_eq!(Footer::decode(&b).unwrap(), f);
+        let bound = Footer::len_bound(
+            f.strings.iter().map(String::len).sum(),
+            f.strings.len(),
+            f.blocks.len(),
+            f.type_counts.len(),
+        );
+        assert!(b.len() <= bound, "{} > {bound}", b.len());
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let b = sample().encode();
+        for i in 0..b.len() {
+            let mut bad = b.clone();
+            bad[i] ^= 0x04;
+            assert!(Footer::decode(&bad).is_err(), "flip at {i} accepted");
+        }
+    }
+}

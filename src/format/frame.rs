@@ -1,0 +1,307 @@
+//! Record frames: one event, or one string definition of the segment's dictionary.
+//! `format-spec/FORMAT.md#frame`
+
+use super::{crc32, put_varint, varint_len, zigzag_encode, DecodeError, Reader};
+
+/// Bytes before a frame's body: `body_len` and `crc`.
+pub const FRAME_HEADER_LEN: usize = 8;
+
+const KIND_MASK: u8 = 0b11;
+const KIND_EVENT: u8 = 1;
+const KIND_STRING: u8 = 2;
+const FLAG_LZ4: u8 = 1 << 2;
+const FLAG_ACTION: u8 = 1 << 3;
+const FLAG_DATA: u8 = 1 << 4;
+const FLAGS_KNOWN: u8 = KIND_MASK | FLAG_LZ4 | FLAG_ACTION | FLAG_DATA;
+
+/// Longest possible event frame for data of `data_len_max` bytes: header, flags, five
+/// varints of at most 10 bytes, the hash, and LZ4's worst case is never stored (raw data
+/// is kept when compression does not help).
+pub fn frame_len_max(data_len_max: usize) -> usize {
+    FRAME_HEADER_LEN + 1 + 6 * 10 + 8 + data_len_max
+}
+
+/// An event frame's fields, borrowing the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFrame<'a> {
+    /// `id - base_id`.
+    pub id_delta: u64,
+    /// `timestamp - base_timestamp_us`.
+    pub ts_delta: i64,
+    /// Dictionary reference of the event type.
+    pub type_ref: u32,
+    /// Dictionary reference of the source.
+    pub source_ref: u32,
+    /// Dictionary reference of the action, if any.
+    pub action_ref: Option<u32>,
+    /// The content hash.
+    pub hash: u64,
+    /// The data bytes as stored: raw JSON text, or an LZ4 block when `raw_len` is set.
+    pub payload: Option<&'a [u8]>,
+    /// Length of the JSON text before compression, when the payload is LZ4.
+    pub raw_len: Option<u32>,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// An event.
+    Event(EventFrame<'a>),
+    /// The definition of dictionary string `string_ref`.
+    StringDef {
+        /// Its reference; equals the number of definitions before it in the segment.
+        string_ref: u32,
+        /// Its text.
+        text: &'a str,
+    },
+}
+
+fn finish(out: &mut [u8], body_len: usize) -> usize {
+    let len_field = u32::try_from(body_len).expect("frame bodies are bounded by segment_len < 4 GiB");
+    out[0..4].copy_from_slice(&len_field.to_le_bytes());
+    let crc = crc32(&[&out[0..4], &out[FRAME_HEADER_LEN..FRAME_HEADER_LEN + body_len]]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    FRAME_HEADER_LEN + body_len
+}
+
+impl EventFrame<'_> {
+    /// Exact encoded length of this frame.
+    pub fn encoded_len(&self) -> usize {
+        let mut n = FRAME_HEADER_LEN + 1;
+        n += varint_len(self.id_delta);
+        n += varint_len(zigzag_encode(self.ts_delta));
+        n += varint_len(u64::from(self.type_ref));
+        n += varint_len(u64::from(self.source_ref));
+        if let Some(a) = self.action_ref {
+            n += varint_len(u64::from(a));
+        }
+        n += 8;
+        if let Some(raw) = self.raw_len {
+            n += varint_len(u64::from(raw));
+        }
+        n + self.payload.map_or(0, <[u8]>::len)
+    }
+}
+
+/// Encodes an event frame at the start of `out`, which must hold `f.encoded_len()` bytes.
+/// Returns the bytes written.
+pub fn encode_event(out: &mut [u8], f: &EventFrame<'_>) -> usize {
+    let mut flags = KIND_EVENT;
+    if f.action_ref.is_some() {
+        flags |= FLAG_ACTION;
+    }
+    if f.payload.is_some() {
+        flags |= FLAG_DATA;
+        if f.raw_len.is_some() {
+            flags |= FLAG_LZ4;
+        }
+    }
+    let mut p = FRAME_HEADER_LEN;
+    out[p] = flags;
+    p += 1;
+    p += put_varint(&mut out[p..], f.id_delta);
+    p += put_varint(&mut out[p..], zigzag_encode(f.ts_delta));
+    p += put_varint(&mut out[p..], u64::from(f.type_ref));
+    p += put_varint(&mut out[p..], u64::from(f.source_ref));
+    if let Some(a) = f.action_ref {
+        p += put_varint(&mut out[p..], u64::from(a));
+    }
+    out[p..p + 8].copy_from_slice(&f.hash.to_le_bytes());
+    p += 8;
+    if let Some(payload) = f.payload {
+        if let Some(raw) = f.raw_len {
+            p += put_varint(&mut out[p..], u64::from(raw));
+        }
+        out[p..p + payload.len()].copy_from_slice(payload);
+        p += payload.len();
+    }
+    finish(out, p - FRAME_HEADER_LEN)
+}
+
+/// Encodes a string-definition frame into a new vector.
+pub fn encode_string_def(string_ref: u32, text: &str) -> Vec<u8> {
+    let body_len = 1 + varint_len(u64::from(string_ref)) + text.len();
+    let mut out = vec![0u8; FRAME_HEADER_LEN + body_len];
+    let mut p = FRAME_HEADER_LEN;
+    out[p] = KIND_STRING;
+    p += 1;
+    p += put_varint(&mut out[p..], u64::from(string_ref));
+    out[p..].copy_from_slice(text.as_bytes());
+    finish(&mut out, body_len);
+    out
+}
+
+fn to_u32(v: u64, at: usize, what: &str) -> Result<u32, DecodeError> {
+    u32::try_from(v).map_err(|_| DecodeError::new(at, format!("{what} {v} out of range")))
+}
+
+/// Decodes the frame at the start of `buf` and checks its checksum.
+///
+/// Returns `Ok(None)` when the first four bytes are zero: the unwritten, zero-filled part of
+/// a segment, which is never a frame. Otherwise returns the frame and its total length.
+///
+/// # Errors
+/// A [`DecodeError`] when the frame is truncated, fails its checksum, or breaks a rule.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let body_len = r.u32("frame length")? as usize;
+    if body_len == 0 {
+        return Ok(None);
+    }
+    let crc = r.u32("frame crc")?;
+    let body = r.take(body_len, "frame body")?;
+    if crc != crc32(&[&buf[0..4], body]) {
+        return Err(DecodeError::new(4, "frame checksum mismatch"));
+    }
+    let total = FRAME_HEADER_LEN + body_len;
+    let at = |r: &Reader<'_>| FRAME_HEADER_LEN + r.pos();
+    let mut r = Reader::new(body);
+    let flags = r.u8("frame flags")?;
+    if flags & !FLAGS_KNOWN != 0 {
+        return Err(DecodeError::new(FRAME_HEADER_LEN, "reserved frame flags set"));
+    }
+    match flags & KIND_MASK {
+        KIND_EVENT => {
+            let id_delta = r.varint("id delta")?;
+            let ts_delta = r.zigzag("timestamp delta")?;
+            let p = at(&r);
+            let type_ref = to_u32(r.varint("type ref")?, p, "type ref")?;
+            let p = at(&r);
+            let source_ref = to_u32(r.varint("source ref")?, p, "source ref")?;
+            let action_ref = if flags & FLAG_ACTION != 0 {
+                let p = at(&r);
+                Some(to_u32(r.varint("action ref")?, p, "action ref")?)
+            } else {
+                None
+            };
+            let hash = r.u64("content hash")?;
+            let (payload, raw_len) = if flags & FLAG_DATA != 0 {
+                let raw_len = if flags & FLAG_LZ4 != 0 {
+                    let p = at(&r);
+                    Some(to_u32(r.varint("raw length")?, p, "raw length")?)
+                } else {
+                    None
+                };
+                (Some(r.rest()), raw_len)
+            } else {
+                if flags & FLAG_LZ4 != 0 {
+                    return Err(DecodeError::new(FRAME_HEADER_LEN, "lz4 flag without data"));
+                }
+                if r.remaining() != 0 {
+                    return Err(DecodeError::new(at(&r), "trailing bytes after event"));
+                }
+                (None, None)
+            };
+            Ok(Some((
+                Frame::Event(EventFrame {
+                    id_delta,
+                    ts_delta,
+                    type_ref,
+                    source_ref,
+                    action_ref,
+                    hash,
+                    payload,
+                    raw_len,
+                }),
+                total,
+            )))
+        }
+        KIND_STRING => {
+            if flags != KIND_STRING {
+                return Err(DecodeError::new(FRAME_HEADER_LEN, "flags set on string frame"));
+            }
+            let p = at(&r);
+            let string_ref = to_u32(r.varint("string ref")?, p, "string ref")?;
+            let p = at(&r);
+            let text = std::str::from_utf8(r.rest())
+                .map_err(|_| DecodeError::new(p, "string is not UTF-8"))?;
+            Ok(Some((Frame::StringDef { string_ref, text }, total)))
+        }
+        _ => Err(DecodeError::new(FRAME_HEADER_LEN, "invalid frame kind")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(payload: Option<&[u8]>, raw_len: Option<u32>) -> EventFrame<'_> {
+        EventFrame {
+            id_delta: 300,
+            ts_delta: -5_000_000,
+            type_ref: 0,
+            source_ref: 130,
+            action_ref: Some(2),
+            hash: 0x0123_4567_89ab_cdef,
+            payload,
+            raw_len,
+        }
+    }
+
+    fn encode(f: &EventFrame<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; f.encoded_len()];
+        assert_eq!(encode_event(&mut buf, f), buf.len());
+        buf
+    }
+
+    #[test]
+    fn event_frames_round_trip() {
+        for f in [
+            sample(Some(br#"{"path":"/tmp/x"}"#), None),
+            sample(Some(b"\x10\x20lz4"), Some(4000)),
+            sample(None, None),
+            EventFrame {
+                action_ref: None,
+                ..sample(None, None)
+            },
+        ] {
+            let buf = encode(&f);
+            let (got, len) = decode_frame(&buf).unwrap().unwrap();
+            assert_eq!(len, buf.len());
+            assert_eq!(got, Frame::Event(f));
+        }
+    }
+
+    #[test]
+    fn string_frames_round_trip() {
+        let buf = encode_string_def(9, "Google Chrome ✓");
+        let (got, len) = decode_frame(&buf).unwrap().unwrap();
+        assert_eq!(len, buf.len());
+        assert_eq!(
+            got,
+            Frame::StringDef {
+                string_ref: 9,
+                text: "Google Chrome ✓"
+            }
+        );
+    }
+
+    #[test]
+    fn zero_bytes_are_end_of_segment_never_a_frame() {
+        assert_eq!(decode_frame(&[0u8; 64]).unwrap(), None);
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let buf = encode(&sample(Some(br#"{"a":1}"#), None));
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                match decode_frame(&bad) {
+                    Err(_) => {}
+                    Ok(None) => assert!(i < 4, "zero length only from the length field"),
+                    Ok(Some(_)) => panic!("flip of bit {bit} at byte {i} accepted"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let buf = encode(&sample(Some(br#"{"a":1}"#), None));
+        for cut in 0..buf.len() {
+            assert!(decode_frame(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Pure bytes <-> values for every on-disk structure; no I/O happens here.
+//!
+//! Each submodule mirrors a section of `format-spec/FORMAT.md`. Decoders assume hostile
+//! bytes: they check the remaining length before every read, use checked arithmetic on
+//! lengths read from disk, and return a [`DecodeError`] naming the field and its offset in
+//! the buffer; the segment layer adds the file path and absolute offset.
+
+mod footer;
+mod frame;
+mod header;
+
+pub use footer::{Block, Footer, Summary, BLOCK_LEN};
+pub use frame::{
+    decode_frame, encode_event, encode_string_def, frame_len_max, EventFrame, Frame,
+    FRAME_HEADER_LEN,
+};
+pub use header::{
+    CommitSlot, SegmentHeader, StoreMeta, COMMIT_SLOT_LEN, META_LEN, SEGMENT_HEADER_LEN,
+    SLOT_OFFSETS,
+};
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Room a segment keeps free for its footer in the worst case of a tiny segment; the writer
+/// tracks the real footer length as it grows. `format-spec/FORMAT.md#footer`
+pub const FOOTER_RESERVE_MIN: usize = 4096;
+
+/// Why a structure failed to decode, relative to the start of the buffer given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Offset in the decoded buffer where the problem was found.
+    pub offset: usize,
+    /// What was wrong.
+    pub what: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(offset: usize, what: impl Into<String>) -> DecodeError {
+        DecodeError {
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+/// A bounds-checked reader over a byte slice.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub(crate) fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.buf.len())
+            .ok_or_else(|| {
+                DecodeError::new(
+                    self.pos,
+                    format!(
+                        "{what}: needs {len} bytes, {} remain",
+                        self.buf.len() - self.pos
+                    ),
+                )
+            })?;
+        let bytes = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let bytes = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        bytes
+    }
+
+    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    pub(crate) fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    pub(crate) fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        Ok(self.u64(what)?.cast_signed())
+    }
+
+    /// An unsigned LEB128 varint of at most 10 bytes. `format-spec/FORMAT.md#conventions`
+    pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let start = self.pos;
+        let mut value: u64 = 0;
+        for i in 0..10u32 {
+            let byte = self.u8(what)?;
+            let bits = u64::from(byte & 0x7f);
+            if i == 9 && byte > 1 {
+                return Err(DecodeError::new(start, format!("{what}: varint overflows u64")));
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                if i > 0 && byte == 0 {
+                    return Err(DecodeError::new(start, format!("{what}: varint not minimal")));
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::new(start, format!("{what}: varint longer than 10 bytes")))
+    }
+
+    pub(crate) fn zigzag(&mut self, what: &str) -> Result<i64, DecodeError> {
+        let v = self.varint(what)?;
+        Ok((v >> 1).cast_signed() ^ -((v & 1).cast_signed()))
+    }
+}
+
+/// Bytes an unsigned LEB128 varint of `v` takes.
+pub(crate) fn varint_len(v: u64) -> usize {
+    // Each byte holds 7 bits; zero still takes one byte.
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Writes `v` as LEB128 at the start of `out`, returning the bytes written.
+pub(crate) fn put_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out[i] = byte;
+            return i + 1;
+        }
+        out[i] = byte | 0x80;
+        i += 1;
+    }
+}
+
+/// Appends `v` as LEB128 to a vector.
+pub(crate) fn push_varint(out: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; 10];
+    let n = put_varint(&mut tmp, v);
+    out.extend_from_slice(&tmp[..n]);
+}
+
+pub(crate) fn zigzag_encode(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)).cast_unsigned()
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320: what `crc32fast` computes).
+pub(crate) fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_every_width() {
+        let mut values = vec![0u64, 1, 127, 128, 16_383, 16_384, u64::MAX, u64::MAX - 1];
+        values.extend((0..64).map(|s| 1u64 << s));
+        for v in values {
+            let mut buf = [0u8; 10];
+            let n = put_varint(&mut buf, v);
+            assert_eq!(n, varint_len(v), "length of {v}");
+            let mut r = Reader::new(&buf[..n]);
+            assert_eq!(r.varint("v").unwrap(), v);
+            assert_eq!(r.remaining(), 0);
+        }
+    }
+
+    #[test]
+    fn zigzag_round_trips_extremes() {
+        for v in [0i64, 1, -1, 63, -64, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 10];
+            let n = put_varint(&mut buf, zigzag_encode(v));
+            assert_eq!(Reader::new(&buf[..n]).zigzag("v").unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn rejects_overlong_and_truncated_varints() {
+        assert!(Reader::new(&[0x80]).varint("v").is_err());
+        assert!(Reader::new(&[0xff; 11]).varint("v").is_err());
+        assert!(Reader::new(&[0x80, 0x00]).varint("v").is_err(), "non-minimal");
+        let mut over = [0xffu8; 10];
+        over[9] = 0x02;
+        assert!(Reader::new(&over).varint("v").is_err());
+    }
+
+    #[test]
+    fn crc_is_ieee_crc32() {
+        // The standard check value of CRC-32/ISO-HDLC.
+        assert_eq!(crc32(&[b"123456789"]), 0xCBF4_3926);
+    }
+}

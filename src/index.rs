@@ -1,0 +1,166 @@
+//! The in-memory index of one segment: its string dictionary, sparse block index, summary
+//! and per-type counts.
+//!
+//! The writer builds it while encoding and writes it into the footer when sealing; readers
+//! build the same thing by scanning committed frames of an unsealed segment, or load it from
+//! a sealed segment's footer. One builder serves all three, so the block rule lives here
+//! only. `format-spec/FORMAT.md#sparse-index`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::format::{Block, Footer, Summary};
+
+/// A block is closed after this many events...
+pub const BLOCK_EVENTS_MAX: u32 = 32;
+/// ...or once its frames span this many bytes, whichever comes first.
+pub const BLOCK_LEN_MAX: u32 = 8 << 10;
+
+/// What the index records of one event frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexedEvent {
+    /// Its id.
+    pub id: u64,
+    /// Its timestamp.
+    pub ts_us: i64,
+    /// Its type's string reference.
+    pub type_ref: u32,
+    /// Whether its data is stored compressed.
+    pub compressed: bool,
+    /// Bytes of its data's JSON text.
+    pub data_raw_len: u64,
+    /// Bytes of its data as stored.
+    pub data_stored_len: u64,
+}
+
+/// The index of one segment.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentIndex {
+    /// Dictionary strings by reference. Shared copy-on-write with readers.
+    pub strings: Arc<Vec<Arc<str>>>,
+    string_bytes: usize,
+    /// Closed blocks, in file order.
+    pub blocks: Vec<Block>,
+    /// The block being filled, if any.
+    pub open: Option<Block>,
+    /// Counts and ranges.
+    pub summary: Summary,
+    /// Events per type reference.
+    pub type_counts: HashMap<u32, u64>,
+}
+
+impl Default for SegmentIndex {
+    fn default() -> Self {
+        SegmentIndex {
+            strings: Arc::new(Vec::new()),
+            string_bytes: 0,
+            blocks: Vec::new(),
+            open: None,
+            summary: Summary {
+                min_ts_us: i64::MAX,
+                max_ts_us: i64::MIN,
+                ..Summary::default()
+            },
+            type_counts: HashMap::new(),
+        }
+    }
+}
+
+impl SegmentIndex {
+    /// Loads the index a sealed segment's footer holds.
+    pub fn from_footer(f: Footer) -> SegmentIndex {
+        let string_bytes = f.strings.iter().map(String::len).sum();
+        SegmentIndex {
+            strings: Arc::new(f.strings.into_iter().map(Arc::from).collect()),
+            string_bytes,
+            blocks: f.blocks,
+            open: None,
+            summary: f.summary,
+            type_counts: f.type_counts.into_iter().collect(),
+        }
+    }
+
+    /// Records a string definition; its reference is the current string count.
+    pub fn add_string(&mut self, text: &str) -> u32 {
+        let r = u32::try_from(self.strings.len()).expect("fewer than 2^32 strings per segment");
+        self.string_bytes += text.len();
+        Arc::make_mut(&mut self.strings).push(Arc::from(text));
+        r
+    }
+
+    /// Records one event frame at file `offset` spanning `frame_len` bytes.
+    pub fn add_event(&mut self, e: &IndexedEvent, offset: u64, frame_len: u32, commit_us: i64) {
+        let IndexedEvent { id, ts_us, type_ref, .. } = *e;
+        let s = &mut self.summary;
+        if e.compressed {
+            s.compressed_count += 1;
+        }
+        s.data_raw_bytes += e.data_raw_len;
+        s.data_stored_bytes += e.data_stored_len;
+        if s.event_count == 0 {
+            s.first_id = id;
+            s.first_commit_us = commit_us;
+        }
+        s.event_count += 1;
+        s.last_id = id;
+        s.last_commit_us = commit_us;
+        s.min_ts_us = s.min_ts_us.min(ts_us);
+        s.max_ts_us = s.max_ts_us.max(ts_us);
+        *self.type_counts.entry(type_ref).or_insert(0) += 1;
+
+        let block = self.open.get_or_insert(Block {
+            first_id: id,
+            last_id: id,
+            offset,
+            len: 0,
+            event_count: 0,
+            min_ts_us: ts_us,
+            max_ts_us: ts_us,
+        });
+        block.last_id = id;
+        block.event_count += 1;
+        block.min_ts_us = block.min_ts_us.min(ts_us);
+        block.max_ts_us = block.max_ts_us.max(ts_us);
+        let end = offset + u64::from(frame_len);
+        block.len = u32::try_from(end - block.offset).expect("blocks span less than a segment");
+        if block.event_count >= BLOCK_EVENTS_MAX || block.len >= BLOCK_LEN_MAX {
+            self.blocks.extend(self.open.take());
+        }
+    }
+
+    /// All blocks, the open one included.
+    pub fn all_blocks(&self) -> impl Iterator<Item = &Block> {
+        self.blocks.iter().chain(self.open.iter())
+    }
+
+    /// The block holding event `id`, if any.
+    pub fn block_of(&self, id: u64) -> Option<Block> {
+        let i = self.blocks.partition_point(|b| b.last_id < id);
+        if let Some(b) = self.blocks.get(i) {
+            return (b.first_id <= id).then_some(*b);
+        }
+        self.open.filter(|b| b.first_id <= id && id <= b.last_id)
+    }
+
+    /// An upper bound of the footer's encoded length if sealed now.
+    pub fn footer_len_bound(&self) -> usize {
+        Footer::len_bound(
+            self.string_bytes,
+            self.strings.len(),
+            self.blocks.len() + 1,
+            self.type_counts.len(),
+        )
+    }
+
+    /// The footer that seals this index.
+    pub fn to_footer(&self) -> Footer {
+        let mut type_counts: Vec<(u32, u64)> = self.type_counts.iter().map(|(&r, &n)| (r, n)).collect();
+        type_counts.sort_unstable();
+        Footer {
+            summary: self.summary,
+            strings: self.strings.iter().map(|s| s.to_string()).collect(),
+            blocks: self.all_blocks().copied().collect(),
+            type_counts,
+        }
+    }
+}

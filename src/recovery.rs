@@ -1,0 +1,244 @@
+//! Open-time recovery of the writer, and `verify`, the full check of a store.
+//!
+//! Recovery trusts sealed segments (header, sealed commit slot and checksummed footer) and
+//! scans only the unsealed last segment up to its published committed end. A frame that
+//! fails before that end is corruption and stops the open with the file and offset; bytes
+//! after it are a torn tail, which recovery zeroes (never truncates, since a reader in
+//! another process may have the file mapped) and reports. `format-spec/FORMAT.md#recovery`
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::SEGMENT_HEADER_LEN;
+use crate::index::SegmentIndex;
+use crate::segment::{map, read_header, scan_frames, ActiveSegment, StreamKind};
+use crate::stream::{read_footer, Stream};
+use crate::writer::Recovered;
+
+/// What opening a store for writing found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// Bytes past the committed end of the unsealed segment that a crash left behind and
+    /// recovery zeroed. They were never acknowledged by a `flush`.
+    pub torn_tail_bytes: u64,
+    /// Leftover temporary files of an interrupted segment creation, removed.
+    pub removed_temp_files: usize,
+    /// Events found in the unsealed segment.
+    pub tail_events: u64,
+}
+
+/// Recovers the event stream of the store in `dir` for a writer holding the lock.
+pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
+    let mut report = OpenReport::default();
+    let kind = StreamKind::Events;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".tmp") {
+            if kind.parse_file_name(stem).is_some() {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                report.removed_temp_files += 1;
+            }
+        }
+    }
+    let ids = Stream::list(dir, kind)?;
+    let Some((&last, sealed_ids)) = ids.split_last() else {
+        return Ok((
+            Recovered {
+                active: None,
+                last_id: 0,
+                last_segment_id: 0,
+            },
+            report,
+        ));
+    };
+    for &id in sealed_ids {
+        let path = dir.join(kind.file_name(id));
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let (_, slot) = read_header(&file, &path)?;
+        if !slot.sealed {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "segment before the last is not sealed; run `selflog inspect verify`",
+            ));
+        }
+    }
+    let path = dir.join(kind.file_name(last));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let (header, slot) = read_header(&file, &path)?;
+    if slot.sealed {
+        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let m = map::map_read(&file, len, &path)?;
+        let footer = read_footer(&m, &slot, &path)?;
+        return Ok((
+            Recovered {
+                active: None,
+                last_id: footer.summary.last_id,
+                last_segment_id: last,
+            },
+            report,
+        ));
+    }
+    let mut active = ActiveSegment::reopen(path.clone(), file, header, slot)?;
+    let mut index = SegmentIndex::default();
+    scan_frames(
+        active.bytes(),
+        SEGMENT_HEADER_LEN as u64,
+        slot.committed_len,
+        &header,
+        &mut index,
+        slot.commit_time_us,
+        &path,
+    )?;
+    if index.summary.event_count != slot.event_count
+        || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
+    {
+        return Err(Error::corrupt(
+            &path,
+            crate::format::SLOT_OFFSETS[0] as u64,
+            "commit slot counts disagree with the frames",
+        ));
+    }
+    report.torn_tail_bytes = active.zero_tail(slot.committed_len)?;
+    report.tail_events = index.summary.event_count;
+    let last_id = if index.summary.event_count > 0 {
+        index.summary.last_id
+    } else {
+        // An empty segment: ids continue from just before its base.
+        header.base_id - 1
+    };
+    Ok((
+        Recovered {
+            active: Some((active, index)),
+            last_id,
+            last_segment_id: last,
+        },
+        report,
+    ))
+}
+
+/// One problem `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Byte offset of the damage in it.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Segment files checked.
+    pub segments: usize,
+    /// Event frames whose checksum and structure held.
+    pub events: u64,
+    /// Frames of any kind checked.
+    pub bytes_checked: u64,
+    /// Bytes past the committed end of unsealed segments: left by a killed writer, never
+    /// acknowledged, not damage.
+    pub torn_tail_bytes: u64,
+    /// Every problem, in file order. Empty means the store is sound.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks every segment of the store in `dir`: headers, commit slots, every frame's checksum
+/// and structure, and that each sealed footer matches the frames it summarises. Takes no
+/// lock and modifies nothing, so it may run while a writer appends.
+///
+/// # Errors
+/// Only when the store cannot be listed at all; damage is reported in the result.
+pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    let kind = StreamKind::Events;
+    let mut report = VerifyReport::default();
+    let mut prev_last_id = 0u64;
+    for id in Stream::list(dir, kind)? {
+        let path = dir.join(kind.file_name(id));
+        report.segments += 1;
+        match verify_segment(&path, &mut report, prev_last_id) {
+            Ok(last) => prev_last_id = last.max(prev_last_id),
+            Err(Error::Corrupt { path, offset, what }) => report.problems.push(Problem { path, offset, what }),
+            Err(e) => report.problems.push(Problem {
+                path: path.clone(),
+                offset: 0,
+                what: e.to_string(),
+            }),
+        }
+    }
+    Ok(report)
+}
+
+fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let (header, slot) = read_header(&file, path)?;
+    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    if header.base_id <= prev_last_id {
+        report.problems.push(Problem {
+            path: path.to_path_buf(),
+            offset: 24,
+            what: format!("base id {} overlaps the previous segment (last id {prev_last_id})", header.base_id),
+        });
+    }
+    // An unsealed segment may be sealed and shrunk by a running writer at any moment: map
+    // only its committed prefix, and read the tail with plain reads.
+    let map_len = if slot.sealed { len } else { slot.committed_len };
+    let m = map::map_read(&file, map_len, path)?;
+    let mut index = SegmentIndex::default();
+    scan_frames(&m, SEGMENT_HEADER_LEN as u64, slot.committed_len, &header, &mut index, 0, path)?;
+    report.events += index.summary.event_count;
+    report.bytes_checked += slot.committed_len;
+    if index.summary.event_count != slot.event_count
+        || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
+    {
+        return Err(Error::corrupt(
+            path,
+            crate::format::SLOT_OFFSETS[0] as u64,
+            "commit slot counts disagree with the frames",
+        ));
+    }
+    if slot.sealed {
+        let footer = read_footer(&m, &slot, path)?;
+        let mut expected = index.to_footer();
+        // The append clock is per batch and not recoverable from frames.
+        expected.summary.first_commit_us = footer.summary.first_commit_us;
+        expected.summary.last_commit_us = footer.summary.last_commit_us;
+        if footer != expected {
+            return Err(Error::corrupt(path, slot.committed_len, "footer does not match the frames it indexes"));
+        }
+    } else {
+        report.torn_tail_bytes += nonzero_tail_len(&file, slot.committed_len, len);
+    }
+    Ok(index.summary.last_id)
+}
+
+/// Bytes from `from` up to the last non-zero byte before `end`, read with plain reads.
+fn nonzero_tail_len(file: &File, from: u64, end: u64) -> u64 {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    let mut last_nonzero = None;
+    while at < end {
+        let want = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        let Ok(n) = file.read_at(&mut buf[..want], at) else { break };
+        if n == 0 {
+            break;
+        }
+        if let Some(p) = buf[..n].iter().rposition(|&b| b != 0) {
+            last_nonzero = Some(at + p as u64);
+        }
+        at += n as u64;
+    }
+    last_nonzero.map_or(0, |p| p + 1 - from)
+}

@@ -1,0 +1,407 @@
+//! One segment file on disk: naming, creation, the writer's mapped view, sealing, and the
+//! frame scanner every reader and recovery use.
+//!
+//! A segment is allocated in full when created and filled front to back with frames. Bytes
+//! before the published committed length are never rewritten, a sealed segment is never
+//! modified again, and a segment only shrinks once, when sealed, and then only past its
+//! committed end plus footer. Only `map.rs` maps files into memory.
+
+pub(crate) mod map;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
+
+use memmap2::MmapMut;
+
+use crate::error::{Error, Result};
+use crate::format::{self, CommitSlot, Frame, SegmentHeader, COMMIT_SLOT_LEN, SEGMENT_HEADER_LEN};
+use crate::index::{IndexedEvent, SegmentIndex};
+
+/// Which stream of the store a segment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// The event log.
+    Events,
+}
+
+impl StreamKind {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            StreamKind::Events => 1,
+        }
+    }
+
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            StreamKind::Events => "events",
+        }
+    }
+
+    /// `events-00000001.seg`: the prefix, the segment id in eight decimal digits.
+    /// `format-spec/FORMAT.md#file-names`
+    pub(crate) fn file_name(self, segment_id: u32) -> String {
+        format!("{}-{segment_id:08}.seg", self.prefix())
+    }
+
+    /// The segment id named by `name`, if it is a segment file of this stream.
+    pub(crate) fn parse_file_name(self, name: &str) -> Option<u32> {
+        let digits = name.strip_prefix(self.prefix())?.strip_prefix('-')?.strip_suffix(".seg")?;
+        if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+}
+
+/// Opens a file for writing, created with mode 0600.
+pub(crate) fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))
+}
+
+/// Makes a rename or creation in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+/// Reserves `len` bytes of disk for `file`, so that stores into a map of it cannot fault for
+/// lack of space. Falls back to writing zeros where the file system lacks fallocate.
+fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            while at < len {
+                let n = usize::try_from((len - at).min(zeros.len() as u64)).unwrap_or(zeros.len());
+                file.write_all_at(&zeros[..n], at)
+                    .map_err(|e| Error::io("allocate", path, e))?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::io("allocate", path, e.into())),
+    }
+}
+
+/// Reads and checks a segment's header and newest commit slot.
+pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, CommitSlot)> {
+    let mut buf = [0u8; SEGMENT_HEADER_LEN];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    if got < buf.len() {
+        return Err(Error::corrupt(path, got as u64, format!("segment header truncated: file has {got} bytes")));
+    }
+    let header = SegmentHeader::decode(&buf).map_err(|e| header_error(path, e))?;
+    let slot = CommitSlot::newest(&buf).map_err(|e| Error::corrupt(path, e.offset as u64, e.what))?;
+    let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    if slot.committed_len < SEGMENT_HEADER_LEN as u64 || slot.committed_len > file_len {
+        return Err(Error::corrupt(
+            path,
+            SLOT_OFFSETS_FIRST,
+            format!("committed length {} outside the file of {file_len} bytes", slot.committed_len),
+        ));
+    }
+    Ok((header, slot))
+}
+
+const SLOT_OFFSETS_FIRST: u64 = format::SLOT_OFFSETS[0] as u64;
+
+fn header_error(path: &Path, e: format::DecodeError) -> Error {
+    if let Some(found) = e.what.strip_prefix("unsupported format version ") {
+        return Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: found.parse().unwrap_or(0),
+            supported: format::FORMAT_VERSION,
+        };
+    }
+    Error::corrupt(path, e.offset as u64, e.what)
+}
+
+/// Decodes every frame in `buf[start..end]` (offsets are file offsets, `buf` maps the file
+/// from 0) into `index`. Every frame must decode and pass its checksum, event ids must
+/// increase, and string references must be defined in order.
+///
+/// # Errors
+/// [`Error::Corrupt`] with the file offset of the first bad frame.
+pub(crate) fn scan_frames(
+    buf: &[u8],
+    start: u64,
+    end: u64,
+    header: &SegmentHeader,
+    index: &mut SegmentIndex,
+    commit_us: i64,
+    path: &Path,
+) -> Result<()> {
+    let mut at = start;
+    while at < end {
+        let window = usize::try_from(at)
+            .ok()
+            .and_then(|a| buf.get(a..usize::try_from(end).ok()?))
+            .ok_or_else(|| Error::corrupt(path, at, "committed length past the mapped file"))?;
+        let (frame, len) = match format::decode_frame(window) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(Error::corrupt(path, at, "zero bytes before the committed end")),
+            Err(e) => return Err(Error::corrupt(path, at + e.offset as u64, e.what)),
+        };
+        match frame {
+            Frame::StringDef { string_ref, text } => {
+                if string_ref as usize != index.strings.len() {
+                    return Err(Error::corrupt(path, at, format!("string ref {string_ref} out of order")));
+                }
+                index.add_string(text);
+            }
+            Frame::Event(e) => {
+                let id = header
+                    .base_id
+                    .checked_add(e.id_delta)
+                    .ok_or_else(|| Error::corrupt(path, at, "event id overflows"))?;
+                if index.summary.event_count > 0 && id <= index.summary.last_id {
+                    return Err(Error::corrupt(path, at, format!("event id {id} does not increase")));
+                }
+                let ts = header
+                    .base_timestamp_us
+                    .checked_add(e.ts_delta)
+                    .ok_or_else(|| Error::corrupt(path, at, "timestamp overflows"))?;
+                let n = index.strings.len();
+                let refs_ok = (e.type_ref as usize) < n
+                    && (e.source_ref as usize) < n
+                    && e.action_ref.is_none_or(|a| (a as usize) < n);
+                if !refs_ok {
+                    return Err(Error::corrupt(path, at, "event refers to an undefined string"));
+                }
+                let frame_len = u32::try_from(len).map_err(|_| Error::corrupt(path, at, "frame too long"))?;
+                let stored = e.payload.map_or(0, <[u8]>::len) as u64;
+                let indexed = IndexedEvent {
+                    id,
+                    ts_us: ts,
+                    type_ref: e.type_ref,
+                    compressed: e.raw_len.is_some(),
+                    data_raw_len: e.raw_len.map_or(stored, u64::from),
+                    data_stored_len: stored,
+                };
+                index.add_event(&indexed, at, frame_len, commit_us);
+            }
+        }
+        at += len as u64;
+    }
+    Ok(())
+}
+
+/// The segment the writer appends to, mapped writable in full.
+pub(crate) struct ActiveSegment {
+    /// Its path.
+    pub path: PathBuf,
+    file: File,
+    map: MmapMut,
+    /// Its header.
+    pub header: SegmentHeader,
+    /// The last publication.
+    pub slot: CommitSlot,
+    /// Bytes written so far (frames past `slot.committed_len` are not yet published).
+    pub write_len: u64,
+    synced_len: u64,
+}
+
+impl ActiveSegment {
+    /// Creates a segment file: written under a temporary name, allocated, given its header
+    /// and first commit slot, synced, then renamed into place and the directory synced, so a
+    /// crash leaves either no segment or a complete empty one.
+    pub fn create(dir: &Path, kind: StreamKind, header: SegmentHeader, now_us: i64) -> Result<ActiveSegment> {
+        let path = dir.join(kind.file_name(header.segment_id));
+        let tmp = dir.join(format!("{}.tmp", kind.file_name(header.segment_id)));
+        let result = (|| {
+            let mut file = create_private(&tmp)?;
+            allocate(&file, header.segment_len, &tmp)?;
+            let slot = CommitSlot {
+                sequence: 1,
+                committed_len: SEGMENT_HEADER_LEN as u64,
+                event_count: 0,
+                last_id: 0,
+                commit_time_us: now_us,
+                sealed: false,
+            };
+            let mut head = [0u8; SEGMENT_HEADER_LEN];
+            head[..64].copy_from_slice(&header.encode());
+            head[slot.offset()..slot.offset() + COMMIT_SLOT_LEN].copy_from_slice(&slot.encode());
+            file.write_all(&head).map_err(|e| Error::io("write", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
+            sync_dir(dir)?;
+            let map = map::map_write(&file, header.segment_len, &path)?;
+            Ok(ActiveSegment {
+                path: path.clone(),
+                file,
+                map,
+                header,
+                slot,
+                write_len: SEGMENT_HEADER_LEN as u64,
+                synced_len: SEGMENT_HEADER_LEN as u64,
+            })
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Reopens an unsealed segment for appending after recovery checked it.
+    pub fn reopen(path: PathBuf, file: File, header: SegmentHeader, slot: CommitSlot) -> Result<ActiveSegment> {
+        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        if len != header.segment_len {
+            return Err(Error::corrupt(
+                &path,
+                40,
+                format!("unsealed segment is {len} bytes, its header says {}", header.segment_len),
+            ));
+        }
+        let map = map::map_write(&file, len, &path)?;
+        Ok(ActiveSegment {
+            path,
+            file,
+            map,
+            header,
+            slot,
+            write_len: slot.committed_len,
+            synced_len: slot.committed_len,
+        })
+    }
+
+    /// The whole mapped file, for scanning during recovery.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Free bytes after what is written.
+    pub fn room(&self) -> u64 {
+        self.header.segment_len - self.write_len
+    }
+
+    /// The next `len` unwritten bytes, to encode a frame into; [`ActiveSegment::advance`]
+    /// then makes them part of what is written.
+    pub fn tail_mut(&mut self, len: usize) -> &mut [u8] {
+        let start = usize::try_from(self.write_len).expect("segments are smaller than the address space");
+        &mut self.map[start..start + len]
+    }
+
+    /// Marks `len` more bytes as written.
+    pub fn advance(&mut self, len: usize) {
+        self.write_len += len as u64;
+        debug_assert!(self.write_len <= self.header.segment_len);
+    }
+
+    /// Zeroes every non-zero byte from `from` to the end of the file, returning how many
+    /// bytes that region spanned up to its last non-zero byte. The file is not shrunk: a
+    /// reader in another process may map it.
+    pub fn zero_tail(&mut self, from: u64) -> Result<u64> {
+        let from_i = usize::try_from(from).expect("segments are smaller than the address space");
+        let tail = &mut self.map[from_i..];
+        let Some(last) = tail.iter().rposition(|&b| b != 0) else {
+            return Ok(0);
+        };
+        tail[..=last].fill(0);
+        self.map
+            .flush_range(from_i, last + 1)
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        Ok(last as u64 + 1)
+    }
+
+    /// Publishes everything written as committed: with `sync`, frames reach the device
+    /// before the commit slot that covers them, and the slot before this returns.
+    pub fn publish(&mut self, event_count: u64, last_id: u64, commit_us: i64, sync: bool) -> Result<()> {
+        if sync {
+            self.sync_written()?;
+        }
+        let slot = CommitSlot {
+            sequence: self.slot.sequence + 1,
+            committed_len: self.write_len,
+            event_count,
+            last_id,
+            commit_time_us: commit_us,
+            sealed: false,
+        };
+        self.write_slot(slot, sync)
+    }
+
+    fn write_slot(&mut self, slot: CommitSlot, sync: bool) -> Result<()> {
+        // Frames must be visible before the slot that publishes them.
+        fence(Ordering::Release);
+        let off = slot.offset();
+        self.map[off..off + COMMIT_SLOT_LEN].copy_from_slice(&slot.encode());
+        if sync {
+            self.map
+                .flush_range(0, SEGMENT_HEADER_LEN)
+                .map_err(|e| Error::io("sync", &self.path, e))?;
+        }
+        self.slot = slot;
+        Ok(())
+    }
+
+    /// Syncs frames written since the last sync to the device.
+    pub fn sync_written(&mut self) -> Result<()> {
+        if self.write_len > self.synced_len {
+            let start = usize::try_from(self.synced_len).expect("in address space");
+            let len = usize::try_from(self.write_len - self.synced_len).expect("in address space");
+            self.map
+                .flush_range(start, len)
+                .map_err(|e| Error::io("sync", &self.path, e))?;
+            self.synced_len = self.write_len;
+        }
+        Ok(())
+    }
+
+    /// Syncs frames and the header.
+    pub fn sync_all(&mut self) -> Result<()> {
+        self.sync_written()?;
+        self.map
+            .flush_range(0, SEGMENT_HEADER_LEN)
+            .map_err(|e| Error::io("sync", &self.path, e))
+    }
+
+    /// Seals the segment: writes the footer after the committed frames, syncs it, publishes
+    /// a sealed slot, syncs that, then drops the writable map and shrinks the file to
+    /// committed end + footer. `format-spec/FORMAT.md#sealing`
+    pub fn seal(mut self, index: &SegmentIndex, commit_us: i64) -> Result<()> {
+        debug_assert_eq!(self.write_len, self.slot.committed_len, "seal only after publish");
+        let footer = index.to_footer().encode();
+        let start = usize::try_from(self.write_len).expect("in address space");
+        let end = start + footer.len();
+        if end as u64 > self.header.segment_len {
+            return Err(Error::corrupt(&self.path, self.write_len, "no room for the footer (writer bug)"));
+        }
+        self.map[start..end].copy_from_slice(&footer);
+        self.map
+            .flush_range(start, footer.len())
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        self.sync_written()?;
+        let slot = CommitSlot {
+            sequence: self.slot.sequence + 1,
+            sealed: true,
+            commit_time_us: commit_us,
+            ..self.slot
+        };
+        self.write_slot(slot, true)?;
+        let ActiveSegment { path, file, map, .. } = self;
+        drop(map);
+        file.set_len(end as u64).map_err(|e| Error::io("shrink", &path, e))?;
+        file.sync_all().map_err(|e| Error::io("sync", &path, e))
+    }
+}

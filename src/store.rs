@@ -1,0 +1,560 @@
+//! `Store`: open, append, flush, read, close; starts and stops the writer thread.
+//!
+//! A store is a directory holding `selflog.meta` (its identity and format version), `LOCK`
+//! (the writer lock) and the segment files of the event stream. A writable store owns the
+//! lock and one writer thread; a read-only store takes no lock, never modifies a file, and
+//! sees what the writer (in this or another process) has published.
+
+use std::collections::BTreeMap;
+use std::fs::DirBuilder;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
+use crate::format::{StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
+use crate::lock::{WriterLock, LOCK_FILE};
+use crate::recovery::{recover, OpenReport};
+use crate::segment::{create_private, sync_dir, StreamKind};
+use crate::stream::{read_frame, SegmentView, Snapshot, Stream};
+use crate::writer::{QueueState, Queued, Shared, Status, Writer, HEALTH_OK};
+
+/// Name of the file that marks a directory as a store.
+pub const META_FILE: &str = "selflog.meta";
+
+/// An open store. `Send + Sync`: share it between threads with an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    stream: Stream,
+    writer: Option<WriterSide>,
+    report: OpenReport,
+}
+
+struct WriterSide {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    _lock: WriterLock,
+}
+
+/// Totals and ranges of a store, read from footers and the in-memory index of the tail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Events stored.
+    pub total_events: u64,
+    /// Smallest event timestamp.
+    pub first_timestamp: Option<Timestamp>,
+    /// Largest event timestamp.
+    pub last_timestamp: Option<Timestamp>,
+    /// Smallest event id.
+    pub first_id: Option<EventId>,
+    /// Largest event id.
+    pub last_id: Option<EventId>,
+    /// Segment files of the event stream.
+    pub segments: usize,
+    /// Bytes the store's files occupy on disk (allocated blocks), including the unused,
+    /// preallocated end of the active segment.
+    pub disk_bytes: u64,
+    /// Bytes of log: segment headers, committed frames and footers.
+    pub log_bytes: u64,
+    /// Events whose data is stored LZ4-compressed.
+    pub compressed_events: u64,
+    /// Bytes of event data as appended.
+    pub data_raw_bytes: u64,
+    /// Bytes of event data as stored.
+    pub data_stored_bytes: u64,
+    /// Events per event type.
+    pub events_by_type: BTreeMap<String, u64>,
+}
+
+impl StoreStats {
+    /// Log bytes per stored event (0 for an empty store).
+    #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+    pub fn bytes_per_event(&self) -> f64 {
+        if self.total_events == 0 {
+            0.0
+        } else {
+            self.log_bytes as f64 / self.total_events as f64
+        }
+    }
+}
+
+fn not_a_store(dir: &Path, reason: impl Into<String>) -> Error {
+    Error::NotAStore {
+        path: dir.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads and checks `selflog.meta`; `Ok(None)` when it does not exist.
+fn read_meta(dir: &Path) -> Result<Option<StoreMeta>> {
+    let path = dir.join(META_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    match StoreMeta::decode(&bytes) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.what.starts_with("unsupported format version") => Err(Error::UnsupportedVersion {
+            path,
+            found: bytes
+                .get(8..12)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            supported: FORMAT_VERSION,
+        }),
+        Err(e) if e.offset == 0 => Err(not_a_store(dir, format!("{META_FILE} is not a selflog file"))),
+        Err(e) => Err(Error::corrupt(&path, e.offset as u64, e.what)),
+    }
+}
+
+/// Checks that `dir` is an existing directory.
+fn check_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(not_a_store(dir, "it is a file, not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_a_store(dir, "no such directory")),
+        Err(e) => Err(Error::io("stat", dir, e)),
+    }
+}
+
+fn write_meta(dir: &Path) -> Result<()> {
+    let meta = StoreMeta {
+        version: FORMAT_VERSION,
+        created_us: Timestamp::now().0,
+    };
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    let mut f = create_private(&tmp)?;
+    f.write_all(&meta.encode()).map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+    std::fs::rename(&tmp, dir.join(META_FILE)).map_err(|e| Error::io("rename", &tmp, e))?;
+    sync_dir(dir)
+}
+
+const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
+
+impl Store {
+    /// Opens the store in `dir` for appending, creating it (mode 0700) if the directory is
+    /// missing or empty, and recovering from a crash if the last writer died.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another process writes the store, [`Error::NotAStore`] if `dir`
+    /// is a file or a non-empty directory without `selflog.meta`,
+    /// [`Error::UnsupportedVersion`], [`Error::Corrupt`] if a committed frame of the tail
+    /// segment is damaged, [`Error::InvalidConfig`], or an I/O error.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        config.check()?;
+        match std::fs::metadata(&dir) {
+            Ok(m) if !m.is_dir() => return Err(not_a_store(&dir, "it is a file, not a directory")),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| Error::io("create directory", &dir, e))?;
+            }
+            Err(e) => return Err(Error::io("stat", &dir, e)),
+        }
+        if read_meta(&dir)?.is_none() {
+            let foreign = std::fs::read_dir(&dir)
+                .map_err(|e| Error::io("list", &dir, e))?
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp"));
+            if foreign {
+                return Err(not_a_store(
+                    &dir,
+                    format!("the directory is not empty and has no {META_FILE}; choose an empty or new directory"),
+                ));
+            }
+        }
+        let lock = WriterLock::acquire(&dir)?;
+        if read_meta(&dir)?.is_none() {
+            write_meta(&dir)?;
+        }
+        let (recovered, report) = recover(&dir)?;
+        let generation = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared {
+            config,
+            dir: dir.clone(),
+            queue: Mutex::new(QueueState {
+                events: Vec::new(),
+                next_id: recovered.last_id + 1,
+                oldest: None,
+                flush_target: 0,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            status: Mutex::new(Status {
+                written_id: recovered.last_id,
+                durable_id: recovered.last_id,
+                fatal: None,
+                disk_full: None,
+                stopped: false,
+            }),
+            progress: Condvar::new(),
+            health: AtomicU8::new(HEALTH_OK),
+            generation: Arc::clone(&generation),
+        });
+        let writer = Writer::new(Arc::clone(&shared), recovered);
+        let thread = std::thread::Builder::new()
+            .name("selflog-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::io("start writer thread for", &dir, e))?;
+        Ok(Store {
+            stream: Stream::new(&dir, StreamKind::Events, Some(generation)),
+            dir,
+            writer: Some(WriterSide {
+                shared,
+                thread: Mutex::new(Some(thread)),
+                _lock: lock,
+            }),
+            report,
+        })
+    }
+
+    /// Opens the store in `dir` for reading only. Takes no lock and modifies nothing, so it
+    /// works while another process writes the store, and on a store whose writer crashed.
+    ///
+    /// # Errors
+    /// [`Error::NotAStore`] when `dir` is missing, a file, or has no `selflog.meta`;
+    /// [`Error::UnsupportedVersion`]; [`Error::Corrupt`]; or an I/O error.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        check_dir(&dir)?;
+        if read_meta(&dir)?.is_none() {
+            return Err(not_a_store(&dir, format!("it has no {META_FILE}")));
+        }
+        let stream = Stream::new(&dir, StreamKind::Events, None);
+        stream.refresh()?;
+        Ok(Store {
+            dir,
+            stream,
+            writer: None,
+            report: OpenReport::default(),
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the store was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// What recovery found when the store was opened for writing.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    fn shared(&self) -> Result<&Arc<Shared>> {
+        self.writer.as_ref().map(|w| &w.shared).ok_or(Error::ReadOnly)
+    }
+
+    /// Validates `event` and queues it for the writer, returning its new id at once. Waits
+    /// only when the queue is full (up to `Config::queue_wait_max`), never on disk.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] or [`Error::TooLarge`] for a bad event; [`Error::DiskFull`]
+    /// while the disk is full; [`Error::Poisoned`] after a writer failure;
+    /// [`Error::QueueFull`]; [`Error::ReadOnly`]; [`Error::Closed`].
+    pub fn append(&self, event: Event) -> Result<Appended> {
+        let shared = self.shared()?;
+        event.validate(&shared.config, Timestamp::now())?;
+        let hash = event.content_hash();
+        let mut out = self.enqueue(shared, std::iter::once((event, hash)), 1)?;
+        Ok(out.pop().expect("one event queued"))
+    }
+
+    /// Validates every event, then queues them all in order under consecutive ids. Either
+    /// every event is queued or, when one is invalid, none is.
+    ///
+    /// # Errors
+    /// As [`Store::append`]; an invalid event's error names its field.
+    pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
+        let shared = self.shared()?;
+        let now = Timestamp::now();
+        for e in &events {
+            e.validate(&shared.config, now)?;
+        }
+        let n = events.len();
+        self.enqueue(shared, events.into_iter().map(|e| {
+            let h = e.content_hash();
+            (e, h)
+        }), n)
+    }
+
+    fn enqueue(&self, shared: &Shared, events: impl Iterator<Item = (Event, u64)>, n: usize) -> Result<Vec<Appended>> {
+        if let Some(e) = shared.health_error() {
+            return Err(e);
+        }
+        let cfg = &shared.config;
+        let mut out = Vec::with_capacity(n);
+        let mut q = shared.queue.lock();
+        let mut waited_since: Option<Instant> = None;
+        for (event, hash) in events {
+            while q.events.len() >= cfg.queue_events_max {
+                if q.shutdown {
+                    return Err(Error::Closed);
+                }
+                if let Some(e) = shared.health_error() {
+                    return Err(e);
+                }
+                shared.work.notify_one();
+                let since = *waited_since.get_or_insert_with(Instant::now);
+                if shared.space.wait_until(&mut q, since + cfg.queue_wait_max).timed_out()
+                    && q.events.len() >= cfg.queue_events_max
+                {
+                    return Err(Error::QueueFull {
+                        waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            }
+            if q.shutdown {
+                return Err(Error::Closed);
+            }
+            let id = q.next_id;
+            q.next_id += 1;
+            if q.events.is_empty() {
+                q.oldest = Some(Instant::now());
+            }
+            q.events.push(Queued { id, hash, event });
+            if q.events.len() == cfg.batch_events {
+                shared.work.notify_one();
+            }
+            out.push(Appended::New(EventId(id)));
+        }
+        Ok(out)
+    }
+
+    /// The durability barrier: returns once every event appended before the call is
+    /// committed (`Durability::Buffered`: survives the process being killed) or synced
+    /// (`Durability::Sync`: survives power loss).
+    ///
+    /// # Errors
+    /// [`Error::DiskFull`] while events cannot be written; [`Error::Poisoned`];
+    /// [`Error::ReadOnly`].
+    pub fn flush(&self) -> Result<()> {
+        let shared = self.shared()?;
+        let target = {
+            let mut q = shared.queue.lock();
+            let target = q.next_id - 1;
+            q.flush_target = q.flush_target.max(target);
+            shared.work.notify_one();
+            target
+        };
+        let sync = shared.config.durability == Durability::Sync;
+        let mut st = shared.status.lock();
+        loop {
+            if let Some(why) = &st.fatal {
+                return Err(Error::Poisoned(why.clone()));
+            }
+            if let Some(path) = &st.disk_full {
+                return Err(Error::DiskFull { path: path.clone() });
+            }
+            let done = if sync { st.durable_id } else { st.written_id };
+            if done >= target {
+                return Ok(());
+            }
+            if st.stopped {
+                return Err(Error::Closed);
+            }
+            shared.progress.wait(&mut st);
+        }
+    }
+
+    /// Catches up with what the writer has published (in this or another process).
+    /// Reads do this themselves; call it to poll.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or an I/O error from reading new frames.
+    pub fn refresh(&self) -> Result<()> {
+        self.stream.refresh()
+    }
+
+    /// The event with `id`, if it is committed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the frames on the way fail their checksum.
+    pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
+        self.stream.refresh()?;
+        let Some(view) = self.stream.view_for(id.0) else {
+            return Ok(None);
+        };
+        let Some(block) = view.with_index(|ix, _| ix.block_of(id.0)) else {
+            return Ok(None);
+        };
+        let snap = view.snapshot();
+        let mut offset = block.offset;
+        let end = block.offset + u64::from(block.len);
+        while offset < end {
+            let (ev, next) = read_frame(&snap, offset)?;
+            match ev {
+                Some(ev) if ev.id == id => return Ok(Some(ev)),
+                Some(ev) if ev.id > id => return Ok(None),
+                _ => offset = next,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every committed event in id order, streaming. Events committed while the scan runs
+    /// are included up to the segment the scan is in when they are published.
+    ///
+    /// # Errors
+    /// The iterator yields [`Error::Corrupt`] for a damaged frame, then stops.
+    pub fn scan(&self) -> Result<Scan> {
+        self.scan_from(EventId(0))
+    }
+
+    /// Committed events with id at least `from`, in id order.
+    ///
+    /// # Errors
+    /// As [`Store::scan`].
+    pub fn scan_from(&self, from: EventId) -> Result<Scan> {
+        self.stream.refresh()?;
+        let views = self.stream.views();
+        let first = views.partition_point(|v| v.header.base_id <= from.0).saturating_sub(1);
+        Ok(Scan {
+            views,
+            next_view: first,
+            current: None,
+            from,
+            done: false,
+        })
+    }
+
+    /// Totals and ranges, from footers and the tail's index; scans no sealed data.
+    ///
+    /// # Errors
+    /// An I/O error reading the directory.
+    pub fn stats(&self) -> Result<StoreStats> {
+        self.stream.refresh()?;
+        let mut s = StoreStats::default();
+        let views = self.stream.views();
+        s.segments = views.len();
+        for v in &views {
+            v.with_index(|ix, slot| {
+                let sum = &ix.summary;
+                s.log_bytes += slot.committed_len + if slot.sealed { v.file_len() - slot.committed_len } else { 0 };
+                if sum.event_count == 0 {
+                    return;
+                }
+                s.total_events += sum.event_count;
+                s.compressed_events += sum.compressed_count;
+                s.data_raw_bytes += sum.data_raw_bytes;
+                s.data_stored_bytes += sum.data_stored_bytes;
+                let (lo, hi) = (Timestamp(sum.min_ts_us), Timestamp(sum.max_ts_us));
+                s.first_timestamp = Some(s.first_timestamp.map_or(lo, |t| t.min(lo)));
+                s.last_timestamp = Some(s.last_timestamp.map_or(hi, |t| t.max(hi)));
+                s.first_id.get_or_insert(EventId(sum.first_id));
+                s.last_id = Some(EventId(sum.last_id));
+                for (&r, &n) in &ix.type_counts {
+                    if let Some(name) = ix.strings.get(r as usize) {
+                        *s.events_by_type.entry(name.to_string()).or_insert(0) += n;
+                    }
+                }
+            });
+        }
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io("list", &self.dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &self.dir, e))?;
+            if let Ok(m) = entry.metadata() {
+                s.disk_bytes += m.blocks() * 512;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Writes everything queued, syncs it, stops the writer and releases the lock.
+    /// Dropping a store does the same, ignoring errors.
+    ///
+    /// # Errors
+    /// The writer's failure, if it had one.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let Some(w) = &self.writer else {
+            return Ok(());
+        };
+        {
+            let mut q = w.shared.queue.lock();
+            q.shutdown = true;
+        }
+        w.shared.work.notify_all();
+        w.shared.space.notify_all();
+        if let Some(t) = w.thread.lock().take() {
+            let _ = t.join();
+        }
+        let st = w.shared.status.lock();
+        if let Some(why) = &st.fatal {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A streaming iterator over committed events in id order; see [`Store::scan`].
+pub struct Scan {
+    views: Vec<Arc<SegmentView>>,
+    next_view: usize,
+    current: Option<(Snapshot, u64)>,
+    from: EventId,
+    done: bool,
+}
+
+impl Iterator for Scan {
+    type Item = Result<StoredEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some((snap, offset)) = &mut self.current {
+                if *offset < snap.committed_len {
+                    match read_frame(snap, *offset) {
+                        Ok((ev, next)) => {
+                            *offset = next;
+                            match ev {
+                                Some(ev) if ev.id >= self.from => return Some(Ok(ev)),
+                                _ => continue,
+                            }
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                self.current = None;
+            }
+            let view = self.views.get(self.next_view)?;
+            self.next_view += 1;
+            let start = view
+                .with_index(|ix, _| ix.block_of(self.from.0).map(|b| b.offset))
+                .unwrap_or(SEGMENT_HEADER_LEN as u64);
+            self.current = Some((view.snapshot(), start));
+        }
+    }
+}

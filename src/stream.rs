@@ -1,0 +1,304 @@
+//! The reader's view of one stream: an ordered set of segment files in the store directory.
+//!
+//! Readers never take the writer lock and never modify a file. They see exactly the
+//! published committed prefix: a segment's newest valid commit slot says how far its frames
+//! may be read, and every frame read is checked against its CRC. A view maps at most the
+//! committed length of an unsealed segment (or the whole of a sealed one), so the writer's
+//! shrink at seal time never pulls pages from under it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::event::{EventId, StoredEvent, Timestamp};
+use crate::format::{self, CommitSlot, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::index::SegmentIndex;
+use crate::segment::{map, read_header, scan_frames, StreamKind};
+
+/// Largest decompressed payload a reader will allocate for; larger claims are corruption.
+const RAW_LEN_MAX: u32 = 1 << 30;
+
+/// One segment as a reader sees it.
+pub(crate) struct SegmentView {
+    /// The segment's number.
+    pub id: u32,
+    /// Its file.
+    pub path: PathBuf,
+    file: File,
+    /// Its header.
+    pub header: SegmentHeader,
+    state: RwLock<ViewState>,
+}
+
+struct ViewState {
+    map: Arc<Mmap>,
+    slot: CommitSlot,
+    index: SegmentIndex,
+    scanned_len: u64,
+    file_len: u64,
+}
+
+/// What a reader needs to decode frames of a segment without holding its lock.
+#[derive(Clone)]
+pub(crate) struct Snapshot {
+    pub map: Arc<Mmap>,
+    pub header: SegmentHeader,
+    pub committed_len: u64,
+    pub strings: Arc<Vec<Arc<str>>>,
+    pub path: Arc<Path>,
+}
+
+impl SegmentView {
+    fn open(id: u32, path: PathBuf) -> Result<SegmentView> {
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let (header, slot) = read_header(&file, &path)?;
+        let file_len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let first_map = Arc::new(map::map_read(&file, SEGMENT_HEADER_LEN as u64, &path)?);
+        let view = SegmentView {
+            id,
+            path,
+            file,
+            header,
+            state: RwLock::new(ViewState {
+                map: first_map,
+                slot: CommitSlot::default(),
+                index: SegmentIndex::default(),
+                scanned_len: SEGMENT_HEADER_LEN as u64,
+                file_len,
+            }),
+        };
+        view.catch_up(slot, file_len)?;
+        Ok(view)
+    }
+
+    /// Brings the view up to publication `slot`.
+    fn catch_up(&self, slot: CommitSlot, file_len: u64) -> Result<()> {
+        let mut st = self.state.write();
+        if slot.sequence == st.slot.sequence && st.slot.sequence != 0 {
+            return Ok(());
+        }
+        if slot.committed_len < st.scanned_len {
+            return Err(Error::corrupt(
+                &self.path,
+                format::SLOT_OFFSETS[0] as u64,
+                format!("committed length went back from {} to {}", st.scanned_len, slot.committed_len),
+            ));
+        }
+        if slot.sealed && st.scanned_len == SEGMENT_HEADER_LEN as u64 {
+            // A sealed segment seen for the first time: trust its checksummed footer.
+            let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
+            let footer = read_footer(&map, &slot, &self.path)?;
+            st.index = SegmentIndex::from_footer(footer);
+            st.map = map;
+        } else {
+            let map_len = if slot.sealed { file_len } else { slot.committed_len };
+            if map_len as usize != st.map.len() {
+                st.map = Arc::new(map::map_read(&self.file, map_len, &self.path)?);
+            }
+            let from = st.scanned_len;
+            let st = &mut *st;
+            scan_frames(&st.map, from, slot.committed_len, &self.header, &mut st.index, slot.commit_time_us, &self.path)?;
+        }
+        st.scanned_len = slot.committed_len;
+        st.slot = slot;
+        st.file_len = file_len;
+        Ok(())
+    }
+
+    /// Re-reads the header and catches up with the writer. Returns whether the view is
+    /// sealed afterwards.
+    fn refresh(&self) -> Result<bool> {
+        if self.state.read().slot.sealed {
+            return Ok(true);
+        }
+        let (_, slot) = read_header(&self.file, &self.path)?;
+        let file_len = self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.len();
+        self.catch_up(slot, file_len)?;
+        Ok(slot.sealed)
+    }
+
+    /// A snapshot of what is readable now.
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.state.read();
+        Snapshot {
+            map: Arc::clone(&st.map),
+            header: self.header,
+            committed_len: st.slot.committed_len,
+            strings: Arc::clone(&st.index.strings),
+            path: Arc::from(self.path.as_path()),
+        }
+    }
+
+    /// Runs `f` on the view's index under its read lock.
+    pub fn with_index<T>(&self, f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T) -> T {
+        let st = self.state.read();
+        f(&st.index, &st.slot)
+    }
+
+    /// Bytes of the file on disk.
+    pub fn file_len(&self) -> u64 {
+        self.state.read().file_len
+    }
+}
+
+/// Decodes and checks the footer of a sealed segment against its commit slot.
+pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
+    let start = usize::try_from(slot.committed_len).map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
+    let rest = map
+        .get(start..)
+        .ok_or_else(|| Error::corrupt(path, slot.committed_len, "sealed segment ends before its footer"))?;
+    let len = Footer::peek_len(rest).map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
+    let bytes = rest
+        .get(..len)
+        .ok_or_else(|| Error::corrupt(path, slot.committed_len, "footer runs past the end of the file"))?;
+    let footer = Footer::decode(bytes).map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
+    if footer.summary.event_count != slot.event_count || footer.summary.last_id != slot.last_id {
+        return Err(Error::corrupt(path, slot.committed_len, "footer summary disagrees with the commit slot"));
+    }
+    Ok(footer)
+}
+
+/// Decodes the event frame at `offset`, or skips a string definition. Returns the event (if
+/// the frame was one) and the offset of the next frame.
+pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredEvent>, u64)> {
+    let path = &snap.path;
+    let window = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(snap.committed_len).ok())
+        .and_then(|(a, b)| snap.map.get(a..b))
+        .ok_or_else(|| Error::corrupt(path, offset, "frame offset past the committed end"))?;
+    let (frame, len) = match format::decode_frame(window) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Err(Error::corrupt(path, offset, "zero bytes before the committed end")),
+        Err(e) => return Err(Error::corrupt(path, offset + e.offset as u64, e.what)),
+    };
+    let next = offset + len as u64;
+    let Frame::Event(f) = frame else {
+        return Ok((None, next));
+    };
+    let string = |r: u32| -> Result<String> {
+        snap.strings
+            .get(r as usize)
+            .map(|s| s.to_string())
+            .ok_or_else(|| Error::corrupt(path, offset, format!("string ref {r} undefined")))
+    };
+    let data = match (f.payload, f.raw_len) {
+        (None, _) => None,
+        (Some(p), None) => Some(
+            std::str::from_utf8(p)
+                .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?
+                .to_owned(),
+        ),
+        (Some(p), Some(raw)) => {
+            if raw > RAW_LEN_MAX {
+                return Err(Error::corrupt(path, offset, format!("decompressed length {raw} implausible")));
+            }
+            let bytes = lz4_flex::block::decompress(p, raw as usize)
+                .map_err(|e| Error::corrupt(path, offset, format!("lz4 payload does not decompress: {e}")))?;
+            Some(String::from_utf8(bytes).map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?)
+        }
+    };
+    let ev = StoredEvent {
+        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
+        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
+        event_type: string(f.type_ref)?,
+        action: f.action_ref.map(string).transpose()?,
+        source: string(f.source_ref)?,
+        data,
+        hash: f.hash,
+    };
+    Ok((Some(ev), next))
+}
+
+/// An ordered set of segment views of one stream, loaded lazily and refreshed on demand.
+pub(crate) struct Stream {
+    dir: PathBuf,
+    kind: StreamKind,
+    views: RwLock<Vec<Arc<SegmentView>>>,
+    refresh_lock: Mutex<RefreshState>,
+    /// The writer's publication counter when in the same process: refresh is skipped while
+    /// it is unchanged, which saves a system call per query.
+    published: Option<Arc<AtomicU64>>,
+}
+
+struct RefreshState {
+    loaded: bool,
+    seen_generation: u64,
+}
+
+impl Stream {
+    pub fn new(dir: &Path, kind: StreamKind, published: Option<Arc<AtomicU64>>) -> Stream {
+        Stream {
+            dir: dir.to_path_buf(),
+            kind,
+            views: RwLock::new(Vec::new()),
+            refresh_lock: Mutex::new(RefreshState {
+                loaded: false,
+                seen_generation: u64::MAX,
+            }),
+            published,
+        }
+    }
+
+    /// Segment ids present in the directory, ascending.
+    pub fn list(dir: &Path, kind: StreamKind) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| kind.parse_file_name(n)) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Catches up with everything the writer has published.
+    pub fn refresh(&self) -> Result<()> {
+        let mut rs = self.refresh_lock.lock();
+        let generation = self.published.as_ref().map(|g| g.load(Ordering::Acquire));
+        if rs.loaded && generation.is_some() && generation == Some(rs.seen_generation) {
+            return Ok(());
+        }
+        let last = self.views.read().last().cloned();
+        let need_listing = match &last {
+            None => true,
+            Some(v) => v.refresh()?,
+        };
+        if need_listing {
+            let after = last.as_ref().map_or(0, |v| v.id);
+            let mut added = Vec::new();
+            for id in Stream::list(&self.dir, self.kind)? {
+                if id > after {
+                    let path = self.dir.join(self.kind.file_name(id));
+                    added.push(Arc::new(SegmentView::open(id, path)?));
+                }
+            }
+            if !added.is_empty() {
+                self.views.write().extend(added);
+            }
+        }
+        rs.loaded = true;
+        if let Some(g) = generation {
+            rs.seen_generation = g;
+        }
+        Ok(())
+    }
+
+    /// The current views, oldest first.
+    pub fn views(&self) -> Vec<Arc<SegmentView>> {
+        self.views.read().clone()
+    }
+
+    /// The view that may hold event `id`.
+    pub fn view_for(&self, id: u64) -> Option<Arc<SegmentView>> {
+        let views = self.views.read();
+        let i = views.partition_point(|v| v.header.base_id <= id);
+        i.checked_sub(1).map(|i| Arc::clone(&views[i]))
+    }
+}

@@ -1,0 +1,443 @@
+//! The append queue and the writer thread: batching, group commit, rolling, durability.
+//!
+//! `append` validates an event, assigns its id and pushes it onto a bounded queue under one
+//! short lock; it never waits on disk. The single writer thread takes everything queued when
+//! the batch is full, the batch timeout has passed, or a `flush` asks for it, encodes the
+//! events straight into the active segment's map, and publishes the new committed end in a
+//! commit slot. Under load batches grow past the batch size: one publication (and in `Sync`
+//! mode one pair of syncs) covers all of them.
+//!
+//! Failures are loud and sticky. A full disk keeps the events already taken in memory,
+//! makes `append` and `flush` fail with `DiskFull`, and is retried until space returns;
+//! any other I/O failure poisons the store, and every later call reports it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::event::{Event, Timestamp};
+use crate::format::{self, EventFrame, SegmentHeader, FORMAT_VERSION};
+use crate::index::{IndexedEvent, SegmentIndex};
+use crate::segment::{ActiveSegment, StreamKind};
+
+/// How often a writer stopped by a full disk tries again.
+const DISK_FULL_RETRY: Duration = Duration::from_millis(200);
+
+/// Health of the writer, readable without a lock on every append.
+pub(crate) const HEALTH_OK: u8 = 0;
+pub(crate) const HEALTH_DISK_FULL: u8 = 1;
+pub(crate) const HEALTH_POISONED: u8 = 2;
+
+/// An event waiting for the writer, with its assigned id and content hash.
+pub(crate) struct Queued {
+    pub id: u64,
+    pub hash: u64,
+    pub event: Event,
+}
+
+pub(crate) struct QueueState {
+    pub events: Vec<Queued>,
+    /// The id the next appended event gets.
+    pub next_id: u64,
+    /// When the oldest queued event was queued.
+    pub oldest: Option<Instant>,
+    /// The highest id some `flush` is waiting for.
+    pub flush_target: u64,
+    pub shutdown: bool,
+}
+
+pub(crate) struct Status {
+    /// Last id published as committed.
+    pub written_id: u64,
+    /// Last id known synced to the device.
+    pub durable_id: u64,
+    /// Why the store is poisoned.
+    pub fatal: Option<String>,
+    /// The file that could not be written for lack of space, while that lasts.
+    pub disk_full: Option<PathBuf>,
+    pub stopped: bool,
+}
+
+/// State shared by the appending threads and the writer thread.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub dir: PathBuf,
+    pub queue: Mutex<QueueState>,
+    /// Wakes the writer.
+    pub work: Condvar,
+    /// Wakes appenders waiting for queue space.
+    pub space: Condvar,
+    pub status: Mutex<Status>,
+    /// Wakes flushers.
+    pub progress: Condvar,
+    pub health: AtomicU8,
+    /// Counts publications; in-process readers refresh only when it moves.
+    pub generation: Arc<AtomicU64>,
+}
+
+impl Shared {
+    /// The error appends and flushes return while the writer is unhealthy.
+    pub fn health_error(&self) -> Option<Error> {
+        match self.health.load(Ordering::Acquire) {
+            HEALTH_OK => None,
+            _ => {
+                let st = self.status.lock();
+                if let Some(why) = &st.fatal {
+                    Some(Error::Poisoned(why.clone()))
+                } else {
+                    st.disk_full.as_ref().map(|p| Error::DiskFull { path: p.clone() })
+                }
+            }
+        }
+    }
+}
+
+/// What recovery hands the writer: the unsealed tail segment, if any, and where ids stand.
+pub(crate) struct Recovered {
+    pub active: Option<(ActiveSegment, SegmentIndex)>,
+    pub last_id: u64,
+    pub last_segment_id: u32,
+}
+
+/// The writer thread's own state.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    active: Option<ActiveSegment>,
+    index: SegmentIndex,
+    lookup: HashMap<Box<str>, u32>,
+    last_segment_id: u32,
+    /// Last id encoded into a segment.
+    last_id: u64,
+    retained: Vec<Queued>,
+    spare: Vec<Queued>,
+    scratch: Vec<u8>,
+    last_sync: Instant,
+    unsynced: bool,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, recovered: Recovered) -> Writer {
+        let (active, index) = match recovered.active {
+            Some((a, i)) => (Some(a), i),
+            None => (None, SegmentIndex::default()),
+        };
+        let lookup = index
+            .strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Box::from(&**s), u32::try_from(i).expect("string refs are u32")))
+            .collect();
+        Writer {
+            shared,
+            active,
+            index,
+            lookup,
+            last_segment_id: recovered.last_segment_id,
+            last_id: recovered.last_id,
+            retained: Vec::new(),
+            spare: Vec::new(),
+            scratch: Vec::new(),
+            last_sync: Instant::now(),
+            unsynced: false,
+        }
+    }
+
+    /// The thread's body. Never panics out: a panic is turned into poison.
+    pub fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the writer thread panicked (a bug: please report it)".to_owned()),
+        };
+        let mut st = shared.status.lock();
+        if let Some(why) = failure {
+            st.fatal = Some(why);
+            shared.health.store(HEALTH_POISONED, Ordering::Release);
+        }
+        st.stopped = true;
+        drop(st);
+        shared.progress.notify_all();
+        shared.space.notify_all();
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
+        loop {
+            let (mut batch, shutdown) = self.next_batch();
+            if !self.retained.is_empty() {
+                let mut retained = std::mem::take(&mut self.retained);
+                retained.append(&mut batch);
+                batch = retained;
+            }
+            if !batch.is_empty() {
+                self.write_batch(&mut batch)?;
+            }
+            batch.clear();
+            self.spare = batch;
+            let sync_due = self.last_sync.elapsed() >= self.shared.config.batch_timeout;
+            if self.unsynced && (sync_due || shutdown) {
+                self.sync()?;
+            }
+            if shutdown && self.retained.is_empty() {
+                return Ok(());
+            }
+            if shutdown {
+                // Disk still full at close: the retained events cannot be written.
+                return Err(self.shared.health_error().unwrap_or(Error::Closed));
+            }
+        }
+    }
+
+    /// Waits until a batch is due and takes it, or until a periodic sync or a disk-full
+    /// retry is due (then the batch is empty). Returns whether the store is shutting down.
+    fn next_batch(&mut self) -> (Vec<Queued>, bool) {
+        let cfg = &self.shared.config;
+        let mut q = self.shared.queue.lock();
+        loop {
+            let now = Instant::now();
+            if !self.retained.is_empty() {
+                if !q.shutdown {
+                    self.shared.work.wait_for(&mut q, DISK_FULL_RETRY);
+                }
+                return (Vec::new(), q.shutdown);
+            }
+            let n = q.events.len();
+            let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
+            let flush_wanted = q.flush_target > self.last_id;
+            if n > 0 && (n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out) {
+                let mut batch = std::mem::take(&mut self.spare);
+                std::mem::swap(&mut batch, &mut q.events);
+                q.oldest = None;
+                let shutdown = q.shutdown;
+                drop(q);
+                self.shared.space.notify_all();
+                return (batch, shutdown);
+            }
+            if q.shutdown {
+                return (Vec::new(), true);
+            }
+            let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
+            if sync_at.is_some_and(|t| now >= t) {
+                return (Vec::new(), false);
+            }
+            let batch_at = q.oldest.map(|t| t + cfg.batch_timeout);
+            match batch_at.into_iter().chain(sync_at).min() {
+                Some(deadline) => {
+                    self.shared.work.wait_until(&mut q, deadline);
+                }
+                None => self.shared.work.wait(&mut q),
+            }
+        }
+    }
+
+    fn write_batch(&mut self, batch: &mut Vec<Queued>) -> Result<()> {
+        let commit_us = Timestamp::now().0;
+        let mut written = 0;
+        let mut failure = None;
+        for q in batch.iter() {
+            if let Err(e) = self.write_event(q, commit_us) {
+                failure = Some(e);
+                break;
+            }
+            written += 1;
+        }
+        if written > 0 || failure.is_none() {
+            self.publish(commit_us)?;
+        }
+        match failure {
+            None => {
+                if self.shared.health.load(Ordering::Acquire) == HEALTH_DISK_FULL {
+                    self.shared.status.lock().disk_full = None;
+                    self.shared.health.store(HEALTH_OK, Ordering::Release);
+                }
+                Ok(())
+            }
+            Some(Error::DiskFull { path }) => {
+                self.retained = batch.split_off(written);
+                self.shared.status.lock().disk_full = Some(path);
+                self.shared.health.store(HEALTH_DISK_FULL, Ordering::Release);
+                self.shared.progress.notify_all();
+                self.shared.space.notify_all();
+                Ok(())
+            }
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Publishes what is written in the active segment and tells waiters.
+    fn publish(&mut self, commit_us: i64) -> Result<()> {
+        let sync = self.shared.config.durability == Durability::Sync;
+        if let Some(active) = &mut self.active {
+            if active.write_len > active.slot.committed_len || sync {
+                let s = &self.index.summary;
+                active.publish(s.event_count, s.last_id, commit_us, sync)?;
+                self.unsynced = !sync;
+            }
+        }
+        let mut st = self.shared.status.lock();
+        st.written_id = self.last_id;
+        if sync {
+            st.durable_id = self.last_id;
+        }
+        drop(st);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        self.shared.progress.notify_all();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Some(active) = &mut self.active {
+            active.sync_all()?;
+        }
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        self.shared.status.lock().durable_id = self.last_id;
+        self.shared.progress.notify_all();
+        Ok(())
+    }
+
+    /// Encodes one event into the active segment, rolling first when it does not fit.
+    fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
+        let cfg = &self.shared.config;
+        let ev = &q.event;
+        let data = ev.data_text().map(str::as_bytes);
+        // Compress into scratch when that makes the data smaller.
+        let mut compressed_len = None;
+        if let Some(d) = data.filter(|d| d.len() > cfg.compress_len_min) {
+            self.scratch.resize(lz4_flex::block::get_maximum_output_size(d.len()), 0);
+            if let Ok(n) = lz4_flex::block::compress_into(d, &mut self.scratch) {
+                if n < d.len() {
+                    compressed_len = Some(n);
+                }
+            }
+        }
+        let stored_len = compressed_len.unwrap_or(data.map_or(0, <[u8]>::len));
+        let names: [Option<&str>; 3] = [Some(&ev.event_type), Some(&ev.source), ev.action.as_deref()];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if self.active.is_none() {
+                self.roll(q, commit_us)?;
+            }
+            // Room for new string definitions, the frame, and the footer afterwards.
+            let missing: Vec<&str> = names
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|s| !self.lookup.contains_key(*s))
+                .collect();
+            let defs_len: usize = missing.iter().map(|s| format::FRAME_HEADER_LEN + 6 + s.len()).sum();
+            let frame_upper = format::FRAME_HEADER_LEN + 1 + 50 + 8 + stored_len;
+            let footer_after = self.index.footer_len_bound()
+                + missing.iter().map(|s| s.len() + 5).sum::<usize>()
+                + format::BLOCK_LEN
+                + 12;
+            let active = self.active.as_mut().expect("rolled above");
+            let need = (defs_len + frame_upper + footer_after) as u64;
+            if need <= active.room() {
+                break;
+            }
+            if self.index.summary.event_count == 0 || attempts > 1 {
+                return Err(Error::TooLarge {
+                    what: "event frame",
+                    len: need,
+                    len_max: active.room(),
+                });
+            }
+            self.seal(commit_us)?;
+        }
+        let active = self.active.as_mut().expect("checked above");
+        let mut string_ref = |text: &str, index: &mut SegmentIndex, lookup: &mut HashMap<Box<str>, u32>| {
+            if let Some(&r) = lookup.get(text) {
+                return r;
+            }
+            let r = index.add_string(text);
+            let frame = format::encode_string_def(r, text);
+            active.tail_mut(frame.len()).copy_from_slice(&frame);
+            active.advance(frame.len());
+            lookup.insert(Box::from(text), r);
+            r
+        };
+        let type_ref = string_ref(&ev.event_type, &mut self.index, &mut self.lookup);
+        let source_ref = string_ref(&ev.source, &mut self.index, &mut self.lookup);
+        let action_ref = ev
+            .action
+            .as_deref()
+            .map(|a| string_ref(a, &mut self.index, &mut self.lookup));
+        let header = active.header;
+        let payload = match compressed_len {
+            Some(n) => Some(&self.scratch[..n]),
+            None => data,
+        };
+        let frame = EventFrame {
+            id_delta: q.id - header.base_id,
+            ts_delta: ev.timestamp.0 - header.base_timestamp_us,
+            type_ref,
+            source_ref,
+            action_ref,
+            hash: q.hash,
+            payload,
+            raw_len: compressed_len.map(|_| u32::try_from(data.map_or(0, <[u8]>::len)).expect("data_len_max < 4 GiB")),
+        };
+        let len = frame.encoded_len();
+        let offset = active.write_len;
+        let buf = active.tail_mut(len);
+        let n = format::encode_event(buf, &frame);
+        debug_assert_eq!(n, len);
+        debug_assert_eq!(
+            format::decode_frame(buf).ok().flatten().map(|(f, l)| (f, l)),
+            Some((format::Frame::Event(frame), len)),
+            "frame decodes to what was encoded"
+        );
+        active.advance(len);
+        let indexed = IndexedEvent {
+            id: q.id,
+            ts_us: ev.timestamp.0,
+            type_ref,
+            compressed: compressed_len.is_some(),
+            data_raw_len: data.map_or(0, <[u8]>::len) as u64,
+            data_stored_len: stored_len as u64,
+        };
+        self.index.add_event(&indexed, offset, u32::try_from(len).expect("frame < segment"), commit_us);
+        self.last_id = q.id;
+        Ok(())
+    }
+
+    /// Seals the active segment after publishing what it holds.
+    fn seal(&mut self, commit_us: i64) -> Result<()> {
+        self.publish(commit_us)?;
+        if let Some(active) = self.active.take() {
+            active.seal(&self.index, commit_us)?;
+        }
+        self.index = SegmentIndex::default();
+        self.lookup.clear();
+        self.unsynced = false;
+        Ok(())
+    }
+
+    /// Creates the next segment, its bases taken from the event about to be written.
+    fn roll(&mut self, first: &Queued, now_us: i64) -> Result<()> {
+        let header = SegmentHeader {
+            version: FORMAT_VERSION,
+            stream_kind: StreamKind::Events.code(),
+            segment_id: self.last_segment_id + 1,
+            base_id: first.id,
+            base_timestamp_us: first.event.timestamp.0,
+            segment_len: self.shared.config.segment_len,
+            created_us: now_us,
+        };
+        let active = ActiveSegment::create(&self.shared.dir, StreamKind::Events, header, now_us)?;
+        self.last_segment_id += 1;
+        self.active = Some(active);
+        self.index = SegmentIndex::default();
+        self.lookup.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Library-level behaviour of the core engine: round trips of every field, reopen, segment
+//! rolling, compression, ids, concurrency of appenders and readers, and bad input.
+
+use std::sync::Arc;
+
+use selflog::{Appended, Config, Error, Event, EventId, Store, Timestamp};
+
+const T0: i64 = 1_732_460_000_000_000;
+
+fn event(i: u64, data_len: usize) -> Event {
+    let filler: String = "abcdefghij".repeat(data_len / 10 + 1)[..data_len].to_owned();
+    Event::new(
+        Timestamp(T0 + i64::try_from(i).unwrap() * 1000 - if i % 7 == 0 { 5_000_000 } else { 0 }),
+        ["file_op", "app_launch", "clipboard", "ünïcødé ✓"][usize::try_from(i % 4).unwrap()],
+        if i % 3 == 0 { None } else { Some("modified") },
+        format!("source-{}", i % 13),
+        if i % 5 == 0 { None } else { Some(format!(r#"{{"i":{i},"text":"{filler}","emoji":"🦀"}}"#)) }.as_deref(),
+    )
+    .unwrap()
+}
+
+fn small_config() -> Config {
+    let mut c = Config::default();
+    c.segment_len = 256 << 10;
+    c.data_len_max = 64 << 10;
+    c
+}
+
+#[test]
+fn every_field_round_trips_across_segments_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let events: Vec<Event> = (0..3000).map(|i| event(i, if i % 50 == 1 { 5000 } else { 200 })).collect();
+    {
+        let store = Store::open(&path, small_config()).unwrap();
+        for (i, e) in events.iter().enumerate() {
+            let got = store.append(e.clone()).unwrap();
+            assert_eq!(got, Appended::New(EventId(i as u64 + 1)));
+        }
+        store.flush().unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.total_events, 3000);
+        assert!(stats.segments > 2, "rolled into {} segments", stats.segments);
+        assert!(stats.compressed_events >= 50, "{} compressed", stats.compressed_events);
+        let back: Vec<_> = store.scan().unwrap().map(Result::unwrap).collect();
+        assert_eq!(back.len(), 3000);
+        for (i, (b, e)) in back.iter().zip(&events).enumerate() {
+            assert_eq!(b.id, EventId(i as u64 + 1));
+            assert_eq!(&b.to_event().unwrap(), e);
+            assert_eq!(b.hash, e.content_hash());
+        }
+        store.close().unwrap();
+    }
+    let store = Store::open(&path, small_config()).unwrap();
+    assert_eq!(store.open_report().torn_tail_bytes, 0);
+    for id in [1u64, 2, 33, 64, 65, 1500, 2999, 3000] {
+        let got = store.get(EventId(id)).unwrap().unwrap();
+        assert_eq!(got.to_event().unwrap(), events[usize::try_from(id).unwrap() - 1]);
+    }
+    assert_eq!(store.get(EventId(3001)).unwrap(), None);
+    assert_eq!(store.get(EventId(0)).unwrap(), None);
+    // Ids continue after a reopen.
+    assert_eq!(store.append(event(9, 10)).unwrap(), Appended::New(EventId(3001)));
+    store.flush().unwrap();
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(ro.stats().unwrap().total_events, 3001);
+    assert_eq!(ro.scan().unwrap().count(), 3001);
+    assert!(selflog::verify(&path).unwrap().problems.is_empty());
+}
+
+#[test]
+fn many_threads_append_while_readers_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("s"), small_config()).unwrap());
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    store.append(event(t * 10_000 + i, 100)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let mut last = 0;
+            for _ in 0..50 {
+                store.flush().unwrap();
+                let ids: Vec<u64> = store.scan().unwrap().map(|e| e.unwrap().id.0).collect();
+                assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "dense ids");
+                assert!(ids.len() >= last, "never goes back");
+                last = ids.len();
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    reader.join().unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.scan().unwrap().count(), 8000);
+}
+
+#[test]
+fn invalid_events_are_rejected_with_the_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s"), small_config()).unwrap();
+    let mut e = event(1, 10);
+    e.event_type.clear();
+    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "event_type", .. }));
+    let mut e = event(1, 10);
+    e.source.clear();
+    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "source", .. }));
+    let mut e = event(1, 10);
+    e.timestamp = Timestamp::now().saturating_add(std::time::Duration::from_secs(3 * 86_400));
+    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "timestamp", .. }));
+    let huge = event(1, 100 << 10);
+    assert!(matches!(store.append(huge).unwrap_err(), Error::TooLarge { .. }));
+    assert!(Event::new(Timestamp(T0), "t", None, "s", Some("{not json")).is_err());
+    // A batch with one bad event stores none of it.
+    let mut bad = event(2, 10);
+    bad.source.clear();
+    assert!(store.append_batch(vec![event(1, 10), bad]).is_err());
+    assert_eq!(store.append(event(3, 10)).unwrap(), Appended::New(EventId(1)));
+}
+
+#[test]
+fn second_writer_is_refused_and_readers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path, small_config()).unwrap();
+    match Store::open(&path, small_config()) {
+        Err(Error::Locked { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    store.append(event(1, 10)).unwrap();
+    store.flush().unwrap();
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(ro.scan().unwrap().count(), 1);
+    assert!(matches!(ro.append(event(1, 1)), Err(Error::ReadOnly)));
+    store.append(event(2, 10)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ro.scan().unwrap().count(), 2, "a reader sees later commits");
+    drop(store);
+    Store::open(&path, small_config()).unwrap();
+}
+
+#[test]
+fn foreign_paths_are_not_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"SQLite format 3\0").unwrap();
+    assert!(matches!(Store::open(&file, Config::default()), Err(Error::NotAStore { .. })));
+    assert!(matches!(Store::open_read_only(&file), Err(Error::NotAStore { .. })));
+    assert!(matches!(Store::open_read_only(dir.path().join("missing")), Err(Error::NotAStore { .. })));
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"hi").unwrap();
+    assert!(matches!(Store::open(&other, Config::default()), Err(Error::NotAStore { .. })));
+    assert!(matches!(Store::open_read_only(&other), Err(Error::NotAStore { .. })));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1, "nothing created");
+}
+
+#[test]
+fn store_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path, small_config()).unwrap();
+    store.append(event(1, 10)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn sync_durability_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = small_config();
+    c.durability = selflog::Durability::Sync;
+    let store = Store::open(dir.path().join("s"), c).unwrap();
+    for i in 0..500 {
+        store.append(event(i, 300)).unwrap();
+    }
+    store.flush().unwrap();
+    assert_eq!(store.scan().unwrap().count(), 500);
+}
