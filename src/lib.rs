@@ -49,6 +49,7 @@ mod error;
 mod event;
 mod format;
 mod index;
+pub mod jsonl;
 mod lock;
 mod recovery;
 mod segment;

@@ -159,8 +159,10 @@ pub struct VerifyReport {
 /// lock and modifies nothing, so it may run while a writer appends.
 ///
 /// # Errors
-/// Only when the store cannot be listed at all; damage is reported in the result.
+/// [`Error::NotAStore`] or [`Error::UnsupportedVersion`] when `dir` is not a store this
+/// build reads, or an I/O error listing it; damage is reported in the result.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    crate::store::check_store(dir)?;
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
     let mut prev_last_id = 0u64;

@@ -141,6 +141,15 @@ fn write_meta(dir: &Path) -> Result<()> {
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
+/// Checks that `dir` is a store this build can read, without opening its segments.
+pub(crate) fn check_store(dir: &Path) -> Result<()> {
+    check_dir(dir)?;
+    if read_meta(dir)?.is_none() {
+        return Err(not_a_store(dir, format!("it has no {META_FILE}")));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens the store in `dir` for appending, creating it (mode 0700) if the directory is
     /// missing or empty, and recovering from a crash if the last writer died.
@@ -231,10 +240,7 @@ impl Store {
     /// [`Error::UnsupportedVersion`]; [`Error::Corrupt`]; or an I/O error.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
-        check_dir(&dir)?;
-        if read_meta(&dir)?.is_none() {
-            return Err(not_a_store(&dir, format!("it has no {META_FILE}")));
-        }
+        check_store(&dir)?;
         let stream = Stream::new(&dir, StreamKind::Events, None);
         stream.refresh()?;
         Ok(Store {

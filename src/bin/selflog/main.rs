@@ -1,1 +1,111 @@
-fn main(){}
+//! `selflog`: inspect, search, export and replay a selflog event store, and feed it.
+//!
+//! This binary uses only the library's public API. Data goes to stdout, diagnostics to
+//! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
+//! rejected input), 2 usage error.
+
+mod demo;
+mod ingest;
+mod inspect;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for failures other than usage errors.
+const EXIT_ERROR: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "selflog",
+    version,
+    about = "An append-only event store for desktop activity capture",
+    after_help = "Exit status: 0 on success, 1 on an error or rejected input, 2 on a usage error."
+)]
+struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "SELFLOG_STORE", default_value = "data/selflog")]
+    store: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Append events read as JSON Lines from FILE or standard input.
+    Ingest(ingest::Args),
+    /// Read the store without modifying it.
+    #[command(subcommand)]
+    Inspect(inspect::Command),
+    /// Generate realistic activity events, append them at full speed and report figures.
+    Demo(demo::Args),
+}
+
+/// A failure to report: the message, and a hint of what to do.
+pub struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Failure {
+    /// A failure with a hint.
+    pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl From<selflog::Error> for Failure {
+    fn from(e: selflog::Error) -> Failure {
+        let hint = match &e {
+            selflog::Error::NotAStore { .. } => {
+                Some("pass --store DIR (or set SELFLOG_STORE) to point at a selflog store")
+            }
+            selflog::Error::Corrupt { .. } => Some("run `selflog inspect verify` to list all damage"),
+            selflog::Error::Locked { .. } => {
+                Some("inspect commands work while another process writes; only one writer at a time")
+            }
+            _ => None,
+        };
+        Failure {
+            message: e.to_string(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure {
+            message: e.to_string(),
+            hint: None,
+        }
+    }
+}
+
+/// What a command returns: its exit status, or a failure to print.
+pub type Outcome = Result<u8, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(args) => ingest::run(&cli.store, &args),
+        Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
+        Command::Demo(args) => demo::run(&cli.store, &args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) if output::is_broken_pipe(&f.message) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("selflog: {}", f.message);
+            if let Some(hint) = f.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `selflog inspect ...`: read-only commands. They never create or modify anything, and
+//! work while another process writes the store.
+
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use selflog::Store;
+
+use crate::{output, Failure, Outcome};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Totals, time span, size on disk, compression and events per type.
+    Stats {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every frame's checksum and every segment's metadata.
+    Verify {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
+    match cmd {
+        Command::Stats { json } => stats(store_dir, *json),
+        Command::Verify { json } => verify(store_dir, *json),
+    }
+}
+
+fn stats(store_dir: &Path, json: bool) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let s = store.stats()?;
+    #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+    let ratio = if s.data_stored_bytes == 0 {
+        1.0
+    } else {
+        s.data_raw_bytes as f64 / s.data_stored_bytes as f64
+    };
+    let mut out = io::stdout().lock();
+    let res = if json {
+        let v = serde_json::json!({
+            "store": store_dir.display().to_string(),
+            "total_events": s.total_events,
+            "first_timestamp": s.first_timestamp.map(output::secs),
+            "last_timestamp": s.last_timestamp.map(output::secs),
+            "first_id": s.first_id.map(|i| i.0),
+            "last_id": s.last_id.map(|i| i.0),
+            "segments": s.segments,
+            "disk_bytes": s.disk_bytes,
+            "log_bytes": s.log_bytes,
+            "bytes_per_event": s.bytes_per_event(),
+            "compressed_events": s.compressed_events,
+            "data_raw_bytes": s.data_raw_bytes,
+            "data_stored_bytes": s.data_stored_bytes,
+            "compression_ratio": ratio,
+            "events_by_type": s.events_by_type,
+        });
+        writeln!(out, "{v}")
+    } else {
+        let span = match (s.first_timestamp, s.last_timestamp) {
+            (Some(a), Some(b)) => format!("{} .. {}", output::rfc3339(a), output::rfc3339(b)),
+            _ => "(empty)".to_owned(),
+        };
+        let mut text = format!(
+            "store              {}\n\
+             events             {}\n\
+             time span          {span}\n\
+             segments           {}\n\
+             disk size          {} ({} of log)\n\
+             bytes per event    {:.1}\n\
+             compressed events  {} (data {} -> {}, ratio {ratio:.2})\n",
+            store_dir.display(),
+            s.total_events,
+            s.segments,
+            output::human_bytes(s.disk_bytes),
+            output::human_bytes(s.log_bytes),
+            s.bytes_per_event(),
+            s.compressed_events,
+            output::human_bytes(s.data_raw_bytes),
+            output::human_bytes(s.data_stored_bytes),
+        );
+        if !s.events_by_type.is_empty() {
+            let mut rows: Vec<_> = s.events_by_type.iter().collect();
+            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let width = rows.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(4).max(4);
+            text.push_str(&format!("\n{:<width$}  {:>12}  {:>6}\n", "type", "events", "share"));
+            for (t, n) in rows {
+                #[expect(clippy::cast_precision_loss, reason = "a share for display")]
+                let share = *n as f64 * 100.0 / s.total_events as f64;
+                text.push_str(&format!("{t:<width$}  {n:>12}  {share:>5.1}%\n"));
+            }
+        }
+        out.write_all(text.as_bytes())
+    };
+    res.map_err(|e| output::write_err(&e))?;
+    Ok(0)
+}
+
+fn verify(store_dir: &Path, json: bool) -> Outcome {
+    let report = selflog::verify(store_dir)?;
+    let mut out = io::stdout().lock();
+    let res = if json {
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| serde_json::json!({"file": p.path.display().to_string(), "offset": p.offset, "problem": p.what}))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "sound": report.problems.is_empty(),
+                "segments": report.segments,
+                "events": report.events,
+                "bytes_checked": report.bytes_checked,
+                "torn_tail_bytes": report.torn_tail_bytes,
+                "problems": problems,
+            })
+        )
+    } else {
+        let mut text = String::new();
+        for p in &report.problems {
+            text.push_str(&format!("{}: byte {}: {}\n", p.path.display(), p.offset, p.what));
+        }
+        text.push_str(&format!(
+            "{}: {} segments, {} events, {} checked",
+            if report.problems.is_empty() { "sound" } else { "DAMAGED" },
+            report.segments,
+            report.events,
+            output::human_bytes(report.bytes_checked),
+        ));
+        if report.torn_tail_bytes > 0 {
+            text.push_str(&format!(
+                "; {} past the committed end (left by a killed writer, never acknowledged, not damage)",
+                output::human_bytes(report.torn_tail_bytes)
+            ));
+        }
+        text.push('\n');
+        out.write_all(text.as_bytes())
+    };
+    res.map_err(|e| output::write_err(&e))?;
+    if report.problems.is_empty() {
+        Ok(0)
+    } else {
+        drop(out);
+        Err(Failure::hinted(
+            format!("{} problems found in {}", report.problems.len(), store_dir.display()),
+            "undamaged segments stay readable; the listed offsets locate the damage",
+        ))
+    }
+}
