@@ -1,6 +1,6 @@
 //! Configuration: every limit and default, each with the reason for it.
 //!
-//! The old SelFlow layer's defaults are kept as defaults (batch size 100, batch timeout 5 s,
+//! The old `SelFlow` layer's defaults are kept as defaults (batch size 100, batch timeout 5 s,
 //! compression above 1 KiB, retention 30 days). [`Config::check`] rejects values the store
 //! cannot honour before anything touches the disk.
 

@@ -28,9 +28,10 @@ impl Timestamp {
     /// Converts float seconds since the epoch (the old schema's `REAL`), rounded to the
     /// nearest microsecond. Returns `None` for NaN, infinities and values out of range.
     pub fn from_secs_f64(secs: f64) -> Option<Timestamp> {
+        // 2^63 is exactly representable; i64 holds [-2^63, 2^63).
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
         let micros = (secs * 1e6).round();
-        // i64::MAX as f64 rounds up to 2^63, so compare strictly below it.
-        if micros.is_finite() && micros >= i64::MIN as f64 && micros < i64::MAX as f64 {
+        if micros.is_finite() && (-LIMIT..LIMIT).contains(&micros) {
             #[expect(
                 clippy::cast_possible_truncation,
                 reason = "range checked on the line above"
@@ -59,6 +60,7 @@ impl Timestamp {
     }
 
     /// This timestamp moved later by `d`, saturating.
+    #[must_use]
     pub fn saturating_add(self, d: Duration) -> Timestamp {
         Timestamp(
             self.0
@@ -143,15 +145,16 @@ impl Event {
         source: impl Into<String>,
         data: Option<&str>,
     ) -> Result<Event> {
-        let data = match data {
-            None => None,
-            Some(text) => Some(RawValue::from_string(text.to_owned()).map_err(|e| {
-                Error::InvalidEvent {
-                    field: "data",
-                    reason: format!("is not valid JSON: {e}"),
-                }
-            })?),
-        };
+        let data =
+            match data {
+                None => None,
+                Some(text) => Some(RawValue::from_string(text.to_owned()).map_err(|e| {
+                    Error::InvalidEvent {
+                        field: "data",
+                        reason: format!("is not valid JSON: {e}"),
+                    }
+                })?),
+            };
         Ok(Event {
             timestamp,
             event_type: event_type.into(),
@@ -249,7 +252,11 @@ pub(crate) fn content_hash(
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
     h.update(&timestamp.0.to_le_bytes());
     let mut field = |present: bool, bytes: &[u8]| {
-        let tag: u64 = if present { bytes.len() as u64 } else { u64::MAX };
+        let tag: u64 = if present {
+            bytes.len() as u64
+        } else {
+            u64::MAX
+        };
         h.update(&tag.to_le_bytes());
         h.update(bytes);
     };

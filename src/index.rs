@@ -90,7 +90,12 @@ impl SegmentIndex {
 
     /// Records one event frame at file `offset` spanning `frame_len` bytes.
     pub fn add_event(&mut self, e: &IndexedEvent, offset: u64, frame_len: u32, commit_us: i64) {
-        let IndexedEvent { id, ts_us, type_ref, .. } = *e;
+        let IndexedEvent {
+            id,
+            ts_us,
+            type_ref,
+            ..
+        } = *e;
         let s = &mut self.summary;
         if e.compressed {
             s.compressed_count += 1;
@@ -154,11 +159,12 @@ impl SegmentIndex {
 
     /// The footer that seals this index.
     pub fn to_footer(&self) -> Footer {
-        let mut type_counts: Vec<(u32, u64)> = self.type_counts.iter().map(|(&r, &n)| (r, n)).collect();
+        let mut type_counts: Vec<(u32, u64)> =
+            self.type_counts.iter().map(|(&r, &n)| (r, n)).collect();
         type_counts.sort_unstable();
         Footer {
             summary: self.summary,
-            strings: self.strings.iter().map(|s| s.to_string()).collect(),
+            strings: self.strings.iter().map(ToString::to_string).collect(),
             blocks: self.all_blocks().copied().collect(),
             type_counts,
         }

@@ -6,6 +6,8 @@
 //! (`null` counts as absent). Other keys, such as the `id` and `hash` an export writes, are
 //! ignored, so an export can be ingested again.
 
+use std::fmt::Write as _;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -32,14 +34,23 @@ struct Line<'a> {
 /// # Errors
 /// A description naming the offending field, or the JSON syntax error and its column.
 pub fn parse_line(line: &[u8]) -> Result<Event, String> {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| format!("is not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1))?;
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "is not valid UTF-8 (bad byte at column {})",
+            e.valid_up_to() + 1
+        )
+    })?;
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         return Err("is not a JSON object".to_owned());
     }
-    let parsed: Line<'_> = serde_json::from_str(text).map_err(|e| format!("is not valid JSON: {e}"))?;
-    let timestamp = parse_timestamp(parsed.timestamp.ok_or("missing required field `timestamp`")?)?;
+    let parsed: Line<'_> =
+        serde_json::from_str(text).map_err(|e| format!("is not valid JSON: {e}"))?;
+    let timestamp = parse_timestamp(
+        parsed
+            .timestamp
+            .ok_or("missing required field `timestamp`")?,
+    )?;
     let event_type = required_string("event_type", parsed.event_type)?;
     let source = required_string("source", parsed.source)?;
     let action = match parsed.action.filter(|r| r.get() != "null") {
@@ -77,13 +88,17 @@ fn required_string(field: &str, raw: Option<&RawValue>) -> Result<String, String
 fn parse_timestamp(raw: &RawValue) -> Result<Timestamp, String> {
     let text = raw.get();
     if text.starts_with('"') {
-        let s: String = serde_json::from_str(text).map_err(|e| format!("field `timestamp`: {e}"))?;
-        return parse_time_text(&s)
-            .ok_or_else(|| format!("field `timestamp` {s:?} is not an RFC 3339 time such as 2024-11-24T15:00:00Z"));
+        let s: String =
+            serde_json::from_str(text).map_err(|e| format!("field `timestamp`: {e}"))?;
+        return parse_time_text(&s).ok_or_else(|| {
+            format!("field `timestamp` {s:?} is not an RFC 3339 time such as 2024-11-24T15:00:00Z")
+        });
     }
-    let secs: f64 = serde_json::from_str(text)
-        .map_err(|_| format!("field `timestamp` must be seconds since 1970 or an RFC 3339 string, found {text}"))?;
-    Timestamp::from_secs_f64(secs).ok_or_else(|| format!("field `timestamp` {text} is out of range"))
+    let secs: f64 = serde_json::from_str(text).map_err(|_| {
+        format!("field `timestamp` must be seconds since 1970 or an RFC 3339 string, found {text}")
+    })?;
+    Timestamp::from_secs_f64(secs)
+        .ok_or_else(|| format!("field `timestamp` {text} is out of range"))
 }
 
 /// Parses an RFC 3339 time (`2024-11-24T15:00:00Z`, `2024-11-24T16:00:00.5+01:00`).
@@ -112,9 +127,7 @@ pub fn to_line(e: &StoredEvent) -> String {
     push_json_string(&mut out, &e.source);
     out.push_str(",\"data\":");
     out.push_str(e.data.as_deref().unwrap_or("null"));
-    out.push_str(",\"hash\":\"");
-    out.push_str(&format!("{:016x}", e.hash));
-    out.push_str("\"}");
+    let _ = write!(out, ",\"hash\":\"{:016x}\"}}", e.hash);
     out
 }
 
@@ -132,8 +145,15 @@ mod tests {
         assert_eq!(e.timestamp, Timestamp(1_732_460_000_123_456));
         assert_eq!(e.event_type, "file_op");
         assert_eq!(e.action.as_deref(), Some("modified"));
-        assert_eq!(e.data_text(), Some(r#"{"b": 1, "a": [2]}"#), "original text and key order");
-        let e = parse_line(br#"{"timestamp": "2024-11-24T15:00:00Z", "event_type": "x", "source": "y"}"#).unwrap();
+        assert_eq!(
+            e.data_text(),
+            Some(r#"{"b": 1, "a": [2]}"#),
+            "original text and key order"
+        );
+        let e = parse_line(
+            br#"{"timestamp": "2024-11-24T15:00:00Z", "event_type": "x", "source": "y"}"#,
+        )
+        .unwrap();
         assert_eq!(e.timestamp, Timestamp(1_732_460_400_000_000));
         assert_eq!(e.action, None);
         assert!(e.data.is_none());
@@ -147,14 +167,30 @@ mod tests {
             (b"\xff{}", "UTF-8"),
             (br#"{"event_type": "x", "source": "y"}"#, "`timestamp`"),
             (br#"{"timestamp": 1, "source": "y"}"#, "`event_type`"),
-            (br#"{"timestamp": 1, "event_type": "", "source": "y"}"#, "non-empty"),
-            (br#"{"timestamp": 1, "event_type": "x", "source": 5}"#, "`source` must be a string"),
-            (br#"{"timestamp": "yesterday", "event_type": "x", "source": "y"}"#, "RFC 3339"),
-            (br#"{"timestamp": 1, "event_type": "x", "source": "y", "action": 3}"#, "`action`"),
+            (
+                br#"{"timestamp": 1, "event_type": "", "source": "y"}"#,
+                "non-empty",
+            ),
+            (
+                br#"{"timestamp": 1, "event_type": "x", "source": 5}"#,
+                "`source` must be a string",
+            ),
+            (
+                br#"{"timestamp": "yesterday", "event_type": "x", "source": "y"}"#,
+                "RFC 3339",
+            ),
+            (
+                br#"{"timestamp": 1, "event_type": "x", "source": "y", "action": 3}"#,
+                "`action`",
+            ),
         ];
         for (line, want) in cases {
             let err = parse_line(line).unwrap_err();
-            assert!(err.contains(want), "{:?}: {err}", String::from_utf8_lossy(line));
+            assert!(
+                err.contains(want),
+                "{:?}: {err}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -172,7 +208,7 @@ mod tests {
         let line = to_line(&stored);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["hash"], "00000000000000ab");
-        assert_eq!(v["timestamp"].as_f64().unwrap(), 1_732_460_000.000_001);
+        assert_eq!(v["timestamp"].to_string(), "1732460000.000001");
         let back = parse_line(line.as_bytes()).unwrap();
         assert_eq!(back, stored.to_event().unwrap());
     }

@@ -48,6 +48,8 @@ mod config;
 mod error;
 mod event;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod jsonl;
 mod lock;

@@ -76,7 +76,10 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
         .map_err(|e| Error::io("open", &path, e))?;
     let (header, slot) = read_header(&file, &path)?;
     if slot.sealed {
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         let m = map::map_read(&file, len, &path)?;
         let footer = read_footer(&m, &slot, &path)?;
         return Ok((
@@ -171,7 +174,9 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         report.segments += 1;
         match verify_segment(&path, &mut report, prev_last_id) {
             Ok(last) => prev_last_id = last.max(prev_last_id),
-            Err(Error::Corrupt { path, offset, what }) => report.problems.push(Problem { path, offset, what }),
+            Err(Error::Corrupt { path, offset, what }) => {
+                report.problems.push(Problem { path, offset, what });
+            }
             Err(e) => report.problems.push(Problem {
                 path: path.clone(),
                 offset: 0,
@@ -185,12 +190,18 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
 fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> Result<u64> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let (header, slot) = read_header(&file, path)?;
-    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
     if header.base_id <= prev_last_id {
         report.problems.push(Problem {
             path: path.to_path_buf(),
             offset: 24,
-            what: format!("base id {} overlaps the previous segment (last id {prev_last_id})", header.base_id),
+            what: format!(
+                "base id {} overlaps the previous segment (last id {prev_last_id})",
+                header.base_id
+            ),
         });
     }
     // An unsealed segment may be sealed and shrunk by a running writer at any moment: map
@@ -198,7 +209,15 @@ fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> 
     let map_len = if slot.sealed { len } else { slot.committed_len };
     let m = map::map_read(&file, map_len, path)?;
     let mut index = SegmentIndex::default();
-    scan_frames(&m, SEGMENT_HEADER_LEN as u64, slot.committed_len, &header, &mut index, 0, path)?;
+    scan_frames(
+        &m,
+        SEGMENT_HEADER_LEN as u64,
+        slot.committed_len,
+        &header,
+        &mut index,
+        0,
+        path,
+    )?;
     report.events += index.summary.event_count;
     report.bytes_checked += slot.committed_len;
     if index.summary.event_count != slot.event_count
@@ -217,7 +236,11 @@ fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> 
         expected.summary.first_commit_us = footer.summary.first_commit_us;
         expected.summary.last_commit_us = footer.summary.last_commit_us;
         if footer != expected {
-            return Err(Error::corrupt(path, slot.committed_len, "footer does not match the frames it indexes"));
+            return Err(Error::corrupt(
+                path,
+                slot.committed_len,
+                "footer does not match the frames it indexes",
+            ));
         }
     } else {
         report.torn_tail_bytes += nonzero_tail_len(&file, slot.committed_len, len);
@@ -233,7 +256,9 @@ fn nonzero_tail_len(file: &File, from: u64, end: u64) -> u64 {
     let mut last_nonzero = None;
     while at < end {
         let want = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
-        let Ok(n) = file.read_at(&mut buf[..want], at) else { break };
+        let Ok(n) = file.read_at(&mut buf[..want], at) else {
+            break;
+        };
         if n == 0 {
             break;
         }

@@ -104,14 +104,19 @@ fn read_meta(dir: &Path) -> Result<Option<StoreMeta>> {
     };
     match StoreMeta::decode(&bytes) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.what.starts_with("unsupported format version") => Err(Error::UnsupportedVersion {
-            path,
-            found: bytes
-                .get(8..12)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            supported: FORMAT_VERSION,
-        }),
-        Err(e) if e.offset == 0 => Err(not_a_store(dir, format!("{META_FILE} is not a selflog file"))),
+        Err(e) if e.what.starts_with("unsupported format version") => {
+            Err(Error::UnsupportedVersion {
+                path,
+                found: bytes
+                    .get(8..12)
+                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                supported: FORMAT_VERSION,
+            })
+        }
+        Err(e) if e.offset == 0 => Err(not_a_store(
+            dir,
+            format!("{META_FILE} is not a selflog file"),
+        )),
         Err(e) => Err(Error::corrupt(&path, e.offset as u64, e.what)),
     }
 }
@@ -121,7 +126,9 @@ fn check_dir(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(not_a_store(dir, "it is a file, not a directory")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_a_store(dir, "no such directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(not_a_store(dir, "no such directory"))
+        }
         Err(e) => Err(Error::io("stat", dir, e)),
     }
 }
@@ -133,7 +140,8 @@ fn write_meta(dir: &Path) -> Result<()> {
     };
     let tmp = dir.join(format!("{META_FILE}.tmp"));
     let mut f = create_private(&tmp)?;
-    f.write_all(&meta.encode()).map_err(|e| Error::io("write", &tmp, e))?;
+    f.write_all(&meta.encode())
+        .map_err(|e| Error::io("write", &tmp, e))?;
     f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
     std::fs::rename(&tmp, dir.join(META_FILE)).map_err(|e| Error::io("rename", &tmp, e))?;
     sync_dir(dir)
@@ -178,7 +186,9 @@ impl Store {
             let foreign = std::fs::read_dir(&dir)
                 .map_err(|e| Error::io("list", &dir, e))?
                 .filter_map(std::result::Result::ok)
-                .any(|e| e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp"));
+                .any(|e| {
+                    e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp")
+                });
             if foreign {
                 return Err(not_a_store(
                     &dir,
@@ -267,7 +277,10 @@ impl Store {
     }
 
     fn shared(&self) -> Result<&Arc<Shared>> {
-        self.writer.as_ref().map(|w| &w.shared).ok_or(Error::ReadOnly)
+        self.writer
+            .as_ref()
+            .map(|w| &w.shared)
+            .ok_or(Error::ReadOnly)
     }
 
     /// Validates `event` and queues it for the writer, returning its new id at once. Waits
@@ -281,8 +294,9 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now())?;
         let hash = event.content_hash();
-        let mut out = self.enqueue(shared, std::iter::once((event, hash)), 1)?;
-        Ok(out.pop().expect("one event queued"))
+        let mut result = Appended::New(EventId(0));
+        Store::enqueue(shared, std::iter::once((event, hash)), |a| result = a)?;
+        Ok(result)
     }
 
     /// Validates every event, then queues them all in order under consecutive ids. Either
@@ -296,19 +310,25 @@ impl Store {
         for e in &events {
             e.validate(&shared.config, now)?;
         }
-        let n = events.len();
-        self.enqueue(shared, events.into_iter().map(|e| {
+        let mut out = Vec::with_capacity(events.len());
+        let hashed = events.into_iter().map(|e| {
             let h = e.content_hash();
             (e, h)
-        }), n)
+        });
+        Store::enqueue(shared, hashed, |a| out.push(a))?;
+        Ok(out)
     }
 
-    fn enqueue(&self, shared: &Shared, events: impl Iterator<Item = (Event, u64)>, n: usize) -> Result<Vec<Appended>> {
+    /// Queues events under consecutive ids, telling `sink` what became of each.
+    fn enqueue(
+        shared: &Shared,
+        events: impl Iterator<Item = (Event, u64)>,
+        mut sink: impl FnMut(Appended),
+    ) -> Result<()> {
         if let Some(e) = shared.health_error() {
             return Err(e);
         }
         let cfg = &shared.config;
-        let mut out = Vec::with_capacity(n);
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
         for (event, hash) in events {
@@ -321,7 +341,10 @@ impl Store {
                 }
                 shared.work.notify_one();
                 let since = *waited_since.get_or_insert_with(Instant::now);
-                if shared.space.wait_until(&mut q, since + cfg.queue_wait_max).timed_out()
+                if shared
+                    .space
+                    .wait_until(&mut q, since + cfg.queue_wait_max)
+                    .timed_out()
                     && q.events.len() >= cfg.queue_events_max
                 {
                     return Err(Error::QueueFull {
@@ -341,9 +364,9 @@ impl Store {
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();
             }
-            out.push(Appended::New(EventId(id)));
+            sink(Appended::New(EventId(id)));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The durability barrier: returns once every event appended before the call is
@@ -433,7 +456,9 @@ impl Store {
     pub fn scan_from(&self, from: EventId) -> Result<Scan> {
         self.stream.refresh()?;
         let views = self.stream.views();
-        let first = views.partition_point(|v| v.header.base_id <= from.0).saturating_sub(1);
+        let first = views
+            .partition_point(|v| v.header.base_id <= from.0)
+            .saturating_sub(1);
         Ok(Scan {
             views,
             next_view: first,
@@ -455,7 +480,12 @@ impl Store {
         for v in &views {
             v.with_index(|ix, slot| {
                 let sum = &ix.summary;
-                s.log_bytes += slot.committed_len + if slot.sealed { v.file_len() - slot.committed_len } else { 0 };
+                s.log_bytes += slot.committed_len
+                    + if slot.sealed {
+                        v.file_len() - slot.committed_len
+                    } else {
+                        0
+                    };
                 if sum.event_count == 0 {
                     return;
                 }

@@ -57,7 +57,10 @@ impl SegmentView {
     fn open(id: u32, path: PathBuf) -> Result<SegmentView> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
-        let file_len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         let first_map = Arc::new(map::map_read(&file, SEGMENT_HEADER_LEN as u64, &path)?);
         let view = SegmentView {
             id,
@@ -86,7 +89,10 @@ impl SegmentView {
             return Err(Error::corrupt(
                 &self.path,
                 format::SLOT_OFFSETS[0] as u64,
-                format!("committed length went back from {} to {}", st.scanned_len, slot.committed_len),
+                format!(
+                    "committed length went back from {} to {}",
+                    st.scanned_len, slot.committed_len
+                ),
             ));
         }
         if slot.sealed && st.scanned_len == SEGMENT_HEADER_LEN as u64 {
@@ -96,13 +102,25 @@ impl SegmentView {
             st.index = SegmentIndex::from_footer(footer);
             st.map = map;
         } else {
-            let map_len = if slot.sealed { file_len } else { slot.committed_len };
+            let map_len = if slot.sealed {
+                file_len
+            } else {
+                slot.committed_len
+            };
             if map_len as usize != st.map.len() {
                 st.map = Arc::new(map::map_read(&self.file, map_len, &self.path)?);
             }
             let from = st.scanned_len;
             let st = &mut *st;
-            scan_frames(&st.map, from, slot.committed_len, &self.header, &mut st.index, slot.commit_time_us, &self.path)?;
+            scan_frames(
+                &st.map,
+                from,
+                slot.committed_len,
+                &self.header,
+                &mut st.index,
+                slot.commit_time_us,
+                &self.path,
+            )?;
         }
         st.scanned_len = slot.committed_len;
         st.slot = slot;
@@ -117,7 +135,11 @@ impl SegmentView {
             return Ok(true);
         }
         let (_, slot) = read_header(&self.file, &self.path)?;
-        let file_len = self.file.metadata().map_err(|e| Error::io("stat", &self.path, e))?.len();
+        let file_len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
         self.catch_up(slot, file_len)?;
         Ok(slot.sealed)
     }
@@ -148,17 +170,32 @@ impl SegmentView {
 
 /// Decodes and checks the footer of a sealed segment against its commit slot.
 pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
-    let start = usize::try_from(slot.committed_len).map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
-    let rest = map
-        .get(start..)
-        .ok_or_else(|| Error::corrupt(path, slot.committed_len, "sealed segment ends before its footer"))?;
-    let len = Footer::peek_len(rest).map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
-    let bytes = rest
-        .get(..len)
-        .ok_or_else(|| Error::corrupt(path, slot.committed_len, "footer runs past the end of the file"))?;
-    let footer = Footer::decode(bytes).map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
+    let start = usize::try_from(slot.committed_len)
+        .map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
+    let rest = map.get(start..).ok_or_else(|| {
+        Error::corrupt(
+            path,
+            slot.committed_len,
+            "sealed segment ends before its footer",
+        )
+    })?;
+    let len = Footer::peek_len(rest)
+        .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
+    let bytes = rest.get(..len).ok_or_else(|| {
+        Error::corrupt(
+            path,
+            slot.committed_len,
+            "footer runs past the end of the file",
+        )
+    })?;
+    let footer = Footer::decode(bytes)
+        .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
     if footer.summary.event_count != slot.event_count || footer.summary.last_id != slot.last_id {
-        return Err(Error::corrupt(path, slot.committed_len, "footer summary disagrees with the commit slot"));
+        return Err(Error::corrupt(
+            path,
+            slot.committed_len,
+            "footer summary disagrees with the commit slot",
+        ));
     }
     Ok(footer)
 }
@@ -174,7 +211,13 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
         .ok_or_else(|| Error::corrupt(path, offset, "frame offset past the committed end"))?;
     let (frame, len) = match format::decode_frame(window) {
         Ok(Some(f)) => f,
-        Ok(None) => return Err(Error::corrupt(path, offset, "zero bytes before the committed end")),
+        Ok(None) => {
+            return Err(Error::corrupt(
+                path,
+                offset,
+                "zero bytes before the committed end",
+            ))
+        }
         Err(e) => return Err(Error::corrupt(path, offset + e.offset as u64, e.what)),
     };
     let next = offset + len as u64;
@@ -184,7 +227,7 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
     let string = |r: u32| -> Result<String> {
         snap.strings
             .get(r as usize)
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .ok_or_else(|| Error::corrupt(path, offset, format!("string ref {r} undefined")))
     };
     let data = match (f.payload, f.raw_len) {
@@ -196,11 +239,23 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
         ),
         (Some(p), Some(raw)) => {
             if raw > RAW_LEN_MAX {
-                return Err(Error::corrupt(path, offset, format!("decompressed length {raw} implausible")));
+                return Err(Error::corrupt(
+                    path,
+                    offset,
+                    format!("decompressed length {raw} implausible"),
+                ));
             }
-            let bytes = lz4_flex::block::decompress(p, raw as usize)
-                .map_err(|e| Error::corrupt(path, offset, format!("lz4 payload does not decompress: {e}")))?;
-            Some(String::from_utf8(bytes).map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?)
+            let bytes = lz4_flex::block::decompress(p, raw as usize).map_err(|e| {
+                Error::corrupt(
+                    path,
+                    offset,
+                    format!("lz4 payload does not decompress: {e}"),
+                )
+            })?;
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?,
+            )
         }
     };
     let ev = StoredEvent {
@@ -250,7 +305,11 @@ impl Stream {
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
             let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-            if let Some(id) = entry.file_name().to_str().and_then(|n| kind.parse_file_name(n)) {
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| kind.parse_file_name(n))
+            {
                 ids.push(id);
             }
         }

@@ -84,16 +84,16 @@ pub(crate) struct Shared {
 impl Shared {
     /// The error appends and flushes return while the writer is unhealthy.
     pub fn health_error(&self) -> Option<Error> {
-        match self.health.load(Ordering::Acquire) {
-            HEALTH_OK => None,
-            _ => {
-                let st = self.status.lock();
-                if let Some(why) = &st.fatal {
-                    Some(Error::Poisoned(why.clone()))
-                } else {
-                    st.disk_full.as_ref().map(|p| Error::DiskFull { path: p.clone() })
-                }
-            }
+        if self.health.load(Ordering::Acquire) == HEALTH_OK {
+            return None;
+        }
+        let st = self.status.lock();
+        if let Some(why) = &st.fatal {
+            Some(Error::Poisoned(why.clone()))
+        } else {
+            st.disk_full
+                .as_ref()
+                .map(|p| Error::DiskFull { path: p.clone() })
         }
     }
 }
@@ -131,7 +131,12 @@ impl Writer {
             .strings
             .iter()
             .enumerate()
-            .map(|(i, s)| (Box::from(&**s), u32::try_from(i).expect("string refs are u32")))
+            .map(|(i, s)| {
+                (
+                    Box::from(&**s),
+                    u32::try_from(i).expect("string refs are u32"),
+                )
+            })
             .collect();
         Writer {
             shared,
@@ -262,7 +267,9 @@ impl Writer {
             Some(Error::DiskFull { path }) => {
                 self.retained = batch.split_off(written);
                 self.shared.status.lock().disk_full = Some(path);
-                self.shared.health.store(HEALTH_DISK_FULL, Ordering::Release);
+                self.shared
+                    .health
+                    .store(HEALTH_DISK_FULL, Ordering::Release);
                 self.shared.progress.notify_all();
                 self.shared.space.notify_all();
                 Ok(())
@@ -311,7 +318,8 @@ impl Writer {
         // Compress into scratch when that makes the data smaller.
         let mut compressed_len = None;
         if let Some(d) = data.filter(|d| d.len() > cfg.compress_len_min) {
-            self.scratch.resize(lz4_flex::block::get_maximum_output_size(d.len()), 0);
+            self.scratch
+                .resize(lz4_flex::block::get_maximum_output_size(d.len()), 0);
             if let Ok(n) = lz4_flex::block::compress_into(d, &mut self.scratch) {
                 if n < d.len() {
                     compressed_len = Some(n);
@@ -319,52 +327,20 @@ impl Writer {
             }
         }
         let stored_len = compressed_len.unwrap_or(data.map_or(0, <[u8]>::len));
-        let names: [Option<&str>; 3] = [Some(&ev.event_type), Some(&ev.source), ev.action.as_deref()];
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            if self.active.is_none() {
-                self.roll(q, commit_us)?;
-            }
-            // Room for new string definitions, the frame, and the footer afterwards.
-            let missing: Vec<&str> = names
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|s| !self.lookup.contains_key(*s))
-                .collect();
-            let defs_len: usize = missing.iter().map(|s| format::FRAME_HEADER_LEN + 6 + s.len()).sum();
-            let frame_upper = format::FRAME_HEADER_LEN + 1 + 50 + 8 + stored_len;
-            let footer_after = self.index.footer_len_bound()
-                + missing.iter().map(|s| s.len() + 5).sum::<usize>()
-                + format::BLOCK_LEN
-                + 12;
-            let active = self.active.as_mut().expect("rolled above");
-            let need = (defs_len + frame_upper + footer_after) as u64;
-            if need <= active.room() {
-                break;
-            }
-            if self.index.summary.event_count == 0 || attempts > 1 {
-                return Err(Error::TooLarge {
-                    what: "event frame",
-                    len: need,
-                    len_max: active.room(),
-                });
-            }
-            self.seal(commit_us)?;
-        }
+        self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
-        let mut string_ref = |text: &str, index: &mut SegmentIndex, lookup: &mut HashMap<Box<str>, u32>| {
-            if let Some(&r) = lookup.get(text) {
-                return r;
-            }
-            let r = index.add_string(text);
-            let frame = format::encode_string_def(r, text);
-            active.tail_mut(frame.len()).copy_from_slice(&frame);
-            active.advance(frame.len());
-            lookup.insert(Box::from(text), r);
-            r
-        };
+        let mut string_ref =
+            |text: &str, index: &mut SegmentIndex, lookup: &mut HashMap<Box<str>, u32>| {
+                if let Some(&r) = lookup.get(text) {
+                    return r;
+                }
+                let r = index.add_string(text);
+                let frame = format::encode_string_def(r, text);
+                active.tail_mut(frame.len()).copy_from_slice(&frame);
+                active.advance(frame.len());
+                lookup.insert(Box::from(text), r);
+                r
+            };
         let type_ref = string_ref(&ev.event_type, &mut self.index, &mut self.lookup);
         let source_ref = string_ref(&ev.source, &mut self.index, &mut self.lookup);
         let action_ref = ev
@@ -384,7 +360,8 @@ impl Writer {
             action_ref,
             hash: q.hash,
             payload,
-            raw_len: compressed_len.map(|_| u32::try_from(data.map_or(0, <[u8]>::len)).expect("data_len_max < 4 GiB")),
+            raw_len: compressed_len
+                .map(|_| u32::try_from(data.map_or(0, <[u8]>::len)).expect("data_len_max < 4 GiB")),
         };
         let len = frame.encoded_len();
         let offset = active.write_len;
@@ -392,7 +369,7 @@ impl Writer {
         let n = format::encode_event(buf, &frame);
         debug_assert_eq!(n, len);
         debug_assert_eq!(
-            format::decode_frame(buf).ok().flatten().map(|(f, l)| (f, l)),
+            format::decode_frame(buf).ok().flatten(),
             Some((format::Frame::Event(frame), len)),
             "frame decodes to what was encoded"
         );
@@ -405,9 +382,57 @@ impl Writer {
             data_raw_len: data.map_or(0, <[u8]>::len) as u64,
             data_stored_len: stored_len as u64,
         };
-        self.index.add_event(&indexed, offset, u32::try_from(len).expect("frame < segment"), commit_us);
+        self.index.add_event(
+            &indexed,
+            offset,
+            u32::try_from(len).expect("frame < segment"),
+            commit_us,
+        );
         self.last_id = q.id;
         Ok(())
+    }
+
+    /// Ensures the active segment has room for `q`'s frames (and any new strings) plus the
+    /// footer it would need afterwards, sealing the segment and rolling when it has not.
+    fn make_room(&mut self, q: &Queued, stored_len: usize, commit_us: i64) -> Result<()> {
+        let ev = &q.event;
+        let names: [Option<&str>; 3] =
+            [Some(&ev.event_type), Some(&ev.source), ev.action.as_deref()];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if self.active.is_none() {
+                self.roll(q, commit_us)?;
+            }
+            let missing: Vec<&str> = names
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|s| !self.lookup.contains_key(*s))
+                .collect();
+            let defs_len: usize = missing
+                .iter()
+                .map(|s| format::FRAME_HEADER_LEN + 6 + s.len())
+                .sum();
+            let frame_upper = format::FRAME_HEADER_LEN + 1 + 50 + 8 + stored_len;
+            let footer_after = self.index.footer_len_bound()
+                + missing.iter().map(|s| s.len() + 5).sum::<usize>()
+                + format::BLOCK_LEN
+                + 12;
+            let active = self.active.as_mut().expect("rolled above");
+            let need = (defs_len + frame_upper + footer_after) as u64;
+            if need <= active.room() {
+                return Ok(());
+            }
+            if self.index.summary.event_count == 0 || attempts > 1 {
+                return Err(Error::TooLarge {
+                    what: "event frame",
+                    len: need,
+                    len_max: active.room(),
+                });
+            }
+            self.seal(commit_us)?;
+        }
     }
 
     /// Seals the active segment after publishing what it holds.

@@ -10,11 +10,16 @@ const T0: i64 = 1_732_460_000_000_000;
 fn event(i: u64, data_len: usize) -> Event {
     let filler: String = "abcdefghij".repeat(data_len / 10 + 1)[..data_len].to_owned();
     Event::new(
-        Timestamp(T0 + i64::try_from(i).unwrap() * 1000 - if i % 7 == 0 { 5_000_000 } else { 0 }),
+        Timestamp(T0 + i64::try_from(i).unwrap() * 1000 - if i.is_multiple_of(7) { 5_000_000 } else { 0 }),
         ["file_op", "app_launch", "clipboard", "ünïcødé ✓"][usize::try_from(i % 4).unwrap()],
-        if i % 3 == 0 { None } else { Some("modified") },
+        if i.is_multiple_of(3) { None } else { Some("modified") },
         format!("source-{}", i % 13),
-        if i % 5 == 0 { None } else { Some(format!(r#"{{"i":{i},"text":"{filler}","emoji":"🦀"}}"#)) }.as_deref(),
+        if i.is_multiple_of(5) {
+            None
+        } else {
+            Some(format!(r#"{{"i":{i},"text":"{filler}","emoji":"🦀"}}"#))
+        }
+        .as_deref(),
     )
     .unwrap()
 }
@@ -30,7 +35,9 @@ fn small_config() -> Config {
 fn every_field_round_trips_across_segments_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    let events: Vec<Event> = (0..3000).map(|i| event(i, if i % 50 == 1 { 5000 } else { 200 })).collect();
+    let events: Vec<Event> = (0..3000)
+        .map(|i| event(i, if i % 50 == 1 { 5000 } else { 200 }))
+        .collect();
     {
         let store = Store::open(&path, small_config()).unwrap();
         for (i, e) in events.iter().enumerate() {
@@ -40,8 +47,16 @@ fn every_field_round_trips_across_segments_and_reopen() {
         store.flush().unwrap();
         let stats = store.stats().unwrap();
         assert_eq!(stats.total_events, 3000);
-        assert!(stats.segments > 2, "rolled into {} segments", stats.segments);
-        assert!(stats.compressed_events >= 50, "{} compressed", stats.compressed_events);
+        assert!(
+            stats.segments > 2,
+            "rolled into {} segments",
+            stats.segments
+        );
+        assert!(
+            stats.compressed_events >= 50,
+            "{} compressed",
+            stats.compressed_events
+        );
         let back: Vec<_> = store.scan().unwrap().map(Result::unwrap).collect();
         assert_eq!(back.len(), 3000);
         for (i, (b, e)) in back.iter().zip(&events).enumerate() {
@@ -55,12 +70,18 @@ fn every_field_round_trips_across_segments_and_reopen() {
     assert_eq!(store.open_report().torn_tail_bytes, 0);
     for id in [1u64, 2, 33, 64, 65, 1500, 2999, 3000] {
         let got = store.get(EventId(id)).unwrap().unwrap();
-        assert_eq!(got.to_event().unwrap(), events[usize::try_from(id).unwrap() - 1]);
+        assert_eq!(
+            got.to_event().unwrap(),
+            events[usize::try_from(id).unwrap() - 1]
+        );
     }
     assert_eq!(store.get(EventId(3001)).unwrap(), None);
     assert_eq!(store.get(EventId(0)).unwrap(), None);
     // Ids continue after a reopen.
-    assert_eq!(store.append(event(9, 10)).unwrap(), Appended::New(EventId(3001)));
+    assert_eq!(
+        store.append(event(9, 10)).unwrap(),
+        Appended::New(EventId(3001))
+    );
     store.flush().unwrap();
     let ro = Store::open_read_only(&path).unwrap();
     assert_eq!(ro.stats().unwrap().total_events, 3001);
@@ -109,21 +130,45 @@ fn invalid_events_are_rejected_with_the_field_named() {
     let store = Store::open(dir.path().join("s"), small_config()).unwrap();
     let mut e = event(1, 10);
     e.event_type.clear();
-    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "event_type", .. }));
+    assert!(matches!(
+        store.append(e).unwrap_err(),
+        Error::InvalidEvent {
+            field: "event_type",
+            ..
+        }
+    ));
     let mut e = event(1, 10);
     e.source.clear();
-    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "source", .. }));
+    assert!(matches!(
+        store.append(e).unwrap_err(),
+        Error::InvalidEvent {
+            field: "source",
+            ..
+        }
+    ));
     let mut e = event(1, 10);
     e.timestamp = Timestamp::now().saturating_add(std::time::Duration::from_secs(3 * 86_400));
-    assert!(matches!(store.append(e).unwrap_err(), Error::InvalidEvent { field: "timestamp", .. }));
+    assert!(matches!(
+        store.append(e).unwrap_err(),
+        Error::InvalidEvent {
+            field: "timestamp",
+            ..
+        }
+    ));
     let huge = event(1, 100 << 10);
-    assert!(matches!(store.append(huge).unwrap_err(), Error::TooLarge { .. }));
+    assert!(matches!(
+        store.append(huge).unwrap_err(),
+        Error::TooLarge { .. }
+    ));
     assert!(Event::new(Timestamp(T0), "t", None, "s", Some("{not json")).is_err());
     // A batch with one bad event stores none of it.
     let mut bad = event(2, 10);
     bad.source.clear();
     assert!(store.append_batch(vec![event(1, 10), bad]).is_err());
-    assert_eq!(store.append(event(3, 10)).unwrap(), Appended::New(EventId(1)));
+    assert_eq!(
+        store.append(event(3, 10)).unwrap(),
+        Appended::New(EventId(1))
+    );
 }
 
 #[test]
@@ -152,15 +197,34 @@ fn foreign_paths_are_not_stores() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, b"SQLite format 3\0").unwrap();
-    assert!(matches!(Store::open(&file, Config::default()), Err(Error::NotAStore { .. })));
-    assert!(matches!(Store::open_read_only(&file), Err(Error::NotAStore { .. })));
-    assert!(matches!(Store::open_read_only(dir.path().join("missing")), Err(Error::NotAStore { .. })));
+    assert!(matches!(
+        Store::open(&file, Config::default()),
+        Err(Error::NotAStore { .. })
+    ));
+    assert!(matches!(
+        Store::open_read_only(&file),
+        Err(Error::NotAStore { .. })
+    ));
+    assert!(matches!(
+        Store::open_read_only(dir.path().join("missing")),
+        Err(Error::NotAStore { .. })
+    ));
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), b"hi").unwrap();
-    assert!(matches!(Store::open(&other, Config::default()), Err(Error::NotAStore { .. })));
-    assert!(matches!(Store::open_read_only(&other), Err(Error::NotAStore { .. })));
-    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1, "nothing created");
+    assert!(matches!(
+        Store::open(&other, Config::default()),
+        Err(Error::NotAStore { .. })
+    ));
+    assert!(matches!(
+        Store::open_read_only(&other),
+        Err(Error::NotAStore { .. })
+    ));
+    assert_eq!(
+        std::fs::read_dir(&other).unwrap().count(),
+        1,
+        "nothing created"
+    );
 }
 
 #[test]
@@ -171,7 +235,10 @@ fn store_files_are_private() {
     let store = Store::open(&path, small_config()).unwrap();
     store.append(event(1, 10)).unwrap();
     store.flush().unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     for entry in std::fs::read_dir(&path).unwrap() {
         let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

@@ -84,7 +84,12 @@ fn section(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
 
 impl Footer {
     /// An upper bound of the encoded length, cheap to keep up to date while appending.
-    pub fn len_bound(string_bytes: usize, string_count: usize, blocks: usize, types: usize) -> usize {
+    pub fn len_bound(
+        string_bytes: usize,
+        string_count: usize,
+        blocks: usize,
+        types: usize,
+    ) -> usize {
         FOOTER_FIXED_LEN
             + 4 * SECTION_HEADER_LEN
             + SUMMARY_LEN
@@ -114,7 +119,12 @@ impl Footer {
         for v in [s.event_count, s.first_id, s.last_id] {
             body.extend_from_slice(&v.to_le_bytes());
         }
-        for v in [s.min_ts_us, s.max_ts_us, s.first_commit_us, s.last_commit_us] {
+        for v in [
+            s.min_ts_us,
+            s.max_ts_us,
+            s.first_commit_us,
+            s.last_commit_us,
+        ] {
             body.extend_from_slice(&v.to_le_bytes());
         }
         for v in [s.compressed_count, s.data_raw_bytes, s.data_stored_bytes] {
@@ -172,7 +182,10 @@ impl Footer {
         }
         let len = r.u32("footer length")? as usize;
         if len < FOOTER_FIXED_LEN {
-            return Err(DecodeError::new(8, format!("footer length {len} too small")));
+            return Err(DecodeError::new(
+                8,
+                format!("footer length {len} too small"),
+            ));
         }
         Ok(len)
     }
@@ -184,7 +197,10 @@ impl Footer {
     pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
         let len = Footer::peek_len(b)?;
         if len != b.len() {
-            return Err(DecodeError::new(8, format!("footer length {len}, {} bytes given", b.len())));
+            return Err(DecodeError::new(
+                8,
+                format!("footer length {len}, {} bytes given", b.len()),
+            ));
         }
         let (content, crc_bytes) = b.split_at(len - 4);
         let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
@@ -225,16 +241,25 @@ impl Footer {
                 _ => continue,
             }
             if sr.remaining() != 0 {
-                return Err(DecodeError::new(base + sr.pos(), "trailing bytes in footer section"));
+                return Err(DecodeError::new(
+                    base + sr.pos(),
+                    "trailing bytes in footer section",
+                ));
             }
             let slot = &mut seen[usize::from(kind)];
             if *slot {
-                return Err(DecodeError::new(at, format!("footer section {kind} repeated")));
+                return Err(DecodeError::new(
+                    at,
+                    format!("footer section {kind} repeated"),
+                ));
             }
             *slot = true;
         }
         if r.remaining() != 0 {
-            return Err(DecodeError::new(r.pos(), "trailing bytes after footer sections"));
+            return Err(DecodeError::new(
+                r.pos(),
+                "trailing bytes after footer sections",
+            ));
         }
         if !seen[1..].iter().all(|&s| s) {
             return Err(DecodeError::new(12, "footer section missing"));
@@ -262,7 +287,10 @@ fn decode_summary(r: &mut Reader<'_>) -> Result<Summary, DecodeError> {
 fn capped(count: u32, remaining: usize, each_min: usize) -> Result<usize, DecodeError> {
     let count = count as usize;
     if count > remaining / each_min {
-        return Err(DecodeError::new(0, format!("count {count} exceeds the section")));
+        return Err(DecodeError::new(
+            0,
+            format!("count {count} exceeds the section"),
+        ));
     }
     Ok(count)
 }
@@ -276,7 +304,8 @@ fn decode_strings(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
         let len = usize::try_from(r.varint("string length")?)
             .map_err(|_| DecodeError::new(at, "string length overflows"))?;
         let bytes = r.take(len, "string")?;
-        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::new(at, "string is not UTF-8"))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| DecodeError::new(at, "string is not UTF-8"))?;
         out.push(text.to_owned());
     }
     Ok(out)

@@ -57,9 +57,13 @@ pub enum Frame<'a> {
 }
 
 fn finish(out: &mut [u8], body_len: usize) -> usize {
-    let len_field = u32::try_from(body_len).expect("frame bodies are bounded by segment_len < 4 GiB");
+    let len_field =
+        u32::try_from(body_len).expect("frame bodies are bounded by segment_len < 4 GiB");
     out[0..4].copy_from_slice(&len_field.to_le_bytes());
-    let crc = crc32(&[&out[0..4], &out[FRAME_HEADER_LEN..FRAME_HEADER_LEN + body_len]]);
+    let crc = crc32(&[
+        &out[0..4],
+        &out[FRAME_HEADER_LEN..FRAME_HEADER_LEN + body_len],
+    ]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     FRAME_HEADER_LEN + body_len
 }
@@ -158,7 +162,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
     let mut r = Reader::new(body);
     let flags = r.u8("frame flags")?;
     if flags & !FLAGS_KNOWN != 0 {
-        return Err(DecodeError::new(FRAME_HEADER_LEN, "reserved frame flags set"));
+        return Err(DecodeError::new(
+            FRAME_HEADER_LEN,
+            "reserved frame flags set",
+        ));
     }
     match flags & KIND_MASK {
         KIND_EVENT => {
@@ -208,7 +215,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
         }
         KIND_STRING => {
             if flags != KIND_STRING {
-                return Err(DecodeError::new(FRAME_HEADER_LEN, "flags set on string frame"));
+                return Err(DecodeError::new(
+                    FRAME_HEADER_LEN,
+                    "flags set on string frame",
+                ));
             }
             let p = at(&r);
             let string_ref = to_u32(r.varint("string ref")?, p, "string ref")?;

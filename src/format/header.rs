@@ -22,7 +22,10 @@ const _: () = assert!(SLOT_OFFSETS[1] + COMMIT_SLOT_LEN <= SEGMENT_HEADER_LEN);
 
 fn check_version(found: u32) -> Result<(), DecodeError> {
     if found == 0 || found > FORMAT_VERSION {
-        return Err(DecodeError::new(8, format!("unsupported format version {found}")));
+        return Err(DecodeError::new(
+            8,
+            format!("unsupported format version {found}"),
+        ));
     }
     Ok(())
 }
@@ -144,7 +147,10 @@ impl SegmentHeader {
             return Err(DecodeError::new(12, "stream kind 0 is invalid"));
         }
         if base_id == 0 {
-            return Err(DecodeError::new(24, "base_id 0 is invalid (ids start at 1)"));
+            return Err(DecodeError::new(
+                24,
+                "base_id 0 is invalid (ids start at 1)",
+            ));
         }
         Ok(SegmentHeader {
             version,
@@ -181,7 +187,7 @@ impl CommitSlot {
     /// The slot this publication is written to: sequences alternate between A and B, so
     /// the previous publication stays intact while this one is written.
     pub fn offset(&self) -> usize {
-        SLOT_OFFSETS[usize::from(self.sequence % 2 == 0)]
+        SLOT_OFFSETS[usize::from(self.sequence.is_multiple_of(2))]
     }
 
     /// Encodes the 48-byte slot.

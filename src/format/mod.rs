@@ -121,17 +121,26 @@ impl<'a> Reader<'a> {
             let byte = self.u8(what)?;
             let bits = u64::from(byte & 0x7f);
             if i == 9 && byte > 1 {
-                return Err(DecodeError::new(start, format!("{what}: varint overflows u64")));
+                return Err(DecodeError::new(
+                    start,
+                    format!("{what}: varint overflows u64"),
+                ));
             }
             value |= bits << (7 * i);
             if byte & 0x80 == 0 {
                 if i > 0 && byte == 0 {
-                    return Err(DecodeError::new(start, format!("{what}: varint not minimal")));
+                    return Err(DecodeError::new(
+                        start,
+                        format!("{what}: varint not minimal"),
+                    ));
                 }
                 return Ok(value);
             }
         }
-        Err(DecodeError::new(start, format!("{what}: varint longer than 10 bytes")))
+        Err(DecodeError::new(
+            start,
+            format!("{what}: varint longer than 10 bytes"),
+        ))
     }
 
     pub(crate) fn zigzag(&mut self, what: &str) -> Result<i64, DecodeError> {
@@ -213,7 +222,10 @@ mod tests {
     fn rejects_overlong_and_truncated_varints() {
         assert!(Reader::new(&[0x80]).varint("v").is_err());
         assert!(Reader::new(&[0xff; 11]).varint("v").is_err());
-        assert!(Reader::new(&[0x80, 0x00]).varint("v").is_err(), "non-minimal");
+        assert!(
+            Reader::new(&[0x80, 0x00]).varint("v").is_err(),
+            "non-minimal"
+        );
         let mut over = [0xffu8; 10];
         over[9] = 0x02;
         assert!(Reader::new(&over).varint("v").is_err());

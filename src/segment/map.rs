@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 /// are never rewritten, and sealing only shrinks the file past the committed end plus the
 /// footer written there).
 pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
-    let len = usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
+    let len =
+        usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
     // SAFETY: `len` is within the file (callers check it against the published committed
     // length or the file's length), and the mapped range is never modified or truncated by
     // selflog while any map exists: committed bytes are immutable (segment/mod.rs, writer.rs),
@@ -33,7 +34,8 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
 
 /// Maps the whole preallocated segment file for writing by the writer thread.
 pub(crate) fn map_write(file: &File, len: u64, path: &Path) -> Result<MmapMut> {
-    let len = usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
+    let len =
+        usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
     // SAFETY: the file was fully allocated (fallocate) to `len` bytes before this call, so no
     // store into the map can fault for lack of disk space; only the writer thread, which holds
     // the store's exclusive lock, maps a segment writably, and it drops this map before it

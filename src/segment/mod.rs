@@ -48,7 +48,10 @@ impl StreamKind {
 
     /// The segment id named by `name`, if it is a segment file of this stream.
     pub(crate) fn parse_file_name(self, name: &str) -> Option<u32> {
-        let digits = name.strip_prefix(self.prefix())?.strip_prefix('-')?.strip_suffix(".seg")?;
+        let digits = name
+            .strip_prefix(self.prefix())?
+            .strip_prefix('-')?
+            .strip_suffix(".seg")?;
         if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -108,16 +111,27 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, Co
         }
     }
     if got < buf.len() {
-        return Err(Error::corrupt(path, got as u64, format!("segment header truncated: file has {got} bytes")));
+        return Err(Error::corrupt(
+            path,
+            got as u64,
+            format!("segment header truncated: file has {got} bytes"),
+        ));
     }
     let header = SegmentHeader::decode(&buf).map_err(|e| header_error(path, e))?;
-    let slot = CommitSlot::newest(&buf).map_err(|e| Error::corrupt(path, e.offset as u64, e.what))?;
-    let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let slot =
+        CommitSlot::newest(&buf).map_err(|e| Error::corrupt(path, e.offset as u64, e.what))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
     if slot.committed_len < SEGMENT_HEADER_LEN as u64 || slot.committed_len > file_len {
         return Err(Error::corrupt(
             path,
             SLOT_OFFSETS_FIRST,
-            format!("committed length {} outside the file of {file_len} bytes", slot.committed_len),
+            format!(
+                "committed length {} outside the file of {file_len} bytes",
+                slot.committed_len
+            ),
         ));
     }
     Ok((header, slot))
@@ -159,13 +173,23 @@ pub(crate) fn scan_frames(
             .ok_or_else(|| Error::corrupt(path, at, "committed length past the mapped file"))?;
         let (frame, len) = match format::decode_frame(window) {
             Ok(Some(f)) => f,
-            Ok(None) => return Err(Error::corrupt(path, at, "zero bytes before the committed end")),
+            Ok(None) => {
+                return Err(Error::corrupt(
+                    path,
+                    at,
+                    "zero bytes before the committed end",
+                ))
+            }
             Err(e) => return Err(Error::corrupt(path, at + e.offset as u64, e.what)),
         };
         match frame {
             Frame::StringDef { string_ref, text } => {
                 if string_ref as usize != index.strings.len() {
-                    return Err(Error::corrupt(path, at, format!("string ref {string_ref} out of order")));
+                    return Err(Error::corrupt(
+                        path,
+                        at,
+                        format!("string ref {string_ref} out of order"),
+                    ));
                 }
                 index.add_string(text);
             }
@@ -175,7 +199,11 @@ pub(crate) fn scan_frames(
                     .checked_add(e.id_delta)
                     .ok_or_else(|| Error::corrupt(path, at, "event id overflows"))?;
                 if index.summary.event_count > 0 && id <= index.summary.last_id {
-                    return Err(Error::corrupt(path, at, format!("event id {id} does not increase")));
+                    return Err(Error::corrupt(
+                        path,
+                        at,
+                        format!("event id {id} does not increase"),
+                    ));
                 }
                 let ts = header
                     .base_timestamp_us
@@ -186,9 +214,14 @@ pub(crate) fn scan_frames(
                     && (e.source_ref as usize) < n
                     && e.action_ref.is_none_or(|a| (a as usize) < n);
                 if !refs_ok {
-                    return Err(Error::corrupt(path, at, "event refers to an undefined string"));
+                    return Err(Error::corrupt(
+                        path,
+                        at,
+                        "event refers to an undefined string",
+                    ));
                 }
-                let frame_len = u32::try_from(len).map_err(|_| Error::corrupt(path, at, "frame too long"))?;
+                let frame_len =
+                    u32::try_from(len).map_err(|_| Error::corrupt(path, at, "frame too long"))?;
                 let stored = e.payload.map_or(0, <[u8]>::len) as u64;
                 let indexed = IndexedEvent {
                     id,
@@ -225,7 +258,12 @@ impl ActiveSegment {
     /// Creates a segment file: written under a temporary name, allocated, given its header
     /// and first commit slot, synced, then renamed into place and the directory synced, so a
     /// crash leaves either no segment or a complete empty one.
-    pub fn create(dir: &Path, kind: StreamKind, header: SegmentHeader, now_us: i64) -> Result<ActiveSegment> {
+    pub fn create(
+        dir: &Path,
+        kind: StreamKind,
+        header: SegmentHeader,
+        now_us: i64,
+    ) -> Result<ActiveSegment> {
         let path = dir.join(kind.file_name(header.segment_id));
         let tmp = dir.join(format!("{}.tmp", kind.file_name(header.segment_id)));
         let result = (|| {
@@ -242,7 +280,8 @@ impl ActiveSegment {
             let mut head = [0u8; SEGMENT_HEADER_LEN];
             head[..64].copy_from_slice(&header.encode());
             head[slot.offset()..slot.offset() + COMMIT_SLOT_LEN].copy_from_slice(&slot.encode());
-            file.write_all(&head).map_err(|e| Error::io("write", &tmp, e))?;
+            file.write_all(&head)
+                .map_err(|e| Error::io("write", &tmp, e))?;
             file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
             sync_dir(dir)?;
@@ -264,13 +303,24 @@ impl ActiveSegment {
     }
 
     /// Reopens an unsealed segment for appending after recovery checked it.
-    pub fn reopen(path: PathBuf, file: File, header: SegmentHeader, slot: CommitSlot) -> Result<ActiveSegment> {
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+    pub fn reopen(
+        path: PathBuf,
+        file: File,
+        header: SegmentHeader,
+        slot: CommitSlot,
+    ) -> Result<ActiveSegment> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
         if len != header.segment_len {
             return Err(Error::corrupt(
                 &path,
                 40,
-                format!("unsealed segment is {len} bytes, its header says {}", header.segment_len),
+                format!(
+                    "unsealed segment is {len} bytes, its header says {}",
+                    header.segment_len
+                ),
             ));
         }
         let map = map::map_write(&file, len, &path)?;
@@ -298,7 +348,8 @@ impl ActiveSegment {
     /// The next `len` unwritten bytes, to encode a frame into; [`ActiveSegment::advance`]
     /// then makes them part of what is written.
     pub fn tail_mut(&mut self, len: usize) -> &mut [u8] {
-        let start = usize::try_from(self.write_len).expect("segments are smaller than the address space");
+        let start =
+            usize::try_from(self.write_len).expect("segments are smaller than the address space");
         &mut self.map[start..start + len]
     }
 
@@ -326,7 +377,13 @@ impl ActiveSegment {
 
     /// Publishes everything written as committed: with `sync`, frames reach the device
     /// before the commit slot that covers them, and the slot before this returns.
-    pub fn publish(&mut self, event_count: u64, last_id: u64, commit_us: i64, sync: bool) -> Result<()> {
+    pub fn publish(
+        &mut self,
+        event_count: u64,
+        last_id: u64,
+        commit_us: i64,
+        sync: bool,
+    ) -> Result<()> {
         if sync {
             self.sync_written()?;
         }
@@ -380,12 +437,19 @@ impl ActiveSegment {
     /// a sealed slot, syncs that, then drops the writable map and shrinks the file to
     /// committed end + footer. `format-spec/FORMAT.md#sealing`
     pub fn seal(mut self, index: &SegmentIndex, commit_us: i64) -> Result<()> {
-        debug_assert_eq!(self.write_len, self.slot.committed_len, "seal only after publish");
+        debug_assert_eq!(
+            self.write_len, self.slot.committed_len,
+            "seal only after publish"
+        );
         let footer = index.to_footer().encode();
         let start = usize::try_from(self.write_len).expect("in address space");
         let end = start + footer.len();
         if end as u64 > self.header.segment_len {
-            return Err(Error::corrupt(&self.path, self.write_len, "no room for the footer (writer bug)"));
+            return Err(Error::corrupt(
+                &self.path,
+                self.write_len,
+                "no room for the footer (writer bug)",
+            ));
         }
         self.map[start..end].copy_from_slice(&footer);
         self.map
@@ -399,9 +463,12 @@ impl ActiveSegment {
             ..self.slot
         };
         self.write_slot(slot, true)?;
-        let ActiveSegment { path, file, map, .. } = self;
+        let ActiveSegment {
+            path, file, map, ..
+        } = self;
         drop(map);
-        file.set_len(end as u64).map_err(|e| Error::io("shrink", &path, e))?;
+        file.set_len(end as u64)
+            .map_err(|e| Error::io("shrink", &path, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &path, e))
     }
 }

@@ -1,6 +1,6 @@
 //! `selflog demo`: placeholder until the workload generator lands.
-use std::path::Path;
 use crate::Outcome;
+use std::path::Path;
 #[derive(clap::Args)]
 pub struct Args {
     /// Events to generate.

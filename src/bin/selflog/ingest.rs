@@ -30,7 +30,10 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         Some(p) if p == Path::new("-") => (Box::new(io::stdin()), true),
         Some(p) => {
             let f = File::open(p).map_err(|e| {
-                Failure::hinted(format!("cannot read {}: {e}", p.display()), "check the path of the JSON Lines file")
+                Failure::hinted(
+                    format!("cannot read {}: {e}", p.display()),
+                    "check the path of the JSON Lines file",
+                )
             })?;
             (Box::new(f), false)
         }
@@ -53,12 +56,16 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let outcome = selflog::jsonl::parse_line(text).map_err(|why| (why, false)).and_then(|event| {
-            store.append(event).map_err(|e| match e {
-                selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. } => (e.to_string(), false),
-                other => (other.to_string(), true),
-            })
-        });
+        let outcome = selflog::jsonl::parse_line(text)
+            .map_err(|why| (why, false))
+            .and_then(|event| {
+                store.append(event).map_err(|e| match e {
+                    selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. } => {
+                        (e.to_string(), false)
+                    }
+                    other => (other.to_string(), true),
+                })
+            });
         match outcome {
             Ok(Appended::New(_)) => appended += 1,
             Ok(Appended::Duplicate(_)) => duplicates += 1,
@@ -67,7 +74,9 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
                 if rejected <= REPORTED_LINES_MAX {
                     eprintln!("selflog: line {line_no}: {why}");
                 } else if rejected == REPORTED_LINES_MAX + 1 {
-                    eprintln!("selflog: more lines rejected; only the count is reported from here on");
+                    eprintln!(
+                        "selflog: more lines rejected; only the count is reported from here on"
+                    );
                 }
             }
             Err((why, true)) => {

@@ -86,8 +86,16 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
         if !s.events_by_type.is_empty() {
             let mut rows: Vec<_> = s.events_by_type.iter().collect();
             rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let width = rows.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(4).max(4);
-            text.push_str(&format!("\n{:<width$}  {:>12}  {:>6}\n", "type", "events", "share"));
+            let width = rows
+                .iter()
+                .map(|(t, _)| t.chars().count())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            text.push_str(&format!(
+                "\n{:<width$}  {:>12}  {:>6}\n",
+                "type", "events", "share"
+            ));
             for (t, n) in rows {
                 #[expect(clippy::cast_precision_loss, reason = "a share for display")]
                 let share = *n as f64 * 100.0 / s.total_events as f64;
@@ -124,11 +132,20 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
     } else {
         let mut text = String::new();
         for p in &report.problems {
-            text.push_str(&format!("{}: byte {}: {}\n", p.path.display(), p.offset, p.what));
+            text.push_str(&format!(
+                "{}: byte {}: {}\n",
+                p.path.display(),
+                p.offset,
+                p.what
+            ));
         }
         text.push_str(&format!(
             "{}: {} segments, {} events, {} checked",
-            if report.problems.is_empty() { "sound" } else { "DAMAGED" },
+            if report.problems.is_empty() {
+                "sound"
+            } else {
+                "DAMAGED"
+            },
             report.segments,
             report.events,
             output::human_bytes(report.bytes_checked),
@@ -148,7 +165,11 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
     } else {
         drop(out);
         Err(Failure::hinted(
-            format!("{} problems found in {}", report.problems.len(), store_dir.display()),
+            format!(
+                "{} problems found in {}",
+                report.problems.len(),
+                store_dir.display()
+            ),
             "undamaged segments stay readable; the listed offsets locate the damage",
         ))
     }

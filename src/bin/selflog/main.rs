@@ -26,7 +26,12 @@ const EXIT_ERROR: u8 = 1;
 )]
 struct Cli {
     /// The store directory.
-    #[arg(long, global = true, env = "SELFLOG_STORE", default_value = "data/selflog")]
+    #[arg(
+        long,
+        global = true,
+        env = "SELFLOG_STORE",
+        default_value = "data/selflog"
+    )]
     store: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -65,10 +70,12 @@ impl From<selflog::Error> for Failure {
             selflog::Error::NotAStore { .. } => {
                 Some("pass --store DIR (or set SELFLOG_STORE) to point at a selflog store")
             }
-            selflog::Error::Corrupt { .. } => Some("run `selflog inspect verify` to list all damage"),
-            selflog::Error::Locked { .. } => {
-                Some("inspect commands work while another process writes; only one writer at a time")
+            selflog::Error::Corrupt { .. } => {
+                Some("run `selflog inspect verify` to list all damage")
             }
+            selflog::Error::Locked { .. } => Some(
+                "inspect commands work while another process writes; only one writer at a time",
+            ),
             _ => None,
         };
         Failure {

@@ -26,13 +26,16 @@ pub fn is_broken_pipe(message: &str) -> bool {
 
 /// A timestamp as float seconds with microsecond precision, for JSON.
 pub fn secs(ts: selflog::Timestamp) -> serde_json::Value {
-    serde_json::Number::from_f64(ts.as_secs_f64()).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    serde_json::Number::from_f64(ts.as_secs_f64())
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 /// A timestamp as RFC 3339 in UTC with microseconds, for people.
 pub fn rfc3339(ts: selflog::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_micros(ts.micros())
-        .map_or_else(|| ts.to_string(), |d| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    chrono::DateTime::from_timestamp_micros(ts.micros()).map_or_else(
+        || ts.to_string(),
+        |d| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    )
 }
 
 /// A byte count for people: `12.3 MiB`.
