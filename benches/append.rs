@@ -1,1 +1,161 @@
-fn main(){}
+//! Append throughput and memory of the in-process API, `Buffered` mode.
+//!
+//! `cargo bench --bench append` runs the full measurement (`SELFLOG_BENCH_EVENTS`, default
+//! 10,000,000 events); under `cargo test` it runs a small smoke pass so the code stays
+//! working. Events come from the deterministic workload generator: a pool is generated
+//! first, then cloned with fresh timestamps into chunks built before each timed stretch.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use selflog::workload::{Workload, WorkloadConfig};
+use selflog::{Config, Event, Store, Timestamp};
+
+/// Anonymous resident memory of this process, in bytes (Linux `RssAnon`).
+fn rss_anon() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+struct Run {
+    name: &'static str,
+    events: u64,
+    elapsed: Duration,
+    peak_anon: u64,
+    log_bytes: u64,
+}
+
+fn pool(n: usize) -> Vec<Event> {
+    let mut cfg = WorkloadConfig::default();
+    cfg.count = n as u64;
+    cfg.duplicate_share = 0.0;
+    Workload::new(cfg).collect()
+}
+
+/// Events built before each timed stretch of appends.
+const CHUNK_EVENTS: usize = 500_000;
+
+/// Appends `total` events from `threads` threads in batches of `batch` (1 = `append`,
+/// more = `append_batch`). Events are built from the pool (clone + fresh timestamp) in
+/// chunks before each timed stretch, so the figure is the store's cost, not the
+/// generator's; `flush` is inside the timed region, so the writer's work is counted.
+fn run(name: &'static str, pool: &Arc<Vec<Event>>, total: u64, threads: u64, batch: usize) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(dir.path().join("s"), Config::default()).expect("open"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let baseline = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let base_ts = Timestamp::now().0 - 86_400_000_000;
+    let mut elapsed = Duration::ZERO;
+    let mut done = 0u64;
+    let mut extra = 0u64;
+    while done < total {
+        let n = (total - done).min(CHUNK_EVENTS as u64);
+        let per_thread = n / threads;
+        let mut chunks: Vec<Vec<Event>> = (0..threads)
+            .map(|t| {
+                (0..per_thread)
+                    .map(|i| {
+                        let k = done + t * per_thread + i;
+                        let mut e = pool[usize::try_from(k).unwrap_or(0) % pool.len()].clone();
+                        e.timestamp = Timestamp(base_ts + i64::try_from(k).unwrap_or(0));
+                        e
+                    })
+                    .collect()
+            })
+            .collect();
+        let before = rss_anon();
+        baseline.fetch_max(before, Ordering::Relaxed);
+        let start = Instant::now();
+        let workers: Vec<_> = chunks
+            .drain(..)
+            .map(|events| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    if batch == 1 {
+                        for e in events {
+                            store.append(e).expect("append");
+                        }
+                    } else {
+                        let mut it = events.into_iter().peekable();
+                        while it.peek().is_some() {
+                            store
+                                .append_batch(it.by_ref().take(batch).collect())
+                                .expect("append_batch");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("appender");
+        }
+        store.flush().expect("flush");
+        elapsed += start.elapsed();
+        extra = extra.max(peak.swap(0, Ordering::Relaxed).saturating_sub(before));
+        done += per_thread * threads;
+    }
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    let stats = store.stats().expect("stats");
+    assert_eq!(stats.total_events, done, "every event stored");
+    Run {
+        name,
+        events: done,
+        elapsed,
+        peak_anon: extra,
+        log_bytes: stats.log_bytes,
+    }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "figures for display")]
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let total: u64 = if full {
+        std::env::var("SELFLOG_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000_000)
+    } else {
+        20_000
+    };
+    let pool = Arc::new(pool(if full { 100_000 } else { 2_000 }));
+    let runs = [
+        run("append, 1 thread", &pool, total, 1, 1),
+        run("append, 2 threads", &pool, total, 2, 1),
+        run("append_batch(100), 1 thread", &pool, total, 1, 100),
+    ];
+    println!(
+        "| workload | events | seconds | events/s | bytes/event | RssAnon growth while appending |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} MB |",
+            r.name,
+            r.events,
+            secs,
+            r.events as f64 / secs,
+            r.log_bytes as f64 / r.events as f64,
+            r.peak_anon as f64 / 1e6
+        );
+    }
+    println!(
+        "events are prebuilt in chunks of {CHUNK_EVENTS} (untimed); RssAnon growth is the peak during a timed stretch minus the level before it"
+    );
+}

@@ -32,8 +32,10 @@ pub struct Config {
     /// The longest an event waits in the queue before its batch is written (old system: 5 s).
     /// In `Buffered` mode the map is also synced to disk at this interval.
     pub batch_timeout: Duration,
-    /// Events the queue holds before `append` waits (back-pressure). 64 Ki events of ~300
-    /// bytes is ~20 MB of memory, the bulk of the 50 MB budget.
+    /// Events the queue holds before `append` waits (back-pressure). The writer holds one
+    /// more batch of at most this size while writing it, so 8 Ki events of ~500 bytes in
+    /// memory cost at most ~8 MB: a fraction of the 50 MB budget, and batches of thousands
+    /// already amortise a publication to nothing.
     pub queue_events_max: usize,
     /// How long `append` waits for queue space before failing with `QueueFull`.
     pub queue_wait_max: Duration,
@@ -57,7 +59,7 @@ impl Default for Config {
         Config {
             batch_events: 100,
             batch_timeout: Duration::from_secs(5),
-            queue_events_max: 65_536,
+            queue_events_max: 8192,
             queue_wait_max: Duration::from_secs(30),
             compress_len_min: 1024,
             segment_len: 64 << 20,

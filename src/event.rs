@@ -59,6 +59,18 @@ impl Timestamp {
         Timestamp(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
     }
 
+    /// The current wall-clock time from the kernel's coarse clock (a few milliseconds of
+    /// resolution, a fraction of the cost of [`Timestamp::now`]): enough to bound timestamps
+    /// at ingest, which happens once per event.
+    pub fn now_coarse() -> Timestamp {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        Timestamp(
+            t.tv_sec
+                .saturating_mul(1_000_000)
+                .saturating_add(t.tv_nsec / 1000),
+        )
+    }
+
     /// This timestamp moved later by `d`, saturating.
     #[must_use]
     pub fn saturating_add(self, d: Duration) -> Timestamp {

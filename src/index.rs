@@ -6,8 +6,9 @@
 //! a sealed segment's footer. One builder serves all three, so the block rule lives here
 //! only. `format-spec/FORMAT.md#sparse-index`
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::format::{Block, Footer, Summary};
 
@@ -46,7 +47,7 @@ pub(crate) struct SegmentIndex {
     /// Counts and ranges.
     pub summary: Summary,
     /// Events per type reference.
-    pub type_counts: HashMap<u32, u64>,
+    pub type_counts: FxHashMap<u32, u64>,
 }
 
 impl Default for SegmentIndex {
@@ -61,7 +62,7 @@ impl Default for SegmentIndex {
                 max_ts_us: i64::MIN,
                 ..Summary::default()
             },
-            type_counts: HashMap::new(),
+            type_counts: FxHashMap::default(),
         }
     }
 }

@@ -57,6 +57,7 @@ mod recovery;
 mod segment;
 mod store;
 mod stream;
+pub mod workload;
 mod writer;
 
 pub use config::{Config, Durability, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};

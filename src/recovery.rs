@@ -10,9 +10,11 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::SEGMENT_HEADER_LEN;
+use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
-use crate::segment::{map, read_header, scan_frames, ActiveSegment, StreamKind};
+use crate::segment::{
+    check_identity, map, read_header, scan_frames, sealed_len, ActiveSegment, StreamKind,
+};
 use crate::stream::{read_footer, Stream};
 use crate::writer::Recovered;
 
@@ -27,12 +29,14 @@ pub struct OpenReport {
     pub removed_temp_files: usize,
     /// Events found in the unsealed segment.
     pub tail_events: u64,
+    /// Bytes of frames that were committed but never synced and did not survive (a power
+    /// loss in `Buffered` mode). They were discarded; flushed-only events can be among them.
+    pub lost_unsynced_bytes: u64,
 }
 
-/// Recovers the event stream of the store in `dir` for a writer holding the lock.
-pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
-    let mut report = OpenReport::default();
-    let kind = StreamKind::Events;
+/// Removes leftovers of segment creations a crash interrupted, returning how many.
+fn remove_temp_files(dir: &Path, kind: StreamKind) -> Result<usize> {
+    let mut removed = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         let name = entry.file_name();
@@ -41,10 +45,39 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
             if kind.parse_file_name(stem).is_some() {
                 let path = entry.path();
                 std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                report.removed_temp_files += 1;
+                removed += 1;
             }
         }
     }
+    Ok(removed)
+}
+
+/// Checks that every segment before the last is sealed: the writer seals a segment before
+/// it creates the next, so anything else means the store was damaged or tampered with.
+fn check_sealed(dir: &Path, kind: StreamKind, sealed_ids: &[u32]) -> Result<()> {
+    for &id in sealed_ids {
+        let path = dir.join(kind.file_name(id));
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let (header, slot) = read_header(&file, &path)?;
+        check_identity(&header, kind, id, &path)?;
+        if !slot.sealed {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "segment before the last is not sealed; run `selflog inspect verify`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Recovers the event stream of the store in `dir` for a writer holding the lock.
+pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
+    let kind = StreamKind::Events;
+    let mut report = OpenReport {
+        removed_temp_files: remove_temp_files(dir, kind)?,
+        ..OpenReport::default()
+    };
     let ids = Stream::list(dir, kind)?;
     let Some((&last, sealed_ids)) = ids.split_last() else {
         return Ok((
@@ -56,18 +89,7 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
             report,
         ));
     };
-    for &id in sealed_ids {
-        let path = dir.join(kind.file_name(id));
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let (_, slot) = read_header(&file, &path)?;
-        if !slot.sealed {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                "segment before the last is not sealed; run `selflog inspect verify`",
-            ));
-        }
-    }
+    check_sealed(dir, kind, sealed_ids)?;
     let path = dir.join(kind.file_name(last));
     let file = OpenOptions::new()
         .read(true)
@@ -75,11 +97,13 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
     let (header, slot) = read_header(&file, &path)?;
+    check_identity(&header, kind, last, &path)?;
     if slot.sealed {
         let len = file
             .metadata()
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
+        let len = sealed_len(&file, &slot, len, &path)?;
         let m = map::map_read(&file, len, &path)?;
         let footer = read_footer(&m, &slot, &path)?;
         return Ok((
@@ -93,16 +117,31 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
     }
     let mut active = ActiveSegment::reopen(path.clone(), file, header, slot)?;
     let mut index = SegmentIndex::default();
-    scan_frames(
-        active.bytes(),
+    let committed = map::map_read(active.file(), slot.committed_len, &path)?;
+    let scanned = scan_frames(
+        &committed,
         SEGMENT_HEADER_LEN as u64,
         slot.committed_len,
         &header,
         &mut index,
         slot.commit_time_us,
         &path,
-    )?;
-    if index.summary.event_count != slot.event_count
+    );
+    drop(committed);
+    if let Err((frame_at, err)) = scanned {
+        if frame_at < slot.durable_len {
+            return Err(err);
+        }
+        // Committed but never synced: a power loss in Buffered mode lost these frames.
+        // `format-spec/FORMAT.md#recovery`
+        report.lost_unsynced_bytes = slot.committed_len - frame_at;
+        let s = &index.summary;
+        active.truncate_published(
+            frame_at,
+            s.event_count,
+            if s.event_count > 0 { s.last_id } else { 0 },
+        )?;
+    } else if index.summary.event_count != slot.event_count
         || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
     {
         return Err(Error::corrupt(
@@ -111,7 +150,7 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
             "commit slot counts disagree with the frames",
         ));
     }
-    report.torn_tail_bytes = active.zero_tail(slot.committed_len)?;
+    report.torn_tail_bytes = active.zero_tail(active.slot.committed_len)?;
     report.tail_events = index.summary.event_count;
     let last_id = if index.summary.event_count > 0 {
         index.summary.last_id
@@ -169,10 +208,12 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
     let mut prev_last_id = 0u64;
-    for id in Stream::list(dir, kind)? {
+    let ids = Stream::list(dir, kind)?;
+    for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(kind.file_name(id));
         report.segments += 1;
-        match verify_segment(&path, &mut report, prev_last_id) {
+        let is_last = i + 1 == ids.len();
+        match verify_segment(&path, kind, id, is_last, &mut report, prev_last_id) {
             Ok(last) => prev_last_id = last.max(prev_last_id),
             Err(Error::Corrupt { path, offset, what }) => {
                 report.problems.push(Problem { path, offset, what });
@@ -187,13 +228,34 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     Ok(report)
 }
 
-fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> Result<u64> {
+fn verify_segment(
+    path: &Path,
+    kind: StreamKind,
+    id: u32,
+    is_last: bool,
+    report: &mut VerifyReport,
+    prev_last_id: u64,
+) -> Result<u64> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let (header, slot) = read_header(&file, path)?;
+    check_identity(&header, kind, id, path)?;
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
+    if !slot.sealed && !is_last {
+        report.problems.push(Problem {
+            path: path.to_path_buf(),
+            offset: format::SLOT_OFFSETS[0] as u64,
+            what: "segment before the last is not sealed (a writer refuses to open the store)"
+                .into(),
+        });
+    }
+    let len = if slot.sealed {
+        sealed_len(&file, &slot, len, path)?
+    } else {
+        len
+    };
     if header.base_id <= prev_last_id {
         report.problems.push(Problem {
             path: path.to_path_buf(),
@@ -209,7 +271,7 @@ fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> 
     let map_len = if slot.sealed { len } else { slot.committed_len };
     let m = map::map_read(&file, map_len, path)?;
     let mut index = SegmentIndex::default();
-    scan_frames(
+    let scanned = scan_frames(
         &m,
         SEGMENT_HEADER_LEN as u64,
         slot.committed_len,
@@ -217,7 +279,25 @@ fn verify_segment(path: &Path, report: &mut VerifyReport, prev_last_id: u64) -> 
         &mut index,
         0,
         path,
-    )?;
+    );
+    if let Err((frame_at, err)) = scanned {
+        if !slot.sealed && frame_at >= slot.durable_len {
+            let Error::Corrupt { path, offset, what } = err else {
+                return Err(err);
+            };
+            report.problems.push(Problem {
+                path,
+                offset,
+                what: format!(
+                    "{what}; this frame was committed but never synced (a power loss in Buffered mode?): \
+                     opening the store for writing discards it and everything after it"
+                ),
+            });
+            report.events += index.summary.event_count;
+            return Ok(index.summary.last_id);
+        }
+        return Err(err);
+    }
     report.events += index.summary.event_count;
     report.bytes_checked += slot.committed_len;
     if index.summary.event_count != slot.event_count

@@ -179,6 +179,10 @@ impl Store {
                     .mode(0o700)
                     .create(&dir)
                     .map_err(|e| Error::io("create directory", &dir, e))?;
+                // Make the new directory's entry durable in its parent.
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent)?;
+                }
             }
             Err(e) => return Err(Error::io("stat", &dir, e)),
         }
@@ -292,10 +296,13 @@ impl Store {
     /// [`Error::QueueFull`]; [`Error::ReadOnly`]; [`Error::Closed`].
     pub fn append(&self, event: Event) -> Result<Appended> {
         let shared = self.shared()?;
-        event.validate(&shared.config, Timestamp::now())?;
+        event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
+        let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        Store::enqueue(shared, std::iter::once((event, hash)), |a| result = a)?;
+        Store::enqueue(shared, std::iter::once((event, hash, packed)), |a| {
+            result = a;
+        })?;
         Ok(result)
     }
 
@@ -306,14 +313,16 @@ impl Store {
     /// As [`Store::append`]; an invalid event's error names its field.
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
         let shared = self.shared()?;
-        let now = Timestamp::now();
+        let now = Timestamp::now_coarse();
         for e in &events {
             e.validate(&shared.config, now)?;
         }
         let mut out = Vec::with_capacity(events.len());
+        let min = shared.config.compress_len_min;
         let hashed = events.into_iter().map(|e| {
             let h = e.content_hash();
-            (e, h)
+            let packed = crate::writer::compress(&e, min);
+            (e, h, packed)
         });
         Store::enqueue(shared, hashed, |a| out.push(a))?;
         Ok(out)
@@ -322,7 +331,7 @@ impl Store {
     /// Queues events under consecutive ids, telling `sink` what became of each.
     fn enqueue(
         shared: &Shared,
-        events: impl Iterator<Item = (Event, u64)>,
+        events: impl Iterator<Item = (Event, u64, Option<Vec<u8>>)>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
         if let Some(e) = shared.health_error() {
@@ -331,7 +340,7 @@ impl Store {
         let cfg = &shared.config;
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (event, hash) in events {
+        for (event, hash, compressed) in events {
             while q.events.len() >= cfg.queue_events_max {
                 if q.shutdown {
                     return Err(Error::Closed);
@@ -360,7 +369,12 @@ impl Store {
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
-            q.events.push(Queued { id, hash, event });
+            q.events.push(Queued {
+                id,
+                hash,
+                event,
+                compressed,
+            });
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();
             }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{self, CommitSlot, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
-use crate::segment::{map, read_header, scan_frames, StreamKind};
+use crate::segment::{check_identity, map, read_header, scan_frames, sealed_len, StreamKind};
 
 /// Largest decompressed payload a reader will allocate for; larger claims are corruption.
 const RAW_LEN_MAX: u32 = 1 << 30;
@@ -54,9 +54,10 @@ pub(crate) struct Snapshot {
 }
 
 impl SegmentView {
-    fn open(id: u32, path: PathBuf) -> Result<SegmentView> {
+    fn open(kind: StreamKind, id: u32, path: PathBuf) -> Result<SegmentView> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
+        check_identity(&header, kind, id, &path)?;
         let file_len = file
             .metadata()
             .map_err(|e| Error::io("stat", &path, e))?
@@ -85,6 +86,13 @@ impl SegmentView {
         if slot.sequence == st.slot.sequence && st.slot.sequence != 0 {
             return Ok(());
         }
+        // A sealed segment is mapped up to the end of its footer only: the writer may still
+        // be shrinking the file to that length.
+        let file_len = if slot.sealed {
+            sealed_len(&self.file, &slot, file_len, &self.path)?
+        } else {
+            file_len
+        };
         if slot.committed_len < st.scanned_len {
             return Err(Error::corrupt(
                 &self.path,
@@ -112,7 +120,7 @@ impl SegmentView {
             }
             let from = st.scanned_len;
             let st = &mut *st;
-            scan_frames(
+            let scanned = scan_frames(
                 &st.map,
                 from,
                 slot.committed_len,
@@ -120,7 +128,21 @@ impl SegmentView {
                 &mut st.index,
                 slot.commit_time_us,
                 &self.path,
-            )?;
+            );
+            if let Err((frame_at, err)) = scanned {
+                if slot.sealed || frame_at < slot.durable_len {
+                    return Err(err);
+                }
+                // Committed but never synced, and lost to a power loss: the readable
+                // segment ends before it, as it will once a writer recovers the store.
+                st.scanned_len = frame_at;
+                st.slot = CommitSlot {
+                    committed_len: frame_at,
+                    ..slot
+                };
+                st.file_len = file_len;
+                return Ok(());
+            }
         }
         st.scanned_len = slot.committed_len;
         st.slot = slot;
@@ -252,6 +274,16 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
                     format!("lz4 payload does not decompress: {e}"),
                 )
             })?;
+            if bytes.len() != raw as usize {
+                return Err(Error::corrupt(
+                    path,
+                    offset,
+                    format!(
+                        "lz4 payload decompresses to {} bytes, not {raw}",
+                        bytes.len()
+                    ),
+                ));
+            }
             Some(
                 String::from_utf8(bytes)
                     .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?,
@@ -335,7 +367,7 @@ impl Stream {
             for id in Stream::list(&self.dir, self.kind)? {
                 if id > after {
                     let path = self.dir.join(self.kind.file_name(id));
-                    added.push(Arc::new(SegmentView::open(id, path)?));
+                    added.push(Arc::new(SegmentView::open(self.kind, id, path)?));
                 }
             }
             if !added.is_empty() {

@@ -11,13 +11,13 @@
 //! makes `append` and `flush` fail with `DiskFull`, and is retried until space returns;
 //! any other I/O failure poisons the store, and every later call reports it.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -34,11 +34,25 @@ pub(crate) const HEALTH_OK: u8 = 0;
 pub(crate) const HEALTH_DISK_FULL: u8 = 1;
 pub(crate) const HEALTH_POISONED: u8 = 2;
 
-/// An event waiting for the writer, with its assigned id and content hash.
+/// An event waiting for the writer, with its assigned id, content hash, and its data
+/// LZ4-compressed when that helps (done by the appending thread, so compression of large
+/// events runs in parallel with the writer).
 pub(crate) struct Queued {
     pub id: u64,
     pub hash: u64,
     pub event: Event,
+    pub compressed: Option<Vec<u8>>,
+}
+
+/// The LZ4 block of `event`'s data if it is longer than `compress_len_min` and compression
+/// makes it smaller. `format-spec/FORMAT.md#frame`
+pub(crate) fn compress(event: &Event, compress_len_min: usize) -> Option<Vec<u8>> {
+    let data = event.data_text()?.as_bytes();
+    if data.len() <= compress_len_min {
+        return None;
+    }
+    let packed = lz4_flex::block::compress(data);
+    (packed.len() < data.len()).then_some(packed)
 }
 
 pub(crate) struct QueueState {
@@ -110,13 +124,12 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     active: Option<ActiveSegment>,
     index: SegmentIndex,
-    lookup: HashMap<Box<str>, u32>,
+    lookup: FxHashMap<Box<str>, u32>,
     last_segment_id: u32,
     /// Last id encoded into a segment.
     last_id: u64,
     retained: Vec<Queued>,
     spare: Vec<Queued>,
-    scratch: Vec<u8>,
     last_sync: Instant,
     unsynced: bool,
 }
@@ -147,7 +160,6 @@ impl Writer {
             last_id: recovered.last_id,
             retained: Vec::new(),
             spare: Vec::new(),
-            scratch: Vec::new(),
             last_sync: Instant::now(),
             unsynced: false,
         }
@@ -312,32 +324,20 @@ impl Writer {
 
     /// Encodes one event into the active segment, rolling first when it does not fit.
     fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
-        let cfg = &self.shared.config;
         let ev = &q.event;
         let data = ev.data_text().map(str::as_bytes);
-        // Compress into scratch when that makes the data smaller.
-        let mut compressed_len = None;
-        if let Some(d) = data.filter(|d| d.len() > cfg.compress_len_min) {
-            self.scratch
-                .resize(lz4_flex::block::get_maximum_output_size(d.len()), 0);
-            if let Ok(n) = lz4_flex::block::compress_into(d, &mut self.scratch) {
-                if n < d.len() {
-                    compressed_len = Some(n);
-                }
-            }
-        }
+        let compressed_len = q.compressed.as_ref().map(Vec::len);
         let stored_len = compressed_len.unwrap_or(data.map_or(0, <[u8]>::len));
         self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
         let mut string_ref =
-            |text: &str, index: &mut SegmentIndex, lookup: &mut HashMap<Box<str>, u32>| {
+            |text: &str, index: &mut SegmentIndex, lookup: &mut FxHashMap<Box<str>, u32>| {
                 if let Some(&r) = lookup.get(text) {
                     return r;
                 }
                 let r = index.add_string(text);
                 let frame = format::encode_string_def(r, text);
-                active.tail_mut(frame.len()).copy_from_slice(&frame);
-                active.advance(frame.len());
+                active.append_mut(frame.len()).copy_from_slice(&frame);
                 lookup.insert(Box::from(text), r);
                 r
             };
@@ -348,8 +348,8 @@ impl Writer {
             .as_deref()
             .map(|a| string_ref(a, &mut self.index, &mut self.lookup));
         let header = active.header;
-        let payload = match compressed_len {
-            Some(n) => Some(&self.scratch[..n]),
+        let payload = match &q.compressed {
+            Some(packed) => Some(packed.as_slice()),
             None => data,
         };
         let frame = EventFrame {
@@ -365,7 +365,7 @@ impl Writer {
         };
         let len = frame.encoded_len();
         let offset = active.write_len;
-        let buf = active.tail_mut(len);
+        let buf = active.append_mut(len);
         let n = format::encode_event(buf, &frame);
         debug_assert_eq!(n, len);
         debug_assert_eq!(
@@ -373,7 +373,7 @@ impl Writer {
             Some((format::Frame::Event(frame), len)),
             "frame decodes to what was encoded"
         );
-        active.advance(len);
+        active.spill_if_large()?;
         let indexed = IndexedEvent {
             id: q.id,
             ts_us: ev.timestamp.0,
@@ -449,6 +449,12 @@ impl Writer {
 
     /// Creates the next segment, its bases taken from the event about to be written.
     fn roll(&mut self, first: &Queued, now_us: i64) -> Result<()> {
+        if self.last_segment_id >= StreamKind::SEGMENT_ID_MAX {
+            return Err(Error::InvalidConfig(format!(
+                "the store has used all {} segment numbers; raise segment_len for a new store",
+                StreamKind::SEGMENT_ID_MAX
+            )));
+        }
         let header = SegmentHeader {
             version: FORMAT_VERSION,
             stream_kind: StreamKind::Events.code(),

@@ -10,9 +10,15 @@ const T0: i64 = 1_732_460_000_000_000;
 fn event(i: u64, data_len: usize) -> Event {
     let filler: String = "abcdefghij".repeat(data_len / 10 + 1)[..data_len].to_owned();
     Event::new(
-        Timestamp(T0 + i64::try_from(i).unwrap() * 1000 - if i.is_multiple_of(7) { 5_000_000 } else { 0 }),
+        Timestamp(
+            T0 + i64::try_from(i).unwrap() * 1000 - if i.is_multiple_of(7) { 5_000_000 } else { 0 },
+        ),
         ["file_op", "app_launch", "clipboard", "ünïcødé ✓"][usize::try_from(i % 4).unwrap()],
-        if i.is_multiple_of(3) { None } else { Some("modified") },
+        if i.is_multiple_of(3) {
+            None
+        } else {
+            Some("modified")
+        },
         format!("source-{}", i % 13),
         if i.is_multiple_of(5) {
             None

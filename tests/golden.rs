@@ -38,14 +38,26 @@ fn golden_events() -> Vec<Event> {
             let source = format!("source-{}", i % 5);
             let data = match i % 6 {
                 0 => None,
-                1 => Some(format!(r#"{{"text":"{}","n":{i}}}"#, "lorem ipsum ".repeat(300))),
+                1 => Some(format!(
+                    r#"{{"text":"{}","n":{i}}}"#,
+                    "lorem ipsum ".repeat(300)
+                )),
                 _ => Some(format!(
                     r#"{{"path":"/Users/ada/{i}/{}","title":"Ünïcode — 🦀 {i}","size":{}}}"#,
-                    (0..200).map(|k| char::from(b'a' + u8::try_from((k * 7 + i) % 26).unwrap())).collect::<String>(),
+                    (0..200)
+                        .map(|k| char::from(b'a' + u8::try_from((k * 7 + i) % 26).unwrap()))
+                        .collect::<String>(),
                     i * 1000
                 )),
             };
-            Event::new(Timestamp(ts), types[i as usize % 4], action, source, data.as_deref()).unwrap()
+            Event::new(
+                Timestamp(ts),
+                types[i as usize % 4],
+                action,
+                source,
+                data.as_deref(),
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -75,7 +87,7 @@ fn committed_len(seg: &[u8]) -> usize {
         let len = u64::from_le_bytes(seg[off + 8..off + 16].try_into().unwrap());
         (seq, len)
     };
-    let (a, b) = (slot(64), slot(112));
+    let (a, b) = (slot(64), slot(120));
     usize::try_from(if a.0 > b.0 { a.1 } else { b.1 }).unwrap()
 }
 
@@ -88,12 +100,20 @@ fn golden_v1_store_reads_back_exactly() {
         write_store(&store_dir);
         let _ = std::fs::remove_file(store_dir.join("LOCK"));
         let ro = Store::open_read_only(&store_dir).unwrap();
-        let lines: Vec<String> = ro.scan().unwrap().map(|e| selflog::jsonl::to_line(&e.unwrap())).collect();
+        let lines: Vec<String> = ro
+            .scan()
+            .unwrap()
+            .map(|e| selflog::jsonl::to_line(&e.unwrap()))
+            .collect();
         std::fs::write(golden.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
     }
     let store_dir = golden.join("store");
     let ro = Store::open_read_only(&store_dir).expect("golden store opens");
-    let got: Vec<String> = ro.scan().unwrap().map(|e| selflog::jsonl::to_line(&e.unwrap())).collect();
+    let got: Vec<String> = ro
+        .scan()
+        .unwrap()
+        .map(|e| selflog::jsonl::to_line(&e.unwrap()))
+        .collect();
     let want: Vec<String> = std::fs::read_to_string(golden.join("events.jsonl"))
         .unwrap()
         .lines()
@@ -107,7 +127,10 @@ fn golden_v1_store_reads_back_exactly() {
     assert_eq!(got.len(), events.len());
     let report = selflog::verify(&store_dir).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert!(segment_files(&store_dir).len() >= 2, "golden store has a sealed segment");
+    assert!(
+        segment_files(&store_dir).len() >= 2,
+        "golden store has a sealed segment"
+    );
 }
 
 #[test]
@@ -131,9 +154,14 @@ fn encoder_still_writes_the_golden_frames_byte_for_byte() {
 
 /// The hex blocks after `<!-- golden: NAME -->` in the format spec.
 fn spec_hex(name: &str) -> Vec<u8> {
-    let spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("format-spec/FORMAT.md")).unwrap();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("format-spec/FORMAT.md"),
+    )
+    .unwrap();
     let marker = format!("<!-- golden: {name} -->");
-    let at = spec.find(&marker).unwrap_or_else(|| panic!("{marker} missing from FORMAT.md"));
+    let at = spec
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{marker} missing from FORMAT.md"));
     let rest = &spec[at..];
     let start = rest.find("```hex").expect("hex block") + "```hex".len();
     let end = start + rest[start..].find("```").expect("end of hex block");
@@ -145,7 +173,10 @@ fn spec_hex(name: &str) -> Vec<u8> {
 
 #[test]
 fn spec_worked_examples_match_the_encoder() {
-    assert_eq!(spec_hex("string-frame"), selflog::fuzzing::encode_string_frame(0, "file_op"));
+    assert_eq!(
+        spec_hex("string-frame"),
+        selflog::fuzzing::encode_string_frame(0, "file_op")
+    );
     let event = selflog::fuzzing::encode_event_frame(
         0,
         0,

@@ -14,9 +14,9 @@ const FLAG_ACTION: u8 = 1 << 3;
 const FLAG_DATA: u8 = 1 << 4;
 const FLAGS_KNOWN: u8 = KIND_MASK | FLAG_LZ4 | FLAG_ACTION | FLAG_DATA;
 
-/// Longest possible event frame for data of `data_len_max` bytes: header, flags, five
-/// varints of at most 10 bytes, the hash, and LZ4's worst case is never stored (raw data
-/// is kept when compression does not help).
+/// Longest possible event frame for data of `data_len_max` bytes: header, flags, six
+/// varints of at most 10 bytes, the hash, and the data (compressed data is only stored when
+/// it is shorter than the raw data).
 pub fn frame_len_max(data_len_max: usize) -> usize {
     FRAME_HEADER_LEN + 1 + 6 * 10 + 8 + data_len_max
 }
@@ -80,10 +80,13 @@ impl EventFrame<'_> {
             n += varint_len(u64::from(a));
         }
         n += 8;
-        if let Some(raw) = self.raw_len {
-            n += varint_len(u64::from(raw));
+        if let Some(payload) = self.payload {
+            if let Some(raw) = self.raw_len {
+                n += varint_len(u64::from(raw));
+            }
+            n += payload.len();
         }
-        n + self.payload.map_or(0, <[u8]>::len)
+        n
     }
 }
 

@@ -8,9 +8,9 @@ pub const META_LEN: usize = 32;
 /// Length of a segment header; the first frame starts here.
 pub const SEGMENT_HEADER_LEN: usize = 256;
 /// Length of one commit slot.
-pub const COMMIT_SLOT_LEN: usize = 48;
+pub const COMMIT_SLOT_LEN: usize = 56;
 /// Offsets of commit slots A and B in the segment header.
-pub const SLOT_OFFSETS: [usize; 2] = [64, 112];
+pub const SLOT_OFFSETS: [usize; 2] = [64, 120];
 
 const META_MAGIC: &[u8; 8] = b"SLOGSTOR";
 const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
@@ -21,7 +21,10 @@ const _: () = assert!(SLOT_OFFSETS[1] >= SLOT_OFFSETS[0] + COMMIT_SLOT_LEN);
 const _: () = assert!(SLOT_OFFSETS[1] + COMMIT_SLOT_LEN <= SEGMENT_HEADER_LEN);
 
 fn check_version(found: u32) -> Result<(), DecodeError> {
-    if found == 0 || found > FORMAT_VERSION {
+    if found == 0 {
+        return Err(DecodeError::new(8, "format version 0 is invalid"));
+    }
+    if found > FORMAT_VERSION {
         return Err(DecodeError::new(
             8,
             format!("unsupported format version {found}"),
@@ -58,6 +61,12 @@ impl StoreMeta {
     /// A [`DecodeError`] naming the failing field; a version error has offset 8.
     pub fn decode(b: &[u8]) -> Result<StoreMeta, DecodeError> {
         let mut r = Reader::new(b);
+        if b.len() > META_LEN {
+            return Err(DecodeError::new(
+                META_LEN,
+                "store meta is longer than 32 bytes",
+            ));
+        }
         if r.take(8, "store magic")? != META_MAGIC {
             return Err(DecodeError::new(0, "not a selflog store (bad magic)"));
         }
@@ -171,6 +180,9 @@ pub struct CommitSlot {
     pub sequence: u64,
     /// Offset just past the last committed frame.
     pub committed_len: u64,
+    /// Frames before this offset are known to have reached the device (synced). After a
+    /// power loss in `Buffered` mode, frames between it and `committed_len` may be missing.
+    pub durable_len: u64,
     /// Events committed in the segment.
     pub event_count: u64,
     /// Id of the last committed event, 0 if none.
@@ -190,18 +202,19 @@ impl CommitSlot {
         SLOT_OFFSETS[usize::from(self.sequence.is_multiple_of(2))]
     }
 
-    /// Encodes the 48-byte slot.
+    /// Encodes the 56-byte slot.
     pub fn encode(&self) -> [u8; COMMIT_SLOT_LEN] {
         let mut b = [0u8; COMMIT_SLOT_LEN];
         b[0..8].copy_from_slice(&self.sequence.to_le_bytes());
         b[8..16].copy_from_slice(&self.committed_len.to_le_bytes());
-        b[16..24].copy_from_slice(&self.event_count.to_le_bytes());
-        b[24..32].copy_from_slice(&self.last_id.to_le_bytes());
-        b[32..40].copy_from_slice(&self.commit_time_us.to_le_bytes());
+        b[16..24].copy_from_slice(&self.durable_len.to_le_bytes());
+        b[24..32].copy_from_slice(&self.event_count.to_le_bytes());
+        b[32..40].copy_from_slice(&self.last_id.to_le_bytes());
+        b[40..48].copy_from_slice(&self.commit_time_us.to_le_bytes());
         let flags = if self.sealed { SLOT_FLAG_SEALED } else { 0 };
-        b[40..44].copy_from_slice(&flags.to_le_bytes());
-        let crc = crc32(&[&b[0..44]]);
-        b[44..48].copy_from_slice(&crc.to_le_bytes());
+        b[48..52].copy_from_slice(&flags.to_le_bytes());
+        let crc = crc32(&[&b[0..52]]);
+        b[52..56].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -218,16 +231,23 @@ impl CommitSlot {
         let mut r = Reader::new(raw);
         let sequence = r.u64("sequence")?;
         let committed_len = r.u64("committed_len")?;
+        let durable_len = r.u64("durable_len")?;
         let event_count = r.u64("event_count")?;
         let last_id = r.u64("last_id")?;
         let commit_time_us = r.i64("commit_time_us")?;
         let flags = r.u32("flags")?;
         let crc = r.u32("slot crc")?;
-        if crc != crc32(&[&raw[0..44]]) {
-            return Err(DecodeError::new(44, "commit slot checksum mismatch"));
+        if crc != crc32(&[&raw[0..52]]) {
+            return Err(DecodeError::new(52, "commit slot checksum mismatch"));
         }
         if flags & !SLOT_FLAG_SEALED != 0 {
-            return Err(DecodeError::new(40, "reserved commit slot flags set"));
+            return Err(DecodeError::new(48, "reserved commit slot flags set"));
+        }
+        if durable_len > committed_len {
+            return Err(DecodeError::new(
+                16,
+                "durable length past the committed length",
+            ));
         }
         if sequence == 0 {
             return Err(DecodeError::new(0, "commit slot sequence 0 is invalid"));
@@ -235,6 +255,7 @@ impl CommitSlot {
         Ok(Some(CommitSlot {
             sequence,
             committed_len,
+            durable_len,
             event_count,
             last_id,
             commit_time_us,
@@ -312,6 +333,7 @@ mod tests {
         let a = CommitSlot {
             sequence: 3,
             committed_len: 900,
+            durable_len: 600,
             event_count: 5,
             last_id: 5,
             commit_time_us: 1,

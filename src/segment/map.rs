@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 
@@ -30,16 +30,4 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     // `ActiveSegment::seal`), and recovery zeroes a torn tail instead of truncating it.
     let map = unsafe { MmapOptions::new().len(len).map(file) };
     map.map_err(|e| Error::io("map", path, e))
-}
-
-/// Maps the whole preallocated segment file for writing by the writer thread.
-pub(crate) fn map_write(file: &File, len: u64, path: &Path) -> Result<MmapMut> {
-    let len =
-        usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
-    // SAFETY: the file was fully allocated (fallocate) to `len` bytes before this call, so no
-    // store into the map can fault for lack of disk space; only the writer thread, which holds
-    // the store's exclusive lock, maps a segment writably, and it drops this map before it
-    // shrinks the file when sealing (segment/mod.rs `ActiveSegment::seal`).
-    let map = unsafe { MmapOptions::new().len(len).map_mut(file) };
-    map.map_err(|e| Error::io("map for writing", path, e))
 }
