@@ -31,10 +31,12 @@ struct Run {
 }
 
 fn pool(n: usize) -> Vec<Event> {
-    let mut cfg = WorkloadConfig::default();
-    cfg.count = n as u64;
-    cfg.duplicate_share = 0.0;
-    Workload::new(cfg).collect()
+    Workload::new(WorkloadConfig {
+        count: n as u64,
+        duplicate_share: 0.0,
+        ..WorkloadConfig::default()
+    })
+    .collect()
 }
 
 /// Events built before each timed stretch of appends.
