@@ -1,0 +1,330 @@
+//! The `selflog` binary as a person or a script uses it: each command, its output on stdout,
+//! its diagnostics on stderr, and its exit status (0 success, 1 error or rejected input,
+//! 2 usage error; never 101, which would be a panic).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn selflog(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("SELFLOG_STORE")
+        .output()
+        .expect("run selflog")
+}
+
+fn selflog_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run selflog");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)))
+}
+
+const GOOD: &str = r#"{"timestamp": 1732460000.123456, "event_type": "file_op", "action": "modified", "source": "Finder", "data": {"path": "/Users/ada/a.txt", "size": 12}}
+{"timestamp": "2024-11-24T15:00:00Z", "event_type": "app_launch", "source": "Google Chrome"}
+{"timestamp": 1732460001, "event_type": "clipboard", "action": "copied", "source": "Terminal", "data": "ünïcødé ✓"}
+"#;
+
+#[test]
+fn ingest_stores_good_lines_and_reports_bad_ones_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let input = format!(
+        "{GOOD}\n{{\"timestamp\": 1,\n[1, 2]\n{{\"timestamp\": 1, \"source\": \"x\"}}\n{{\"timestamp\": 1, \"event_type\": \"\", \"source\": \"x\"}}\n{{\"timestamp\": 99999999999, \"event_type\": \"t\", \"source\": \"x\"}}\n"
+    );
+    let mut bytes = input.into_bytes();
+    bytes.extend_from_slice(b"{\"timestamp\": 1, \"event_type\": \"\xff\", \"source\": \"x\"}\n");
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = selflog(&store, &["ingest", file.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejected lines make the exit status 1"
+    );
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"appended": 3, "duplicates": 0, "rejected": 6})
+    );
+    let err = text(&out.stderr);
+    for (line, why) in [
+        (5, "not valid JSON"),
+        (6, "not a JSON object"),
+        (7, "`event_type`"),
+        (8, "non-empty"),
+        (9, "timestamp"),
+        (10, "UTF-8"),
+    ] {
+        assert!(
+            err.contains(&format!("line {line}: ")) && err.contains(why),
+            "line {line} ({why}) in:\n{err}"
+        );
+    }
+    assert_eq!(
+        err.lines().count(),
+        6,
+        "one line per rejected input line:\n{err}"
+    );
+    let stats = json(&selflog(&store, &["inspect", "stats", "--json"]));
+    assert_eq!(stats["total_events"], 3);
+    assert_eq!(stats["events_by_type"]["clipboard"], 1);
+    assert_eq!(
+        stats["first_timestamp"],
+        serde_json::json!(1_732_460_000.123_456)
+    );
+}
+
+#[test]
+fn ingest_reads_stdin_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = selflog_stdin(&store, &["ingest"], GOOD.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("ingested 3 events"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(out.stderr.is_empty());
+    let out = selflog_stdin(&store, &["ingest", "-", "--json"], b"\n\n   \n");
+    assert_eq!(out.status.code(), Some(0), "blank lines are skipped");
+    assert_eq!(json(&out)["appended"], 0);
+    let out = selflog(&store, &["inspect", "stats"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(s.contains("events             3"), "{s}");
+    assert!(s.contains("app_launch"), "{s}");
+}
+
+#[test]
+fn stats_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    selflog_stdin(&store, &["ingest"], GOOD.as_bytes());
+    let v = json(&selflog(&store, &["inspect", "stats", "--json"]));
+    for field in [
+        "total_events",
+        "first_timestamp",
+        "last_timestamp",
+        "segments",
+        "disk_bytes",
+        "bytes_per_event",
+        "compressed_events",
+        "events_by_type",
+        "log_bytes",
+        "compression_ratio",
+    ] {
+        assert!(v.get(field).is_some(), "{field} missing from {v}");
+    }
+    assert_eq!(v["segments"], 1);
+    assert!(v["disk_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn verify_is_clean_on_a_sound_store_and_names_file_and_offset_of_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    selflog_stdin(&store, &["ingest"], GOOD.as_bytes());
+    let out = selflog(&store, &["inspect", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("sound: 1 segments, 3 events"),
+        "{}",
+        text(&out.stdout)
+    );
+    let seg = store.join("events-00000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[300] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = selflog(&store, &["inspect", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("events-00000001.seg: byte "), "{stdout}");
+    assert!(stdout.contains("checksum"), "{stdout}");
+    let v = json(&selflog(&store, &["inspect", "verify", "--json"]));
+    assert_eq!(v["sound"], false);
+    let offset = v["problems"][0]["offset"].as_u64().unwrap();
+    assert!((256..=300).contains(&offset), "damage located at {offset}");
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_store_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let file = dir.path().join("file.db");
+    std::fs::write(&file, b"SQLite format 3\0").unwrap();
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"hello").unwrap();
+    for path in [&missing, &file, &foreign] {
+        for cmd in [&["inspect", "stats"][..], &["inspect", "verify"][..]] {
+            let out = selflog(path, cmd);
+            assert_eq!(out.status.code(), Some(1), "{cmd:?} on {}", path.display());
+            let err = text(&out.stderr);
+            assert!(
+                err.starts_with("selflog: ") && err.contains("not a selflog store"),
+                "{err}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+    assert!(!missing.exists(), "inspect created the missing directory");
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+    // A writer refuses a foreign directory too, and leaves it alone.
+    let out = selflog_stdin(&foreign, &["ingest"], GOOD.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = selflog(dir.path(), &["inspect", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = selflog(dir.path(), &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("Exit status"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn store_comes_from_the_environment_when_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("from-env");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .args(["ingest", "--json"])
+        .env("SELFLOG_STORE", &store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(GOOD.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(store.join("selflog.meta").exists());
+}
+
+#[test]
+fn a_second_writer_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    // A long-running ingest holds the writer lock while its stdin stays open.
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(&store)
+        .arg("ingest")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin.write_all(GOOD.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the holder has committed (it flushes when its input pauses).
+    let mut seen = 0;
+    for _ in 0..500 {
+        let out = selflog(&store, &["inspect", "stats", "--json"]);
+        if out.status.success() {
+            seen = json(&out)["total_events"].as_u64().unwrap_or(0);
+            if seen == 3 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        seen, 3,
+        "a reader sees the running writer's committed events"
+    );
+    let out = selflog_stdin(&store, &["ingest"], GOOD.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("process {}", holder.id())), "{err}");
+    drop(stdin);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        json(&selflog(&store, &["inspect", "stats", "--json"]))["total_events"],
+        3
+    );
+}
+
+#[test]
+fn demo_appends_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = selflog(&store, &["demo", "--events", "20000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("appended 20000 events"), "{s}");
+    assert!(
+        s.contains("events/s") && s.contains("bytes per event"),
+        "{s}"
+    );
+    assert!(
+        s.contains("inspect stats"),
+        "suggests the next command: {s}"
+    );
+    let v = json(&selflog(&store, &["inspect", "stats", "--json"]));
+    assert_eq!(v["total_events"], 20000);
+    assert_eq!(
+        selflog(&store, &["inspect", "verify"]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    selflog(&store, &["demo", "--events", "2000"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(&store)
+        .args(["inspect", "stats"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(101), "no panic on a closed pipe");
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
