@@ -1,0 +1,45 @@
+//! Replays every saved fuzz input (seed corpus and crash inputs under `fuzz/corpus/`)
+//! through the same `selflog::fuzzing` functions the fuzz targets call, so a decoder bug
+//! found by the fuzzer stays fixed without a nightly toolchain.
+
+use std::path::Path;
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| {
+            let path = e.unwrap().path();
+            (path.display().to_string(), std::fs::read(&path).unwrap())
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no corpus for {target}");
+    out
+}
+
+#[test]
+fn decoders_corpus_replays_without_panic() {
+    for (name, bytes) in inputs("decoders") {
+        let accepted = selflog::fuzzing::decode_everything(&bytes);
+        assert!(accepted <= 5, "{name}");
+    }
+}
+
+#[test]
+fn ingest_line_corpus_replays_without_panic() {
+    let mut parsed = 0;
+    for (_, bytes) in inputs("ingest_line") {
+        parsed += usize::from(selflog::fuzzing::parse_ingest_line(&bytes));
+    }
+    assert!(parsed > 0, "the seed corpus includes valid lines");
+}
+
+#[test]
+fn segment_corpus_replays_without_panic() {
+    for (_, bytes) in inputs("segment") {
+        selflog::fuzzing::open_arbitrary_segment(&bytes);
+    }
+}
