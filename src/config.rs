@@ -13,7 +13,7 @@ use crate::format;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// A committed batch survives the process being killed: it sits in the page cache, which
-    /// the kernel writes back. The map is synced every batch timeout and on close, so a power
+    /// the kernel writes back. The file is synced every batch timeout and on close, so a power
     /// loss can lose at most the last batch timeout's events.
     #[default]
     Buffered,
@@ -30,7 +30,7 @@ pub struct Config {
     /// grow beyond this: the writer takes everything queued (group commit).
     pub batch_events: usize,
     /// The longest an event waits in the queue before its batch is written (old system: 5 s).
-    /// In `Buffered` mode the map is also synced to disk at this interval.
+    /// In `Buffered` mode the segment is also synced to disk at this interval.
     pub batch_timeout: Duration,
     /// Events the queue holds before `append` waits (back-pressure). The writer holds one
     /// more batch of at most this size while writing it, so 8 Ki events of ~500 bytes in
@@ -100,8 +100,11 @@ impl Config {
             ));
         }
         // A largest event must fit in an empty segment with room for its footer.
+        // ... after the definitions of its three strings, each up to NAME_LEN_MAX bytes.
+        let string_defs = 3 * (format::FRAME_HEADER_LEN + 6 + crate::event::NAME_LEN_MAX);
         let need = format::SEGMENT_HEADER_LEN as u64
             + format::frame_len_max(self.data_len_max) as u64
+            + string_defs as u64
             + format::FOOTER_RESERVE_MIN as u64;
         if need > self.segment_len {
             return bad(format!(

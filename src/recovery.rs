@@ -2,20 +2,24 @@
 //!
 //! Recovery trusts sealed segments (header, sealed commit slot and checksummed footer) and
 //! scans only the unsealed last segment up to its published committed end. A frame that
-//! fails before that end is corruption and stops the open with the file and offset; bytes
-//! after it are a torn tail, which recovery zeroes (never truncates, since a reader in
-//! another process may have the file mapped) and reports. `format-spec/FORMAT.md#recovery`
+//! fails before the slot's durable length is corruption and stops the open with the file
+//! and offset; one that fails after it was committed but never synced, and lost to a power
+//! loss in `Buffered` mode: it and everything after it are discarded and reported. Bytes
+//! past the committed end are a torn tail, which recovery zeroes (never truncates, since a
+//! reader in another process may have the file mapped) and reports.
+//! `format-spec/FORMAT.md#recovery`
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
 use crate::segment::{
     check_identity, map, read_header, scan_frames, sealed_len, ActiveSegment, StreamKind,
 };
-use crate::stream::{read_footer, Stream};
+use crate::stream::{read_footer, read_frame, Snapshot, Stream};
 use crate::writer::Recovered;
 
 /// What opening a store for writing found and repaired.
@@ -150,9 +154,18 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
             "commit slot counts disagree with the frames",
         ));
     }
-    report.torn_tail_bytes = active.zero_tail(active.slot.committed_len)?;
+    // The zeroed span includes the discarded frames, which are reported separately.
+    report.torn_tail_bytes = active
+        .zero_tail(active.slot.committed_len)?
+        .saturating_sub(report.lost_unsynced_bytes);
     report.tail_events = index.summary.event_count;
-    let last_id = if index.summary.event_count > 0 {
+    let last_id = if report.lost_unsynced_bytes > 0 {
+        // Ids handed out for the discarded events are not reused: a consumer may have seen
+        // them.
+        slot.last_id
+            .max(index.summary.last_id)
+            .max(header.base_id - 1)
+    } else if index.summary.event_count > 0 {
         index.summary.last_id
     } else {
         // An empty segment: ids continue from just before its base.
@@ -325,7 +338,41 @@ fn verify_segment(
     } else {
         report.torn_tail_bytes += nonzero_tail_len(&file, slot.committed_len, len);
     }
+    check_payloads(m, header, slot.committed_len, &index, path)?;
     Ok(index.summary.last_id)
+}
+
+/// Decodes every event fully (UTF-8, LZ4 to exactly its stated length) and checks its
+/// content hash, which the frame scan alone does not.
+fn check_payloads(
+    m: memmap2::Mmap,
+    header: SegmentHeader,
+    committed_len: u64,
+    index: &SegmentIndex,
+    path: &Path,
+) -> Result<()> {
+    let snap = Snapshot {
+        map: Arc::new(m),
+        header,
+        committed_len,
+        strings: Arc::clone(&index.strings),
+        path: Arc::from(path),
+    };
+    let mut at = SEGMENT_HEADER_LEN as u64;
+    while at < committed_len {
+        let (event, next) = read_frame(&snap, at)?;
+        if let Some(e) = event {
+            if e.to_event().map(|ev| ev.content_hash()).ok() != Some(e.hash) {
+                return Err(Error::corrupt(
+                    path,
+                    at,
+                    format!("content hash of event {} does not match its fields", e.id),
+                ));
+            }
+        }
+        at = next;
+    }
+    Ok(())
 }
 
 /// Bytes from `from` up to the last non-zero byte before `end`, read with plain reads.

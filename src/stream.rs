@@ -3,8 +3,8 @@
 //! Readers never take the writer lock and never modify a file. They see exactly the
 //! published committed prefix: a segment's newest valid commit slot says how far its frames
 //! may be read, and every frame read is checked against its CRC. A view maps at most the
-//! committed length of an unsealed segment (or the whole of a sealed one), so the writer's
-//! shrink at seal time never pulls pages from under it.
+//! committed length of an unsealed segment, or a sealed one up to the end of its footer, so
+//! the writer's shrink at seal time never pulls pages from under it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,10 @@ impl SegmentView {
                 };
                 st.file_len = file_len;
                 return Ok(());
+            }
+            if slot.sealed {
+                // Followed while it was written, now sealed: still check the footer.
+                read_footer(&st.map, &slot, &self.path)?;
             }
         }
         st.scanned_len = slot.committed_len;

@@ -3,7 +3,7 @@
 //! `append` validates an event, assigns its id and pushes it onto a bounded queue under one
 //! short lock; it never waits on disk. The single writer thread takes everything queued when
 //! the batch is full, the batch timeout has passed, or a `flush` asks for it, encodes the
-//! events straight into the active segment's map, and publishes the new committed end in a
+//! events into the active segment's staging buffer, writes them, and publishes the new committed end in a
 //! commit slot. Under load batches grow past the batch size: one publication (and in `Sync`
 //! mode one pair of syncs) covers all of them.
 //!
@@ -414,7 +414,7 @@ impl Writer {
                 .iter()
                 .map(|s| format::FRAME_HEADER_LEN + 6 + s.len())
                 .sum();
-            let frame_upper = format::FRAME_HEADER_LEN + 1 + 50 + 8 + stored_len;
+            let frame_upper = format::frame_len_max(stored_len);
             let footer_after = self.index.footer_len_bound()
                 + missing.iter().map(|s| s.len() + 5).sum::<usize>()
                 + format::BLOCK_LEN

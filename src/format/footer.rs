@@ -49,7 +49,7 @@ pub struct Block {
     pub first_id: u64,
     /// Id of the last event in the block.
     pub last_id: u64,
-    /// File offset of the block's first frame (it may be a string definition).
+    /// File offset of the block's first event frame (string definitions may follow it).
     pub offset: u64,
     /// Bytes of frames in the block.
     pub len: u32,

@@ -61,14 +61,14 @@ impl StoreMeta {
     /// A [`DecodeError`] naming the failing field; a version error has offset 8.
     pub fn decode(b: &[u8]) -> Result<StoreMeta, DecodeError> {
         let mut r = Reader::new(b);
+        if r.take(8, "store magic")? != META_MAGIC {
+            return Err(DecodeError::new(0, "not a selflog store (bad magic)"));
+        }
         if b.len() > META_LEN {
             return Err(DecodeError::new(
                 META_LEN,
                 "store meta is longer than 32 bytes",
             ));
-        }
-        if r.take(8, "store magic")? != META_MAGIC {
-            return Err(DecodeError::new(0, "not a selflog store (bad magic)"));
         }
         let version = r.u32("version")?;
         let flags = r.u32("flags")?;

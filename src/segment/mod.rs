@@ -1,4 +1,4 @@
-//! One segment file on disk: naming, creation, the writer's mapped view, sealing, and the
+//! One segment file on disk: naming, creation, the writer's appends, sealing, and the
 //! frame scanner every reader and recovery use.
 //!
 //! A segment is allocated in full when created and filled front to back with frames. Bytes
@@ -78,7 +78,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
-/// Reserves `len` bytes of disk for `file`, so that stores into a map of it cannot fault for
+/// Reserves `len` bytes of disk for `file`, so that writes into it cannot fail for
 /// lack of space. Falls back to writing zeros where the file system lacks fallocate.
 fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
