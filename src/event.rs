@@ -71,6 +71,15 @@ impl Timestamp {
         )
     }
 
+    /// This timestamp moved earlier by `d`, saturating.
+    #[must_use]
+    pub fn saturating_sub(self, d: Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// This timestamp moved later by `d`, saturating.
     #[must_use]
     pub fn saturating_add(self, d: Duration) -> Timestamp {

@@ -1,5 +1,5 @@
-//! The in-memory index of one segment: its string dictionary, sparse block index, summary
-//! and per-type counts.
+//! The in-memory index of one segment: its string dictionary, sparse block index, postings
+//! (which blocks hold each type, source and action), summary and per-field counts.
 //!
 //! The writer builds it while encoding and writes it into the footer when sealing; readers
 //! build the same thing by scanning committed frames of an unsealed segment, or load it from
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::format::{Block, Footer, Summary};
+use crate::format::{Block, Footer, FooterSize, Summary};
 
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
@@ -26,6 +26,10 @@ pub(crate) struct IndexedEvent {
     pub ts_us: i64,
     /// Its type's string reference.
     pub type_ref: u32,
+    /// Its source's string reference.
+    pub source_ref: u32,
+    /// Its action's string reference, if any.
+    pub action_ref: Option<u32>,
     /// Whether its data is stored compressed.
     pub compressed: bool,
     /// Bytes of its data's JSON text.
@@ -40,6 +44,8 @@ pub(crate) struct SegmentIndex {
     /// Dictionary strings by reference. Shared copy-on-write with readers.
     pub strings: Arc<Vec<Arc<str>>>,
     string_bytes: usize,
+    /// String to reference.
+    pub lookup: FxHashMap<Arc<str>, u32>,
     /// Closed blocks, in file order.
     pub blocks: Vec<Block>,
     /// The block being filled, if any.
@@ -48,6 +54,14 @@ pub(crate) struct SegmentIndex {
     pub summary: Summary,
     /// Events per type reference.
     pub type_counts: FxHashMap<u32, u64>,
+    /// Events per source reference; `None` if loaded from a footer without them.
+    pub source_counts: Option<FxHashMap<u32, u64>>,
+    /// Events per action reference; `None` if loaded from a footer without them.
+    pub action_counts: Option<FxHashMap<u32, u64>>,
+    /// Ascending block indices per string reference (the open block's index is
+    /// `blocks.len()`); `None` if loaded from a footer without postings.
+    pub postings: Option<FxHashMap<u32, Vec<u32>>>,
+    posting_entries: usize,
 }
 
 impl Default for SegmentIndex {
@@ -55,6 +69,7 @@ impl Default for SegmentIndex {
         SegmentIndex {
             strings: Arc::new(Vec::new()),
             string_bytes: 0,
+            lookup: FxHashMap::default(),
             blocks: Vec::new(),
             open: None,
             summary: Summary {
@@ -63,6 +78,10 @@ impl Default for SegmentIndex {
                 ..Summary::default()
             },
             type_counts: FxHashMap::default(),
+            source_counts: Some(FxHashMap::default()),
+            action_counts: Some(FxHashMap::default()),
+            postings: Some(FxHashMap::default()),
+            posting_entries: 0,
         }
     }
 }
@@ -71,13 +90,33 @@ impl SegmentIndex {
     /// Loads the index a sealed segment's footer holds.
     pub fn from_footer(f: Footer) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
+        let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();
+        let lookup = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    Arc::clone(s),
+                    u32::try_from(i).expect("string refs are u32"),
+                )
+            })
+            .collect();
+        let posting_entries = f
+            .postings
+            .as_ref()
+            .map_or(0, |p| p.iter().map(|(_, b)| b.len()).sum());
         SegmentIndex {
-            strings: Arc::new(f.strings.into_iter().map(Arc::from).collect()),
+            strings: Arc::new(strings),
             string_bytes,
+            lookup,
             blocks: f.blocks,
             open: None,
             summary: f.summary,
             type_counts: f.type_counts.into_iter().collect(),
+            source_counts: f.source_counts.map(|c| c.into_iter().collect()),
+            action_counts: f.action_counts.map(|c| c.into_iter().collect()),
+            postings: f.postings.map(|p| p.into_iter().collect()),
+            posting_entries,
         }
     }
 
@@ -85,7 +124,9 @@ impl SegmentIndex {
     pub fn add_string(&mut self, text: &str) -> u32 {
         let r = u32::try_from(self.strings.len()).expect("fewer than 2^32 strings per segment");
         self.string_bytes += text.len();
-        Arc::make_mut(&mut self.strings).push(Arc::from(text));
+        let text: Arc<str> = Arc::from(text);
+        self.lookup.insert(Arc::clone(&text), r);
+        Arc::make_mut(&mut self.strings).push(text);
         r
     }
 
@@ -113,6 +154,25 @@ impl SegmentIndex {
         s.min_ts_us = s.min_ts_us.min(ts_us);
         s.max_ts_us = s.max_ts_us.max(ts_us);
         *self.type_counts.entry(type_ref).or_insert(0) += 1;
+        if let Some(c) = &mut self.source_counts {
+            *c.entry(e.source_ref).or_insert(0) += 1;
+        }
+        if let (Some(c), Some(a)) = (&mut self.action_counts, e.action_ref) {
+            *c.entry(a).or_insert(0) += 1;
+        }
+        if let Some(postings) = &mut self.postings {
+            let block = u32::try_from(self.blocks.len()).expect("fewer than 2^32 blocks");
+            for r in [Some(type_ref), Some(e.source_ref), e.action_ref]
+                .into_iter()
+                .flatten()
+            {
+                let list = postings.entry(r).or_default();
+                if list.last() != Some(&block) {
+                    list.push(block);
+                    self.posting_entries += 1;
+                }
+            }
+        }
 
         let block = self.open.get_or_insert(Block {
             first_id: id,
@@ -150,24 +210,38 @@ impl SegmentIndex {
 
     /// An upper bound of the footer's encoded length if sealed now.
     pub fn footer_len_bound(&self) -> usize {
-        Footer::len_bound(
-            self.string_bytes,
-            self.strings.len(),
-            self.blocks.len() + 1,
-            self.type_counts.len(),
-        )
+        Footer::len_bound(&FooterSize {
+            string_bytes: self.string_bytes,
+            strings: self.strings.len(),
+            blocks: self.blocks.len() + 1,
+            counts: self.type_counts.len()
+                + self.source_counts.as_ref().map_or(0, FxHashMap::len)
+                + self.action_counts.as_ref().map_or(0, FxHashMap::len),
+            posting_strings: self.postings.as_ref().map_or(0, FxHashMap::len),
+            posting_entries: self.posting_entries,
+        })
     }
 
     /// The footer that seals this index.
     pub fn to_footer(&self) -> Footer {
-        let mut type_counts: Vec<(u32, u64)> =
-            self.type_counts.iter().map(|(&r, &n)| (r, n)).collect();
-        type_counts.sort_unstable();
+        fn sorted(m: &FxHashMap<u32, u64>) -> Vec<(u32, u64)> {
+            let mut v: Vec<(u32, u64)> = m.iter().map(|(&r, &n)| (r, n)).collect();
+            v.sort_unstable();
+            v
+        }
+        let postings = self.postings.as_ref().map(|p| {
+            let mut v: Vec<(u32, Vec<u32>)> = p.iter().map(|(&r, b)| (r, b.clone())).collect();
+            v.sort_unstable();
+            v
+        });
         Footer {
             summary: self.summary,
             strings: self.strings.iter().map(ToString::to_string).collect(),
             blocks: self.all_blocks().copied().collect(),
-            type_counts,
+            type_counts: sorted(&self.type_counts),
+            postings,
+            source_counts: self.source_counts.as_ref().map(sorted),
+            action_counts: self.action_counts.as_ref().map(sorted),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
 use crate::format::{StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
 use crate::lock::{WriterLock, LOCK_FILE};
+use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
 use crate::segment::{create_private, sync_dir, StreamKind};
 use crate::stream::{read_frame, SegmentView, Snapshot, Stream};
@@ -426,6 +427,16 @@ impl Store {
     /// [`Error::Corrupt`] or an I/O error from reading new frames.
     pub fn refresh(&self) -> Result<()> {
         self.stream.refresh()
+    }
+
+    /// A query over committed events; see [`Query`].
+    pub fn query(&self) -> Query<'_> {
+        Query::new(self)
+    }
+
+    /// The segment views, oldest first, for the query engine.
+    pub(crate) fn views(&self) -> Vec<Arc<SegmentView>> {
+        self.stream.views()
     }
 
     /// The event with `id`, if it is committed.

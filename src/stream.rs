@@ -16,7 +16,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
-use crate::format::{self, CommitSlot, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, CommitSlot, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
+};
 use crate::index::SegmentIndex;
 use crate::segment::{check_identity, map, read_header, scan_frames, sealed_len, StreamKind};
 
@@ -226,9 +228,9 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
     Ok(footer)
 }
 
-/// Decodes the event frame at `offset`, or skips a string definition. Returns the event (if
-/// the frame was one) and the offset of the next frame.
-pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredEvent>, u64)> {
+/// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a
+/// string definition) and the offset of the next frame.
+pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFrame<'_>>, u64)> {
     let path = &snap.path;
     let window = usize::try_from(offset)
         .ok()
@@ -247,22 +249,24 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
         Err(e) => return Err(Error::corrupt(path, offset + e.offset as u64, e.what)),
     };
     let next = offset + len as u64;
-    let Frame::Event(f) = frame else {
-        return Ok((None, next));
-    };
-    let string = |r: u32| -> Result<String> {
-        snap.strings
-            .get(r as usize)
-            .map(ToString::to_string)
-            .ok_or_else(|| Error::corrupt(path, offset, format!("string ref {r} undefined")))
-    };
-    let data = match (f.payload, f.raw_len) {
-        (None, _) => None,
-        (Some(p), None) => Some(
-            std::str::from_utf8(p)
-                .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?
-                .to_owned(),
-        ),
+    match frame {
+        Frame::Event(f) => Ok((Some(f), next)),
+        Frame::StringDef { .. } => Ok((None, next)),
+    }
+}
+
+/// The data text of an event frame, decompressed when stored as LZ4.
+pub(crate) fn frame_data<'a>(
+    snap: &Snapshot,
+    offset: u64,
+    f: &EventFrame<'a>,
+) -> Result<Option<std::borrow::Cow<'a, str>>> {
+    let path = &snap.path;
+    match (f.payload, f.raw_len) {
+        (None, _) => Ok(None),
+        (Some(p), None) => std::str::from_utf8(p)
+            .map(|t| Some(std::borrow::Cow::Borrowed(t)))
+            .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8")),
         (Some(p), Some(raw)) => {
             if raw > RAW_LEN_MAX {
                 return Err(Error::corrupt(
@@ -288,13 +292,31 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
                     ),
                 ));
             }
-            Some(
-                String::from_utf8(bytes)
-                    .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))?,
-            )
+            String::from_utf8(bytes)
+                .map(|t| Some(std::borrow::Cow::Owned(t)))
+                .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))
         }
+    }
+}
+
+/// Builds the stored event of a decoded frame; `data` is its text if already decoded.
+pub(crate) fn materialize(
+    snap: &Snapshot,
+    offset: u64,
+    f: &EventFrame<'_>,
+    data: Option<String>,
+) -> Result<StoredEvent> {
+    let string = |r: u32| -> Result<String> {
+        snap.strings
+            .get(r as usize)
+            .map(ToString::to_string)
+            .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
     };
-    let ev = StoredEvent {
+    let data = match data {
+        Some(d) => Some(d),
+        None => frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned),
+    };
+    Ok(StoredEvent {
         id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
         timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
         event_type: string(f.type_ref)?,
@@ -302,8 +324,17 @@ pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredE
         source: string(f.source_ref)?,
         data,
         hash: f.hash,
-    };
-    Ok((Some(ev), next))
+    })
+}
+
+/// Decodes the event frame at `offset`, or skips a string definition. Returns the event (if
+/// the frame was one) and the offset of the next frame.
+pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredEvent>, u64)> {
+    let (frame, next) = raw_frame(snap, offset)?;
+    match frame {
+        Some(f) => Ok((Some(materialize(snap, offset, &f, None)?), next)),
+        None => Ok((None, next)),
+    }
 }
 
 /// An ordered set of segment views of one stream, loaded lazily and refreshed on demand.

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -124,7 +123,6 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     active: Option<ActiveSegment>,
     index: SegmentIndex,
-    lookup: FxHashMap<Box<str>, u32>,
     last_segment_id: u32,
     /// Last id encoded into a segment.
     last_id: u64,
@@ -140,22 +138,10 @@ impl Writer {
             Some((a, i)) => (Some(a), i),
             None => (None, SegmentIndex::default()),
         };
-        let lookup = index
-            .strings
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                (
-                    Box::from(&**s),
-                    u32::try_from(i).expect("string refs are u32"),
-                )
-            })
-            .collect();
         Writer {
             shared,
             active,
             index,
-            lookup,
             last_segment_id: recovered.last_segment_id,
             last_id: recovered.last_id,
             retained: Vec::new(),
@@ -330,23 +316,18 @@ impl Writer {
         let stored_len = compressed_len.unwrap_or(data.map_or(0, <[u8]>::len));
         self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
-        let mut string_ref =
-            |text: &str, index: &mut SegmentIndex, lookup: &mut FxHashMap<Box<str>, u32>| {
-                if let Some(&r) = lookup.get(text) {
-                    return r;
-                }
-                let r = index.add_string(text);
-                let frame = format::encode_string_def(r, text);
-                active.append_mut(frame.len()).copy_from_slice(&frame);
-                lookup.insert(Box::from(text), r);
-                r
-            };
-        let type_ref = string_ref(&ev.event_type, &mut self.index, &mut self.lookup);
-        let source_ref = string_ref(&ev.source, &mut self.index, &mut self.lookup);
-        let action_ref = ev
-            .action
-            .as_deref()
-            .map(|a| string_ref(a, &mut self.index, &mut self.lookup));
+        let mut string_ref = |text: &str, index: &mut SegmentIndex| {
+            if let Some(&r) = index.lookup.get(text) {
+                return r;
+            }
+            let r = index.add_string(text);
+            let frame = format::encode_string_def(r, text);
+            active.append_mut(frame.len()).copy_from_slice(&frame);
+            r
+        };
+        let type_ref = string_ref(&ev.event_type, &mut self.index);
+        let source_ref = string_ref(&ev.source, &mut self.index);
+        let action_ref = ev.action.as_deref().map(|a| string_ref(a, &mut self.index));
         let header = active.header;
         let payload = match &q.compressed {
             Some(packed) => Some(packed.as_slice()),
@@ -378,6 +359,8 @@ impl Writer {
             id: q.id,
             ts_us: ev.timestamp.0,
             type_ref,
+            source_ref,
+            action_ref,
             compressed: compressed_len.is_some(),
             data_raw_len: data.map_or(0, <[u8]>::len) as u64,
             data_stored_len: stored_len as u64,
@@ -408,7 +391,7 @@ impl Writer {
                 .iter()
                 .flatten()
                 .copied()
-                .filter(|s| !self.lookup.contains_key(*s))
+                .filter(|s| !self.index.lookup.contains_key(*s))
                 .collect();
             let defs_len: usize = missing
                 .iter()
@@ -442,7 +425,6 @@ impl Writer {
             active.seal(&self.index, commit_us)?;
         }
         self.index = SegmentIndex::default();
-        self.lookup.clear();
         self.unsynced = false;
         Ok(())
     }
@@ -468,7 +450,6 @@ impl Writer {
         self.last_segment_id += 1;
         self.active = Some(active);
         self.index = SegmentIndex::default();
-        self.lookup.clear();
         Ok(())
     }
 }

@@ -10,6 +10,10 @@ const SECTION_SUMMARY: u16 = 1;
 const SECTION_STRINGS: u16 = 2;
 const SECTION_BLOCKS: u16 = 3;
 const SECTION_TYPE_COUNTS: u16 = 4;
+const SECTION_POSTINGS: u16 = 5;
+const SECTION_SOURCE_COUNTS: u16 = 6;
+const SECTION_ACTION_COUNTS: u16 = 7;
+const SECTION_KINDS: usize = 8;
 const SUMMARY_LEN: usize = 80;
 /// Encoded length of one block entry.
 pub const BLOCK_LEN: usize = 48;
@@ -61,6 +65,23 @@ pub struct Block {
     pub max_ts_us: i64,
 }
 
+/// Sizes that bound a footer's encoded length; see [`Footer::len_bound`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FooterSize {
+    /// Bytes of dictionary strings.
+    pub string_bytes: usize,
+    /// Dictionary strings.
+    pub strings: usize,
+    /// Blocks.
+    pub blocks: usize,
+    /// Entries of the type, source and action count sections together.
+    pub counts: usize,
+    /// Strings with postings.
+    pub posting_strings: usize,
+    /// Block indices in all postings.
+    pub posting_entries: usize,
+}
+
 /// A decoded footer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Footer {
@@ -72,6 +93,25 @@ pub struct Footer {
     pub blocks: Vec<Block>,
     /// Events per type, as (string reference, count), ordered by reference.
     pub type_counts: Vec<(u32, u64)>,
+    /// For each string reference used by an event (as type, source or action), the
+    /// ascending indices of the blocks holding such events. `None` when the footer predates
+    /// the section: every block is then a candidate.
+    pub postings: Option<Vec<(u32, Vec<u32>)>>,
+    /// Events per source, as (string reference, count); `None` when absent.
+    pub source_counts: Option<Vec<(u32, u64)>>,
+    /// Events per action, as (string reference, count); `None` when absent.
+    pub action_counts: Option<Vec<(u32, u64)>>,
+}
+
+fn encode_counts(out: &mut Vec<u8>, kind: u16, counts: &[(u32, u64)]) {
+    let mut body = Vec::with_capacity(4 + counts.len() * TYPE_COUNT_LEN);
+    let count = u32::try_from(counts.len()).expect("string refs are u32");
+    body.extend_from_slice(&count.to_le_bytes());
+    for (r, n) in counts {
+        body.extend_from_slice(&r.to_le_bytes());
+        body.extend_from_slice(&n.to_le_bytes());
+    }
+    section(out, kind, &body);
 }
 
 fn section(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
@@ -84,36 +124,34 @@ fn section(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
 
 impl Footer {
     /// An upper bound of the encoded length, cheap to keep up to date while appending.
-    pub fn len_bound(
-        string_bytes: usize,
-        string_count: usize,
-        blocks: usize,
-        types: usize,
-    ) -> usize {
+    pub fn len_bound(n: &FooterSize) -> usize {
+        const COUNT_SECTIONS: usize = 3;
         FOOTER_FIXED_LEN
-            + 4 * SECTION_HEADER_LEN
+            + 7 * SECTION_HEADER_LEN
             + SUMMARY_LEN
             + 4
-            + string_bytes
-            + string_count * 5
+            + n.string_bytes
+            + n.strings * 5
             + 4
-            + blocks * BLOCK_LEN
+            + n.blocks * BLOCK_LEN
+            + COUNT_SECTIONS * 4
+            + n.counts * TYPE_COUNT_LEN
             + 4
-            + types * TYPE_COUNT_LEN
+            + n.posting_strings * 8
+            + n.posting_entries * 5
     }
 
     /// Encodes the footer.
     pub fn encode(&self) -> Vec<u8> {
         let s = &self.summary;
-        let mut out = Vec::with_capacity(Footer::len_bound(
-            self.strings.iter().map(String::len).sum(),
-            self.strings.len(),
-            self.blocks.len(),
-            self.type_counts.len(),
-        ));
+        let mut out = Vec::with_capacity(Footer::len_bound(&self.size()));
         out.extend_from_slice(FOOTER_MAGIC);
         out.extend_from_slice(&[0u8; 4]); // footer_len, patched below
-        out.extend_from_slice(&4u32.to_le_bytes());
+        let sections = 4
+            + u32::from(self.postings.is_some())
+            + u32::from(self.source_counts.is_some())
+            + u32::from(self.action_counts.is_some());
+        out.extend_from_slice(&sections.to_le_bytes());
 
         let mut body = Vec::with_capacity(SUMMARY_LEN);
         for v in [s.event_count, s.first_id, s.last_id] {
@@ -155,20 +193,52 @@ impl Footer {
         }
         section(&mut out, SECTION_BLOCKS, &body);
 
-        body.clear();
-        let count = u32::try_from(self.type_counts.len()).expect("type count fits u32");
-        body.extend_from_slice(&count.to_le_bytes());
-        for (r, n) in &self.type_counts {
-            body.extend_from_slice(&r.to_le_bytes());
-            body.extend_from_slice(&n.to_le_bytes());
+        encode_counts(&mut out, SECTION_TYPE_COUNTS, &self.type_counts);
+        if let Some(postings) = &self.postings {
+            body.clear();
+            let count = u32::try_from(postings.len()).expect("string refs are u32");
+            body.extend_from_slice(&count.to_le_bytes());
+            for (r, blocks) in postings {
+                body.extend_from_slice(&r.to_le_bytes());
+                let n = u32::try_from(blocks.len()).expect("block count fits u32");
+                body.extend_from_slice(&n.to_le_bytes());
+                let mut prev = 0u32;
+                for (k, &b) in blocks.iter().enumerate() {
+                    push_varint(&mut body, u64::from(if k == 0 { b } else { b - prev }));
+                    prev = b;
+                }
+            }
+            section(&mut out, SECTION_POSTINGS, &body);
         }
-        section(&mut out, SECTION_TYPE_COUNTS, &body);
+        if let Some(c) = &self.source_counts {
+            encode_counts(&mut out, SECTION_SOURCE_COUNTS, c);
+        }
+        if let Some(c) = &self.action_counts {
+            encode_counts(&mut out, SECTION_ACTION_COUNTS, c);
+        }
 
         let total = u32::try_from(out.len() + 4).expect("footer fits u32");
         out[8..12].copy_from_slice(&total.to_le_bytes());
         let crc = crc32(&[&out]);
         out.extend_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// The sizes that bound this footer's encoded length.
+    pub fn size(&self) -> FooterSize {
+        FooterSize {
+            string_bytes: self.strings.iter().map(String::len).sum(),
+            strings: self.strings.len(),
+            blocks: self.blocks.len(),
+            counts: self.type_counts.len()
+                + self.source_counts.as_ref().map_or(0, Vec::len)
+                + self.action_counts.as_ref().map_or(0, Vec::len),
+            posting_strings: self.postings.as_ref().map_or(0, Vec::len),
+            posting_entries: self
+                .postings
+                .as_ref()
+                .map_or(0, |p| p.iter().map(|(_, b)| b.len()).sum()),
+        }
     }
 
     /// Reads the footer length from its first 12 bytes, so the caller can slice it.
@@ -211,7 +281,7 @@ impl Footer {
         r.take(12, "footer head")?;
         let sections = r.u32("section count")?;
         let mut footer = Footer::default();
-        let mut seen = [false; 5];
+        let mut seen = [false; SECTION_KINDS];
         for _ in 0..sections {
             let at = r.pos();
             let kind = r.u16("section kind")?;
@@ -237,6 +307,16 @@ impl Footer {
                 SECTION_TYPE_COUNTS => {
                     footer.type_counts = decode_type_counts(&mut sr).map_err(rebase)?;
                 }
+                SECTION_POSTINGS => {
+                    footer.postings =
+                        Some(decode_postings(&mut sr, footer.blocks.len()).map_err(rebase)?);
+                }
+                SECTION_SOURCE_COUNTS => {
+                    footer.source_counts = Some(decode_type_counts(&mut sr).map_err(rebase)?);
+                }
+                SECTION_ACTION_COUNTS => {
+                    footer.action_counts = Some(decode_type_counts(&mut sr).map_err(rebase)?);
+                }
                 // Unknown sections are additions of a later minor revision: skip them.
                 _ => continue,
             }
@@ -261,7 +341,7 @@ impl Footer {
                 "trailing bytes after footer sections",
             ));
         }
-        if !seen[1..].iter().all(|&s| s) {
+        if !seen[1..=4].iter().all(|&s| s) {
             return Err(DecodeError::new(12, "footer section missing"));
         }
         Ok(footer)
@@ -329,6 +409,42 @@ fn decode_blocks(r: &mut Reader<'_>) -> Result<Vec<Block>, DecodeError> {
     Ok(out)
 }
 
+/// Postings must follow the blocks section: their indices are checked against it.
+fn decode_postings(r: &mut Reader<'_>, blocks: usize) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
+    let count = r.u32("posting count")?;
+    let count = capped(count, r.remaining(), 8)?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let string_ref = r.u32("posting string ref")?;
+        let n = r.u32("posting length")?;
+        let n = capped(n, r.remaining(), 1)?;
+        let mut list = Vec::with_capacity(n);
+        let mut prev: Option<u32> = None;
+        for _ in 0..n {
+            let at = r.pos();
+            let v = u32::try_from(r.varint("posting block")?)
+                .map_err(|_| DecodeError::new(at, "posting block out of range"))?;
+            let b = match prev {
+                None => v,
+                Some(p) if v > 0 => p
+                    .checked_add(v)
+                    .ok_or_else(|| DecodeError::new(at, "posting block overflows"))?,
+                Some(_) => return Err(DecodeError::new(at, "posting blocks must increase")),
+            };
+            if b as usize >= blocks {
+                return Err(DecodeError::new(
+                    at,
+                    format!("posting block {b} past the {blocks} blocks"),
+                ));
+            }
+            list.push(b);
+            prev = Some(b);
+        }
+        out.push((string_ref, list));
+    }
+    Ok(out)
+}
+
 fn decode_type_counts(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
     let count = r.u32("type count")?;
     let count = capped(count, r.remaining(), TYPE_COUNT_LEN)?;
@@ -368,6 +484,9 @@ mod tests {
                 max_ts_us: 900,
             }],
             type_counts: vec![(0, 3)],
+            postings: Some(vec![(0, vec![0]), (1, vec![0]), (2, vec![0])]),
+            source_counts: Some(vec![(1, 3)]),
+            action_counts: Some(vec![(2, 1)]),
         }
     }
 
@@ -377,13 +496,19 @@ mod tests {
         let b = f.encode();
         assert_eq!(Footer::peek_len(&b).unwrap(), b.len());
         assert_eq!(Footer::decode(&b).unwrap(), f);
-        let bound = Footer::len_bound(
-            f.strings.iter().map(String::len).sum(),
-            f.strings.len(),
-            f.blocks.len(),
-            f.type_counts.len(),
-        );
+        let bound = Footer::len_bound(&f.size());
         assert!(b.len() <= bound, "{} > {bound}", b.len());
+    }
+
+    #[test]
+    fn footer_without_optional_sections_still_decodes() {
+        let f = Footer {
+            postings: None,
+            source_counts: None,
+            action_counts: None,
+            ..sample()
+        };
+        assert_eq!(Footer::decode(&f.encode()).unwrap(), f);
     }
 
     #[test]

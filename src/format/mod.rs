@@ -9,7 +9,7 @@ mod footer;
 mod frame;
 mod header;
 
-pub use footer::{Block, Footer, Summary, BLOCK_LEN};
+pub use footer::{Block, Footer, FooterSize, Summary, BLOCK_LEN};
 pub use frame::{
     decode_frame, encode_event, encode_string_def, frame_len_max, EventFrame, Frame,
     FRAME_HEADER_LEN,

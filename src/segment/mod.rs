@@ -306,6 +306,8 @@ fn scan_one(
                 id,
                 ts_us: ts,
                 type_ref: e.type_ref,
+                source_ref: e.source_ref,
+                action_ref: e.action_ref,
                 compressed: e.raw_len.is_some(),
                 data_raw_len: e.raw_len.map_or(stored, u64::from),
                 data_stored_len: stored,

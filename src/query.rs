@@ -1,0 +1,719 @@
+//! Queries: filters, plans over the sparse index, ordered streaming results, counts and
+//! aggregations.
+//!
+//! A query resolves its filter against each segment's dictionary (a type a segment never
+//! saw rules the segment out), keeps the blocks whose time and id ranges overlap and whose
+//! postings hold the wanted strings, and decodes only those. Results are ordered by
+//! timestamp (ties by id) even though timestamps arrive out of order: candidate blocks are
+//! visited in order of their newest (or oldest) timestamp and an event is released only
+//! once no unvisited block can hold anything that sorts before it. Memory stays bounded by
+//! the events of overlapping blocks; no result set is materialised.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashSet;
+
+use crate::error::{Error, Result};
+use crate::event::{EventId, StoredEvent, Timestamp};
+use crate::format::{Block, EventFrame};
+use crate::index::SegmentIndex;
+use crate::store::Store;
+use crate::stream::{frame_data, materialize, raw_frame, SegmentView, Snapshot};
+
+/// The order of query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Timestamp descending, ties by id descending (recent-events listings).
+    #[default]
+    NewestFirst,
+    /// Timestamp ascending, ties by id ascending.
+    OldestFirst,
+}
+
+/// Where a page of results ended: pass it to [`Query::after`] to continue exactly there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Timestamp of the last event returned.
+    pub timestamp: Timestamp,
+    /// Id of the last event returned.
+    pub id: EventId,
+}
+
+/// A field of an event that aggregations group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `event_type`.
+    EventType,
+    /// `source`.
+    Source,
+    /// `action` (events without one are not counted).
+    Action,
+}
+
+/// What events a query keeps. Empty sets mean "any".
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    types: Vec<String>,
+    sources: Vec<String>,
+    action: Option<String>,
+    text: Option<String>,
+    id_from: Option<u64>,
+    id_until: Option<u64>,
+}
+
+impl Filter {
+    fn is_everything(&self) -> bool {
+        self.since.is_none()
+            && self.until.is_none()
+            && self.types.is_empty()
+            && self.sources.is_empty()
+            && self.action.is_none()
+            && self.text.is_none()
+            && self.id_from.is_none()
+            && self.id_until.is_none()
+    }
+}
+
+/// A query over a store's events, built with chained calls and run with [`Query::run`],
+/// [`Query::count`] or an aggregation.
+///
+/// ```
+/// # fn main() -> selflog::Result<()> {
+/// # let dir = tempfile::tempdir().expect("temp dir");
+/// # let store = selflog::Store::open(dir.path(), selflog::Config::default())?;
+/// use selflog::{Order, Timestamp};
+/// let recent: Vec<_> = store
+///     .query()
+///     .since(Timestamp::now().saturating_sub(std::time::Duration::from_secs(2 * 3600)))
+///     .event_type("file_op")
+///     .text("chrome")
+///     .order(Order::NewestFirst)
+///     .limit(50)
+///     .run()?
+///     .collect::<selflog::Result<_>>()?;
+/// # assert!(recent.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Query<'s> {
+    store: &'s Store,
+    filter: Filter,
+    order: Order,
+    limit: Option<u64>,
+    after: Option<Position>,
+}
+
+impl<'s> Query<'s> {
+    pub(crate) fn new(store: &'s Store) -> Query<'s> {
+        Query {
+            store,
+            filter: Filter::default(),
+            order: Order::NewestFirst,
+            limit: None,
+            after: None,
+        }
+    }
+
+    /// Keeps events with timestamp at or after `t`.
+    pub fn since(mut self, t: Timestamp) -> Self {
+        self.filter.since = Some(t);
+        self
+    }
+
+    /// Keeps events with timestamp before `t`.
+    pub fn until(mut self, t: Timestamp) -> Self {
+        self.filter.until = Some(t);
+        self
+    }
+
+    /// Keeps events of this type (call again to allow several).
+    pub fn event_type(mut self, t: impl Into<String>) -> Self {
+        self.filter.types.push(t.into());
+        self
+    }
+
+    /// Keeps events from this source (call again to allow several).
+    pub fn source(mut self, s: impl Into<String>) -> Self {
+        self.filter.sources.push(s.into());
+        self
+    }
+
+    /// Keeps events with exactly this action.
+    pub fn action(mut self, a: impl Into<String>) -> Self {
+        self.filter.action = Some(a.into());
+        self
+    }
+
+    /// Keeps events whose type, action, source or data JSON text contains `text`, ASCII
+    /// letters compared case-insensitively (like `SQLite`'s `LIKE '%text%'`, without
+    /// wildcards: `%` and `_` match themselves).
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.filter.text = Some(text.into());
+        self
+    }
+
+    /// Keeps events with id in `from..until` (`until` exclusive).
+    pub fn ids(mut self, from: EventId, until: EventId) -> Self {
+        self.filter.id_from = Some(from.0);
+        self.filter.id_until = Some(until.0);
+        self
+    }
+
+    /// Sets the order (default newest first).
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Returns at most `n` events.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Continues after `p`, the position of the last event of a previous page in the same
+    /// order.
+    pub fn after(mut self, p: Position) -> Self {
+        self.after = Some(p);
+        self
+    }
+
+    /// Runs the query, streaming matching events in order.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if a visited frame fails its checksum (also yielded by the
+    /// iterator, which then stops).
+    pub fn run(self) -> Result<Events> {
+        self.store.refresh()?;
+        let matcher = self.filter.text.as_deref().map(text_matcher).transpose()?;
+        let mut plans = Vec::new();
+        for view in self.store.views() {
+            if let Some(plan) = plan_segment(
+                &view,
+                &self.filter,
+                matcher.as_ref(),
+                self.after,
+                self.order,
+            ) {
+                plans.push(plan);
+            }
+        }
+        Ok(Events::new(
+            plans,
+            self.order,
+            self.limit,
+            self.after,
+            self.filter,
+            matcher,
+        ))
+    }
+
+    /// Counts matching events (ignoring order and limit). Reads only footers and the tail's
+    /// index when the query has no filter.
+    ///
+    /// # Errors
+    /// As [`Query::run`].
+    pub fn count(self) -> Result<u64> {
+        if self.filter.is_everything() && self.after.is_none() {
+            return Ok(self.store.stats()?.total_events);
+        }
+        let mut n = 0;
+        for e in self.order(Order::OldestFirst).unordered()? {
+            e?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Events matching, counted per value of `field`. Reads only footers and the tail's
+    /// index when the query has no filter.
+    ///
+    /// # Errors
+    /// As [`Query::run`].
+    pub fn counts_by(self, field: Field) -> Result<BTreeMap<String, u64>> {
+        if self.filter.is_everything() && self.after.is_none() {
+            if let Some(counts) = self.store_counts(field)? {
+                return Ok(counts);
+            }
+        }
+        let mut out = BTreeMap::new();
+        for e in self.unordered()? {
+            let e = e?;
+            let key = match field {
+                Field::EventType => Some(e.event_type),
+                Field::Source => Some(e.source),
+                Field::Action => e.action,
+            };
+            if let Some(k) = key {
+                *out.entry(k).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The smallest and largest timestamp of matching events, `None` if there are none.
+    ///
+    /// # Errors
+    /// As [`Query::run`].
+    pub fn time_bounds(self) -> Result<Option<(Timestamp, Timestamp)>> {
+        if self.filter.is_everything() && self.after.is_none() {
+            let s = self.store.stats()?;
+            return Ok(s.first_timestamp.zip(s.last_timestamp));
+        }
+        let mut bounds: Option<(Timestamp, Timestamp)> = None;
+        for e in self.unordered()? {
+            let t = e?.timestamp;
+            bounds = Some(bounds.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+        }
+        Ok(bounds)
+    }
+
+    /// Matching events per time bucket of width `bucket` (an hour or a day for a dashboard),
+    /// buckets aligned to multiples of `bucket` since the epoch, ascending, empty buckets
+    /// omitted.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero bucket; otherwise as [`Query::run`].
+    pub fn histogram(self, bucket: Duration) -> Result<Vec<(Timestamp, u64)>> {
+        let width = i64::try_from(bucket.as_micros()).unwrap_or(i64::MAX);
+        if width <= 0 {
+            return Err(Error::InvalidConfig(
+                "histogram bucket must be positive".into(),
+            ));
+        }
+        let mut buckets: BTreeMap<i64, u64> = BTreeMap::new();
+        for e in self.unordered()? {
+            let t = e?.timestamp.0;
+            *buckets.entry(t.div_euclid(width) * width).or_insert(0) += 1;
+        }
+        Ok(buckets
+            .into_iter()
+            .map(|(t, n)| (Timestamp(t), n))
+            .collect())
+    }
+
+    /// All matching events in storage order, for counting: no merge needed.
+    fn unordered(self) -> Result<Events> {
+        let mut events = Query {
+            limit: None,
+            ..self
+        }
+        .run()?;
+        events.unordered = true;
+        Ok(events)
+    }
+
+    fn store_counts(&self, field: Field) -> Result<Option<BTreeMap<String, u64>>> {
+        self.store.refresh()?;
+        let mut out = BTreeMap::new();
+        for view in self.store.views() {
+            let complete = view.with_index(|ix, _| {
+                let counts = match field {
+                    Field::EventType => Some(&ix.type_counts),
+                    Field::Source => ix.source_counts.as_ref(),
+                    Field::Action => ix.action_counts.as_ref(),
+                };
+                let Some(counts) = counts else {
+                    return false;
+                };
+                for (&r, &n) in counts {
+                    if let Some(name) = ix.strings.get(r as usize) {
+                        *out.entry(name.to_string()).or_insert(0) += n;
+                    }
+                }
+                true
+            });
+            if !complete {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+fn text_matcher(text: &str) -> Result<AhoCorasick> {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([text])
+        .map_err(|e| Error::InvalidConfig(format!("search text cannot be searched for: {e}")))
+}
+
+/// One segment's part of a query: what to decode and how to test it.
+struct SegmentPlan {
+    snap: Snapshot,
+    /// Candidate blocks, sorted so the next to visit is last.
+    blocks: Vec<Block>,
+    types: Option<FxHashSet<u32>>,
+    sources: Option<FxHashSet<u32>>,
+    action: Option<u32>,
+    /// Dictionary strings containing the search text.
+    text_refs: FxHashSet<u32>,
+}
+
+/// Refs of `names` in the dictionary; `None` when `names` is empty (any), an empty set
+/// when none of them occurs.
+fn resolve(ix: &SegmentIndex, names: &[String]) -> Option<FxHashSet<u32>> {
+    if names.is_empty() {
+        return None;
+    }
+    Some(
+        names
+            .iter()
+            .filter_map(|n| ix.lookup.get(n.as_str()).copied())
+            .collect(),
+    )
+}
+
+/// Blocks (by index) in the postings of any of `refs`; `None` when postings are unknown.
+fn posted_blocks(ix: &SegmentIndex, refs: &FxHashSet<u32>) -> Option<FxHashSet<u32>> {
+    let postings = ix.postings.as_ref()?;
+    Some(
+        refs.iter()
+            .filter_map(|r| postings.get(r))
+            .flat_map(|list| list.iter().copied())
+            .collect(),
+    )
+}
+
+fn plan_segment(
+    view: &SegmentView,
+    f: &Filter,
+    matcher: Option<&AhoCorasick>,
+    after: Option<Position>,
+    order: Order,
+) -> Option<SegmentPlan> {
+    let snap = view.snapshot();
+    view.with_index(|ix, _| {
+        let s = &ix.summary;
+        if s.event_count == 0 {
+            return None;
+        }
+        let (lo, hi) = (s.min_ts_us, s.max_ts_us);
+        if f.since.is_some_and(|t| hi < t.0) || f.until.is_some_and(|t| lo >= t.0) {
+            return None;
+        }
+        if f.id_from.is_some_and(|i| s.last_id < i) || f.id_until.is_some_and(|i| s.first_id >= i) {
+            return None;
+        }
+        let types = resolve(ix, &f.types);
+        let sources = resolve(ix, &f.sources);
+        let action = match &f.action {
+            None => None,
+            Some(a) => Some(*ix.lookup.get(a.as_str())?),
+        };
+        if types.as_ref().is_some_and(FxHashSet::is_empty)
+            || sources.as_ref().is_some_and(FxHashSet::is_empty)
+        {
+            return None;
+        }
+        // Candidate block indices from the postings of each string filter.
+        let mut allowed: Option<FxHashSet<u32>> = None;
+        let mut narrow = |set: Option<FxHashSet<u32>>| {
+            if let Some(set) = set {
+                allowed = Some(match allowed.take() {
+                    None => set,
+                    Some(prev) => prev.intersection(&set).copied().collect(),
+                });
+            }
+        };
+        if let Some(t) = &types {
+            narrow(posted_blocks(ix, t));
+        }
+        if let Some(src) = &sources {
+            narrow(posted_blocks(ix, src));
+        }
+        if let Some(a) = action {
+            narrow(posted_blocks(ix, &std::iter::once(a).collect()));
+        }
+        let text_refs: FxHashSet<u32> = match matcher {
+            None => FxHashSet::default(),
+            Some(m) => ix
+                .strings
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| m.is_match(s.as_bytes()))
+                .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+                .collect(),
+        };
+        let mut blocks: Vec<Block> = ix
+            .all_blocks()
+            .enumerate()
+            .filter(|(i, _)| {
+                allowed
+                    .as_ref()
+                    .is_none_or(|a| u32::try_from(*i).is_ok_and(|i| a.contains(&i)))
+            })
+            .map(|(_, b)| *b)
+            .filter(|b| block_may_match(b, f, after, order))
+            .collect();
+        if blocks.is_empty() {
+            return None;
+        }
+        // Visit order: the next block to visit is popped from the end.
+        match order {
+            Order::NewestFirst => blocks.sort_unstable_by_key(|b| (b.max_ts_us, b.last_id)),
+            Order::OldestFirst => {
+                blocks.sort_unstable_by_key(|b| Reverse((b.min_ts_us, b.first_id)));
+            }
+        }
+        Some(SegmentPlan {
+            snap,
+            blocks,
+            types,
+            sources,
+            action,
+            text_refs,
+        })
+    })
+}
+
+fn block_may_match(b: &Block, f: &Filter, after: Option<Position>, order: Order) -> bool {
+    if f.since.is_some_and(|t| b.max_ts_us < t.0) || f.until.is_some_and(|t| b.min_ts_us >= t.0) {
+        return false;
+    }
+    if f.id_from.is_some_and(|i| b.last_id < i) || f.id_until.is_some_and(|i| b.first_id >= i) {
+        return false;
+    }
+    match (after, order) {
+        (Some(p), Order::NewestFirst) => (b.min_ts_us, b.first_id) < (p.timestamp.0, p.id.0),
+        (Some(p), Order::OldestFirst) => (b.max_ts_us, b.last_id) > (p.timestamp.0, p.id.0),
+        (None, _) => true,
+    }
+}
+
+/// A matching event waiting in the merge, keyed for ordering.
+struct Pending {
+    key: (i64, u64),
+    event: StoredEvent,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// Streaming query results; see [`Query::run`].
+pub struct Events {
+    plans: Vec<SegmentPlan>,
+    order: Order,
+    remaining: Option<u64>,
+    after: Option<Position>,
+    filter: Filter,
+    matcher: Option<AhoCorasick>,
+    /// Max-heap on the order key (newest first) or on its negation (oldest first).
+    heap: BinaryHeap<Pending>,
+    last: Option<Position>,
+    unordered: bool,
+    done: bool,
+}
+
+impl Events {
+    fn new(
+        plans: Vec<SegmentPlan>,
+        order: Order,
+        limit: Option<u64>,
+        after: Option<Position>,
+        filter: Filter,
+        matcher: Option<AhoCorasick>,
+    ) -> Events {
+        Events {
+            plans,
+            order,
+            remaining: limit,
+            after,
+            filter,
+            matcher,
+            heap: BinaryHeap::new(),
+            last: None,
+            unordered: false,
+            done: false,
+        }
+    }
+
+    /// The position of the last event returned, for [`Query::after`].
+    pub fn position(&self) -> Option<Position> {
+        self.last
+    }
+
+    /// The order key of an event: larger sorts first.
+    fn key(&self, ts: i64, id: u64) -> (i64, u64) {
+        match self.order {
+            Order::NewestFirst => (ts, id),
+            // Earlier sorts first: negate, mapping i64::MIN (only from damaged bytes) to MAX.
+            Order::OldestFirst => (ts.checked_neg().unwrap_or(i64::MAX), u64::MAX - id),
+        }
+    }
+
+    /// The key bound of a block: no event in it sorts before this.
+    fn block_bound(&self, b: &Block) -> (i64, u64) {
+        match self.order {
+            Order::NewestFirst => self.key(b.max_ts_us, b.last_id),
+            Order::OldestFirst => self.key(b.min_ts_us, b.first_id),
+        }
+    }
+
+    /// The plan whose next block has the highest bound, and that bound.
+    fn next_block(&self) -> Option<(usize, (i64, u64))> {
+        self.plans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.blocks.last().map(|b| (i, self.block_bound(b))))
+            .max_by_key(|(_, k)| *k)
+    }
+
+    /// Decodes one candidate block, pushing its matching events onto the heap.
+    fn load(&mut self, plan_index: usize) -> Result<()> {
+        let plan = &mut self.plans[plan_index];
+        let Some(block) = plan.blocks.pop() else {
+            return Ok(());
+        };
+        let plan = &self.plans[plan_index];
+        let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
+        let mut offset = block.offset;
+        let mut found = Vec::new();
+        while offset < end {
+            let (frame, next) = raw_frame(&plan.snap, offset)?;
+            if let Some(f) = frame {
+                if let Some(e) = self.matches(plan, offset, &f)? {
+                    found.push(e);
+                }
+            }
+            offset = next;
+        }
+        for event in found {
+            let key = self.key(event.timestamp.0, event.id.0);
+            self.heap.push(Pending { key, event });
+        }
+        Ok(())
+    }
+
+    /// The event of frame `f` if it passes the filter.
+    fn matches(
+        &self,
+        plan: &SegmentPlan,
+        offset: u64,
+        f: &EventFrame<'_>,
+    ) -> Result<Option<StoredEvent>> {
+        let fl = &self.filter;
+        let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
+        let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
+        if fl.since.is_some_and(|t| ts < t.0) || fl.until.is_some_and(|t| ts >= t.0) {
+            return Ok(None);
+        }
+        if fl.id_from.is_some_and(|i| id < i) || fl.id_until.is_some_and(|i| id >= i) {
+            return Ok(None);
+        }
+        if let Some(p) = self.after {
+            let past = match self.order {
+                Order::NewestFirst => (ts, id) < (p.timestamp.0, p.id.0),
+                Order::OldestFirst => (ts, id) > (p.timestamp.0, p.id.0),
+            };
+            if !past {
+                return Ok(None);
+            }
+        }
+        if plan
+            .types
+            .as_ref()
+            .is_some_and(|t| !t.contains(&f.type_ref))
+            || plan
+                .sources
+                .as_ref()
+                .is_some_and(|s| !s.contains(&f.source_ref))
+            || plan.action.is_some_and(|a| f.action_ref != Some(a))
+        {
+            return Ok(None);
+        }
+        let Some(m) = &self.matcher else {
+            return materialize(&plan.snap, offset, f, None).map(Some);
+        };
+        let in_names = plan.text_refs.contains(&f.type_ref)
+            || plan.text_refs.contains(&f.source_ref)
+            || f.action_ref.is_some_and(|a| plan.text_refs.contains(&a));
+        if in_names {
+            return materialize(&plan.snap, offset, f, None).map(Some);
+        }
+        match frame_data(&plan.snap, offset, f)? {
+            Some(text) if m.is_match(text.as_bytes()) => {
+                materialize(&plan.snap, offset, f, Some(text.into_owned())).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn next_event(&mut self) -> Result<Option<StoredEvent>> {
+        loop {
+            if self.unordered {
+                if let Some(p) = self.heap.pop() {
+                    return Ok(Some(p.event));
+                }
+                let Some(i) = self.plans.iter().position(|p| !p.blocks.is_empty()) else {
+                    return Ok(None);
+                };
+                self.load(i)?;
+                continue;
+            }
+            let next = self.next_block();
+            match (self.heap.peek(), next) {
+                // Release the top only when no unvisited block can hold anything before it.
+                (Some(top), Some((_, bound))) if bound < top.key => {}
+                (Some(_), None) => {}
+                (_, Some((i, _))) => {
+                    self.load(i)?;
+                    continue;
+                }
+                (None, None) => return Ok(None),
+            }
+            return Ok(self.heap.pop().map(|p| p.event));
+        }
+    }
+}
+
+impl Iterator for Events {
+    type Item = Result<StoredEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.remaining == Some(0) {
+            return None;
+        }
+        match self.next_event() {
+            Ok(Some(e)) => {
+                if let Some(r) = &mut self.remaining {
+                    *r -= 1;
+                }
+                self.last = Some(Position {
+                    timestamp: e.timestamp,
+                    id: e.id,
+                });
+                Some(Ok(e))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
