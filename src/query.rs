@@ -9,8 +9,8 @@
 //! once no unvisited block can hold anything that sorts before it. Memory stays bounded by
 //! the events of overlapping blocks; no result set is materialised.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aho_corasick::AhoCorasick;
@@ -193,18 +193,37 @@ impl<'s> Query<'s> {
     pub fn run(self) -> Result<Events> {
         self.store.refresh()?;
         let matcher = self.filter.text.as_deref().map(text_matcher).transpose()?;
-        let mut plans = Vec::new();
-        for view in self.store.views() {
-            if let Some(plan) = plan_segment(
-                &view,
-                &self.filter,
-                matcher.as_ref(),
-                self.after,
-                self.order,
-            ) {
-                plans.push(plan);
-            }
-        }
+        // Segments are expanded into candidate blocks only when the merge reaches them, so
+        // "the newest 50" touches the newest segments alone.
+        let plans = self
+            .store
+            .views()
+            .into_iter()
+            .filter_map(|view| {
+                let key = view.with_index(|ix, _| {
+                    let s = &ix.summary;
+                    if s.event_count == 0
+                        || !range_may_match(
+                            s.min_ts_us,
+                            s.max_ts_us,
+                            s.first_id,
+                            s.last_id,
+                            &self.filter,
+                        )
+                    {
+                        return None;
+                    }
+                    Some(bound_key(
+                        self.order,
+                        s.min_ts_us,
+                        s.max_ts_us,
+                        s.first_id,
+                        s.last_id,
+                    ))
+                })?;
+                Some(Plan::Pending { view, key })
+            })
+            .collect();
         Ok(Events::new(
             plans,
             self.order,
@@ -348,13 +367,73 @@ fn text_matcher(text: &str) -> Result<AhoCorasick> {
 /// One segment's part of a query: what to decode and how to test it.
 struct SegmentPlan {
     snap: Snapshot,
-    /// Candidate blocks, sorted so the next to visit is last.
-    blocks: Vec<Block>,
+    /// Candidate blocks; the one to visit next is on top.
+    blocks: BinaryHeap<Candidate>,
     types: Option<FxHashSet<u32>>,
     sources: Option<FxHashSet<u32>>,
     action: Option<u32>,
     /// Dictionary strings containing the search text.
     text_refs: FxHashSet<u32>,
+}
+
+/// A segment of a query: not yet looked at (with the bound of its summary), or expanded into
+/// its candidate blocks.
+enum Plan {
+    Pending {
+        view: Arc<SegmentView>,
+        key: (i64, u64),
+    },
+    Expanded(SegmentPlan),
+    /// Expanded and found to hold no candidate.
+    Done,
+}
+
+/// A candidate block and its bound: no event in it sorts before the bound.
+struct Candidate {
+    key: (i64, u64),
+    block: Block,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// The order key of an event: larger sorts first.
+fn order_key(order: Order, ts: i64, id: u64) -> (i64, u64) {
+    match order {
+        Order::NewestFirst => (ts, id),
+        // Earlier sorts first: negate, mapping i64::MIN (only from damaged bytes) to MAX.
+        Order::OldestFirst => (ts.checked_neg().unwrap_or(i64::MAX), u64::MAX - id),
+    }
+}
+
+/// The highest order key any event within these ranges can have.
+fn bound_key(order: Order, min_ts: i64, max_ts: i64, first_id: u64, last_id: u64) -> (i64, u64) {
+    match order {
+        Order::NewestFirst => order_key(order, max_ts, last_id),
+        Order::OldestFirst => order_key(order, min_ts, first_id),
+    }
+}
+
+/// Whether events within these ranges may pass the filter's time and id bounds.
+fn range_may_match(min_ts: i64, max_ts: i64, first_id: u64, last_id: u64, f: &Filter) -> bool {
+    !(f.since.is_some_and(|t| max_ts < t.0)
+        || f.until.is_some_and(|t| min_ts >= t.0)
+        || f.id_from.is_some_and(|i| last_id < i)
+        || f.id_until.is_some_and(|i| first_id >= i))
 }
 
 /// Refs of `names` in the dictionary; `None` when `names` is empty (any), an empty set
@@ -442,7 +521,7 @@ fn plan_segment(
                 .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
                 .collect(),
         };
-        let mut blocks: Vec<Block> = ix
+        let blocks: BinaryHeap<Candidate> = ix
             .all_blocks()
             .enumerate()
             .filter(|(i, _)| {
@@ -452,16 +531,19 @@ fn plan_segment(
             })
             .map(|(_, b)| *b)
             .filter(|b| block_may_match(b, f, after, order))
+            .map(|block| Candidate {
+                key: bound_key(
+                    order,
+                    block.min_ts_us,
+                    block.max_ts_us,
+                    block.first_id,
+                    block.last_id,
+                ),
+                block,
+            })
             .collect();
         if blocks.is_empty() {
             return None;
-        }
-        // Visit order: the next block to visit is popped from the end.
-        match order {
-            Order::NewestFirst => blocks.sort_unstable_by_key(|b| (b.max_ts_us, b.last_id)),
-            Order::OldestFirst => {
-                blocks.sort_unstable_by_key(|b| Reverse((b.min_ts_us, b.first_id)));
-            }
         }
         Some(SegmentPlan {
             snap,
@@ -475,10 +557,7 @@ fn plan_segment(
 }
 
 fn block_may_match(b: &Block, f: &Filter, after: Option<Position>, order: Order) -> bool {
-    if f.since.is_some_and(|t| b.max_ts_us < t.0) || f.until.is_some_and(|t| b.min_ts_us >= t.0) {
-        return false;
-    }
-    if f.id_from.is_some_and(|i| b.last_id < i) || f.id_until.is_some_and(|i| b.first_id >= i) {
+    if !range_may_match(b.min_ts_us, b.max_ts_us, b.first_id, b.last_id, f) {
         return false;
     }
     match (after, order) {
@@ -513,7 +592,7 @@ impl Ord for Pending {
 
 /// Streaming query results; see [`Query::run`].
 pub struct Events {
-    plans: Vec<SegmentPlan>,
+    plans: Vec<Plan>,
     order: Order,
     remaining: Option<u64>,
     after: Option<Position>,
@@ -528,7 +607,7 @@ pub struct Events {
 
 impl Events {
     fn new(
-        plans: Vec<SegmentPlan>,
+        plans: Vec<Plan>,
         order: Order,
         limit: Option<u64>,
         after: Option<Position>,
@@ -554,39 +633,42 @@ impl Events {
         self.last
     }
 
-    /// The order key of an event: larger sorts first.
-    fn key(&self, ts: i64, id: u64) -> (i64, u64) {
-        match self.order {
-            Order::NewestFirst => (ts, id),
-            // Earlier sorts first: negate, mapping i64::MIN (only from damaged bytes) to MAX.
-            Order::OldestFirst => (ts.checked_neg().unwrap_or(i64::MAX), u64::MAX - id),
-        }
-    }
-
-    /// The key bound of a block: no event in it sorts before this.
-    fn block_bound(&self, b: &Block) -> (i64, u64) {
-        match self.order {
-            Order::NewestFirst => self.key(b.max_ts_us, b.last_id),
-            Order::OldestFirst => self.key(b.min_ts_us, b.first_id),
-        }
-    }
-
-    /// The plan whose next block has the highest bound, and that bound.
+    /// The plan holding the highest bound, and that bound.
     fn next_block(&self) -> Option<(usize, (i64, u64))> {
         self.plans
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.blocks.last().map(|b| (i, self.block_bound(b))))
+            .filter_map(|(i, p)| match p {
+                Plan::Pending { key, .. } => Some((i, *key)),
+                Plan::Expanded(p) => p.blocks.peek().map(|c| (i, c.key)),
+                Plan::Done => None,
+            })
             .max_by_key(|(_, k)| *k)
     }
 
-    /// Decodes one candidate block, pushing its matching events onto the heap.
+    /// Expands a pending segment into its candidate blocks, or decodes the next candidate
+    /// block of an expanded one, pushing its matching events onto the heap.
     fn load(&mut self, plan_index: usize) -> Result<()> {
-        let plan = &mut self.plans[plan_index];
-        let Some(block) = plan.blocks.pop() else {
+        if let Plan::Pending { view, .. } = &self.plans[plan_index] {
+            let plan = plan_segment(
+                view,
+                &self.filter,
+                self.matcher.as_ref(),
+                self.after,
+                self.order,
+            );
+            self.plans[plan_index] = plan.map_or(Plan::Done, Plan::Expanded);
+            return Ok(());
+        }
+        let Plan::Expanded(plan) = &mut self.plans[plan_index] else {
             return Ok(());
         };
-        let plan = &self.plans[plan_index];
+        let Some(Candidate { block, .. }) = plan.blocks.pop() else {
+            return Ok(());
+        };
+        let Plan::Expanded(plan) = &self.plans[plan_index] else {
+            return Ok(());
+        };
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
         let mut offset = block.offset;
         let mut found = Vec::new();
@@ -600,7 +682,7 @@ impl Events {
             offset = next;
         }
         for event in found {
-            let key = self.key(event.timestamp.0, event.id.0);
+            let key = order_key(self.order, event.timestamp.0, event.id.0);
             self.heap.push(Pending { key, event });
         }
         Ok(())
@@ -666,7 +748,12 @@ impl Events {
                 if let Some(p) = self.heap.pop() {
                     return Ok(Some(p.event));
                 }
-                let Some(i) = self.plans.iter().position(|p| !p.blocks.is_empty()) else {
+                let open = |p: &Plan| match p {
+                    Plan::Pending { .. } => true,
+                    Plan::Expanded(p) => !p.blocks.is_empty(),
+                    Plan::Done => false,
+                };
+                let Some(i) = self.plans.iter().position(open) else {
                     return Ok(None);
                 };
                 self.load(i)?;
