@@ -326,3 +326,140 @@ fn closed_stdout_ends_quietly() {
         text(&out.stderr)
     );
 }
+
+/// Stores `n` deterministic events through `ingest`: event `i` has timestamp
+/// `1732460000 + i` seconds, type `t{i % 3}`, source "Google Chrome" when `i % 4 == 0`.
+fn store_with(n: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let mut input = String::new();
+    for i in 0..n {
+        let source = if i.is_multiple_of(4) {
+            "Google Chrome"
+        } else {
+            "Finder"
+        };
+        input.push_str(&format!(
+            "{{\"timestamp\": {}, \"event_type\": \"t{}\", \"action\": \"a\", \"source\": \"{source}\", \"data\": {{\"i\": {i}, \"z\": \"last key\"}}}}\n",
+            1_732_460_000 + i,
+            i % 3
+        ));
+    }
+    let out = selflog_stdin(&store, &["ingest"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    (dir, store)
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn list_is_newest_first_with_a_default_limit_and_filters() {
+    let (_d, store) = store_with(120);
+    let rows = json_lines(&selflog(&store, &["inspect", "list", "--json"]));
+    assert_eq!(rows.len(), 50, "default limit 50");
+    assert_eq!(rows[0]["id"], 120);
+    assert_eq!(rows[49]["id"], 71);
+    let e = &rows[0];
+    assert_eq!(e["timestamp"], serde_json::json!(1_732_460_119.0));
+    assert_eq!(e["event_type"], "t2");
+    assert_eq!(e["action"], "a");
+    assert_eq!(e["source"], "Finder");
+    assert_eq!(e["data"], serde_json::json!({"i": 119, "z": "last key"}));
+    assert_eq!(e["hash"].as_str().unwrap().len(), 16);
+    let rows = json_lines(&selflog(
+        &store,
+        &[
+            "inspect",
+            "list",
+            "--json",
+            "--type",
+            "t0",
+            "--source",
+            "Google Chrome",
+            "--oldest-first",
+            "--limit",
+            "3",
+        ],
+    ));
+    let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 13, 25], "i % 3 == 0 and i % 4 == 0, oldest first");
+    let rows = json_lines(&selflog(
+        &store,
+        &[
+            "inspect",
+            "list",
+            "--json",
+            "--since",
+            "1732460010",
+            "--until",
+            "2024-11-24T14:53:40Z",
+            "--limit",
+            "1000",
+        ],
+    ));
+    assert_eq!(rows.len(), 10, "[since, until)");
+    // Human output: a header and one aligned row per event, no colour in a pipe.
+    let out = selflog(&store, &["inspect", "list", "--limit", "3"]);
+    let s = text(&out.stdout);
+    assert_eq!(s.lines().count(), 4, "{s}");
+    assert!(s.starts_with("ID"), "{s}");
+    assert!(!s.contains('\x1b'), "no colour in a pipe");
+}
+
+#[test]
+fn search_is_case_insensitive_and_get_and_export_round_trip() {
+    let (dir, store) = store_with(40);
+    let rows = json_lines(&selflog(&store, &["inspect", "search", "CHROME", "--json"]));
+    assert_eq!(rows.len(), 10, "default limit 10");
+    assert!(rows.iter().all(|r| r["source"] == "Google Chrome"));
+    let out = selflog(&store, &["inspect", "get", "7", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["data"]["i"], 6);
+    let out = selflog(&store, &["inspect", "get", "4000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no event with id 4000"));
+    // Export, then ingest the export into a new store: the same events.
+    let file = dir.path().join("all.json");
+    let out = selflog(&store, &["inspect", "export", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let array: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(array.len(), 40);
+    assert_eq!(array[0]["id"], 1, "oldest first");
+    let lines = dir.path().join("all.jsonl");
+    selflog(&store, &["inspect", "export", lines.to_str().unwrap()]);
+    let copy = dir.path().join("copy");
+    let out = selflog(&copy, &["ingest", lines.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let a = json_lines(&selflog(&store, &["inspect", "export", "-"]));
+    let b = json_lines(&selflog(&copy, &["inspect", "export", "-"]));
+    assert_eq!(a, b, "export round trip");
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+    let out = selflog(
+        &store,
+        &[
+            "inspect",
+            "export",
+            dir.path().join("x.csv").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "unknown format");
+    let out = selflog(&store, &["inspect", "list", "--since", "yesterday"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an invalid time is a usage error"
+    );
+    assert!(text(&out.stderr).contains("invalid time"));
+}

@@ -1,11 +1,12 @@
 //! `selflog inspect ...`: read-only commands. They never create or modify anything, and
 //! work while another process writes the store.
 
-use std::io::{self, Write as _};
-use std::path::Path;
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
 
-use selflog::Store;
+use selflog::{EventId, Store, StoredEvent};
 
+use crate::filter::FilterArgs;
 use crate::{output, Failure, Outcome};
 
 #[derive(clap::Subcommand)]
@@ -22,13 +23,133 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recent events, newest first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most N events.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: u64,
+        /// JSON Lines: one event per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Events whose type, action, source or data contain TEXT (ASCII case-insensitive).
+    Search {
+        /// The text to find.
+        text: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most N events.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        limit: u64,
+        /// JSON Lines: one event per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One event by id.
+    Get {
+        /// The event id.
+        id: u64,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write events to FILE: `.json` (one array), `.jsonl` (JSON Lines), `-` (stdout, JSON Lines).
+    Export {
+        /// Destination; it appears only once complete.
+        file: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most N events (default: all).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Override the format the file name implies.
+        #[arg(long, value_enum)]
+        format: Option<ExportFormat>,
+    },
+}
+
+/// Formats of `export`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
 }
 
 pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
     match cmd {
         Command::Stats { json } => stats(store_dir, *json),
         Command::Verify { json } => verify(store_dir, *json),
+        Command::List {
+            filter,
+            limit,
+            json,
+        } => list(store_dir, filter, None, *limit, *json),
+        Command::Search {
+            text,
+            filter,
+            limit,
+            json,
+        } => list(store_dir, filter, Some(text), *limit, *json),
+        Command::Get { id, json } => get(store_dir, *id, *json),
+        Command::Export {
+            file,
+            filter,
+            limit,
+            format,
+        } => crate::export::run(store_dir, file, filter, *limit, *format),
     }
+}
+
+fn list(
+    store_dir: &Path,
+    filter: &FilterArgs,
+    text: Option<&str>,
+    limit: u64,
+    json: bool,
+) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let mut q = filter.query(&store)?.limit(limit);
+    if let Some(t) = text {
+        q = q.text(t);
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if json {
+        for e in q.run()? {
+            writeln!(out, "{}", selflog::jsonl::to_line(&e?)).map_err(|e| output::write_err(&e))?;
+        }
+    } else {
+        let events: Vec<StoredEvent> = q.run()?.collect::<selflog::Result<_>>()?;
+        let tty = io::stdout().is_terminal();
+        let table = output::table(&events, tty, text);
+        out.write_all(table.as_bytes())
+            .map_err(|e| output::write_err(&e))?;
+    }
+    out.flush().map_err(|e| output::write_err(&e))?;
+    Ok(0)
+}
+
+fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let Some(e) = store.get(EventId(id))? else {
+        return Err(Failure::hinted(
+            format!("no event with id {id} in {}", store_dir.display()),
+            "`selflog inspect stats` shows the id range",
+        ));
+    };
+    let text = if json {
+        selflog::jsonl::to_line(&e) + "\n"
+    } else {
+        output::detail(&e)
+    };
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| output::write_err(&e))?;
+    Ok(0)
 }
 
 fn stats(store_dir: &Path, json: bool) -> Outcome {

@@ -5,6 +5,8 @@
 //! rejected input), 2 usage error.
 
 mod demo;
+mod export;
+mod filter;
 mod ingest;
 mod inspect;
 mod output;
