@@ -67,4 +67,4 @@ pub use event::{Appended, Event, EventId, StoredEvent, Timestamp, NAME_LEN_MAX};
 pub use format::FORMAT_VERSION;
 pub use query::{Events, Field, Order, Position, Query};
 pub use recovery::{verify, OpenReport, Problem, VerifyReport};
-pub use store::{Scan, Store, StoreStats, META_FILE};
+pub use store::{Scan, SegmentInfo, Store, StoreStats, META_FILE};

@@ -45,6 +45,28 @@ struct WriterSide {
     _lock: WriterLock,
 }
 
+/// One segment file of the event log, as `Store::segments` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its number in the stream.
+    pub segment_id: u32,
+    /// Events in it.
+    pub events: u64,
+    /// First and last event id, if it holds events.
+    pub ids: Option<(EventId, EventId)>,
+    /// Smallest and largest event timestamp, if it holds events.
+    pub time_range: Option<(Timestamp, Timestamp)>,
+    /// Bytes of the file (for the active segment: its full preallocated length).
+    pub file_len: u64,
+    /// Committed bytes of frames (header included).
+    pub committed_len: u64,
+    /// Sealed (immutable, footer written) or still appended to.
+    pub sealed: bool,
+}
+
 /// Totals and ranges of a store, read from footers and the in-memory index of the tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -491,6 +513,35 @@ impl Store {
             from,
             done: false,
         })
+    }
+
+    /// The segment files of the event log, oldest first.
+    ///
+    /// # Errors
+    /// As [`Store::refresh`].
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        self.stream.refresh()?;
+        Ok(self
+            .stream
+            .views()
+            .iter()
+            .map(|v| {
+                v.with_index(|ix, slot| {
+                    let s = &ix.summary;
+                    let has = s.event_count > 0;
+                    SegmentInfo {
+                        path: v.path.clone(),
+                        segment_id: v.id,
+                        events: s.event_count,
+                        ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
+                        time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
+                        file_len: v.file_len(),
+                        committed_len: slot.committed_len,
+                        sealed: slot.sealed,
+                    }
+                })
+            })
+            .collect())
     }
 
     /// Totals and ranges, from footers and the tail's index; scans no sealed data.

@@ -463,3 +463,54 @@ fn search_is_case_insensitive_and_get_and_export_round_trip() {
     );
     assert!(text(&out.stderr).contains("invalid time"));
 }
+
+#[test]
+fn segments_replay_and_completions() {
+    let (_d, store) = store_with(30);
+    let rows = json_lines(&selflog(&store, &["inspect", "segments", "--json"]));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["events"], 30);
+    assert_eq!(rows[0]["first_id"], 1);
+    assert_eq!(rows[0]["last_id"], 30);
+    assert_eq!(rows[0]["sealed"], false);
+    let out = selflog(&store, &["inspect", "segments"]);
+    assert!(text(&out.stdout).contains("events-00000001.seg"));
+    let all = json_lines(&selflog(&store, &["replay"]));
+    let ids: Vec<u64> = all.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=30).collect::<Vec<_>>(), "id order");
+    let tail = json_lines(&selflog(&store, &["replay", "--from-id", "28"]));
+    assert_eq!(tail.len(), 3);
+    let since = json_lines(&selflog(&store, &["replay", "--since", "1732460025"]));
+    assert_eq!(since.len(), 5);
+    let out = selflog(&store, &["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("selflog"));
+}
+
+#[test]
+fn replay_follow_sees_events_another_process_appends() {
+    use std::io::BufRead as _;
+    let (_d, store) = store_with(3);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(&store)
+        .args(["replay", "--follow", "--from-id", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut next_id = || -> u64 {
+        let line = lines.next().expect("a line").expect("readable");
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(next_id(), 2);
+    assert_eq!(next_id(), 3);
+    let more = r#"{"timestamp": 1732470000, "event_type": "late", "source": "writer"}"#;
+    let out = selflog_stdin(&store, &["ingest"], more.as_bytes());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(next_id(), 4, "the follower sees the new event");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+}

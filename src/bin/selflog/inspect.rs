@@ -47,6 +47,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One row per segment file: id range, time range, events, bytes, sealed or active.
+    Segments {
+        /// JSON Lines: one segment per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// One event by id.
     Get {
         /// The event id.
@@ -95,6 +101,7 @@ pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
             json,
         } => list(store_dir, filter, Some(text), *limit, *json),
         Command::Get { id, json } => get(store_dir, *id, *json),
+        Command::Segments { json } => segments(store_dir, *json),
         Command::Export {
             file,
             filter,
@@ -294,4 +301,68 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
             "undamaged segments stay readable; the listed offsets locate the damage",
         ))
     }
+}
+
+/// Default retention age: a sealed segment whose newest event is older than this is
+/// eligible for deletion.
+const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+fn segments(store_dir: &Path, json: bool) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let w = |e: io::Error| output::write_err(&e);
+    let segs = store.segments()?;
+    if !json {
+        writeln!(
+            out,
+            "{:<22} {:>21} {:>9} {:>10}  {:<6}  {:<47}  EXPIRES (30-day retention)",
+            "FILE", "IDS", "EVENTS", "BYTES", "STATE", "TIME RANGE"
+        )
+        .map_err(w)?;
+    }
+    for s in segs {
+        let file = s
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let expires = s
+            .time_range
+            .filter(|_| s.sealed)
+            .map(|(_, hi)| hi.saturating_add(RETENTION_DEFAULT));
+        if json {
+            let v = serde_json::json!({
+                "file": file,
+                "segment_id": s.segment_id,
+                "first_id": s.ids.map(|(a, _)| a.0),
+                "last_id": s.ids.map(|(_, b)| b.0),
+                "first_timestamp": s.time_range.map(|(a, _)| output::secs(a)),
+                "last_timestamp": s.time_range.map(|(_, b)| output::secs(b)),
+                "events": s.events,
+                "bytes": s.file_len,
+                "committed_bytes": s.committed_len,
+                "sealed": s.sealed,
+                "expires": expires.map(output::secs),
+            });
+            writeln!(out, "{v}").map_err(w)?;
+        } else {
+            let ids = s
+                .ids
+                .map_or_else(|| "-".to_owned(), |(a, b)| format!("{a}..{b}"));
+            let range = s.time_range.map_or_else(
+                || "-".to_owned(),
+                |(a, b)| format!("{} .. {}", output::local_time(a), output::local_time(b)),
+            );
+            let expires = expires.map_or_else(|| "- (active)".to_owned(), output::local_time);
+            writeln!(
+                out,
+                "{file:<22} {ids:>21} {:>9} {:>10}  {:<6}  {range:<47}  {expires}",
+                s.events,
+                output::human_bytes(s.file_len),
+                if s.sealed { "sealed" } else { "active" },
+            )
+            .map_err(w)?;
+        }
+    }
+    out.flush().map_err(w)?;
+    Ok(0)
 }

@@ -10,6 +10,7 @@ mod filter;
 mod ingest;
 mod inspect;
 mod output;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,8 +47,15 @@ enum Command {
     /// Read the store without modifying it.
     #[command(subcommand)]
     Inspect(inspect::Command),
+    /// Stream events in id order as JSON Lines (restart recovery of consumers).
+    Replay(replay::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// A failure to report: the message, and a hint of what to do.
@@ -105,6 +113,12 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(&cli.store, &args),
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
         Command::Demo(args) => demo::run(&cli.store, &args),
+        Command::Replay(args) => replay::run(&cli.store, &args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

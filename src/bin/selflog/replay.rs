@@ -1,0 +1,54 @@
+//! `selflog replay`: stream events in id order as JSON Lines, for a restarting daemon or
+//! learner to rebuild its state; with `--follow`, keep streaming as another process
+//! appends, like `tail -f`.
+
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use selflog::{EventId, Store, Timestamp};
+
+use crate::filter::parse_time;
+use crate::{output, Outcome};
+
+/// How often `--follow` looks for new events when it has caught up.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Start at this event id.
+    #[arg(long, value_name = "N", conflicts_with = "since")]
+    from_id: Option<u64>,
+    /// Only events with timestamp at or after T (epoch seconds, RFC 3339 or an age like 2h).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    since: Option<Timestamp>,
+    /// Keep streaming events as they are appended, until interrupted.
+    #[arg(long)]
+    follow: bool,
+}
+
+pub fn run(store_dir: &Path, args: &Args) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let mut next = EventId(args.from_id.unwrap_or(1));
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    loop {
+        let mut wrote = false;
+        for e in store.scan_from(next)? {
+            let e = e?;
+            next = EventId(e.id.0 + 1);
+            if args.since.is_some_and(|t| e.timestamp < t) {
+                continue;
+            }
+            writeln!(out, "{}", selflog::jsonl::to_line(&e)).map_err(|e| output::write_err(&e))?;
+            wrote = true;
+        }
+        // Hand events over as soon as they are read; a consumer may be waiting for them.
+        out.flush().map_err(|e| output::write_err(&e))?;
+        if !args.follow {
+            return Ok(0);
+        }
+        if !wrote {
+            std::thread::sleep(FOLLOW_POLL);
+        }
+    }
+}
