@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 
 mod config;
+mod cursor;
 mod error;
 mod event;
 mod format;
@@ -62,9 +63,10 @@ pub mod workload;
 mod writer;
 
 pub use config::{Config, Durability, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};
+pub use cursor::{CURSOR_DIR, CURSOR_NAME_LEN_MAX};
 pub use error::{Error, Result};
 pub use event::{Appended, Event, EventId, StoredEvent, Timestamp, NAME_LEN_MAX};
 pub use format::FORMAT_VERSION;
 pub use query::{Events, Field, Order, Position, Query};
 pub use recovery::{verify, OpenReport, Problem, VerifyReport};
-pub use store::{Scan, SegmentInfo, Store, StoreStats, META_FILE};
+pub use store::{Cursor, Scan, SegmentInfo, Store, StoreStats, META_FILE};

@@ -515,6 +515,28 @@ impl Store {
         })
     }
 
+    /// The named consumer cursor `name` (the `processed` flag of the old schema). Names are
+    /// 1 to 64 ASCII letters, digits, `-`, `_` or `.`. Works on read-only stores too: a
+    /// consumer in another process commits its own cursor.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for a bad name.
+    pub fn cursor(&self, name: &str) -> Result<Cursor<'_>> {
+        crate::cursor::check_name(name)?;
+        Ok(Cursor {
+            store: self,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Every committed cursor, by name.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
+    pub fn cursors(&self) -> Result<Vec<(String, EventId)>> {
+        crate::cursor::list(&self.dir)
+    }
+
     /// The segment files of the event log, oldest first.
     ///
     /// # Errors
@@ -623,6 +645,54 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// A durable named cursor; see [`Store::cursor`].
+pub struct Cursor<'s> {
+    store: &'s Store,
+    name: String,
+}
+
+impl Cursor<'_> {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The id of the last event processed, `None` if never committed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
+    pub fn position(&self) -> Result<Option<EventId>> {
+        crate::cursor::read(&self.store.dir, &self.name)
+    }
+
+    /// Records that every event up to `id` is processed: durable and atomic (after a crash
+    /// the cursor holds the old or the new position). Commit only once the work is done.
+    /// Moving a cursor back is allowed (to reprocess).
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] when `id` is past the last committed event; an I/O error.
+    pub fn commit(&self, id: EventId) -> Result<()> {
+        self.store.refresh()?;
+        let last = self.store.stats()?.last_id.unwrap_or(EventId(0));
+        if id > last {
+            return Err(Error::InvalidEvent {
+                field: "cursor",
+                reason: format!("id {id} is past the last committed event {last}"),
+            });
+        }
+        crate::cursor::write(&self.store.dir, &self.name, id)
+    }
+
+    /// The events after the cursor ("unprocessed"), in id order.
+    ///
+    /// # Errors
+    /// As [`Store::scan`] and [`Cursor::position`].
+    pub fn unprocessed(&self) -> Result<Scan> {
+        let from = self.position()?.map_or(EventId(0), |p| EventId(p.0 + 1));
+        self.store.scan_from(from)
     }
 }
 

@@ -514,3 +514,29 @@ fn replay_follow_sees_events_another_process_appends() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 }
+
+#[test]
+fn replay_with_a_cursor_commits_what_stdout_accepted() {
+    let (_d, store) = store_with(10);
+    let rows = json_lines(&selflog(
+        &store,
+        &["replay", "--cursor", "learner", "--commit"],
+    ));
+    assert_eq!(rows.len(), 10);
+    let c = json_lines(&selflog(&store, &["inspect", "cursors", "--json"]));
+    assert_eq!(
+        c,
+        [serde_json::json!({"name": "learner", "position": 10, "unprocessed": 0})]
+    );
+    let more = r#"{"timestamp": 1732470000, "event_type": "x", "source": "y"}"#;
+    selflog_stdin(&store, &["ingest"], more.as_bytes());
+    let c = json_lines(&selflog(&store, &["inspect", "cursors", "--json"]));
+    assert_eq!(c[0]["unprocessed"], 1);
+    let rows = json_lines(&selflog(&store, &["replay", "--cursor", "learner"]));
+    assert_eq!(rows.len(), 1, "only what is after the cursor");
+    assert_eq!(rows[0]["id"], 11);
+    let rows = json_lines(&selflog(&store, &["replay", "--cursor", "learner"]));
+    assert_eq!(rows.len(), 1, "without --commit the cursor stays");
+    let out = selflog(&store, &["replay", "--cursor", "bad/name"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -263,3 +263,32 @@ fn sync_durability_flushes() {
     store.flush().unwrap();
     assert_eq!(store.scan().unwrap().count(), 500);
 }
+
+#[test]
+fn cursors_are_durable_named_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path, small_config()).unwrap();
+    for i in 0..20 {
+        store.append(event(i, 10)).unwrap();
+    }
+    store.flush().unwrap();
+    let c = store.cursor("processed").unwrap();
+    assert_eq!(c.position().unwrap(), None);
+    assert_eq!(c.unprocessed().unwrap().count(), 20);
+    c.commit(EventId(15)).unwrap();
+    assert!(c.commit(EventId(21)).is_err(), "past the last event");
+    store.cursor("other").unwrap().commit(EventId(3)).unwrap();
+    let ids: Vec<u64> = c.unprocessed().unwrap().map(|e| e.unwrap().id.0).collect();
+    assert_eq!(ids, [16, 17, 18, 19, 20]);
+    assert!(store.cursor("../escape").is_err());
+    drop(store);
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(
+        ro.cursors().unwrap(),
+        [
+            ("other".to_owned(), EventId(3)),
+            ("processed".to_owned(), EventId(15))
+        ]
+    );
+}

@@ -17,8 +17,14 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 #[derive(clap::Args)]
 pub struct Args {
     /// Start at this event id.
-    #[arg(long, value_name = "N", conflicts_with = "since")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["since", "cursor"])]
     from_id: Option<u64>,
+    /// Start after the position of this durable cursor.
+    #[arg(long, value_name = "NAME")]
+    cursor: Option<String>,
+    /// Advance --cursor to the last event written, once stdout has accepted it.
+    #[arg(long, requires = "cursor")]
+    commit: bool,
     /// Only events with timestamp at or after T (epoch seconds, RFC 3339 or an age like 2h).
     #[arg(long, value_name = "T", value_parser = parse_time)]
     since: Option<Timestamp>,
@@ -29,8 +35,17 @@ pub struct Args {
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let store = Store::open_read_only(store_dir)?;
-    let mut next = EventId(args.from_id.unwrap_or(1));
+    let cursor = args
+        .cursor
+        .as_deref()
+        .map(|name| store.cursor(name))
+        .transpose()?;
+    let mut next = match &cursor {
+        Some(c) => EventId(c.position()?.map_or(1, |p| p.0 + 1)),
+        None => EventId(args.from_id.unwrap_or(1)),
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut last_written: Option<EventId> = None;
     loop {
         let mut wrote = false;
         for e in store.scan_from(next)? {
@@ -41,9 +56,13 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
             }
             writeln!(out, "{}", selflog::jsonl::to_line(&e)).map_err(|e| output::write_err(&e))?;
             wrote = true;
+            last_written = Some(e.id);
         }
         // Hand events over as soon as they are read; a consumer may be waiting for them.
         out.flush().map_err(|e| output::write_err(&e))?;
+        if let (true, Some(c), Some(id)) = (args.commit, &cursor, last_written.take()) {
+            c.commit(id)?;
+        }
         if !args.follow {
             return Ok(0);
         }

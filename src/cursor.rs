@@ -1,0 +1,190 @@
+//! Durable named consumer cursors: they replace the old schema's `processed` flag.
+//!
+//! A cursor records the id of the last event its consumer has processed; "unprocessed"
+//! means after it. Each cursor is one 32-byte checksummed file in `cursors/`, replaced
+//! atomically (written under a temporary name, synced, renamed, directory synced), so after a
+//! crash it holds either the old or the new position. Cursor files are independent of the
+//! writer lock: a consumer in another process (`selflog replay --cursor NAME --commit`)
+//! commits its own cursor while the daemon writes. `format-spec/FORMAT.md#cursors`
+
+use std::fs::DirBuilder;
+use std::io::Write as _;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::event::EventId;
+use crate::format::{crc32, Reader};
+use crate::segment::{create_private, sync_dir};
+
+/// Directory of cursor files inside a store.
+pub const CURSOR_DIR: &str = "cursors";
+/// Longest cursor name, in bytes.
+pub const CURSOR_NAME_LEN_MAX: usize = 64;
+
+const CURSOR_MAGIC: &[u8; 8] = b"SLOGCURS";
+const CURSOR_LEN: usize = 32;
+const CURSOR_VERSION: u32 = 1;
+
+/// Checks a cursor name: 1 to 64 bytes of ASCII letters, digits, `-`, `_` and `.`, not
+/// starting with `.` (it names a file).
+///
+/// # Errors
+/// [`Error::InvalidEvent`] naming the field `cursor` and what is wrong.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= CURSOR_NAME_LEN_MAX
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidEvent {
+            field: "cursor",
+            reason: format!(
+                "name {name:?} must be 1 to {CURSOR_NAME_LEN_MAX} ASCII letters, digits, '-', '_' or '.', not starting with '.'"
+            ),
+        })
+    }
+}
+
+fn encode(position: u64) -> [u8; CURSOR_LEN] {
+    let mut b = [0u8; CURSOR_LEN];
+    b[0..8].copy_from_slice(CURSOR_MAGIC);
+    b[8..12].copy_from_slice(&CURSOR_VERSION.to_le_bytes());
+    b[16..24].copy_from_slice(&position.to_le_bytes());
+    let crc = crc32(&[&b[0..28]]);
+    b[28..32].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode(b: &[u8], path: &Path) -> Result<u64> {
+    let bad = |offset: u64, what: &str| Error::corrupt(path, offset, what);
+    if b.len() != CURSOR_LEN {
+        return Err(bad(0, "cursor file is not 32 bytes"));
+    }
+    let mut r = Reader::new(b);
+    let field = |e: crate::format::DecodeError| bad(e.offset as u64, &e.what);
+    if r.take(8, "cursor magic").map_err(field)? != CURSOR_MAGIC {
+        return Err(bad(0, "not a selflog cursor (bad magic)"));
+    }
+    let version = r.u32("version").map_err(field)?;
+    let reserved = r.u32("reserved").map_err(field)?;
+    let position = r.u64("position").map_err(field)?;
+    let reserved_b = r.u32("reserved").map_err(field)?;
+    let crc = r.u32("crc").map_err(field)?;
+    if crc != crc32(&[&b[0..28]]) {
+        return Err(bad(28, "cursor checksum mismatch"));
+    }
+    if version != CURSOR_VERSION {
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: CURSOR_VERSION,
+        });
+    }
+    if reserved != 0 || reserved_b != 0 {
+        return Err(bad(12, "reserved cursor bytes set"));
+    }
+    Ok(position)
+}
+
+/// The position of cursor `name` in the store at `dir`: `None` if it was never committed.
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Option<EventId>> {
+    check_name(name)?;
+    let path = dir.join(CURSOR_DIR).join(name);
+    match std::fs::read(&path) {
+        Ok(b) => Ok(Some(EventId(decode(&b, &path)?))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+/// Atomically replaces cursor `name`'s position with `id`.
+pub(crate) fn write(dir: &Path, name: &str, id: EventId) -> Result<()> {
+    check_name(name)?;
+    let cursors = dir.join(CURSOR_DIR);
+    if !cursors.is_dir() {
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&cursors)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| Error::io("create directory", &cursors, e))?;
+        sync_dir(dir)?;
+    }
+    let path = cursors.join(name);
+    let tmp = cursors.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = create_private(&tmp)?;
+        f.write_all(&encode(id.0))
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
+        sync_dir(&cursors)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Every committed cursor of the store at `dir`, by name.
+pub(crate) fn list(dir: &Path) -> Result<Vec<(String, EventId)>> {
+    let cursors: PathBuf = dir.join(CURSOR_DIR);
+    let entries = match std::fs::read_dir(&cursors) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", &cursors, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", &cursors, e))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if check_name(&name).is_err() {
+            continue; // temporary files of an interrupted commit, or foreign files
+        }
+        if let Some(id) = read(dir, &name)? {
+            out.push((name, id));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_files_round_trip_and_reject_damage() {
+        let b = encode(42);
+        let p = Path::new("c");
+        assert_eq!(decode(&b, p).unwrap(), 42);
+        for i in 0..CURSOR_LEN {
+            let mut bad = b;
+            bad[i] ^= 1;
+            assert!(decode(&bad, p).is_err(), "flip at {i}");
+        }
+        assert!(decode(&b[..31], p).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["processed", "embryo-7", "a.b_c"] {
+            check_name(ok).unwrap();
+        }
+        for bad in ["", ".hidden", "a/b", "x y", &"n".repeat(65), "é"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
