@@ -31,6 +31,7 @@ pub(crate) struct SegmentView {
     pub id: u32,
     /// Its file.
     pub path: PathBuf,
+    shared_path: Arc<Path>,
     file: File,
     /// Its header.
     pub header: SegmentHeader,
@@ -65,9 +66,11 @@ impl SegmentView {
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
         let first_map = Arc::new(map::map_read(&file, SEGMENT_HEADER_LEN as u64, &path)?);
+        let shared_path: Arc<Path> = Arc::from(path.as_path());
         let view = SegmentView {
             id,
             path,
+            shared_path,
             file,
             header,
             state: RwLock::new(ViewState {
@@ -180,7 +183,7 @@ impl SegmentView {
             header: self.header,
             committed_len: st.slot.committed_len,
             strings: Arc::clone(&st.index.strings),
-            path: Arc::from(self.path.as_path()),
+            path: Arc::clone(&self.shared_path),
         }
     }
 

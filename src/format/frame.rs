@@ -142,6 +142,24 @@ fn to_u32(v: u64, at: usize, what: &str) -> Result<u32, DecodeError> {
     u32::try_from(v).map_err(|_| DecodeError::new(at, format!("{what} {v} out of range")))
 }
 
+/// Reads a frame's total length and, for an event frame, its id delta, without checking the
+/// checksum: for skipping over frames to the one wanted, which is then decoded in full.
+/// `None` when the bytes do not even have that shape (the full decode reports why).
+pub fn peek_frame(buf: &[u8]) -> Option<(Option<u64>, usize)> {
+    let mut r = Reader::new(buf);
+    let body_len = r.u32("frame length").ok()? as usize;
+    if body_len == 0 || body_len > buf.len() - FRAME_HEADER_LEN {
+        return None;
+    }
+    r.u32("frame crc").ok()?;
+    let flags = r.u8("frame flags").ok()?;
+    let id_delta = match flags & KIND_MASK {
+        KIND_EVENT => Some(r.varint("id delta").ok()?),
+        _ => None,
+    };
+    Some((id_delta, FRAME_HEADER_LEN + body_len))
+}
+
 /// Decodes the frame at the start of `buf` and checks its checksum.
 ///
 /// Returns `Ok(None)` when the first four bytes are zero: the unwritten, zero-filled part of

@@ -11,7 +11,7 @@ mod header;
 
 pub use footer::{Block, Footer, FooterSize, Summary, BLOCK_LEN};
 pub use frame::{
-    decode_frame, encode_event, encode_string_def, frame_len_max, EventFrame, Frame,
+    decode_frame, encode_event, encode_string_def, frame_len_max, peek_frame, EventFrame, Frame,
     FRAME_HEADER_LEN,
 };
 pub use header::{
