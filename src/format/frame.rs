@@ -176,7 +176,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
     let crc = r.u32("frame crc")?;
     let body = r.take(body_len, "frame body")?;
     if crc != crc32(&[&buf[0..4], body]) {
-        return Err(DecodeError::new(4, "frame checksum mismatch"));
+        return Err(DecodeError::new(0, "frame checksum mismatch"));
     }
     let total = FRAME_HEADER_LEN + body_len;
     let at = |r: &Reader<'_>| FRAME_HEADER_LEN + r.pos();
