@@ -52,6 +52,10 @@ pub struct Config {
     pub future_skew_max: Duration,
     /// What a committed batch survives.
     pub durability: Durability,
+    /// Deduplication window: an event identical (timestamp, type, action, source and data)
+    /// to one of the last this-many stored events is not stored again; `append` returns
+    /// `Duplicate(original id)`. 1,000,000 events take ~22.5 MB. 0 disables.
+    pub dedup_window: usize,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             data_len_max: 4 << 20,
             future_skew_max: Duration::from_secs(24 * 3600),
             durability: Durability::Buffered,
+            dedup_window: 1_000_000,
         }
     }
 }
@@ -110,6 +115,12 @@ impl Config {
             return bad(format!(
                 "data_len_max {} does not fit in segment_len {}: lower it or raise segment_len",
                 self.data_len_max, self.segment_len
+            ));
+        }
+        if u32::try_from(self.dedup_window).is_err() {
+            return bad(format!(
+                "dedup_window {} is over 2^32 events",
+                self.dedup_window
             ));
         }
         if self.batch_timeout.is_zero() {

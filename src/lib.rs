@@ -46,6 +46,7 @@
 
 mod config;
 mod cursor;
+mod dedup;
 mod error;
 mod event;
 mod format;

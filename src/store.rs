@@ -18,6 +18,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Config, Durability};
+use crate::dedup::DedupWindow;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
 use crate::format::{StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
@@ -96,6 +97,9 @@ pub struct StoreStats {
     pub data_stored_bytes: u64,
     /// Events per event type.
     pub events_by_type: BTreeMap<String, u64>,
+    /// Duplicates `append` dropped since this store was opened for writing (0 when read
+    /// only; not persisted across opens).
+    pub duplicates_dropped: u64,
 }
 
 impl StoreStats {
@@ -172,6 +176,42 @@ fn write_meta(dir: &Path) -> Result<()> {
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
+/// Rebuilds the deduplication window from the newest `capacity` stored events, scanning
+/// segments from the newest back only as far as the window reaches, so a daemon that
+/// re-sends its in-flight events after a crash stores each once.
+fn rebuild_dedup(dir: &Path, capacity: usize) -> Result<DedupWindow> {
+    let mut window = DedupWindow::new(capacity);
+    if capacity == 0 {
+        return Ok(window);
+    }
+    let stream = Stream::new(dir, StreamKind::Events, None);
+    stream.refresh()?;
+    let mut per_segment: Vec<Vec<(u64, u64)>> = Vec::new();
+    let mut collected = 0;
+    for view in stream.views().iter().rev() {
+        if collected >= capacity {
+            break;
+        }
+        let snap = view.snapshot();
+        let mut entries = Vec::new();
+        let mut offset = SEGMENT_HEADER_LEN as u64;
+        while offset < snap.committed_len {
+            let (frame, next) = crate::stream::raw_frame(&snap, offset)?;
+            if let Some(f) = frame {
+                entries.push((f.hash, snap.header.base_id.wrapping_add(f.id_delta)));
+            }
+            offset = next;
+        }
+        collected += entries.len();
+        per_segment.push(entries);
+    }
+    let all: Vec<(u64, u64)> = per_segment.into_iter().rev().flatten().collect();
+    for &(hash, id) in &all[all.len().saturating_sub(capacity)..] {
+        window.insert(hash, id);
+    }
+    Ok(window)
+}
+
 /// Checks that `dir` is a store this build can read, without opening its segments.
 pub(crate) fn check_store(dir: &Path) -> Result<()> {
     check_dir(dir)?;
@@ -228,6 +268,7 @@ impl Store {
             write_meta(&dir)?;
         }
         let (recovered, report) = recover(&dir)?;
+        let dedup = rebuild_dedup(&dir, config.dedup_window)?;
         let generation = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             config,
@@ -238,6 +279,8 @@ impl Store {
                 oldest: None,
                 flush_target: 0,
                 shutdown: false,
+                dedup,
+                duplicates: 0,
             }),
             work: Condvar::new(),
             space: Condvar::new(),
@@ -323,7 +366,7 @@ impl Store {
         let hash = event.content_hash();
         let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        Store::enqueue(shared, std::iter::once((event, hash, packed)), |a| {
+        self.enqueue(shared, std::iter::once((event, hash, packed)), |a| {
             result = a;
         })?;
         Ok(result)
@@ -347,12 +390,13 @@ impl Store {
             let packed = crate::writer::compress(&e, min);
             (e, h, packed)
         });
-        Store::enqueue(shared, hashed, |a| out.push(a))?;
+        self.enqueue(shared, hashed, |a| out.push(a))?;
         Ok(out)
     }
 
     /// Queues events under consecutive ids, telling `sink` what became of each.
     fn enqueue(
+        &self,
         shared: &Shared,
         events: impl Iterator<Item = (Event, u64, Option<Vec<u8>>)>,
         mut sink: impl FnMut(Appended),
@@ -387,8 +431,16 @@ impl Store {
             if q.shutdown {
                 return Err(Error::Closed);
             }
+            if let Some(original) = q.dedup.candidate(hash) {
+                if self.is_same(shared, &q, original, &event, hash)? {
+                    q.duplicates += 1;
+                    sink(Appended::Duplicate(EventId(original)));
+                    continue;
+                }
+            }
             let id = q.next_id;
             q.next_id += 1;
+            q.dedup.insert(hash, id);
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
@@ -404,6 +456,45 @@ impl Store {
             sink(Appended::New(EventId(id)));
         }
         Ok(())
+    }
+
+    /// Whether the event with id `original` (a dedup candidate) has exactly this content.
+    /// It may be queued, being written (then this waits for its commit), or stored.
+    fn is_same(
+        &self,
+        shared: &Shared,
+        q: &QueueState,
+        original: u64,
+        event: &Event,
+        hash: u64,
+    ) -> Result<bool> {
+        if let Some(first) = q.events.first().map(|e| e.id) {
+            if original >= first {
+                let queued = usize::try_from(original - first)
+                    .ok()
+                    .and_then(|i| q.events.get(i))
+                    .filter(|e| e.id == original);
+                return Ok(queued.is_some_and(|e| e.hash == hash && e.event == *event));
+            }
+        }
+        {
+            // Taken by the writer and not yet published: wait for it. The writer publishes
+            // without the queue lock, so holding it here cannot deadlock.
+            let mut st = shared.status.lock();
+            while st.written_id < original {
+                if let Some(why) = &st.fatal {
+                    return Err(Error::Poisoned(why.clone()));
+                }
+                if let Some(path) = &st.disk_full {
+                    return Err(Error::DiskFull { path: path.clone() });
+                }
+                shared.progress.wait(&mut st);
+            }
+        }
+        Ok(match self.get(EventId(original))? {
+            Some(stored) => stored.hash == hash && stored.to_event().is_ok_and(|e| e == *event),
+            None => false,
+        })
     }
 
     /// The durability barrier: returns once every event appended before the call is
@@ -621,6 +712,9 @@ impl Store {
             if let Ok(m) = entry.metadata() {
                 s.disk_bytes += m.blocks() * 512;
             }
+        }
+        if let Some(w) = &self.writer {
+            s.duplicates_dropped = w.shared.queue.lock().duplicates;
         }
         Ok(s)
     }

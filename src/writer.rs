@@ -63,6 +63,10 @@ pub(crate) struct QueueState {
     /// The highest id some `flush` is waiting for.
     pub flush_target: u64,
     pub shutdown: bool,
+    /// Hashes of recent stored events; consulted and updated in id order under this lock.
+    pub dedup: crate::dedup::DedupWindow,
+    /// Duplicates dropped since the store was opened.
+    pub duplicates: u64,
 }
 
 pub(crate) struct Status {

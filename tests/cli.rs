@@ -297,7 +297,10 @@ fn demo_appends_and_reports() {
         "suggests the next command: {s}"
     );
     let v = json(&selflog(&store, &["inspect", "stats", "--json"]));
-    assert_eq!(v["total_events"], 20000);
+    // The generator repeats ~1% of events exactly; the store keeps one of each.
+    let stored = v["total_events"].as_u64().unwrap();
+    assert!((19_600..20_000).contains(&stored), "{stored} stored");
+    assert!(s.contains(&format!("now holds {stored} events")), "{s}");
     assert_eq!(
         selflog(&store, &["inspect", "verify"]).status.code(),
         Some(0)

@@ -74,12 +74,13 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let secs = busy.as_secs_f64().max(1e-9);
     let mut text = format!(
         "appended {appended} events in {secs:.2} s of append time: {:.0} events/s\n\
-         store {} now holds {} events ({} before), {} of log, {:.1} bytes per event, {} on disk\n\
+         store {} now holds {} events ({} before, {} duplicates dropped), {} of log, {:.1} bytes per event, {} on disk\n\
          compressed events: {} (data {} -> {})\n",
         appended as f64 / secs,
         store_dir.display(),
         stats.total_events,
         before,
+        stats.duplicates_dropped,
         output::human_bytes(stats.log_bytes),
         stats.bytes_per_event(),
         output::human_bytes(stats.disk_bytes),
