@@ -521,15 +521,22 @@ fn plan_segment(
                 .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
                 .collect(),
         };
-        let blocks: BinaryHeap<Candidate> = ix
-            .all_blocks()
-            .enumerate()
-            .filter(|(i, _)| {
-                allowed
-                    .as_ref()
-                    .is_none_or(|a| u32::try_from(*i).is_ok_and(|i| a.contains(&i)))
-            })
-            .map(|(_, b)| *b)
+        // With postings, visit only the posted blocks; without, every block.
+        let chosen: Vec<Block> = match &allowed {
+            Some(a) => a
+                .iter()
+                .filter_map(|&i| {
+                    let i = i as usize;
+                    ix.blocks
+                        .get(i)
+                        .copied()
+                        .or_else(|| ix.open.filter(|_| i == ix.blocks.len()))
+                })
+                .collect(),
+            None => ix.all_blocks().copied().collect(),
+        };
+        let blocks: BinaryHeap<Candidate> = chosen
+            .into_iter()
             .filter(|b| block_may_match(b, f, after, order))
             .map(|block| Candidate {
                 key: bound_key(
@@ -567,10 +574,25 @@ fn block_may_match(b: &Block, f: &Filter, after: Option<Position>, order: Order)
     }
 }
 
-/// A matching event waiting in the merge, keyed for ordering.
+/// The fields of the frame at `offset` without checking its checksum, for ruling it out;
+/// `None` when they do not decode (the checked decode then reports why).
+fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
+    let start = usize::try_from(offset).ok()?;
+    let end = usize::try_from(snap.committed_len).ok()?;
+    match crate::format::decode_frame_unchecked(snap.map.get(start..end)?) {
+        Ok(Some((crate::format::Frame::Event(f), len))) => Some((f, len)),
+        _ => None,
+    }
+}
+
+/// A matching event waiting in the merge, keyed for ordering. It is materialised only when
+/// released, so events decoded from a block but never returned cost no allocation.
 struct Pending {
     key: (i64, u64),
-    event: StoredEvent,
+    plan: usize,
+    offset: u64,
+    /// The data text, when matching already decoded it (text search).
+    data: Option<String>,
 }
 
 impl PartialEq for Pending {
@@ -673,36 +695,67 @@ impl Events {
         let mut offset = block.offset;
         let mut found = Vec::new();
         while offset < end {
+            // Rule frames out on their fields before paying for the checksum; a frame
+            // that may match is decoded again, checked, and only then matched.
+            if let Some((f, len)) = peek_fields(&plan.snap, offset) {
+                if !self.fields_match(plan, &f) {
+                    offset += len as u64;
+                    continue;
+                }
+            }
             let (frame, next) = raw_frame(&plan.snap, offset)?;
             if let Some(f) = frame {
-                if let Some(e) = self.matches(plan, offset, &f)? {
-                    found.push(e);
+                if let Some(data) = self.matches(plan, offset, &f)? {
+                    let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
+                    let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
+                    found.push(Pending {
+                        key: order_key(self.order, ts, id),
+                        plan: plan_index,
+                        offset,
+                        data,
+                    });
                 }
             }
             offset = next;
         }
-        for event in found {
-            let key = order_key(self.order, event.timestamp.0, event.id.0);
-            self.heap.push(Pending { key, event });
-        }
+        self.heap.extend(found);
         Ok(())
     }
 
-    /// The event of frame `f` if it passes the filter.
+    /// The stored event of a released match.
+    fn materialize(&self, p: Pending) -> Result<StoredEvent> {
+        let Plan::Expanded(plan) = &self.plans[p.plan] else {
+            unreachable!("matches come only from expanded plans, which stay expanded");
+        };
+        match raw_frame(&plan.snap, p.offset)? {
+            (Some(f), _) => materialize(&plan.snap, p.offset, &f, p.data),
+            (None, _) => unreachable!("a match is an event frame"),
+        }
+    }
+
+    /// Whether frame `f` passes the filter: `Some` with its data text if matching decoded it.
     fn matches(
         &self,
         plan: &SegmentPlan,
         offset: u64,
         f: &EventFrame<'_>,
-    ) -> Result<Option<StoredEvent>> {
+    ) -> Result<Option<Option<String>>> {
+        if !self.fields_match(plan, f) {
+            return Ok(None);
+        }
+        self.text_matches(plan, offset, f)
+    }
+
+    /// Whether `f`'s id, timestamp and strings pass the filter (not the text).
+    fn fields_match(&self, plan: &SegmentPlan, f: &EventFrame<'_>) -> bool {
         let fl = &self.filter;
         let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
         let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
         if fl.since.is_some_and(|t| ts < t.0) || fl.until.is_some_and(|t| ts >= t.0) {
-            return Ok(None);
+            return false;
         }
         if fl.id_from.is_some_and(|i| id < i) || fl.id_until.is_some_and(|i| id >= i) {
-            return Ok(None);
+            return false;
         }
         if let Some(p) = self.after {
             let past = match self.order {
@@ -710,7 +763,7 @@ impl Events {
                 Order::OldestFirst => (ts, id) > (p.timestamp.0, p.id.0),
             };
             if !past {
-                return Ok(None);
+                return false;
             }
         }
         if plan
@@ -723,21 +776,29 @@ impl Events {
                 .is_some_and(|s| !s.contains(&f.source_ref))
             || plan.action.is_some_and(|a| f.action_ref != Some(a))
         {
-            return Ok(None);
+            return false;
         }
+        true
+    }
+
+    /// Whether `f` passes the text filter: `Some` with its data text if that was decoded.
+    fn text_matches(
+        &self,
+        plan: &SegmentPlan,
+        offset: u64,
+        f: &EventFrame<'_>,
+    ) -> Result<Option<Option<String>>> {
         let Some(m) = &self.matcher else {
-            return materialize(&plan.snap, offset, f, None).map(Some);
+            return Ok(Some(None));
         };
         let in_names = plan.text_refs.contains(&f.type_ref)
             || plan.text_refs.contains(&f.source_ref)
             || f.action_ref.is_some_and(|a| plan.text_refs.contains(&a));
         if in_names {
-            return materialize(&plan.snap, offset, f, None).map(Some);
+            return Ok(Some(None));
         }
         match frame_data(&plan.snap, offset, f)? {
-            Some(text) if m.is_match(text.as_bytes()) => {
-                materialize(&plan.snap, offset, f, Some(text.into_owned())).map(Some)
-            }
+            Some(text) if m.is_match(text.as_bytes()) => Ok(Some(Some(text.into_owned()))),
             _ => Ok(None),
         }
     }
@@ -746,7 +807,7 @@ impl Events {
         loop {
             if self.unordered {
                 if let Some(p) = self.heap.pop() {
-                    return Ok(Some(p.event));
+                    return self.materialize(p).map(Some);
                 }
                 let open = |p: &Plan| match p {
                     Plan::Pending { .. } => true,
@@ -770,7 +831,7 @@ impl Events {
                 }
                 (None, None) => return Ok(None),
             }
-            return Ok(self.heap.pop().map(|p| p.event));
+            return self.heap.pop().map(|p| self.materialize(p)).transpose();
         }
     }
 }

@@ -168,6 +168,20 @@ pub fn peek_frame(buf: &[u8]) -> Option<(Option<u64>, usize)> {
 /// # Errors
 /// A [`DecodeError`] when the frame is truncated, fails its checksum, or breaks a rule.
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
+    decode(buf, true)
+}
+
+/// Like [`decode_frame`] but without checking the checksum: for deciding cheaply that a
+/// frame cannot match a query. Whatever is returned to a caller MUST come from
+/// [`decode_frame`].
+///
+/// # Errors
+/// A [`DecodeError`] when the frame is truncated or breaks a structural rule.
+pub fn decode_frame_unchecked(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
+    decode(buf, false)
+}
+
+fn decode(buf: &[u8], check_crc: bool) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
     let mut r = Reader::new(buf);
     let body_len = r.u32("frame length")? as usize;
     if body_len == 0 {
@@ -175,7 +189,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
     }
     let crc = r.u32("frame crc")?;
     let body = r.take(body_len, "frame body")?;
-    if crc != crc32(&[&buf[0..4], body]) {
+    if check_crc && crc != crc32(&[&buf[0..4], body]) {
         return Err(DecodeError::new(0, "frame checksum mismatch"));
     }
     let total = FRAME_HEADER_LEN + body_len;
