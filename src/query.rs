@@ -574,6 +574,12 @@ fn block_may_match(b: &Block, f: &Filter, after: Option<Position>, order: Order)
     }
 }
 
+/// A frame that passed the filter, with its data text if matching decoded it.
+enum Matched {
+    Plain,
+    WithData(String),
+}
+
 /// The fields of the frame at `offset` without checking its checksum, for ruling it out;
 /// `None` when they do not decode (the checked decode then reports why).
 fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
@@ -705,7 +711,11 @@ impl Events {
             }
             let (frame, next) = raw_frame(&plan.snap, offset)?;
             if let Some(f) = frame {
-                if let Some(data) = self.matches(plan, offset, &f)? {
+                if let Some(matched) = self.matches(plan, offset, &f)? {
+                    let data = match matched {
+                        Matched::Plain => None,
+                        Matched::WithData(d) => Some(d),
+                    };
                     let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
                     let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
                     found.push(Pending {
@@ -739,7 +749,7 @@ impl Events {
         plan: &SegmentPlan,
         offset: u64,
         f: &EventFrame<'_>,
-    ) -> Result<Option<Option<String>>> {
+    ) -> Result<Option<Matched>> {
         if !self.fields_match(plan, f) {
             return Ok(None);
         }
@@ -787,18 +797,20 @@ impl Events {
         plan: &SegmentPlan,
         offset: u64,
         f: &EventFrame<'_>,
-    ) -> Result<Option<Option<String>>> {
+    ) -> Result<Option<Matched>> {
         let Some(m) = &self.matcher else {
-            return Ok(Some(None));
+            return Ok(Some(Matched::Plain));
         };
         let in_names = plan.text_refs.contains(&f.type_ref)
             || plan.text_refs.contains(&f.source_ref)
             || f.action_ref.is_some_and(|a| plan.text_refs.contains(&a));
         if in_names {
-            return Ok(Some(None));
+            return Ok(Some(Matched::Plain));
         }
         match frame_data(&plan.snap, offset, f)? {
-            Some(text) if m.is_match(text.as_bytes()) => Ok(Some(Some(text.into_owned()))),
+            Some(text) if m.is_match(text.as_bytes()) => {
+                Ok(Some(Matched::WithData(text.into_owned())))
+            }
             _ => Ok(None),
         }
     }
