@@ -244,7 +244,7 @@ impl<'s> Query<'s> {
             return Ok(self.store.stats()?.total_events);
         }
         let mut n = 0;
-        for e in self.order(Order::OldestFirst).unordered()? {
+        for e in self.unordered()? {
             e?;
             n += 1;
         }

@@ -4,7 +4,7 @@
 //!
 //! Child processes re-run this test binary on a single `child_*` test, selected by an
 //! environment variable naming the store; without that variable those tests return at once.
-//! `SELFLOG_CRASH_ITERS` (default 5) sets how many times the SIGKILL test kills a writer,
+//! `SELFLOG_CRASH_ITERS` (default 50) sets how many times the SIGKILL test kills a writer,
 //! `SELFLOG_CRASH_SEED` replays its kill points.
 
 use std::fs::OpenOptions;
@@ -1010,7 +1010,7 @@ impl CrashProgress {
 #[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
 fn sigkill_while_appending_loses_no_flushed_event() {
     let iters: u32 =
-        std::env::var("SELFLOG_CRASH_ITERS").map_or(5, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
+        std::env::var("SELFLOG_CRASH_ITERS").map_or(50, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
     let seed: u64 = std::env::var("SELFLOG_CRASH_SEED").map_or_else(
         |_| {
             let t = std::time::SystemTime::now()
