@@ -6,7 +6,7 @@
 //! a sealed segment's footer. One builder serves all three, so the block rule lives here
 //! only. `format-spec/FORMAT.md#sparse-index`
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
@@ -38,6 +38,15 @@ pub(crate) struct IndexedEvent {
     pub data_stored_len: u64,
 }
 
+/// Timestamp bounds over the closed blocks of a segment.
+#[derive(Debug, Default)]
+pub(crate) struct Bounds {
+    /// `prefix_max_ts[i]`: the largest timestamp in blocks `0..=i`.
+    pub prefix_max_ts: Vec<i64>,
+    /// `suffix_min_ts[i]`: the smallest timestamp in blocks `i..`.
+    pub suffix_min_ts: Vec<i64>,
+}
+
 /// The index of one segment.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentIndex {
@@ -46,8 +55,11 @@ pub(crate) struct SegmentIndex {
     string_bytes: usize,
     /// String to reference.
     pub lookup: FxHashMap<Arc<str>, u32>,
-    /// Closed blocks, in file order.
-    pub blocks: Vec<Block>,
+    /// Closed blocks, in file order. Shared copy-on-write with running queries.
+    pub blocks: Arc<Vec<Block>>,
+    /// Prefix maxima and suffix minima of the closed blocks' timestamps, computed when a
+    /// query first needs them and dropped when a block closes.
+    bounds: OnceLock<Arc<Bounds>>,
     /// The block being filled, if any.
     pub open: Option<Block>,
     /// Counts and ranges.
@@ -70,7 +82,8 @@ impl Default for SegmentIndex {
             strings: Arc::new(Vec::new()),
             string_bytes: 0,
             lookup: FxHashMap::default(),
-            blocks: Vec::new(),
+            blocks: Arc::new(Vec::new()),
+            bounds: OnceLock::new(),
             open: None,
             summary: Summary {
                 min_ts_us: i64::MAX,
@@ -109,7 +122,8 @@ impl SegmentIndex {
             strings: Arc::new(strings),
             string_bytes,
             lookup,
-            blocks: f.blocks,
+            blocks: Arc::new(f.blocks),
+            bounds: OnceLock::new(),
             open: None,
             summary: f.summary,
             type_counts: f.type_counts.into_iter().collect(),
@@ -190,8 +204,32 @@ impl SegmentIndex {
         let end = offset + u64::from(frame_len);
         block.len = u32::try_from(end - block.offset).expect("blocks span less than a segment");
         if block.event_count >= BLOCK_EVENTS_MAX || block.len >= BLOCK_LEN_MAX {
-            self.blocks.extend(self.open.take());
+            Arc::make_mut(&mut self.blocks).extend(self.open.take());
+            self.bounds = OnceLock::new();
         }
+    }
+
+    /// Timestamp bounds of runs of closed blocks, for visiting blocks in time order without
+    /// sorting them all. `format-spec/FORMAT.md#sparse-index`
+    pub fn bounds(&self) -> Arc<Bounds> {
+        Arc::clone(self.bounds.get_or_init(|| {
+            let mut prefix_max_ts = Vec::with_capacity(self.blocks.len());
+            let mut hi = i64::MIN;
+            for b in self.blocks.iter() {
+                hi = hi.max(b.max_ts_us);
+                prefix_max_ts.push(hi);
+            }
+            let mut suffix_min_ts = vec![i64::MAX; self.blocks.len()];
+            let mut lo = i64::MAX;
+            for (i, b) in self.blocks.iter().enumerate().rev() {
+                lo = lo.min(b.min_ts_us);
+                suffix_min_ts[i] = lo;
+            }
+            Arc::new(Bounds {
+                prefix_max_ts,
+                suffix_min_ts,
+            })
+        }))
     }
 
     /// All blocks, the open one included.

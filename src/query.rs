@@ -19,7 +19,7 @@ use rustc_hash::FxHashSet;
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame};
-use crate::index::SegmentIndex;
+use crate::index::{Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{frame_data, materialize, raw_frame, SegmentView, Snapshot};
 
@@ -367,7 +367,17 @@ fn text_matcher(text: &str) -> Result<AhoCorasick> {
 /// One segment's part of a query: what to decode and how to test it.
 struct SegmentPlan {
     snap: Snapshot,
-    /// Candidate blocks; the one to visit next is on top.
+    /// The segment's closed blocks and their timestamp bounds.
+    all: Arc<Vec<Block>>,
+    bounds: Arc<Bounds>,
+    /// Candidate closed-block indices, ascending; `None`: every closed block.
+    candidates: Option<Vec<u32>>,
+    /// Candidates not yet considered: positions `..frontier` (newest first) or
+    /// `frontier..` (oldest first) of the candidate list. Blocks are nearly in time order,
+    /// so the frontier moves from the newest (oldest) end and the bounds of what it has not
+    /// reached say when it must move on.
+    frontier: usize,
+    /// Candidates considered and waiting to be decoded; the one to visit next on top.
     blocks: BinaryHeap<Candidate>,
     types: Option<FxHashSet<u32>>,
     sources: Option<FxHashSet<u32>>,
@@ -383,7 +393,7 @@ enum Plan {
         view: Arc<SegmentView>,
         key: (i64, u64),
     },
-    Expanded(SegmentPlan),
+    Expanded(Box<SegmentPlan>),
     /// Expanded and found to hold no candidate.
     Done,
 }
@@ -451,14 +461,105 @@ fn resolve(ix: &SegmentIndex, names: &[String]) -> Option<FxHashSet<u32>> {
 }
 
 /// Blocks (by index) in the postings of any of `refs`; `None` when postings are unknown.
-fn posted_blocks(ix: &SegmentIndex, refs: &FxHashSet<u32>) -> Option<FxHashSet<u32>> {
+/// Ascending block indices posted for any of `refs`; `None` when postings are unknown.
+fn posted_blocks(ix: &SegmentIndex, refs: &FxHashSet<u32>) -> Option<Vec<u32>> {
     let postings = ix.postings.as_ref()?;
-    Some(
-        refs.iter()
-            .filter_map(|r| postings.get(r))
-            .flat_map(|list| list.iter().copied())
-            .collect(),
-    )
+    let mut out: Vec<u32> = refs
+        .iter()
+        .filter_map(|r| postings.get(r))
+        .flat_map(|list| list.iter().copied())
+        .collect();
+    if refs.len() > 1 {
+        out.sort_unstable();
+        out.dedup();
+    }
+    Some(out)
+}
+
+/// The indices in both ascending lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+impl SegmentPlan {
+    fn candidate_count(&self) -> usize {
+        self.candidates.as_ref().map_or(self.all.len(), Vec::len)
+    }
+
+    fn candidate(&self, pos: usize) -> usize {
+        self.candidates.as_ref().map_or(pos, |c| c[pos] as usize)
+    }
+
+    /// The highest order key any candidate beyond the frontier can hold, `None` when no
+    /// such candidate can match the time filter.
+    fn frontier_bound(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
+        match order {
+            Order::NewestFirst => {
+                let i = self.candidate(self.frontier.checked_sub(1)?);
+                let ts = self.bounds.prefix_max_ts[i];
+                if f.since.is_some_and(|t| ts < t.0) {
+                    return None;
+                }
+                Some(order_key(order, ts, self.all[i].last_id))
+            }
+            Order::OldestFirst => {
+                if self.frontier >= self.candidate_count() {
+                    return None;
+                }
+                let i = self.candidate(self.frontier);
+                let ts = self.bounds.suffix_min_ts[i];
+                if f.until.is_some_and(|t| ts >= t.0) {
+                    return None;
+                }
+                Some(order_key(order, ts, self.all[i].first_id))
+            }
+        }
+    }
+
+    /// The key of what this plan would visit next.
+    fn next_key(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
+        let top = self.blocks.peek().map(|c| c.key);
+        top.max(self.frontier_bound(order, f))
+    }
+
+    /// Moves the frontier past one candidate, queueing it if it may match.
+    fn advance(&mut self, order: Order, f: &Filter, after: Option<Position>) {
+        let i = match order {
+            Order::NewestFirst => {
+                self.frontier -= 1;
+                self.candidate(self.frontier)
+            }
+            Order::OldestFirst => {
+                self.frontier += 1;
+                self.candidate(self.frontier - 1)
+            }
+        };
+        let block = self.all[i];
+        if block_may_match(&block, f, after, order) {
+            self.blocks.push(Candidate {
+                key: bound_key(
+                    order,
+                    block.min_ts_us,
+                    block.max_ts_us,
+                    block.first_id,
+                    block.last_id,
+                ),
+                block,
+            });
+        }
+    }
 }
 
 fn plan_segment(
@@ -471,14 +572,9 @@ fn plan_segment(
     let snap = view.snapshot();
     view.with_index(|ix, _| {
         let s = &ix.summary;
-        if s.event_count == 0 {
-            return None;
-        }
-        let (lo, hi) = (s.min_ts_us, s.max_ts_us);
-        if f.since.is_some_and(|t| hi < t.0) || f.until.is_some_and(|t| lo >= t.0) {
-            return None;
-        }
-        if f.id_from.is_some_and(|i| s.last_id < i) || f.id_until.is_some_and(|i| s.first_id >= i) {
+        if s.event_count == 0
+            || !range_may_match(s.min_ts_us, s.max_ts_us, s.first_id, s.last_id, f)
+        {
             return None;
         }
         let types = resolve(ix, &f.types);
@@ -492,24 +588,16 @@ fn plan_segment(
         {
             return None;
         }
-        // Candidate block indices from the postings of each string filter.
-        let mut allowed: Option<FxHashSet<u32>> = None;
-        let mut narrow = |set: Option<FxHashSet<u32>>| {
-            if let Some(set) = set {
-                allowed = Some(match allowed.take() {
-                    None => set,
-                    Some(prev) => prev.intersection(&set).copied().collect(),
+        // Candidate block indices: the intersection of each string filter's postings.
+        let mut allowed: Option<Vec<u32>> = None;
+        let action_set: Option<FxHashSet<u32>> = action.map(|a| std::iter::once(a).collect());
+        for refs in [&types, &sources, &action_set].into_iter().flatten() {
+            if let Some(list) = posted_blocks(ix, refs) {
+                allowed = Some(match allowed {
+                    None => list,
+                    Some(prev) => intersect(&prev, &list),
                 });
             }
-        };
-        if let Some(t) = &types {
-            narrow(posted_blocks(ix, t));
-        }
-        if let Some(src) = &sources {
-            narrow(posted_blocks(ix, src));
-        }
-        if let Some(a) = action {
-            narrow(posted_blocks(ix, &std::iter::once(a).collect()));
         }
         let text_refs: FxHashSet<u32> = match matcher {
             None => FxHashSet::default(),
@@ -521,24 +609,21 @@ fn plan_segment(
                 .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
                 .collect(),
         };
-        // With postings, visit only the posted blocks; without, every block.
-        let chosen: Vec<Block> = match &allowed {
-            Some(a) => a
-                .iter()
-                .filter_map(|&i| {
-                    let i = i as usize;
-                    ix.blocks
-                        .get(i)
-                        .copied()
-                        .or_else(|| ix.open.filter(|_| i == ix.blocks.len()))
-                })
-                .collect(),
-            None => ix.all_blocks().copied().collect(),
-        };
-        let blocks: BinaryHeap<Candidate> = chosen
-            .into_iter()
-            .filter(|b| block_may_match(b, f, after, order))
-            .map(|block| Candidate {
+        let closed = ix.blocks.len();
+        let open_allowed = allowed
+            .as_ref()
+            .is_none_or(|a| a.last().is_some_and(|&l| l as usize == closed));
+        let candidates = allowed.map(|mut a| {
+            a.retain(|&i| (i as usize) < closed);
+            a
+        });
+        let mut blocks = BinaryHeap::new();
+        // The open block (the active segment's newest) is always considered up front.
+        if let Some(block) = ix
+            .open
+            .filter(|b| open_allowed && block_may_match(b, f, after, order))
+        {
+            blocks.push(Candidate {
                 key: bound_key(
                     order,
                     block.min_ts_us,
@@ -547,13 +632,18 @@ fn plan_segment(
                     block.last_id,
                 ),
                 block,
-            })
-            .collect();
-        if blocks.is_empty() {
-            return None;
+            });
         }
+        let count = candidates.as_ref().map_or(closed, Vec::len);
         Some(SegmentPlan {
             snap,
+            all: Arc::clone(&ix.blocks),
+            bounds: ix.bounds(),
+            candidates,
+            frontier: match order {
+                Order::NewestFirst => count,
+                Order::OldestFirst => 0,
+            },
             blocks,
             types,
             sources,
@@ -668,7 +758,7 @@ impl Events {
             .enumerate()
             .filter_map(|(i, p)| match p {
                 Plan::Pending { key, .. } => Some((i, *key)),
-                Plan::Expanded(p) => p.blocks.peek().map(|c| (i, c.key)),
+                Plan::Expanded(p) => p.next_key(self.order, &self.filter).map(|k| (i, k)),
                 Plan::Done => None,
             })
             .max_by_key(|(_, k)| *k)
@@ -685,12 +775,21 @@ impl Events {
                 self.after,
                 self.order,
             );
-            self.plans[plan_index] = plan.map_or(Plan::Done, Plan::Expanded);
+            self.plans[plan_index] = plan.map_or(Plan::Done, |p| Plan::Expanded(Box::new(p)));
             return Ok(());
         }
+        let (order, after) = (self.order, self.after);
         let Plan::Expanded(plan) = &mut self.plans[plan_index] else {
             return Ok(());
         };
+        // Move the frontier while what lies beyond it may sort before the queued blocks.
+        let top = plan.blocks.peek().map(|c| c.key);
+        if let Some(bound) = plan.frontier_bound(order, &self.filter) {
+            if top.is_none_or(|t| bound >= t) {
+                plan.advance(order, &self.filter, after);
+                return Ok(());
+            }
+        }
         let Some(Candidate { block, .. }) = plan.blocks.pop() else {
             return Ok(());
         };
@@ -823,7 +922,7 @@ impl Events {
                 }
                 let open = |p: &Plan| match p {
                     Plan::Pending { .. } => true,
-                    Plan::Expanded(p) => !p.blocks.is_empty(),
+                    Plan::Expanded(p) => p.next_key(self.order, &self.filter).is_some(),
                     Plan::Done => false,
                 };
                 let Some(i) = self.plans.iter().position(open) else {
