@@ -1009,8 +1009,8 @@ impl CrashProgress {
 #[test]
 #[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
 fn sigkill_while_appending_loses_no_flushed_event() {
-    let iters: u32 =
-        std::env::var("SELFLOG_CRASH_ITERS").map_or(50, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
+    let iters: u32 = std::env::var("SELFLOG_CRASH_ITERS")
+        .map_or(50, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
     let seed: u64 = std::env::var("SELFLOG_CRASH_SEED").map_or_else(
         |_| {
             let t = std::time::SystemTime::now()
