@@ -20,7 +20,9 @@ use crate::format::{
     self, CommitSlot, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
 };
 use crate::index::SegmentIndex;
-use crate::segment::{check_identity, map, read_header, scan_frames, sealed_len, StreamKind};
+use crate::segment::{
+    check_identity, checked_frame, map, read_header, scan_frames, sealed_len, StreamKind,
+};
 
 /// Largest decompressed payload a reader will allocate for; larger claims are corruption.
 const RAW_LEN_MAX: u32 = 1 << 30;
@@ -235,22 +237,7 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
 /// string definition) and the offset of the next frame.
 pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFrame<'_>>, u64)> {
     let path = &snap.path;
-    let window = usize::try_from(offset)
-        .ok()
-        .zip(usize::try_from(snap.committed_len).ok())
-        .and_then(|(a, b)| snap.map.get(a..b))
-        .ok_or_else(|| Error::corrupt(path, offset, "frame offset past the committed end"))?;
-    let (frame, len) = match format::decode_frame(window) {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            return Err(Error::corrupt(
-                path,
-                offset,
-                "zero bytes before the committed end",
-            ))
-        }
-        Err(e) => return Err(Error::corrupt(path, offset + e.offset as u64, e.what)),
-    };
+    let (frame, len) = checked_frame(&snap.map, offset, snap.committed_len, path)?;
     let next = offset + len as u64;
     match frame {
         Frame::Event(f) => Ok((Some(f), next)),

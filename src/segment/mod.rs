@@ -237,6 +237,31 @@ pub(crate) fn scan_frames(
     Ok(())
 }
 
+/// Decodes and checks the frame at file offset `at` of `buf` (a map of the file from 0),
+/// which must end by `end`, the committed length. Zero bytes there are damage: before the
+/// committed end every byte belongs to a frame.
+pub(crate) fn checked_frame<'a>(
+    buf: &'a [u8],
+    at: u64,
+    end: u64,
+    path: &Path,
+) -> Result<(Frame<'a>, usize)> {
+    let window = usize::try_from(at)
+        .ok()
+        .zip(usize::try_from(end).ok())
+        .and_then(|(a, b)| buf.get(a..b))
+        .ok_or_else(|| Error::corrupt(path, at, "frame offset past the committed end"))?;
+    match format::decode_frame(window) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(Error::corrupt(
+            path,
+            at,
+            "zero bytes before the committed end",
+        )),
+        Err(e) => Err(Error::corrupt(path, at + e.offset as u64, e.what)),
+    }
+}
+
 fn scan_one(
     buf: &[u8],
     at: u64,
@@ -246,21 +271,7 @@ fn scan_one(
     commit_us: i64,
     path: &Path,
 ) -> Result<u64> {
-    let window = usize::try_from(at)
-        .ok()
-        .and_then(|a| buf.get(a..usize::try_from(end).ok()?))
-        .ok_or_else(|| Error::corrupt(path, at, "committed length past the mapped file"))?;
-    let (frame, len) = match format::decode_frame(window) {
-        Ok(Some(f)) => f,
-        Ok(None) => {
-            return Err(Error::corrupt(
-                path,
-                at,
-                "zero bytes before the committed end",
-            ))
-        }
-        Err(e) => return Err(Error::corrupt(path, at + e.offset as u64, e.what)),
-    };
+    let (frame, len) = checked_frame(buf, at, end, path)?;
     match frame {
         Frame::StringDef { string_ref, text } => {
             if string_ref as usize != index.strings.len() {
