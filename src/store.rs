@@ -366,9 +366,33 @@ impl Store {
         let hash = event.content_hash();
         let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, std::iter::once((event, hash, packed)), |a| {
+        self.enqueue(shared, std::iter::once((event, hash, packed)), None, |a| {
             result = a;
         })?;
+        Ok(result)
+    }
+
+    /// Appends an event under a given id, for imports that keep their source's ids. `id`
+    /// must be above every id used so far (gaps are allowed); later events continue after
+    /// it. A duplicate within the dedup window is not stored again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] naming `id` when it does not increase; otherwise as
+    /// [`Store::append`].
+    pub fn append_with_id(&self, id: EventId, event: Event) -> Result<Appended> {
+        let shared = self.shared()?;
+        event.validate(&shared.config, Timestamp::now_coarse())?;
+        let hash = event.content_hash();
+        let packed = crate::writer::compress(&event, shared.config.compress_len_min);
+        let mut result = Appended::New(EventId(0));
+        self.enqueue(
+            shared,
+            std::iter::once((event, hash, packed)),
+            Some(id.0),
+            |a| {
+                result = a;
+            },
+        )?;
         Ok(result)
     }
 
@@ -390,7 +414,7 @@ impl Store {
             let packed = crate::writer::compress(&e, min);
             (e, h, packed)
         });
-        self.enqueue(shared, hashed, |a| out.push(a))?;
+        self.enqueue(shared, hashed, None, |a| out.push(a))?;
         Ok(out)
     }
 
@@ -399,6 +423,7 @@ impl Store {
         &self,
         shared: &Shared,
         events: impl Iterator<Item = (Event, u64, Option<Vec<u8>>)>,
+        forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
         if let Some(e) = shared.health_error() {
@@ -437,6 +462,18 @@ impl Store {
                     sink(Appended::Duplicate(EventId(original)));
                     continue;
                 }
+            }
+            if let Some(forced) = forced_id {
+                if forced < q.next_id {
+                    return Err(Error::InvalidEvent {
+                        field: "id",
+                        reason: format!(
+                            "{forced} is not above the last id used ({})",
+                            q.next_id - 1
+                        ),
+                    });
+                }
+                q.next_id = forced;
             }
             let id = q.next_id;
             q.next_id += 1;

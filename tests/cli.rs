@@ -543,3 +543,178 @@ fn replay_with_a_cursor_commits_what_stdout_accepted() {
     let out = selflog(&store, &["replay", "--cursor", "bad/name"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// An old `SelFlow` `events.db` with the exact old schema: ids with a gap, gzip-compressed
+/// data, NULL action and data, processed flags, and a pattern whose event was cleaned up.
+#[expect(clippy::too_many_lines, reason = "one fixture, row by row")]
+#[expect(
+    clippy::type_complexity,
+    reason = "the old table's columns, as a literal"
+)]
+fn old_database(path: &Path) {
+    use std::io::Write as _;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL NOT NULL,
+           event_type TEXT NOT NULL, action TEXT, source TEXT NOT NULL, data_json TEXT,
+           data_compressed BLOB, hash TEXT UNIQUE, processed BOOLEAN DEFAULT FALSE,
+           created_at DATETIME DEFAULT CURRENT_TIMESTAMP);
+         CREATE TABLE patterns (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER,
+           pattern_type TEXT NOT NULL, confidence REAL NOT NULL, pattern_data TEXT NOT NULL,
+           embryo_id TEXT, created_at DATETIME DEFAULT CURRENT_TIMESTAMP,
+           FOREIGN KEY (event_id) REFERENCES events (id));
+         CREATE TABLE system_stats (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL NOT NULL,
+           total_events INTEGER, events_per_second REAL, active_embryos INTEGER, avg_fitness REAL,
+           storage_mb REAL, created_at DATETIME DEFAULT CURRENT_TIMESTAMP);
+         CREATE INDEX idx_events_timestamp ON events(timestamp);
+         CREATE INDEX idx_events_type ON events(event_type);
+         CREATE INDEX idx_events_source ON events(source);",
+    )
+    .unwrap();
+    let big = format!(r#"{{"clipboard":"{}"}}"#, "copied text ".repeat(200));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(big.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut insert = conn
+        .prepare(
+            "INSERT INTO events (id, timestamp, event_type, action, source, data_json, data_compressed, hash, processed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .unwrap();
+    let rows: [(
+        i64,
+        f64,
+        &str,
+        Option<&str>,
+        &str,
+        Option<&str>,
+        Option<&[u8]>,
+        bool,
+    ); 5] = [
+        (
+            1,
+            1_732_460_000.5,
+            "file_op",
+            Some("modified"),
+            "Finder",
+            Some(r#"{"path":"/a"}"#),
+            None,
+            true,
+        ),
+        (
+            2,
+            1_732_460_001.25,
+            "app_launch",
+            None,
+            "Google Chrome",
+            None,
+            None,
+            true,
+        ),
+        (
+            3,
+            1_732_460_002.0,
+            "clipboard",
+            Some("copied"),
+            "Terminal",
+            None,
+            Some(&gz),
+            true,
+        ),
+        (
+            5,
+            1_732_460_003.0,
+            "file_op",
+            Some("created"),
+            "Finder",
+            Some(r#"{"path":"/b"}"#),
+            None,
+            false,
+        ),
+        (
+            8,
+            1_732_460_004.0,
+            "idle",
+            None,
+            "system",
+            Some("null"),
+            None,
+            true,
+        ),
+    ];
+    for (id, ts, t, a, s, d, z, p) in rows {
+        insert
+            .execute(rusqlite::params![
+                id,
+                ts,
+                t,
+                a,
+                s,
+                d,
+                z,
+                format!("h{id}"),
+                p
+            ])
+            .unwrap();
+    }
+    // The old system ran without foreign-key enforcement (Python's sqlite3 default), which
+    // is how a pattern outlives its event after cleanup.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO patterns (event_id, pattern_type, confidence, pattern_data, embryo_id)
+           VALUES (3, 'burst', 0.9, '{}', 'e1'), (99, 'gone', 0.5, '{}', NULL);
+         INSERT INTO system_stats (timestamp, total_events, events_per_second, active_embryos,
+           avg_fitness, storage_mb) VALUES (1732460005, 5, 1.0, 30, 0.5, 0.1);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn import_sqlite_keeps_ids_decompresses_and_maps_processed_to_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    old_database(&db);
+    let store = dir.path().join("s");
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["imported"], 5);
+    assert_eq!(v["duplicates"], 0);
+    assert_eq!(v["processed_cursor"], 3, "1..=3 processed, 5 not");
+    assert_eq!(v["patterns_not_imported"], 2);
+    let rows = json_lines(&selflog(&store, &["replay"]));
+    let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 5, 8], "original ids kept, gaps and all");
+    assert_eq!(rows[0]["timestamp"], serde_json::json!(1_732_460_000.5));
+    assert_eq!(rows[0]["data"], serde_json::json!({"path": "/a"}));
+    assert_eq!(rows[1]["action"], serde_json::Value::Null);
+    assert_eq!(rows[1]["data"], serde_json::Value::Null);
+    assert_eq!(
+        rows[2]["data"]["clipboard"].as_str().unwrap().len(),
+        2400,
+        "gzip decompressed"
+    );
+    assert_eq!(rows[4]["data"], serde_json::Value::Null);
+    let cursors = json_lines(&selflog(&store, &["inspect", "cursors", "--json"]));
+    assert_eq!(cursors[0]["name"], "processed");
+    assert_eq!(cursors[0]["position"], 3);
+    assert_eq!(cursors[0]["unprocessed"], 2);
+    // Again: nothing is stored twice.
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["duplicates"], 5);
+    assert_eq!(
+        json(&selflog(&store, &["inspect", "stats", "--json"]))["total_events"],
+        5
+    );
+    // Not a database: a clear error.
+    let out = selflog(
+        &store,
+        &[
+            "import-sqlite",
+            dir.path().join("nope.db").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a file"));
+}

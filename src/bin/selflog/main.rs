@@ -7,6 +7,7 @@
 mod demo;
 mod export;
 mod filter;
+mod import;
 mod ingest;
 mod inspect;
 mod output;
@@ -49,6 +50,8 @@ enum Command {
     Inspect(inspect::Command),
     /// Stream events in id order as JSON Lines (restart recovery of consumers).
     Replay(replay::Args),
+    /// Import an old `SelFlow` `SQLite` events.db.
+    ImportSqlite(import::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
         Command::Demo(args) => demo::run(&cli.store, &args),
         Command::Replay(args) => replay::run(&cli.store, &args),
+        Command::ImportSqlite(args) => import::run(&cli.store, &args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());
