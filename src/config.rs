@@ -56,6 +56,14 @@ pub struct Config {
     /// to one of the last this-many stored events is not stored again; `append` returns
     /// `Duplicate(original id)`. 1,000,000 events take ~22.5 MB. 0 disables.
     pub dedup_window: usize,
+    /// Sealed segments whose newest event is older than this are deleted (old system: 30
+    /// days). `None` keeps everything.
+    pub retention_age: Option<Duration>,
+    /// The oldest sealed segments are deleted while the log is larger than this. `None`: no
+    /// cap.
+    pub retention_bytes_max: Option<u64>,
+    /// Run retention when the store is opened for writing.
+    pub retention_on_open: bool,
 }
 
 impl Default for Config {
@@ -71,6 +79,9 @@ impl Default for Config {
             future_skew_max: Duration::from_secs(24 * 3600),
             durability: Durability::Buffered,
             dedup_window: 1_000_000,
+            retention_age: Some(Duration::from_secs(30 * 86_400)),
+            retention_bytes_max: None,
+            retention_on_open: true,
         }
     }
 }

@@ -68,6 +68,16 @@ pub struct SegmentInfo {
     pub sealed: bool,
 }
 
+/// A segment retention deletes (or, in a dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deletion {
+    /// The segment.
+    pub segment: SegmentInfo,
+    /// Why.
+    pub reason: crate::retention::Reason,
+}
+
 /// Totals and ranges of a store, read from footers and the in-memory index of the tail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -300,7 +310,7 @@ impl Store {
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
-        Ok(Store {
+        let store = Store {
             stream: Stream::new(&dir, StreamKind::Events, Some(generation)),
             dir,
             writer: Some(WriterSide {
@@ -309,7 +319,15 @@ impl Store {
                 _lock: lock,
             }),
             report,
-        })
+        };
+        if store
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.shared.config.retention_on_open)
+        {
+            store.retain(false)?;
+        }
+        Ok(store)
     }
 
     /// Opens the store in `dir` for reading only. Takes no lock and modifies nothing, so it
@@ -676,6 +694,33 @@ impl Store {
     /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
     pub fn cursors(&self) -> Result<Vec<(String, EventId)>> {
         crate::cursor::list(&self.dir)
+    }
+
+    /// Runs retention now (see [`Config::retention_age`] and
+    /// [`Config::retention_bytes_max`]): deletes whole sealed segments, never the last one
+    /// and never one holding ids inside the dedup window. With `dry_run`, only says what it
+    /// would delete. Readers iterating over a deleted segment finish undisturbed.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a read-only store; an I/O error deleting a file.
+    pub fn retain(&self, dry_run: bool) -> Result<Vec<Deletion>> {
+        let shared = self.shared()?;
+        let cfg = &shared.config;
+        let policy = crate::retention::Policy {
+            age: cfg.retention_age,
+            bytes_max: cfg.retention_bytes_max,
+            dedup_window: cfg.dedup_window as u64,
+        };
+        let chosen = crate::retention::choose(&self.segments()?, &policy, Timestamp::now());
+        if !dry_run {
+            crate::retention::delete(&self.dir, &chosen)?;
+            let gone: Vec<u32> = chosen.iter().map(|(s, _)| s.segment_id).collect();
+            self.stream.forget(&gone);
+        }
+        Ok(chosen
+            .into_iter()
+            .map(|(segment, reason)| Deletion { segment, reason })
+            .collect())
     }
 
     /// The segment files of the event log, oldest first.

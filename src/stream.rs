@@ -392,7 +392,13 @@ impl Stream {
             for id in Stream::list(&self.dir, self.kind)? {
                 if id > after {
                     let path = self.dir.join(self.kind.file_name(id));
-                    added.push(Arc::new(SegmentView::open(self.kind, id, path)?));
+                    match SegmentView::open(self.kind, id, path) {
+                        Ok(view) => added.push(Arc::new(view)),
+                        // Deleted by retention between listing and opening.
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             if !added.is_empty() {
@@ -404,6 +410,14 @@ impl Stream {
             rs.seen_generation = g;
         }
         Ok(())
+    }
+
+    /// Drops the views of segments retention deleted. Scans holding them finish on their
+    /// own maps.
+    pub fn forget(&self, segment_ids: &[u32]) {
+        if !segment_ids.is_empty() {
+            self.views.write().retain(|v| !segment_ids.contains(&v.id));
+        }
     }
 
     /// The current views, oldest first.

@@ -718,3 +718,24 @@ fn import_sqlite_keeps_ids_decompresses_and_maps_processed_to_a_cursor() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not a file"));
 }
+
+#[test]
+fn maintain_reports_what_retention_deletes() {
+    let (_d, store) = store_with(20);
+    let out = selflog(&store, &["maintain", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // One unsealed segment inside the dedup window: nothing to delete.
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "would delete 0 segments (0 events)"
+    );
+    let out = selflog(&store, &["maintain"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("deleted 0 segments"));
+    let out = selflog(&store.join("missing"), &["maintain"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "maintain creates a missing store like any writer"
+    );
+}

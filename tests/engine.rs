@@ -376,3 +376,124 @@ fn a_hash_collision_never_drops_a_distinct_event() {
     // twice: a collision can cost deduplication, never an event.
     assert_ne!(store.append(ea).unwrap(), Appended::Duplicate(EventId(2)));
 }
+
+fn aged(i: u64, age_days: i64) -> Event {
+    let ts = Timestamp::now().0 - age_days * 86_400_000_000 + i64::try_from(i).unwrap();
+    Event::new(
+        Timestamp(ts),
+        "file_op",
+        Some("modified"),
+        "Finder",
+        Some(&format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(300))),
+    )
+    .unwrap()
+}
+
+fn retention_config() -> Config {
+    let mut c = small_config();
+    c.segment_len = 64 << 10;
+    c.data_len_max = 16 << 10;
+    c.dedup_window = 10;
+    c.retention_on_open = false;
+    c
+}
+
+/// Whole sealed segments older than the retention age go; a segment holding one late,
+/// recent event stays, the last segment stays, and a scan begun before the deletion
+/// finishes over the deleted files.
+#[test]
+fn retention_deletes_expired_segments_and_keeps_what_it_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path, retention_config()).unwrap();
+    for i in 0..600 {
+        // Event 300 is recent: its segment must be kept.
+        let age = if i == 300 { 1 } else { 60 };
+        store.append(aged(i, age)).unwrap();
+    }
+    for i in 600..700 {
+        store.append(aged(i, 1)).unwrap();
+    }
+    store.flush().unwrap();
+    let before = store.segments().unwrap();
+    assert!(before.len() >= 4, "{} segments", before.len());
+    let holding_recent = before
+        .iter()
+        .find(|s| s.ids.is_some_and(|(a, b)| a.0 <= 301 && 301 <= b.0))
+        .unwrap()
+        .segment_id;
+    let planned = store.retain(true).unwrap();
+    assert!(!planned.is_empty());
+    assert_eq!(
+        store.segments().unwrap().len(),
+        before.len(),
+        "a dry run deletes nothing"
+    );
+    for d in &planned {
+        assert_ne!(
+            d.segment.segment_id, holding_recent,
+            "late recent event keeps its segment"
+        );
+        assert_ne!(
+            d.segment.segment_id,
+            before.last().unwrap().segment_id,
+            "never the last"
+        );
+        assert_eq!(d.reason, selflog::Reason::Expired);
+    }
+    let running_scan = store.scan().unwrap();
+    let deleted = store.retain(false).unwrap();
+    assert_eq!(deleted, planned);
+    for d in &deleted {
+        assert!(!d.segment.path.exists());
+    }
+    assert_eq!(
+        running_scan.count(),
+        700,
+        "a scan begun before the deletion finishes"
+    );
+    let gone: u64 = deleted.iter().map(|d| d.segment.events).sum();
+    assert_eq!(store.scan().unwrap().count() as u64, 700 - gone);
+    assert_eq!(store.stats().unwrap().total_events, 700 - gone);
+    let first_deleted = deleted[0].segment.ids.unwrap().0;
+    assert_eq!(store.get(first_deleted).unwrap(), None);
+    assert!(store.get(EventId(301)).unwrap().is_some());
+    drop(store);
+    assert!(selflog::verify(&path).unwrap().problems.is_empty());
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(ro.scan().unwrap().count() as u64, 700 - gone);
+    let store = Store::open(&path, retention_config()).unwrap();
+    assert_eq!(
+        store.append(aged(9999, 0)).unwrap(),
+        Appended::New(EventId(701))
+    );
+}
+
+/// With a size cap, the oldest sealed segments go until the log fits; the dedup window
+/// protects the segments it covers.
+#[test]
+fn retention_size_cap_and_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut c = retention_config();
+    c.retention_age = None;
+    c.retention_bytes_max = Some(200 << 10);
+    let store = Store::open(&path, c.clone()).unwrap();
+    for i in 0..1000 {
+        store.append(aged(i, 1)).unwrap();
+    }
+    store.flush().unwrap();
+    let deleted = store.retain(false).unwrap();
+    assert!(!deleted.is_empty());
+    assert!(deleted
+        .iter()
+        .all(|d| d.reason == selflog::Reason::OverSizeCap));
+    let total: u64 = store.segments().unwrap().iter().map(|s| s.file_len).sum();
+    assert!(total <= 200 << 10, "{total}");
+    drop(store);
+    // The default window (1,000,000 events) covers everything here: nothing goes.
+    c.dedup_window = 1_000_000;
+    c.retention_bytes_max = Some(1);
+    let store = Store::open(&path, c).unwrap();
+    assert!(store.retain(false).unwrap().is_empty());
+}

@@ -10,6 +10,7 @@ mod filter;
 mod import;
 mod ingest;
 mod inspect;
+mod maintain;
 mod output;
 mod replay;
 
@@ -52,6 +53,8 @@ enum Command {
     Replay(replay::Args),
     /// Import an old `SelFlow` `SQLite` events.db.
     ImportSqlite(import::Args),
+    /// Run retention now: delete sealed segments older than 30 days.
+    Maintain(maintain::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&cli.store, &args),
         Command::Replay(args) => replay::run(&cli.store, &args),
         Command::ImportSqlite(args) => import::run(&cli.store, &args),
+        Command::Maintain(args) => maintain::run(&cli.store, &args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());

@@ -1,0 +1,102 @@
+//! Retention: choosing and deleting whole sealed segments.
+//!
+//! A sealed segment is deleted when its newest event is older than the retention age, and,
+//! oldest first, while the log exceeds the size cap. Never deleted: the last segment (the
+//! active one, or the newest sealed one), and any segment holding ids inside the dedup window
+//! (so deduplication answers the same before and after retention). Only retention deletes
+//! files. Deletion unlinks whole files one at a time, oldest first, syncing the directory
+//! after each: a crash leaves every segment either whole or gone, and a reader that has a
+//! segment mapped keeps reading it until it lets go (unlinking keeps the pages alive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::event::Timestamp;
+use crate::segment::sync_dir;
+use crate::store::SegmentInfo;
+
+/// What retention keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// Delete sealed segments whose newest event is older than this.
+    pub age: Option<Duration>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub bytes_max: Option<u64>,
+    /// Ids above `last_id - dedup_window` are inside the dedup window.
+    pub dedup_window: u64,
+}
+
+/// Why a segment is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Its newest event is older than the retention age.
+    Expired,
+    /// The log was over its size cap.
+    OverSizeCap,
+}
+
+/// The segments retention deletes (or would delete, in a dry run), oldest first.
+pub(crate) fn choose(
+    segments: &[SegmentInfo],
+    policy: &Policy,
+    now: Timestamp,
+) -> Vec<(SegmentInfo, Reason)> {
+    let Some((_, older)) = segments.split_last() else {
+        return Vec::new();
+    };
+    let last_id = segments
+        .iter()
+        .filter_map(|s| s.ids.map(|(_, b)| b.0))
+        .max()
+        .unwrap_or(0);
+    let window_start = last_id.saturating_sub(policy.dedup_window);
+    let deletable = |s: &SegmentInfo| {
+        s.sealed
+            && s.ids
+                .is_none_or(|(_, last)| policy.dedup_window == 0 || last.0 <= window_start)
+    };
+    let cutoff = policy.age.map(|a| now.saturating_sub(a));
+    let mut chosen: Vec<(SegmentInfo, Reason)> = Vec::new();
+    for s in older {
+        let expired = cutoff.is_some_and(|c| s.time_range.is_none_or(|(_, newest)| newest < c));
+        if expired && deletable(s) {
+            chosen.push((s.clone(), Reason::Expired));
+        }
+    }
+    if let Some(cap) = policy.bytes_max {
+        let mut total: u64 = segments.iter().map(|s| s.file_len).sum();
+        total -= chosen.iter().map(|(s, _)| s.file_len).sum::<u64>();
+        for s in older {
+            if total <= cap {
+                break;
+            }
+            if chosen.iter().any(|(c, _)| c.segment_id == s.segment_id) || !deletable(s) {
+                continue;
+            }
+            total -= s.file_len;
+            chosen.push((s.clone(), Reason::OverSizeCap));
+        }
+        chosen.sort_by_key(|(s, _)| s.segment_id);
+    }
+    chosen
+}
+
+/// Deletes the chosen segment files, oldest first, syncing the directory after each.
+pub(crate) fn delete(
+    dir: &std::path::Path,
+    chosen: &[(SegmentInfo, Reason)],
+) -> Result<Vec<PathBuf>> {
+    let mut deleted = Vec::new();
+    for (s, _) in chosen {
+        match std::fs::remove_file(&s.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("delete", &s.path, e)),
+        }
+        sync_dir(dir)?;
+        deleted.push(s.path.clone());
+    }
+    Ok(deleted)
+}
