@@ -64,6 +64,8 @@ pub struct Config {
     pub retention_bytes_max: Option<u64>,
     /// Run retention when the store is opened for writing.
     pub retention_on_open: bool,
+    /// How often the maintenance thread runs retention (old system: daily cleanup).
+    pub cleanup_interval: Duration,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             retention_age: Some(Duration::from_secs(30 * 86_400)),
             retention_bytes_max: None,
             retention_on_open: true,
+            cleanup_interval: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -133,6 +136,9 @@ impl Config {
                 "dedup_window {} is over 2^32 events",
                 self.dedup_window
             ));
+        }
+        if self.cleanup_interval.is_zero() {
+            return bad("cleanup_interval must be positive".into());
         }
         if self.batch_timeout.is_zero() {
             return bad("batch_timeout must be positive".into());

@@ -35,7 +35,7 @@ pub const META_FILE: &str = "selflog.meta";
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
 pub struct Store {
     dir: PathBuf,
-    stream: Stream,
+    stream: Arc<Stream>,
     writer: Option<WriterSide>,
     report: OpenReport,
 }
@@ -43,6 +43,7 @@ pub struct Store {
 struct WriterSide {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
     _lock: WriterLock,
 }
 
@@ -222,6 +223,89 @@ fn rebuild_dedup(dir: &Path, capacity: usize) -> Result<DedupWindow> {
     Ok(window)
 }
 
+/// Starts the maintenance thread: retention every `cleanup_interval`. A failure poisons the
+/// store, like a writer failure: every later call reports it.
+fn spawn_maintenance(
+    dir: &Path,
+    shared: &Arc<Shared>,
+    stream: &Arc<Stream>,
+) -> Result<JoinHandle<()>> {
+    let (dir_owned, shared, stream) = (dir.to_path_buf(), Arc::clone(shared), Arc::clone(stream));
+    std::thread::Builder::new()
+        .name("selflog-maintenance".into())
+        .spawn(move || loop {
+            {
+                let mut stop = shared.maintenance_stop.lock();
+                if !*stop {
+                    shared
+                        .maintenance_wake
+                        .wait_for(&mut stop, shared.config.cleanup_interval);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            let result = {
+                let _serial = shared.retention.lock();
+                run_retention(&dir_owned, &stream, &shared.config, false)
+            };
+            if let Err(e) = result {
+                shared.poison(format!("maintenance thread: retention failed: {e}"));
+                return;
+            }
+        })
+        .map_err(|e| Error::io("start maintenance thread for", dir, e))
+}
+
+/// Describes every segment of `stream` after catching up.
+fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
+    stream.refresh()?;
+    Ok(stream
+        .views()
+        .iter()
+        .map(|v| {
+            v.with_index(|ix, slot| {
+                let s = &ix.summary;
+                let has = s.event_count > 0;
+                SegmentInfo {
+                    path: v.path.clone(),
+                    segment_id: v.id,
+                    events: s.event_count,
+                    ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
+                    time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
+                    file_len: v.file_len(),
+                    committed_len: slot.committed_len,
+                    sealed: slot.sealed,
+                }
+            })
+        })
+        .collect())
+}
+
+/// Runs retention over `stream` with the policy of `config`.
+fn run_retention(
+    dir: &Path,
+    stream: &Stream,
+    config: &Config,
+    dry_run: bool,
+) -> Result<Vec<Deletion>> {
+    let policy = crate::retention::Policy {
+        age: config.retention_age,
+        bytes_max: config.retention_bytes_max,
+        dedup_window: config.dedup_window as u64,
+    };
+    let chosen = crate::retention::choose(&segment_infos(stream)?, &policy, Timestamp::now());
+    if !dry_run {
+        crate::retention::delete(dir, &chosen)?;
+        let gone: Vec<u32> = chosen.iter().map(|(s, _)| s.segment_id).collect();
+        stream.forget(&gone);
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|(segment, reason)| Deletion { segment, reason })
+        .collect())
+}
+
 /// Checks that `dir` is a store this build can read, without opening its segments.
 pub(crate) fn check_store(dir: &Path) -> Result<()> {
     check_dir(dir)?;
@@ -304,18 +388,24 @@ impl Store {
             progress: Condvar::new(),
             health: AtomicU8::new(HEALTH_OK),
             generation: Arc::clone(&generation),
+            retention: Mutex::new(()),
+            maintenance_stop: Mutex::new(false),
+            maintenance_wake: Condvar::new(),
         });
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
+        let stream = Arc::new(Stream::new(&dir, StreamKind::Events, Some(generation)));
+        let maintenance = spawn_maintenance(&dir, &shared, &stream)?;
         let store = Store {
-            stream: Stream::new(&dir, StreamKind::Events, Some(generation)),
+            stream: Arc::clone(&stream),
             dir,
             writer: Some(WriterSide {
                 shared,
                 thread: Mutex::new(Some(thread)),
+                maintenance: Mutex::new(Some(maintenance)),
                 _lock: lock,
             }),
             report,
@@ -339,7 +429,7 @@ impl Store {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         check_store(&dir)?;
-        let stream = Stream::new(&dir, StreamKind::Events, None);
+        let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
         Ok(Store {
             dir,
@@ -705,22 +795,8 @@ impl Store {
     /// [`Error::ReadOnly`] on a read-only store; an I/O error deleting a file.
     pub fn retain(&self, dry_run: bool) -> Result<Vec<Deletion>> {
         let shared = self.shared()?;
-        let cfg = &shared.config;
-        let policy = crate::retention::Policy {
-            age: cfg.retention_age,
-            bytes_max: cfg.retention_bytes_max,
-            dedup_window: cfg.dedup_window as u64,
-        };
-        let chosen = crate::retention::choose(&self.segments()?, &policy, Timestamp::now());
-        if !dry_run {
-            crate::retention::delete(&self.dir, &chosen)?;
-            let gone: Vec<u32> = chosen.iter().map(|(s, _)| s.segment_id).collect();
-            self.stream.forget(&gone);
-        }
-        Ok(chosen
-            .into_iter()
-            .map(|(segment, reason)| Deletion { segment, reason })
-            .collect())
+        let _serial = shared.retention.lock();
+        run_retention(&self.dir, &self.stream, &shared.config, dry_run)
     }
 
     /// The segment files of the event log, oldest first.
@@ -728,28 +804,7 @@ impl Store {
     /// # Errors
     /// As [`Store::refresh`].
     pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
-        self.stream.refresh()?;
-        Ok(self
-            .stream
-            .views()
-            .iter()
-            .map(|v| {
-                v.with_index(|ix, slot| {
-                    let s = &ix.summary;
-                    let has = s.event_count > 0;
-                    SegmentInfo {
-                        path: v.path.clone(),
-                        segment_id: v.id,
-                        events: s.event_count,
-                        ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
-                        time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
-                        file_len: v.file_len(),
-                        committed_len: slot.committed_len,
-                        sealed: slot.sealed,
-                    }
-                })
-            })
-            .collect())
+        segment_infos(&self.stream)
     }
 
     /// Totals and ranges, from footers and the tail's index; scans no sealed data.
@@ -820,6 +875,11 @@ impl Store {
         }
         w.shared.work.notify_all();
         w.shared.space.notify_all();
+        *w.shared.maintenance_stop.lock() = true;
+        w.shared.maintenance_wake.notify_all();
+        if let Some(t) = w.maintenance.lock().take() {
+            let _ = t.join();
+        }
         if let Some(t) = w.thread.lock().take() {
             let _ = t.join();
         }

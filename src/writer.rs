@@ -96,9 +96,25 @@ pub(crate) struct Shared {
     pub health: AtomicU8,
     /// Counts publications; in-process readers refresh only when it moves.
     pub generation: Arc<AtomicU64>,
+    /// Serialises retention runs (the maintenance thread and `Store::retain`).
+    pub retention: Mutex<()>,
+    /// Tells the maintenance thread to stop.
+    pub maintenance_stop: Mutex<bool>,
+    /// Wakes the maintenance thread.
+    pub maintenance_wake: Condvar,
 }
 
 impl Shared {
+    /// Records a background failure: every later call returns it.
+    pub fn poison(&self, why: String) {
+        let mut st = self.status.lock();
+        st.fatal.get_or_insert(why);
+        self.health.store(HEALTH_POISONED, Ordering::Release);
+        drop(st);
+        self.progress.notify_all();
+        self.space.notify_all();
+    }
+
     /// The error appends and flushes return while the writer is unhealthy.
     pub fn health_error(&self) -> Option<Error> {
         if self.health.load(Ordering::Acquire) == HEALTH_OK {
@@ -164,13 +180,10 @@ impl Writer {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("the writer thread panicked (a bug: please report it)".to_owned()),
         };
-        let mut st = shared.status.lock();
         if let Some(why) = failure {
-            st.fatal = Some(why);
-            shared.health.store(HEALTH_POISONED, Ordering::Release);
+            shared.poison(why);
         }
-        st.stopped = true;
-        drop(st);
+        shared.status.lock().stopped = true;
         shared.progress.notify_all();
         shared.space.notify_all();
     }

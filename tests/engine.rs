@@ -497,3 +497,29 @@ fn retention_size_cap_and_dedup_window() {
     let store = Store::open(&path, c).unwrap();
     assert!(store.retain(false).unwrap().is_empty());
 }
+
+/// The maintenance thread runs retention every cleanup interval, while the store is open.
+#[test]
+fn maintenance_thread_runs_retention_periodically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = retention_config();
+    c.cleanup_interval = std::time::Duration::from_millis(20);
+    let store = Store::open(dir.path().join("s"), c).unwrap();
+    for i in 0..600 {
+        store.append(aged(i, 60)).unwrap();
+    }
+    store.flush().unwrap();
+    let before = store.segments().unwrap().len();
+    assert!(before >= 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.segments().unwrap().len() == before {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(store.segments().unwrap().len() < before);
+    assert!(
+        store.append(aged(700, 0)).is_ok(),
+        "the store stays healthy"
+    );
+    store.close().unwrap();
+}
