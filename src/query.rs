@@ -800,15 +800,14 @@ impl Events {
         let mut offset = block.offset;
         let mut found = Vec::new();
         while offset < end {
-            // Rule frames out on their fields before paying for the checksum; a frame
-            // that may match is decoded again, checked, and only then matched.
-            if let Some((f, len)) = peek_fields(&plan.snap, offset) {
-                if !self.fields_match(plan, &f) {
-                    offset += len as u64;
-                    continue;
-                }
-            }
-            let (frame, next) = raw_frame(&plan.snap, offset)?;
+            // Match on the frame's fields without paying for its checksum: what is released
+            // is decoded again with the checksum checked (Events::materialize), so nothing
+            // unchecked is ever returned. A frame whose shape is off goes to the checked
+            // decode, which reports the damage.
+            let (frame, next) = match peek_fields(&plan.snap, offset) {
+                Some((f, len)) => (Some(f), offset + len as u64),
+                None => raw_frame(&plan.snap, offset)?,
+            };
             if let Some(f) = frame {
                 if let Some(matched) = self.matches(plan, offset, &f)? {
                     let data = match matched {

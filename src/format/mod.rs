@@ -115,6 +115,13 @@ impl<'a> Reader<'a> {
 
     /// An unsigned LEB128 varint of at most 10 bytes. `format-spec/FORMAT.md#conventions`
     pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        // Fast path: most values (refs, small deltas) fit in one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let start = self.pos;
         let mut value: u64 = 0;
         for i in 0..10u32 {
