@@ -47,8 +47,19 @@ const CHUNK_EVENTS: usize = 500_000;
 /// chunks before each timed stretch, so the figure is the store's cost, not the
 /// generator's; `flush` is inside the timed region, so the writer's work is counted.
 fn run(name: &'static str, pool: &Arc<Vec<Event>>, total: u64, threads: u64, batch: usize) -> Run {
+    run_with(name, pool, total, threads, batch, Config::default())
+}
+
+fn run_with(
+    name: &'static str,
+    pool: &Arc<Vec<Event>>,
+    total: u64,
+    threads: u64,
+    batch: usize,
+    config: Config,
+) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(Store::open(dir.path().join("s"), Config::default()).expect("open"));
+    let store = Arc::new(Store::open(dir.path().join("s"), config).expect("open"));
     let stop = Arc::new(AtomicBool::new(false));
     let baseline = Arc::new(AtomicU64::new(0));
     let peak = Arc::new(AtomicU64::new(0));
@@ -140,6 +151,11 @@ fn main() {
         run("append, 1 thread", &pool, total, 1, 1),
         run("append, 2 threads", &pool, total, 2, 1),
         run("append_batch(100), 1 thread", &pool, total, 1, 100),
+        run_with("append, 1 thread, dedup off", &pool, total, 1, 1, {
+            let mut c = Config::default();
+            c.dedup_window = 0;
+            c
+        }),
     ];
     println!(
         "| workload | events | seconds | events/s | bytes/event | RssAnon growth while appending |"
