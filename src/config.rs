@@ -66,6 +66,10 @@ pub struct Config {
     pub retention_on_open: bool,
     /// How often the maintenance thread runs retention (old system: daily cleanup).
     pub cleanup_interval: Duration,
+    /// Test hook: replaces the content hash as the deduplication key, to force collisions.
+    /// The stored hash is always the real one.
+    #[doc(hidden)]
+    pub dedup_key_for_tests: Option<fn(&crate::event::Event) -> u64>,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             retention_bytes_max: None,
             retention_on_open: true,
             cleanup_interval: Duration::from_secs(24 * 3600),
+            dedup_key_for_tests: None,
         }
     }
 }

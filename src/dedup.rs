@@ -1,43 +1,34 @@
 //! The rolling window of content hashes that makes deduplication exact and bounded.
 //!
-//! The window holds the hashes of the most recent `capacity` stored events, in append order,
-//! in a ring; a hash table maps each hash to its ring slot. A hit is only a candidate: the
-//! store confirms it by comparing the candidate event's content before calling the new
-//! event a duplicate, so a hash collision never drops a distinct event. (A collision can at
-//! worst hide an older duplicate behind a newer, different event with the same hash, which
-//! then gets stored: never the reverse.)
+//! The window holds the content hashes of the most recent `capacity` stored events, in
+//! append order, in a ring; a hash table maps each hash to its ring slot. A hit is only a
+//! candidate: the store confirms it by comparing the candidate event's content before
+//! calling the new event a duplicate, so a hash collision never drops a distinct event. (A
+//! full 64-bit collision can at worst hide an older duplicate behind a newer, different
+//! event with the same hash, which then gets stored: never the reverse.)
 //!
-//! Memory: 12 bytes per ring slot and 5 bytes per table bucket (buckets are a power of two
-//! at most 8/7 of the entries): the default 1,000,000 events take ~22.5 MB, within the
-//! 24 MB budget.
+//! Memory: 12 bytes per ring slot (the 64-bit hash and the id as a 32-bit offset from the
+//! window's base id) and 5 bytes per table bucket (a power of two, at most 8/7 of the
+//! entries): the default 1,000,000 events take ~22.5 MB, within the 24 MB budget. Keeping
+//! the whole hash means a candidate is almost always a real duplicate, so confirming it
+//! (which reads the stored event) is rare.
 
 use hashbrown::HashTable;
 
 /// The window.
 pub(crate) struct DedupWindow {
     capacity: usize,
-    /// Low 32 bits of each slot's content hash; the table keys on them.
-    hashes: Vec<u32>,
-    /// Event id of each slot.
-    ids: Vec<u64>,
+    /// Content hash of each slot.
+    hashes: Vec<u64>,
+    /// Event id of each slot, as an offset from `base`.
+    offsets: Vec<u32>,
+    /// The id offsets count from.
+    base: Option<u64>,
     /// Slots used; once `capacity`, the oldest is overwritten.
     len: usize,
     /// The slot the next event goes to.
     head: usize,
     table: HashTable<u32>,
-}
-
-/// The table hash of a slot: the low 32 bits of a content hash, spread over 64 bits.
-fn spread(lo: u32) -> u64 {
-    u64::from(lo).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "the low 32 bits are the key by design"
-)]
-fn low(hash: u64) -> u32 {
-    hash as u32
 }
 
 impl DedupWindow {
@@ -46,7 +37,8 @@ impl DedupWindow {
         DedupWindow {
             capacity,
             hashes: Vec::new(),
-            ids: Vec::new(),
+            offsets: Vec::new(),
+            base: None,
             len: 0,
             head: 0,
             table: HashTable::new(),
@@ -58,17 +50,21 @@ impl DedupWindow {
         self.capacity == 0
     }
 
-    /// The id of the newest stored event in the window whose hash may equal `hash`; it must
+    /// The id of the newest stored event in the window with content hash `hash`; it must
     /// be confirmed by content.
     pub fn candidate(&self, hash: u64) -> Option<u64> {
         if self.is_disabled() {
             return None;
         }
-        let lo = low(hash);
         let hashes = &self.hashes;
-        self.table
-            .find(spread(lo), |&slot| hashes[slot as usize] == lo)
-            .map(|&slot| self.ids[slot as usize])
+        let slot = *self.table.find(hash, |&s| hashes[s as usize] == hash)?;
+        Some(self.base? + u64::from(self.offsets[slot as usize]))
+    }
+
+    /// Forgets everything (when ids jump by more than an offset can hold).
+    fn clear(&mut self) {
+        let capacity = self.capacity;
+        *self = DedupWindow::new(capacity);
     }
 
     /// Records a stored event, evicting the oldest when the window is full.
@@ -76,35 +72,37 @@ impl DedupWindow {
         if self.is_disabled() {
             return;
         }
-        let lo = low(hash);
+        let base = *self.base.get_or_insert(id);
+        let Some(offset) = id.checked_sub(base).and_then(|d| u32::try_from(d).ok()) else {
+            // Four billion ids past the base (or an import's huge gap): start afresh.
+            self.clear();
+            return self.insert(hash, id);
+        };
         let slot = self.head;
         if self.len == self.capacity {
             // Evict the slot's previous event from the table, if the table still points
-            // there (a newer event with the same key may have replaced it).
+            // there (a newer event with the same hash may have replaced it).
             let old = self.hashes[slot];
-            if let Ok(entry) = self.table.find_entry(spread(old), |&s| s as usize == slot) {
+            if let Ok(entry) = self.table.find_entry(old, |&s| s as usize == slot) {
                 entry.remove();
             }
-            self.hashes[slot] = lo;
-            self.ids[slot] = id;
+            self.hashes[slot] = hash;
+            self.offsets[slot] = offset;
         } else {
-            self.hashes.push(lo);
-            self.ids.push(id);
+            self.hashes.push(hash);
+            self.offsets.push(offset);
             self.len += 1;
         }
         self.head = (slot + 1) % self.capacity;
         let slot_u32 = u32::try_from(slot).expect("window capacity fits u32");
         let hashes = &self.hashes;
-        if let Ok(mut entry) = self
-            .table
-            .find_entry(spread(lo), |&s| hashes[s as usize] == lo)
-        {
-            // The newest event with this key wins.
+        if let Ok(mut entry) = self.table.find_entry(hash, |&s| hashes[s as usize] == hash) {
+            // The newest event with this hash wins.
             *entry.get_mut() = slot_u32;
         } else {
             let hashes = &self.hashes;
             self.table
-                .insert_unique(spread(lo), slot_u32, |&s| spread(hashes[s as usize]));
+                .insert_unique(hash, slot_u32, |&s| hashes[s as usize]);
         }
     }
 }
@@ -123,10 +121,10 @@ mod tests {
         w.insert(40, 4); // evicts hash 10
         assert_eq!(w.candidate(10), None);
         assert_eq!(w.candidate(40), Some(4));
-        w.insert(20, 5); // the newest with key 20
+        w.insert(20, 5); // the newest with hash 20
         assert_eq!(w.candidate(20), Some(5));
-        w.insert(50, 6);
-        w.insert(60, 7); // evicts slot of id 5? no: evicts 3, then 4
+        w.insert(50, 6); // evicts 3
+        w.insert(60, 7); // evicts 4
         assert_eq!(w.candidate(30), None);
         assert_eq!(w.candidate(20), Some(5));
     }
@@ -141,16 +139,22 @@ mod tests {
     #[test]
     fn large_window_stays_consistent() {
         let mut w = DedupWindow::new(1000);
+        let h = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         for i in 0..10_000u64 {
-            w.insert(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i + 1);
+            w.insert(h(i), i + 1);
         }
         for i in 0..10_000u64 {
-            let got = w.candidate(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            if i >= 9000 {
-                assert_eq!(got, Some(i + 1));
-            } else {
-                assert_eq!(got, None, "{i} evicted");
-            }
+            let expected = (i >= 9000).then_some(i + 1);
+            assert_eq!(w.candidate(h(i)), expected, "{i}");
         }
+    }
+
+    #[test]
+    fn a_huge_id_gap_starts_afresh() {
+        let mut w = DedupWindow::new(10);
+        w.insert(1, 1);
+        w.insert(2, 1 << 40);
+        assert_eq!(w.candidate(1), None);
+        assert_eq!(w.candidate(2), Some(1 << 40));
     }
 }

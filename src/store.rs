@@ -564,7 +564,8 @@ impl Store {
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            if let Some(original) = q.dedup.candidate(hash) {
+            let key = cfg.dedup_key_for_tests.map_or(hash, |f| f(&event));
+            if let Some(original) = q.dedup.candidate(key) {
                 if self.is_same(shared, &q, original, &event, hash)? {
                     q.duplicates += 1;
                     sink(Appended::Duplicate(EventId(original)));
@@ -585,7 +586,7 @@ impl Store {
             }
             let id = q.next_id;
             q.next_id += 1;
-            q.dedup.insert(hash, id);
+            q.dedup.insert(key, id);
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
