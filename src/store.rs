@@ -108,8 +108,8 @@ pub struct StoreStats {
     pub data_stored_bytes: u64,
     /// Events per event type.
     pub events_by_type: BTreeMap<String, u64>,
-    /// Duplicates `append` dropped since this store was opened for writing (0 when read
-    /// only; not persisted across opens).
+    /// Duplicates `append` dropped since the store was created (saved at each `flush` and
+    /// at close).
     pub duplicates_dropped: u64,
 }
 
@@ -363,6 +363,7 @@ impl Store {
         }
         let (recovered, report) = recover(&dir)?;
         let dedup = rebuild_dedup(&dir, config.dedup_window)?;
+        let duplicates = crate::cursor::read_duplicates(&dir)?;
         let generation = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             config,
@@ -374,7 +375,8 @@ impl Store {
                 flush_target: 0,
                 shutdown: false,
                 dedup,
-                duplicates: 0,
+                duplicates,
+                duplicates_saved: duplicates,
             }),
             work: Condvar::new(),
             space: Condvar::new(),
@@ -670,13 +672,26 @@ impl Store {
             }
             let done = if sync { st.durable_id } else { st.written_id };
             if done >= target {
-                return Ok(());
+                drop(st);
+                return self.save_duplicates(shared);
             }
             if st.stopped {
                 return Err(Error::Closed);
             }
             shared.progress.wait(&mut st);
         }
+    }
+
+    /// Saves the duplicate count if it changed since it was last saved.
+    fn save_duplicates(&self, shared: &Shared) -> Result<()> {
+        let mut q = shared.queue.lock();
+        if q.duplicates == q.duplicates_saved {
+            return Ok(());
+        }
+        let count = q.duplicates;
+        q.duplicates_saved = count;
+        drop(q);
+        crate::cursor::write_duplicates(&self.dir, count)
     }
 
     /// Catches up with what the writer has published (in this or another process).
@@ -851,9 +866,10 @@ impl Store {
                 s.disk_bytes += m.blocks() * 512;
             }
         }
-        if let Some(w) = &self.writer {
-            s.duplicates_dropped = w.shared.queue.lock().duplicates;
-        }
+        s.duplicates_dropped = match &self.writer {
+            Some(w) => w.shared.queue.lock().duplicates,
+            None => crate::cursor::read_duplicates(&self.dir)?,
+        };
         Ok(s)
     }
 
@@ -884,10 +900,12 @@ impl Store {
         if let Some(t) = w.thread.lock().take() {
             let _ = t.join();
         }
+        let saved = self.save_duplicates(&w.shared);
         let st = w.shared.status.lock();
         if let Some(why) = &st.fatal {
             return Err(Error::Poisoned(why.clone()));
         }
+        saved?;
         Ok(())
     }
 }

@@ -67,6 +67,8 @@ pub(crate) struct QueueState {
     pub dedup: crate::dedup::DedupWindow,
     /// Duplicates dropped since the store was opened.
     pub duplicates: u64,
+    /// The count last written to the counters file.
+    pub duplicates_saved: u64,
 }
 
 pub(crate) struct Status {

@@ -323,6 +323,12 @@ fn duplicates_are_stored_once_within_batches_across_batches_and_reopens() {
     );
     assert_eq!(store.stats().unwrap().duplicates_dropped, 2);
     drop(store);
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(
+        ro.stats().unwrap().duplicates_dropped,
+        2,
+        "persisted for other processes"
+    );
     let store = Store::open(&path, small_config()).unwrap();
     assert_eq!(
         store.append(event(1, 50)).unwrap(),

@@ -192,6 +192,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             "data_raw_bytes": s.data_raw_bytes,
             "data_stored_bytes": s.data_stored_bytes,
             "compression_ratio": ratio,
+            "duplicates_dropped": s.duplicates_dropped,
             "events_by_type": s.events_by_type,
         });
         writeln!(out, "{v}")
@@ -207,7 +208,8 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
              segments           {}\n\
              disk size          {} ({} of log)\n\
              bytes per event    {:.1}\n\
-             compressed events  {} (data {} -> {}, ratio {ratio:.2})\n",
+             compressed events  {} (data {} -> {}, ratio {ratio:.2})\n\
+             duplicates dropped {}\n",
             store_dir.display(),
             s.total_events,
             s.segments,
@@ -217,6 +219,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             s.compressed_events,
             output::human_bytes(s.data_raw_bytes),
             output::human_bytes(s.data_stored_bytes),
+            s.duplicates_dropped,
         );
         if !s.events_by_type.is_empty() {
             let mut rows: Vec<_> = s.events_by_type.iter().collect();
