@@ -161,6 +161,30 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(String, EventId)>> {
     Ok(out)
 }
 
+/// File holding the store's persistent counters (duplicates dropped since creation).
+pub const COUNTERS_FILE: &str = "counters";
+
+/// Reads the persistent duplicate count; 0 if never written.
+pub(crate) fn read_duplicates(dir: &Path) -> Result<u64> {
+    let path = dir.join(COUNTERS_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => decode(&b, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+/// Replaces the persistent duplicate count atomically (temporary file, rename). It is a
+/// statistic: the file is not synced, a crash may lose the last increments.
+pub(crate) fn write_duplicates(dir: &Path, count: u64) -> Result<()> {
+    let path = dir.join(COUNTERS_FILE);
+    let tmp = dir.join(format!(".{COUNTERS_FILE}.{}.tmp", std::process::id()));
+    let mut f = create_private(&tmp)?;
+    f.write_all(&encode(count))
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,28 +211,4 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }
-}
-
-/// File holding the store's persistent counters (duplicates dropped since creation).
-pub const COUNTERS_FILE: &str = "counters";
-
-/// Reads the persistent duplicate count; 0 if never written.
-pub(crate) fn read_duplicates(dir: &Path) -> Result<u64> {
-    let path = dir.join(COUNTERS_FILE);
-    match std::fs::read(&path) {
-        Ok(b) => decode(&b, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(Error::io("read", &path, e)),
-    }
-}
-
-/// Replaces the persistent duplicate count atomically (temporary file, rename). It is a
-/// statistic: the file is not synced, a crash may lose the last increments.
-pub(crate) fn write_duplicates(dir: &Path, count: u64) -> Result<()> {
-    let path = dir.join(COUNTERS_FILE);
-    let tmp = dir.join(format!(".{COUNTERS_FILE}.{}.tmp", std::process::id()));
-    let mut f = create_private(&tmp)?;
-    f.write_all(&encode(count))
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))
 }
