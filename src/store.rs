@@ -190,12 +190,11 @@ const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 /// Rebuilds the deduplication window from the newest `capacity` stored events, scanning
 /// segments from the newest back only as far as the window reaches, so a daemon that
 /// re-sends its in-flight events after a crash stores each once.
-fn rebuild_dedup(dir: &Path, capacity: usize) -> Result<DedupWindow> {
+fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     let mut window = DedupWindow::new(capacity);
     if capacity == 0 {
         return Ok(window);
     }
-    let stream = Stream::new(dir, StreamKind::Events, None);
     stream.refresh()?;
     let mut per_segment: Vec<Vec<(u64, u64)>> = Vec::new();
     let mut collected = 0;
@@ -207,7 +206,19 @@ fn rebuild_dedup(dir: &Path, capacity: usize) -> Result<DedupWindow> {
         let mut entries = Vec::new();
         let mut offset = SEGMENT_HEADER_LEN as u64;
         while offset < snap.committed_len {
-            let (frame, next) = crate::stream::raw_frame(&snap, offset)?;
+            // The window is only a hint (a hit is confirmed by content), so the hashes are
+            // read without checking each frame's checksum; a frame whose shape is off gets
+            // the checked decode, which reports the damage.
+            let unchecked = usize::try_from(offset)
+                .ok()
+                .zip(usize::try_from(snap.committed_len).ok())
+                .and_then(|(a, b)| snap.map.get(a..b))
+                .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
+            let (frame, next) = match unchecked {
+                Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
+                Some((_, len)) => (None, offset + len as u64),
+                None => crate::stream::raw_frame(&snap, offset)?,
+            };
             if let Some(f) = frame {
                 entries.push((f.hash, snap.header.base_id.wrapping_add(f.id_delta)));
             }
@@ -362,9 +373,15 @@ impl Store {
             write_meta(&dir)?;
         }
         let (recovered, report) = recover(&dir)?;
-        let dedup = rebuild_dedup(&dir, config.dedup_window)?;
-        let duplicates = crate::cursor::read_duplicates(&dir)?;
+        // The store's reader view, loaded once here for the dedup window and kept.
         let generation = Arc::new(AtomicU64::new(0));
+        let stream = Arc::new(Stream::new(
+            &dir,
+            StreamKind::Events,
+            Some(Arc::clone(&generation)),
+        ));
+        let dedup = rebuild_dedup(&stream, config.dedup_window)?;
+        let duplicates = crate::cursor::read_duplicates(&dir)?;
         let shared = Arc::new(Shared {
             config,
             dir: dir.clone(),
@@ -399,7 +416,6 @@ impl Store {
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
-        let stream = Arc::new(Stream::new(&dir, StreamKind::Events, Some(generation)));
         let maintenance = spawn_maintenance(&dir, &shared, &stream)?;
         let store = Store {
             stream: Arc::clone(&stream),
