@@ -14,6 +14,9 @@ use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, Result};
 
+/// How long a held lock is retried before `Locked` is returned.
+const LOCK_RETRY_FOR: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Name of the lock file in a store directory.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -35,7 +38,17 @@ impl WriterLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        // A child another thread of this process is forking holds a copy of our lock's
+        // file description until it execs (close-on-exec), so a lock just released can look
+        // held for a few milliseconds: retry briefly before calling it held.
+        let mut attempt = flock(&file, FlockOperation::NonBlockingLockExclusive);
+        let deadline = std::time::Instant::now() + LOCK_RETRY_FOR;
+        while attempt == Err(rustix::io::Errno::WOULDBLOCK) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            attempt = flock(&file, FlockOperation::NonBlockingLockExclusive);
+        }
+        if let Err(e) = attempt {
             if e == rustix::io::Errno::WOULDBLOCK {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
