@@ -200,7 +200,9 @@ impl<'s> Query<'s> {
             .views()
             .into_iter()
             .filter_map(|view| {
-                let key = view.with_index(|ix, _| {
+                // The snapshot and the bound come from the same moment: the plan must not
+                // see events committed after the bound it was ordered by.
+                let (snap, key) = view.snapshot_and(|ix, _| {
                     let s = &ix.summary;
                     if s.event_count == 0
                         || !range_may_match(
@@ -220,8 +222,12 @@ impl<'s> Query<'s> {
                         s.first_id,
                         s.last_id,
                     ))
-                })?;
-                Some(Plan::Pending { view, key })
+                });
+                Some(Plan::Pending {
+                    view,
+                    key: key?,
+                    snap,
+                })
             })
             .collect();
         Ok(Events::new(
@@ -392,6 +398,7 @@ enum Plan {
     Pending {
         view: Arc<SegmentView>,
         key: (i64, u64),
+        snap: Snapshot,
     },
     Expanded(Box<SegmentPlan>),
     /// Expanded and found to hold no candidate.
@@ -564,12 +571,12 @@ impl SegmentPlan {
 
 fn plan_segment(
     view: &SegmentView,
+    snap: Snapshot,
     f: &Filter,
     matcher: Option<&AhoCorasick>,
     after: Option<Position>,
     order: Order,
 ) -> Option<SegmentPlan> {
-    let snap = view.snapshot();
     view.with_index(|ix, _| {
         let s = &ix.summary;
         if s.event_count == 0
@@ -767,9 +774,10 @@ impl Events {
     /// Expands a pending segment into its candidate blocks, or decodes the next candidate
     /// block of an expanded one, pushing its matching events onto the heap.
     fn load(&mut self, plan_index: usize) -> Result<()> {
-        if let Plan::Pending { view, .. } = &self.plans[plan_index] {
+        if let Plan::Pending { view, snap, .. } = &self.plans[plan_index] {
             let plan = plan_segment(
                 view,
+                snap.clone(),
                 &self.filter,
                 self.matcher.as_ref(),
                 self.after,

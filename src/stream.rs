@@ -189,6 +189,23 @@ impl SegmentView {
         }
     }
 
+    /// A snapshot and `f` of the index, both from the same moment.
+    pub fn snapshot_and<T>(
+        &self,
+        f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T,
+    ) -> (Snapshot, T) {
+        let st = self.state.read();
+        let snap = Snapshot {
+            map: Arc::clone(&st.map),
+            header: self.header,
+            committed_len: st.slot.committed_len,
+            strings: Arc::clone(&st.index.strings),
+            path: Arc::clone(&self.shared_path),
+        };
+        let t = f(&st.index, &st.slot);
+        (snap, t)
+    }
+
     /// Runs `f` on the view's index under its read lock.
     pub fn with_index<T>(&self, f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T) -> T {
         let st = self.state.read();
