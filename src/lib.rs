@@ -70,6 +70,6 @@ pub use error::{Error, Result};
 pub use event::{Appended, Event, EventId, StoredEvent, Timestamp, NAME_LEN_MAX};
 pub use format::FORMAT_VERSION;
 pub use query::{Events, Field, Order, Position, Query};
-pub use recovery::{verify, OpenReport, Problem, VerifyReport};
+pub use recovery::{salvage, verify, OpenReport, Problem, SalvageReport, VerifyReport};
 pub use retention::Reason;
 pub use store::{Cursor, Deletion, Scan, SegmentInfo, Store, StoreStats, META_FILE};

@@ -306,6 +306,31 @@ pub(crate) fn frame_data<'a>(
     }
 }
 
+/// The data text of an event frame read outside any snapshot (salvage).
+///
+/// # Errors
+/// What is wrong when the payload does not decompress or is not UTF-8.
+pub(crate) fn frame_data_bytes(
+    f: &EventFrame<'_>,
+) -> std::result::Result<Option<String>, &'static str> {
+    match (f.payload, f.raw_len) {
+        (None, _) => Ok(None),
+        (Some(p), None) => std::str::from_utf8(p)
+            .map(|t| Some(t.to_owned()))
+            .map_err(|_| "not UTF-8"),
+        (Some(p), Some(raw)) => {
+            if raw > RAW_LEN_MAX {
+                return Err("implausible length");
+            }
+            let bytes = lz4_flex::block::decompress(p, raw as usize).map_err(|_| "bad lz4")?;
+            if bytes.len() != raw as usize {
+                return Err("wrong length");
+            }
+            String::from_utf8(bytes).map(Some).map_err(|_| "not UTF-8")
+        }
+    }
+}
+
 /// Builds the stored event of a decoded frame; `data` is its text if already decoded.
 pub(crate) fn materialize(
     snap: &Snapshot,

@@ -13,6 +13,7 @@ mod inspect;
 mod maintain;
 mod output;
 mod replay;
+mod salvage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ enum Command {
     ImportSqlite(import::Args),
     /// Run retention now: delete sealed segments older than 30 days.
     Maintain(maintain::Args),
+    /// Copy every intact event of a damaged store into a new store.
+    Salvage(salvage::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&cli.store, &args),
         Command::ImportSqlite(args) => import::run(&cli.store, &args),
         Command::Maintain(args) => maintain::run(&cli.store, &args),
+        Command::Salvage(args) => salvage::run(&cli.store, &args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());
