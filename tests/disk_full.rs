@@ -132,3 +132,83 @@ fn full_disk_is_clean_sticky_and_recoverable() {
     let report = selflog::verify(&fs.path().join("s")).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+const FSIZE_CHILD_ENV: &str = "SELFLOG_FSIZE_CHILD";
+
+/// Runs inside a child process whose file-size limit is small and which ignores SIGXFSZ
+/// (as a daemon should): appends until the limit, and prints what happened.
+#[test]
+fn child_under_file_size_limit() {
+    let Some(dir) = std::env::var_os(FSIZE_CHILD_ENV) else {
+        return;
+    };
+    let mut c = Config::default();
+    c.segment_len = 256 << 10;
+    c.data_len_max = 16 << 10;
+    let store = Store::open(Path::new(&dir).join("s"), c).unwrap();
+    let mut acknowledged = 0u64;
+    let mut appended = 0u64;
+    let err = loop {
+        match store.append(event(appended)) {
+            Ok(_) => appended += 1,
+            Err(e) => break e,
+        }
+        if appended.is_multiple_of(50) {
+            match store.flush() {
+                Ok(()) => acknowledged = appended,
+                Err(e) => break e,
+            }
+        }
+        assert!(appended < 100_000, "the limit never hit");
+    };
+    let readable = store.scan().unwrap().count();
+    println!(
+        "@@ error={} acknowledged={acknowledged} readable={readable}",
+        matches!(err, Error::DiskFull { .. })
+    );
+}
+
+/// A file-size limit (`RLIMIT_FSIZE`) below the segment size makes segment allocation fail:
+/// the store reports `DiskFull` (EFBIG), the process lives (no SIGXFSZ, no SIGBUS), reads
+/// still work and the directory verifies clean.
+#[test]
+fn file_size_limit_is_a_clean_disk_full() {
+    if std::env::var_os(FSIZE_CHILD_ENV).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // The limit is per file and below the 256 KiB a segment is allocated with (in 512- or
+    // 1024-byte blocks, depending on the shell), so the first segment cannot be allocated.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 100; exec '{}' --exact child_under_file_size_limit --nocapture --test-threads=1",
+        exe.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env(FSIZE_CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("@@ ").map(|(_, report)| report))
+        .unwrap_or_else(|| panic!("no report in {stdout}"));
+    let field = |k: &str| {
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(field("error"), "true", "{line}");
+    let acknowledged: usize = field("acknowledged").parse().unwrap();
+    let readable: usize = field("readable").parse().unwrap();
+    assert!(readable >= acknowledged, "{line}");
+    let report = selflog::verify(&dir.path().join("s")).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
