@@ -66,6 +66,12 @@ pub struct Config {
     pub retention_on_open: bool,
     /// How often the maintenance thread runs retention (old system: daily cleanup).
     pub cleanup_interval: Duration,
+    /// Keep pattern and stats streams beside the event log (off for the sidecars
+    /// themselves).
+    #[doc(hidden)]
+    pub sidecars: bool,
+    /// How often the maintenance thread appends a system stats record (default 60 s).
+    pub stats_interval: Duration,
     /// Test hook: replaces the content hash as the deduplication key, to force collisions.
     /// The stored hash is always the real one.
     #[doc(hidden)]
@@ -90,6 +96,8 @@ impl Default for Config {
             retention_on_open: true,
             cleanup_interval: Duration::from_secs(24 * 3600),
             dedup_key_for_tests: None,
+            sidecars: true,
+            stats_interval: Duration::from_secs(60),
         }
     }
 }
@@ -141,6 +149,9 @@ impl Config {
                 "dedup_window {} is over 2^32 events",
                 self.dedup_window
             ));
+        }
+        if self.stats_interval.is_zero() {
+            return bad("stats_interval must be positive".into());
         }
         if self.cleanup_interval.is_zero() {
             return bad("cleanup_interval must be positive".into());

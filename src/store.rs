@@ -26,6 +26,7 @@ use crate::lock::{WriterLock, LOCK_FILE};
 use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
 use crate::segment::{create_private, sync_dir, StreamKind};
+use crate::sidecar::{Pattern, Sidecars, SystemStats};
 use crate::stream::{read_frame, SegmentView, Snapshot, Stream};
 use crate::writer::{QueueState, Queued, Shared, Status, Writer, HEALTH_OK};
 
@@ -38,6 +39,7 @@ pub struct Store {
     stream: Arc<Stream>,
     writer: Option<WriterSide>,
     report: OpenReport,
+    sidecars: Option<Arc<Sidecars>>,
 }
 
 struct WriterSide {
@@ -67,6 +69,23 @@ pub struct SegmentInfo {
     pub committed_len: u64,
     /// Sealed (immutable, footer written) or still appended to.
     pub sealed: bool,
+}
+
+/// Which patterns [`Store::patterns`] returns; unset fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatternFilter {
+    /// Patterns about this event.
+    pub event_id: Option<EventId>,
+    /// Of this type.
+    pub pattern_type: Option<String>,
+    /// Found by this embryo.
+    pub embryo_id: Option<String>,
+    /// With at least this confidence.
+    pub min_confidence: Option<f64>,
+    /// Recorded at or after this time.
+    pub since: Option<Timestamp>,
+    /// Recorded before this time.
+    pub until: Option<Timestamp>,
 }
 
 /// A segment retention deletes (or, in a dry run, would delete).
@@ -240,32 +259,106 @@ fn spawn_maintenance(
     dir: &Path,
     shared: &Arc<Shared>,
     stream: &Arc<Stream>,
+    sidecars: Option<Arc<Sidecars>>,
 ) -> Result<JoinHandle<()>> {
     let (dir_owned, shared, stream) = (dir.to_path_buf(), Arc::clone(shared), Arc::clone(stream));
     std::thread::Builder::new()
         .name("selflog-maintenance".into())
-        .spawn(move || loop {
-            {
-                let mut stop = shared.maintenance_stop.lock();
-                if !*stop {
-                    shared
-                        .maintenance_wake
-                        .wait_for(&mut stop, shared.config.cleanup_interval);
+        .spawn(move || {
+            let cfg = &shared.config;
+            let mut next_retention = Instant::now() + cfg.cleanup_interval;
+            let mut next_stats = Instant::now() + cfg.stats_interval;
+            let mut last = (Instant::now(), total_events(&stream).unwrap_or(0));
+            loop {
+                {
+                    let mut stop = shared.maintenance_stop.lock();
+                    let wake = if sidecars.is_some() {
+                        next_retention.min(next_stats)
+                    } else {
+                        next_retention
+                    };
+                    if !*stop {
+                        shared.maintenance_wake.wait_until(&mut stop, wake);
+                    }
+                    if *stop {
+                        return;
+                    }
                 }
-                if *stop {
-                    return;
+                let now = Instant::now();
+                if now >= next_retention {
+                    next_retention = now + cfg.cleanup_interval;
+                    let result = {
+                        let _serial = shared.retention.lock();
+                        run_retention(&dir_owned, &stream, cfg, false)
+                    };
+                    if let Err(e) = result {
+                        shared.poison(format!("maintenance thread: retention failed: {e}"));
+                        return;
+                    }
                 }
-            }
-            let result = {
-                let _serial = shared.retention.lock();
-                run_retention(&dir_owned, &stream, &shared.config, false)
-            };
-            if let Err(e) = result {
-                shared.poison(format!("maintenance thread: retention failed: {e}"));
-                return;
+                if let Some(sc) = sidecars.as_ref().filter(|_| now >= next_stats) {
+                    next_stats = now + cfg.stats_interval;
+                    if let Err(e) = write_stats(&dir_owned, &stream, &shared, sc, &mut last) {
+                        shared.poison(format!("maintenance thread: stats record failed: {e}"));
+                        return;
+                    }
+                }
             }
         })
         .map_err(|e| Error::io("start maintenance thread for", dir, e))
+}
+
+/// Events stored, from the segments' summaries.
+fn total_events(stream: &Stream) -> Result<u64> {
+    stream.refresh()?;
+    Ok(stream
+        .views()
+        .iter()
+        .map(|v| v.with_index(|ix, _| ix.summary.event_count))
+        .sum())
+}
+
+/// Bytes the files under `dir` occupy on disk.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(std::result::Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Appends one stats record: totals now, the append rate since `last`.
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "rates and sizes as the old schema's REAL"
+)]
+fn write_stats(
+    dir: &Path,
+    stream: &Stream,
+    shared: &Shared,
+    sc: &Sidecars,
+    last: &mut (Instant, u64),
+) -> Result<()> {
+    let total = total_events(stream)?;
+    let secs = last.0.elapsed().as_secs_f64().max(1e-9);
+    let (active_embryos, avg_fitness) = *shared.gauges.lock();
+    let record = SystemStats {
+        timestamp: Timestamp::now(),
+        total_events: total,
+        events_per_second: total.saturating_sub(last.1) as f64 / secs,
+        active_embryos,
+        avg_fitness,
+        storage_mb: disk_bytes(dir) as f64 / f64::from(1u32 << 20),
+    };
+    *last = (Instant::now(), total);
+    sc.stats.append(crate::sidecar::stats_event(&record)?)?;
+    sc.stats.flush()
 }
 
 /// Describes every segment of `stream` after catching up.
@@ -317,6 +410,41 @@ fn run_retention(
         .collect())
 }
 
+/// Creates a missing store directory (0700, synced in its parent) and refuses a file or a
+/// non-empty directory that is not a store.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    let dir = dir.to_path_buf();
+    match std::fs::metadata(&dir) {
+        Ok(m) if !m.is_dir() => return Err(not_a_store(&dir, "it is a file, not a directory")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io("create directory", &dir, e))?;
+            // Make the new directory's entry durable in its parent.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        Err(e) => return Err(Error::io("stat", &dir, e)),
+    }
+    if read_meta(&dir)?.is_none() {
+        let foreign = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io("list", &dir, e))?
+            .filter_map(std::result::Result::ok)
+            .any(|e| e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp"));
+        if foreign {
+            return Err(not_a_store(
+                    &dir,
+                    format!("the directory is not empty and has no {META_FILE}; choose an empty or new directory"),
+                ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `dir` is a store this build can read, without opening its segments.
 pub(crate) fn check_store(dir: &Path) -> Result<()> {
     check_dir(dir)?;
@@ -338,40 +466,18 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         config.check()?;
-        match std::fs::metadata(&dir) {
-            Ok(m) if !m.is_dir() => return Err(not_a_store(&dir, "it is a file, not a directory")),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(|e| Error::io("create directory", &dir, e))?;
-                // Make the new directory's entry durable in its parent.
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    sync_dir(parent)?;
-                }
-            }
-            Err(e) => return Err(Error::io("stat", &dir, e)),
-        }
-        if read_meta(&dir)?.is_none() {
-            let foreign = std::fs::read_dir(&dir)
-                .map_err(|e| Error::io("list", &dir, e))?
-                .filter_map(std::result::Result::ok)
-                .any(|e| {
-                    e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp")
-                });
-            if foreign {
-                return Err(not_a_store(
-                    &dir,
-                    format!("the directory is not empty and has no {META_FILE}; choose an empty or new directory"),
-                ));
-            }
-        }
+        prepare_dir(&dir)?;
         let lock = WriterLock::acquire(&dir)?;
         if read_meta(&dir)?.is_none() {
             write_meta(&dir)?;
         }
+        // The pattern and stats streams first: if they cannot be opened, no thread of this
+        // store has started yet.
+        let sidecars = if config.sidecars {
+            Some(Arc::new(Sidecars::open(&dir, &config)?))
+        } else {
+            None
+        };
         let (recovered, report) = recover(&dir)?;
         // The store's reader view, loaded once here for the dedup window and kept.
         let generation = Arc::new(AtomicU64::new(0));
@@ -410,13 +516,14 @@ impl Store {
             retention: Mutex::new(()),
             maintenance_stop: Mutex::new(false),
             maintenance_wake: Condvar::new(),
+            gauges: Mutex::new((0, 0.0)),
         });
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
-        let maintenance = spawn_maintenance(&dir, &shared, &stream)?;
+        let maintenance = spawn_maintenance(&dir, &shared, &stream, sidecars.clone())?;
         let store = Store {
             stream: Arc::clone(&stream),
             dir,
@@ -427,6 +534,7 @@ impl Store {
                 _lock: lock,
             }),
             report,
+            sidecars,
         };
         if store
             .writer
@@ -445,7 +553,14 @@ impl Store {
     /// [`Error::NotAStore`] when `dir` is missing, a file, or has no `selflog.meta`;
     /// [`Error::UnsupportedVersion`]; [`Error::Corrupt`]; or an I/O error.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+        let mut store = Store::open_read_only_plain(dir.as_ref())?;
+        store.sidecars = Sidecars::open_read_only(&store.dir)?.map(Arc::new);
+        Ok(store)
+    }
+
+    /// A read-only store without its sidecars (for the sidecars themselves).
+    pub(crate) fn open_read_only_plain(dir: &Path) -> Result<Store> {
+        let dir = dir.to_path_buf();
         check_store(&dir)?;
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
@@ -454,7 +569,146 @@ impl Store {
             stream,
             writer: None,
             report: OpenReport::default(),
+            sidecars: None,
         })
+    }
+
+    fn sidecars(&self) -> Result<&Sidecars> {
+        self.sidecars.as_deref().ok_or_else(|| Error::NotAStore {
+            path: self.dir.join(crate::sidecar::PATTERNS_DIR),
+            reason: "this store has no pattern and stats streams (open it for writing once to create them)".into(),
+        })
+    }
+
+    /// Records a learning component's finding about the event log (the old `patterns`
+    /// table) in the pattern stream, returning the pattern's id. `pattern_data` is JSON.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for a non-finite confidence or invalid JSON; as
+    /// [`Store::append`].
+    pub fn record_pattern(
+        &self,
+        event_id: Option<EventId>,
+        pattern_type: &str,
+        confidence: f64,
+        pattern_data: &str,
+        embryo_id: Option<&str>,
+    ) -> Result<u64> {
+        self.record_pattern_at(
+            event_id,
+            pattern_type,
+            confidence,
+            pattern_data,
+            embryo_id,
+            Timestamp::now(),
+        )
+    }
+
+    /// [`Store::record_pattern`] with an explicit creation time (imports). The same pattern
+    /// recorded twice at the same time is stored once.
+    ///
+    /// # Errors
+    /// As [`Store::record_pattern`].
+    pub fn record_pattern_at(
+        &self,
+        event_id: Option<EventId>,
+        pattern_type: &str,
+        confidence: f64,
+        pattern_data: &str,
+        embryo_id: Option<&str>,
+        created: Timestamp,
+    ) -> Result<u64> {
+        let e = crate::sidecar::pattern_event(
+            event_id,
+            pattern_type,
+            confidence,
+            pattern_data,
+            embryo_id,
+            created,
+        )?;
+        Ok(self.sidecars()?.patterns.append(e)?.id().0)
+    }
+
+    /// Patterns matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// As [`Query::run`]; [`Error::NotAStore`] if the store has no pattern stream.
+    pub fn patterns(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
+        let store = &self.sidecars()?.patterns;
+        let mut q = store.query().order(crate::query::Order::OldestFirst);
+        if let Some(id) = filter.event_id {
+            q = q.source(crate::sidecar::pattern_subject(id));
+        }
+        if let Some(t) = &filter.pattern_type {
+            q = q.event_type(t.clone());
+        }
+        if let Some(e) = &filter.embryo_id {
+            q = q.action(e.clone());
+        }
+        if let Some(t) = filter.since {
+            q = q.since(t);
+        }
+        if let Some(t) = filter.until {
+            q = q.until(t);
+        }
+        let mut out = Vec::new();
+        for e in q.run()? {
+            if let Some(p) = crate::sidecar::to_pattern(e?) {
+                if filter.min_confidence.is_none_or(|c| p.confidence >= c) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends a system stats record (the maintenance thread does this every
+    /// `stats_interval`; imports use it for old records).
+    ///
+    /// # Errors
+    /// As [`Store::append`].
+    pub fn record_system_stats(&self, s: &SystemStats) -> Result<()> {
+        self.sidecars()?
+            .stats
+            .append(crate::sidecar::stats_event(s)?)?;
+        Ok(())
+    }
+
+    /// Stats records with timestamp in `[since, until)`, oldest first.
+    ///
+    /// # Errors
+    /// As [`Query::run`].
+    pub fn system_stats(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<SystemStats>> {
+        let mut q = self
+            .sidecars()?
+            .stats
+            .query()
+            .order(crate::query::Order::OldestFirst);
+        if let Some(t) = since {
+            q = q.since(t);
+        }
+        if let Some(t) = until {
+            q = q.until(t);
+        }
+        let mut out = Vec::new();
+        for e in q.run()? {
+            if let Some(s) = crate::sidecar::to_stats(&e?) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the two gauges the host reports in stats records: active embryos and their
+    /// average fitness.
+    pub fn set_embryo_gauges(&self, active_embryos: u64, avg_fitness: f64) {
+        if let Some(w) = &self.writer {
+            *w.shared.gauges.lock() = (active_embryos, avg_fitness);
+        }
     }
 
     /// The store's directory.
@@ -689,6 +943,10 @@ impl Store {
             let done = if sync { st.durable_id } else { st.written_id };
             if done >= target {
                 drop(st);
+                if let Some(sc) = &self.sidecars {
+                    sc.patterns.flush()?;
+                    sc.stats.flush()?;
+                }
                 return self.save_duplicates(shared);
             }
             if st.stopped {

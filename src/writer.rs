@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub maintenance_stop: Mutex<bool>,
     /// Wakes the maintenance thread.
     pub maintenance_wake: Condvar,
+    /// The host's gauges for stats records: active embryos, average fitness.
+    pub gauges: Mutex<(u64, f64)>,
 }
 
 impl Shared {

@@ -681,7 +681,33 @@ fn import_sqlite_keeps_ids_decompresses_and_maps_processed_to_a_cursor() {
     assert_eq!(v["imported"], 5);
     assert_eq!(v["duplicates"], 0);
     assert_eq!(v["processed_cursor"], 3, "1..=3 processed, 5 not");
-    assert_eq!(v["patterns_not_imported"], 2);
+    assert_eq!(v["patterns"], 2);
+    assert_eq!(v["system_stats"], 1);
+    let pats = json_lines(&selflog(&store, &["inspect", "patterns", "--json"]));
+    assert_eq!(pats.len(), 2);
+    assert_eq!(
+        pats[1]["event_id"], 99,
+        "a pattern whose event was cleaned up is kept"
+    );
+    let about3 = json_lines(&selflog(
+        &store,
+        &["inspect", "patterns", "--event", "3", "--json"],
+    ));
+    assert_eq!(about3.len(), 1);
+    assert_eq!(about3[0]["pattern_type"], "burst");
+    assert_eq!(about3[0]["embryo_id"], "e1");
+    assert_eq!(
+        json_lines(&selflog(
+            &store,
+            &["inspect", "patterns", "--min-confidence", "0.8", "--json"]
+        ))
+        .len(),
+        1
+    );
+    let stats = json_lines(&selflog(&store, &["inspect", "system-stats", "--json"]));
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0]["total_events"], 5);
+    assert_eq!(stats[0]["active_embryos"], 30);
     let rows = json_lines(&selflog(&store, &["replay"]));
     let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [1, 2, 3, 5, 8], "original ids kept, gaps and all");

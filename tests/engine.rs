@@ -236,19 +236,33 @@ fn foreign_paths_are_not_stores() {
 #[test]
 fn store_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
+    fn check(dir: &std::path::Path) {
+        assert_eq!(
+            std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            dir.display()
+        );
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                check(&entry.path());
+            } else {
+                let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+            }
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let store = Store::open(&path, small_config()).unwrap();
     store.append(event(1, 10)).unwrap();
+    store
+        .record_pattern(Some(EventId(1)), "p", 0.5, "{}", None)
+        .unwrap();
+    store.cursor("c").unwrap().commit(EventId(1)).unwrap_or(());
     store.flush().unwrap();
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    for entry in std::fs::read_dir(&path).unwrap() {
-        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
+    check(&path);
 }
 
 #[test]
@@ -565,4 +579,89 @@ fn salvage_copies_everything_intact_past_damage() {
         }
     }
     assert_eq!(missing, 1);
+}
+
+/// Patterns go to their own stream, queryable by event (indexed), type, embryo, confidence
+/// and time; the maintenance thread appends stats records every stats interval with the
+/// host's gauges; both are visible to a read-only opener.
+#[test]
+fn patterns_and_system_stats_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut c = small_config();
+    c.stats_interval = std::time::Duration::from_millis(20);
+    let store = Store::open(&path, c).unwrap();
+    for i in 0..10 {
+        store.append(event(i, 10)).unwrap();
+    }
+    store.flush().unwrap();
+    store.set_embryo_gauges(30, 0.75);
+    let a = store
+        .record_pattern(Some(EventId(3)), "burst", 0.9, r#"{"n":3}"#, Some("e1"))
+        .unwrap();
+    let b = store
+        .record_pattern(Some(EventId(4)), "burst", 0.2, "[1,2]", Some("e2"))
+        .unwrap();
+    store
+        .record_pattern(None, "daily", 0.5, "{}", None)
+        .unwrap();
+    assert!(store
+        .record_pattern(None, "bad", f64::NAN, "{}", None)
+        .is_err());
+    assert!(store
+        .record_pattern(None, "bad", 0.5, "{not json", None)
+        .is_err());
+    assert_eq!((a, b), (1, 2));
+    store.flush().unwrap();
+    let about3 = store
+        .patterns(&selflog::PatternFilter {
+            event_id: Some(EventId(3)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(about3.len(), 1);
+    assert_eq!(about3[0].pattern_data, r#"{"n":3}"#);
+    assert_eq!(about3[0].embryo_id.as_deref(), Some("e1"));
+    let bursts = store
+        .patterns(&selflog::PatternFilter {
+            pattern_type: Some("burst".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bursts.len(), 2);
+    let sure = store
+        .patterns(&selflog::PatternFilter {
+            min_confidence: Some(0.5),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(sure.len(), 2);
+    let by_e2 = store
+        .patterns(&selflog::PatternFilter {
+            embryo_id: Some("e2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!((by_e2[0].confidence - 0.2).abs() < 1e-12);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.system_stats(None, None).unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stats records written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let s = store.system_stats(None, None).unwrap();
+    assert_eq!(s[0].total_events, 10);
+    assert_eq!(s[0].active_embryos, 30);
+    assert!(s[0].storage_mb > 0.0);
+    store.close().unwrap();
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(
+        ro.patterns(&selflog::PatternFilter::default())
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(ro.system_stats(None, None).unwrap().len() >= 2);
 }

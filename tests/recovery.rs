@@ -175,12 +175,15 @@ fn segment_paths(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Copies the files of a closed store (not its lock file) into a new directory.
+/// Copies the files of a closed store (not its lock files) into a new directory, with its
+/// pattern and stats streams.
 fn copy_store(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        if entry.file_name() != "LOCK" {
+        if entry.file_type().unwrap().is_dir() {
+            copy_store(&entry.path(), &to.join(entry.file_name()));
+        } else if entry.file_name() != "LOCK" {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }

@@ -4,7 +4,9 @@
 //! empty store the original ids are kept (gaps allowed), so event ids that patterns refer
 //! to stay valid; into a non-empty store events get new ids. Importing the same database
 //! again stores nothing twice (deduplication). The `processed` flags become the cursor
-//! `processed`, at the last id before which every event was processed.
+//! `processed`, at the last id before which every event was processed. Patterns and
+//! system stats go to the pattern and stats streams (their old ids are not kept; the event
+//! ids patterns refer to are).
 
 use std::io::{self, IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -134,9 +136,8 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     if let Some(id) = processed_prefix {
         store.cursor("processed")?.commit(id)?;
     }
-    // Patterns and system stats go to sidecar streams, which this version does not have.
-    let patterns = count(&conn, "patterns");
-    let stats_rows = count(&conn, "system_stats");
+    let (patterns, patterns_rejected) = import_patterns(&conn, &store, path)?;
+    let stats_rows = import_stats(&conn, &store, path)?;
     store.close()?;
     let mut out = io::stdout().lock();
     let res = if args.json {
@@ -148,25 +149,21 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
                 "duplicates": duplicates,
                 "rejected": rejected,
                 "processed_cursor": processed_prefix.map(|i| i.0),
-                "patterns_not_imported": patterns,
-                "system_stats_not_imported": stats_rows,
+                "patterns": patterns,
+                "patterns_rejected": patterns_rejected,
+                "system_stats": stats_rows,
             })
         )
     } else {
         writeln!(
             out,
-            "imported {imported} events from {} ({duplicates} duplicates, {rejected} rejected); cursor `processed` at {}",
+            "imported {imported} events from {} ({duplicates} duplicates, {rejected} rejected), {patterns} patterns, {stats_rows} system stats; cursor `processed` at {}",
             path.display(),
             processed_prefix.map_or_else(|| "none".to_owned(), |i| i.to_string())
         )
     };
     res.map_err(|e| output::write_err(&e))?;
-    if patterns + stats_rows > 0 {
-        eprintln!(
-            "selflog: {patterns} patterns and {stats_rows} system_stats rows were not imported: this version has no pattern or stats streams yet"
-        );
-    }
-    Ok(u8::from(rejected > 0))
+    Ok(u8::from(rejected + patterns_rejected > 0))
 }
 
 /// What an import did.
@@ -237,4 +234,89 @@ fn import_rows(
         rejected,
         processed_prefix,
     })
+}
+
+/// The old `DATETIME DEFAULT CURRENT_TIMESTAMP` text (UTC), or now when absent.
+fn created_at(text: Option<&str>) -> Timestamp {
+    text.and_then(|t| chrono::NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S").ok())
+        .map_or_else(Timestamp::now, |d| {
+            Timestamp(d.and_utc().timestamp_micros())
+        })
+}
+
+/// Copies the `patterns` table into the pattern stream; returns (imported, rejected).
+fn import_patterns(conn: &Connection, store: &Store, path: &Path) -> Result<(u64, u64), Failure> {
+    let mut stmt = conn
+        .prepare("SELECT id, event_id, pattern_type, confidence, pattern_data, embryo_id, created_at FROM patterns ORDER BY id")
+        .map_err(|e| sql_failure(path, &e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .map_err(|e| sql_failure(path, &e))?;
+    let (mut imported, mut rejected) = (0, 0);
+    for row in rows {
+        let (id, event_id, kind, confidence, data, embryo, created) =
+            row.map_err(|e| sql_failure(path, &e))?;
+        let event_id = event_id.and_then(|e| u64::try_from(e).ok()).map(EventId);
+        match store.record_pattern_at(
+            event_id,
+            &kind,
+            confidence,
+            &data,
+            embryo.as_deref(),
+            created_at(created.as_deref()),
+        ) {
+            Ok(_) => imported += 1,
+            Err(e @ (selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. })) => {
+                rejected += 1;
+                eprintln!("selflog: patterns row id {id}: {e}; skipped");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((imported, rejected))
+}
+
+/// Copies the `system_stats` table into the stats stream; NULL columns become 0.
+fn import_stats(conn: &Connection, store: &Store, path: &Path) -> Result<u64, Failure> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT timestamp, total_events, events_per_second, active_embryos, avg_fitness, storage_mb \
+             FROM system_stats ORDER BY id",
+        )
+        .map_err(|e| sql_failure(path, &e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(selflog::SystemStats {
+                timestamp: Timestamp::from_secs_f64(r.get(0)?).unwrap_or_default(),
+                total_events: r
+                    .get::<_, Option<i64>>(1)?
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                events_per_second: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                active_embryos: r
+                    .get::<_, Option<i64>>(3)?
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                avg_fitness: r.get::<_, Option<f64>>(4)?.unwrap_or(0.0),
+                storage_mb: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+            })
+        })
+        .map_err(|e| sql_failure(path, &e))?;
+    let mut imported = 0;
+    for row in rows {
+        store.record_system_stats(&row.map_err(|e| sql_failure(path, &e))?)?;
+        imported += 1;
+    }
+    store.flush()?;
+    Ok(imported)
 }

@@ -59,6 +59,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Patterns learners recorded (the old patterns table).
+    Patterns {
+        /// About this event id.
+        #[arg(long = "event", value_name = "ID")]
+        event: Option<u64>,
+        /// Of this pattern type.
+        #[arg(long = "type", value_name = "TYPE")]
+        pattern_type: Option<String>,
+        /// Found by this embryo.
+        #[arg(long, value_name = "E")]
+        embryo: Option<String>,
+        /// With at least this confidence.
+        #[arg(long, value_name = "C")]
+        min_confidence: Option<f64>,
+        /// JSON Lines: one pattern per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Periodic system statistics records (the old `system_stats` table).
+    SystemStats {
+        /// Records at or after T (epoch seconds, RFC 3339 or an age like 2h).
+        #[arg(long, value_name = "T", value_parser = crate::filter::parse_time)]
+        since: Option<selflog::Timestamp>,
+        /// Records before T.
+        #[arg(long, value_name = "T", value_parser = crate::filter::parse_time)]
+        until: Option<selflog::Timestamp>,
+        /// JSON Lines: one record per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// One event by id.
     Get {
         /// The event id.
@@ -109,6 +139,25 @@ pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
         Command::Get { id, json } => get(store_dir, *id, *json),
         Command::Segments { json } => segments(store_dir, *json),
         Command::Cursors { json } => cursors(store_dir, *json),
+        Command::Patterns {
+            event,
+            pattern_type,
+            embryo,
+            min_confidence,
+            json,
+        } => {
+            let filter = selflog::PatternFilter {
+                event_id: event.map(EventId),
+                pattern_type: pattern_type.clone(),
+                embryo_id: embryo.clone(),
+                min_confidence: *min_confidence,
+                ..selflog::PatternFilter::default()
+            };
+            patterns(store_dir, &filter, *json)
+        }
+        Command::SystemStats { since, until, json } => {
+            system_stats(store_dir, *since, *until, *json)
+        }
         Command::Export {
             file,
             filter,
@@ -420,6 +469,97 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
             .map_err(w)?;
         } else {
             writeln!(out, "{name:<32} {:>12} {behind:>12}", id.0).map_err(w)?;
+        }
+    }
+    out.flush().map_err(w)?;
+    Ok(0)
+}
+
+fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let w = |e: io::Error| output::write_err(&e);
+    if !json {
+        writeln!(
+            out,
+            "{:>8} {:>10} {:<24} {:>10}  {:<16} {:<23}  DATA",
+            "ID", "EVENT", "TYPE", "CONFIDENCE", "EMBRYO", "CREATED"
+        )
+        .map_err(w)?;
+    }
+    for p in store.patterns(filter)? {
+        if json {
+            let data: serde_json::Value =
+                serde_json::from_str(&p.pattern_data).unwrap_or(serde_json::Value::Null);
+            let v = serde_json::json!({
+                "id": p.id,
+                "event_id": p.event_id.map(|i| i.0),
+                "pattern_type": p.pattern_type,
+                "confidence": p.confidence,
+                "pattern_data": data,
+                "embryo_id": p.embryo_id,
+                "created": output::secs(p.created),
+            });
+            writeln!(out, "{v}").map_err(w)?;
+        } else {
+            writeln!(
+                out,
+                "{:>8} {:>10} {:<24} {:>10.3}  {:<16} {:<23}  {}",
+                p.id,
+                p.event_id.map_or_else(|| "-".to_owned(), |i| i.to_string()),
+                p.pattern_type,
+                p.confidence,
+                p.embryo_id.as_deref().unwrap_or("-"),
+                output::local_time(p.created),
+                p.pattern_data
+            )
+            .map_err(w)?;
+        }
+    }
+    out.flush().map_err(w)?;
+    Ok(0)
+}
+
+fn system_stats(
+    store_dir: &Path,
+    since: Option<selflog::Timestamp>,
+    until: Option<selflog::Timestamp>,
+    json: bool,
+) -> Outcome {
+    let store = Store::open_read_only(store_dir)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let w = |e: io::Error| output::write_err(&e);
+    if !json {
+        writeln!(
+            out,
+            "{:<23} {:>12} {:>12} {:>8} {:>10} {:>11}",
+            "TIME", "EVENTS", "EVENTS/S", "EMBRYOS", "FITNESS", "STORAGE MB"
+        )
+        .map_err(w)?;
+    }
+    for s in store.system_stats(since, until)? {
+        if json {
+            let v = serde_json::json!({
+                "timestamp": output::secs(s.timestamp),
+                "total_events": s.total_events,
+                "events_per_second": s.events_per_second,
+                "active_embryos": s.active_embryos,
+                "avg_fitness": s.avg_fitness,
+                "storage_mb": s.storage_mb,
+            });
+            writeln!(out, "{v}").map_err(w)?;
+        } else {
+            writeln!(
+                out,
+                "{:<23} {:>12} {:>12.1} {:>8} {:>10.3} {:>11.2}",
+                output::local_time(s.timestamp),
+                s.total_events,
+                s.events_per_second,
+                s.active_embryos,
+                s.avg_fitness,
+                s.storage_mb
+            )
+            .map_err(w)?;
         }
     }
     out.flush().map_err(w)?;
