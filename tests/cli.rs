@@ -765,3 +765,42 @@ fn maintain_reports_what_retention_deletes() {
         "maintain creates a missing store like any writer"
     );
 }
+
+#[test]
+fn unknown_type_is_an_error_naming_the_known_ones() {
+    let (_d, store) = store_with(6);
+    let out = selflog(&store, &["inspect", "list", "--type", "fileop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown event type `fileop`"), "{err}");
+    assert!(err.contains("t0, t1, t2"), "{err}");
+}
+
+/// Human output in a pipe is stable: compared with checked-in snapshots (local time pinned
+/// to UTC). Regenerate with `SELFLOG_WRITE_SNAPSHOTS=1 cargo test --test cli snapshots`.
+#[test]
+fn human_output_snapshots() {
+    let (_d, store) = store_with(8);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    for (name, args) in [
+        ("list.txt", &["inspect", "list", "--limit", "5"][..]),
+        ("search.txt", &["inspect", "search", "chrome"][..]),
+        ("get.txt", &["inspect", "get", "3"][..]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_selflog"))
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let path = dir.join(name);
+        if std::env::var_os("SELFLOG_WRITE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &out.stdout).unwrap();
+        }
+        let want =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(text(&out.stdout), want, "{name} changed");
+    }
+}

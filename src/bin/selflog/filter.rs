@@ -36,6 +36,26 @@ pub struct FilterArgs {
 impl FilterArgs {
     /// The query these flags describe, without limit.
     pub fn query<'s>(&self, store: &'s Store) -> Result<Query<'s>, Failure> {
+        // A type the store has never seen is almost always a typo: say so, with the types
+        // it does have, rather than print nothing.
+        if !self.types.is_empty() {
+            let known = store.stats()?.events_by_type;
+            if let Some(t) = self.types.iter().find(|t| !known.contains_key(t.as_str())) {
+                let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+                names.truncate(20);
+                return Err(Failure::hinted(
+                    format!("unknown event type `{t}`: no stored event has it"),
+                    format!(
+                        "known types: {}",
+                        if names.is_empty() {
+                            "(none, the store is empty)".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
         let mut q = store.query();
         if let Some(h) = self.hours {
             if !(h.is_finite() && h >= 0.0) {
