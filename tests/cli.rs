@@ -135,6 +135,9 @@ fn stats_json_has_the_documented_fields() {
         "events_by_type",
         "log_bytes",
         "compression_ratio",
+        "duplicates_dropped",
+        "events_last_hour",
+        "recent_events_per_second",
     ] {
         assert!(v.get(field).is_some(), "{field} missing from {v}");
     }
@@ -406,6 +409,24 @@ fn list_is_newest_first_with_a_default_limit_and_filters() {
         ],
     ));
     assert_eq!(rows.len(), 10, "[since, until)");
+    let rows = json_lines(&selflog(
+        &store,
+        &["inspect", "list", "--json", "--action", "a", "--limit", "7"],
+    ));
+    assert_eq!(rows.len(), 7, "--action");
+    let rows = json_lines(&selflog(
+        &store,
+        &["inspect", "list", "--json", "--action", "zzz"],
+    ));
+    assert!(rows.is_empty(), "an action nobody has: nothing");
+    let rows = json_lines(&selflog(
+        &store,
+        &["inspect", "list", "--json", "--hours", "1"],
+    ));
+    assert!(
+        rows.is_empty(),
+        "the events are from 2024, none in the last hour"
+    );
     // Human output: a header and one aligned row per event, no colour in a pipe.
     let out = selflog(&store, &["inspect", "list", "--limit", "3"]);
     let s = text(&out.stdout);

@@ -218,6 +218,14 @@ fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
 fn stats(store_dir: &Path, json: bool) -> Outcome {
     let store = Store::open_read_only(store_dir)?;
     let s = store.stats()?;
+    // Recent rate: events whose timestamp falls in the last hour, per second.
+    let hour = std::time::Duration::from_secs(3600);
+    let last_hour = store
+        .query()
+        .since(selflog::Timestamp::now().saturating_sub(hour))
+        .count()?;
+    #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
+    let recent_rate = last_hour as f64 / 3600.0;
     #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
     let ratio = if s.data_stored_bytes == 0 {
         1.0
@@ -242,6 +250,8 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             "data_stored_bytes": s.data_stored_bytes,
             "compression_ratio": ratio,
             "duplicates_dropped": s.duplicates_dropped,
+            "events_last_hour": last_hour,
+            "recent_events_per_second": recent_rate,
             "events_by_type": s.events_by_type,
         });
         writeln!(out, "{v}")
@@ -258,7 +268,8 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
              disk size          {} ({} of log)\n\
              bytes per event    {:.1}\n\
              compressed events  {} (data {} -> {}, ratio {ratio:.2})\n\
-             duplicates dropped {}\n",
+             duplicates dropped {}\n\
+             recent rate        {last_hour} events in the last hour ({recent_rate:.2}/s)\n",
             store_dir.display(),
             s.total_events,
             s.segments,
