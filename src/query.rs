@@ -405,28 +405,32 @@ enum Plan {
     Done,
 }
 
-/// A candidate block and its bound: no event in it sorts before the bound.
-struct Candidate {
+/// Something ordered in the merge by its order key: a candidate block (keyed by its
+/// bound: no event in it sorts before it) or a matching event.
+struct Keyed<T> {
     key: (i64, u64),
-    block: Block,
+    item: T,
 }
 
-impl PartialEq for Candidate {
+impl<T> PartialEq for Keyed<T> {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
     }
 }
-impl Eq for Candidate {}
-impl PartialOrd for Candidate {
+impl<T> Eq for Keyed<T> {}
+impl<T> PartialOrd for Keyed<T> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Candidate {
+impl<T> Ord for Keyed<T> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.key.cmp(&other.key)
     }
 }
+
+/// A candidate block.
+type Candidate = Keyed<Block>;
 
 /// The order key of an event: larger sorts first.
 fn order_key(order: Order, ts: i64, id: u64) -> (i64, u64) {
@@ -555,7 +559,7 @@ impl SegmentPlan {
         };
         let block = self.all[i];
         if block_may_match(&block, f, after, order) {
-            self.blocks.push(Candidate {
+            self.blocks.push(Keyed {
                 key: bound_key(
                     order,
                     block.min_ts_us,
@@ -563,7 +567,7 @@ impl SegmentPlan {
                     block.first_id,
                     block.last_id,
                 ),
-                block,
+                item: block,
             });
         }
     }
@@ -630,7 +634,7 @@ fn plan_segment(
             .open
             .filter(|b| open_allowed && block_may_match(b, f, after, order))
         {
-            blocks.push(Candidate {
+            blocks.push(Keyed {
                 key: bound_key(
                     order,
                     block.min_ts_us,
@@ -638,7 +642,7 @@ fn plan_segment(
                     block.first_id,
                     block.last_id,
                 ),
-                block,
+                item: block,
             });
         }
         let count = candidates.as_ref().map_or(closed, Vec::len);
@@ -688,32 +692,17 @@ fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> 
     }
 }
 
-/// A matching event waiting in the merge, keyed for ordering. It is materialised only when
-/// released, so events decoded from a block but never returned cost no allocation.
-struct Pending {
-    key: (i64, u64),
+/// A matching event waiting in the merge. It is materialised only when released, so
+/// events decoded from a block but never returned cost no allocation.
+struct Match {
     plan: usize,
     offset: u64,
     /// The data text, when matching already decoded it (text search).
     data: Option<String>,
 }
 
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&other.key)
-    }
-}
+/// A matching event keyed for ordering.
+type Pending = Keyed<Match>;
 
 /// Streaming query results; see [`Query::run`].
 pub struct Events {
@@ -798,7 +787,7 @@ impl Events {
                 return Ok(());
             }
         }
-        let Some(Candidate { block, .. }) = plan.blocks.pop() else {
+        let Some(Keyed { item: block, .. }) = plan.blocks.pop() else {
             return Ok(());
         };
         let Plan::Expanded(plan) = &self.plans[plan_index] else {
@@ -826,9 +815,11 @@ impl Events {
                     let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
                     found.push(Pending {
                         key: order_key(self.order, ts, id),
-                        plan: plan_index,
-                        offset,
-                        data,
+                        item: Match {
+                            plan: plan_index,
+                            offset,
+                            data,
+                        },
                     });
                 }
             }
@@ -840,6 +831,7 @@ impl Events {
 
     /// The stored event of a released match.
     fn materialize(&self, p: Pending) -> Result<StoredEvent> {
+        let p = p.item;
         let Plan::Expanded(plan) = &self.plans[p.plan] else {
             unreachable!("matches come only from expanded plans, which stay expanded");
         };

@@ -56,6 +56,25 @@ fn event(i: u64) -> Event {
     .unwrap()
 }
 
+/// Appends (flushing every 50) until an append or a flush fails; returns the error, how
+/// many events were appended, and how many a flush acknowledged.
+fn fill(store: &Store) -> (Error, u64, u64) {
+    let (mut appended, mut acknowledged) = (0u64, 0u64);
+    loop {
+        match store.append(event(appended)) {
+            Ok(_) => appended += 1,
+            Err(e) => return (e, appended, acknowledged),
+        }
+        if appended.is_multiple_of(50) {
+            match store.flush() {
+                Ok(()) => acknowledged = appended,
+                Err(e) => return (e, appended, acknowledged),
+            }
+        }
+        assert!(appended < 100_000, "space never ran out");
+    }
+}
+
 #[test]
 fn full_disk_is_clean_sticky_and_recoverable() {
     let Some(fs) = Tmpfs::mount("1200k") else {
@@ -69,21 +88,7 @@ fn full_disk_is_clean_sticky_and_recoverable() {
     c.segment_len = 256 << 10;
     c.data_len_max = 16 << 10;
     let store = Store::open(fs.path().join("s"), c).unwrap();
-    let mut acknowledged = 0u64;
-    let mut appended = 0u64;
-    let full = loop {
-        match store.append(event(appended)) {
-            Ok(_) => appended += 1,
-            Err(e) => break e,
-        }
-        if appended.is_multiple_of(50) {
-            match store.flush() {
-                Ok(()) => acknowledged = appended,
-                Err(e) => break e,
-            }
-        }
-        assert!(appended < 100_000, "the disk never filled");
-    };
+    let (full, mut appended, acknowledged) = fill(&store);
     assert!(matches!(full, Error::DiskFull { .. }), "{full}");
     assert!(full.to_string().contains("disk full"), "{full}");
     assert!(
@@ -146,21 +151,7 @@ fn child_under_file_size_limit() {
     c.segment_len = 256 << 10;
     c.data_len_max = 16 << 10;
     let store = Store::open(Path::new(&dir).join("s"), c).unwrap();
-    let mut acknowledged = 0u64;
-    let mut appended = 0u64;
-    let err = loop {
-        match store.append(event(appended)) {
-            Ok(_) => appended += 1,
-            Err(e) => break e,
-        }
-        if appended.is_multiple_of(50) {
-            match store.flush() {
-                Ok(()) => acknowledged = appended,
-                Err(e) => break e,
-            }
-        }
-        assert!(appended < 100_000, "the limit never hit");
-    };
+    let (err, _, acknowledged) = fill(&store);
     let readable = store.scan().unwrap().count();
     println!(
         "@@ error={} acknowledged={acknowledged} readable={readable}",
