@@ -289,9 +289,14 @@ fn seed() -> u64 {
     )
 }
 
+/// Kills in a row on one store; a longer `SELFLOG_CRASH_ITERS` run starts a new store after
+/// this many, so that checking the store after each kill stays cheap.
+const ITERS_PER_STORE: u64 = 100;
+
 /// Kills the child while it deletes expired segments and writes the sidecars, again and
-/// again on one store, checking everything after each kill; then a writer in this process
-/// recovers the store and retention leaves only what it must keep.
+/// again, checking everything after each kill; every `ITERS_PER_STORE` kills a writer in
+/// this process recovers the store, retention leaves only what it must keep, and the next
+/// kills go to a new store.
 #[test]
 fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
     let iters: u64 = std::env::var("SELFLOG_CRASH_ITERS")
@@ -299,15 +304,50 @@ fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
     let seed = seed();
     eprintln!("maintenance crash test: {iters} iterations, SELFLOG_CRASH_SEED={seed}");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("store");
+    let mut rng = seed;
+    let mut kills = Kills::default();
+    let mut first = 0;
+    while first < iters {
+        let n = ITERS_PER_STORE.min(iters - first);
+        let dir = tmp.path().join(format!("store{}", first / ITERS_PER_STORE));
+        kill_repeatedly(&dir, first..first + n, seed, &mut rng, &mut kills);
+        first += n;
+    }
+    assert!(
+        kills.killed > 0 || iters == 0,
+        "seed {seed}: no child was killed"
+    );
+    eprintln!(
+        "{} kills: {} during a retention run, {} during a pattern write; {} events checked",
+        kills.killed, kills.mid_retention, kills.mid_pattern, kills.events_checked
+    );
+}
+
+/// What the kills hit.
+#[derive(Default)]
+struct Kills {
+    killed: u64,
+    mid_retention: u64,
+    mid_pattern: u64,
+    /// Events compared with what was appended, over all checks.
+    events_checked: u64,
+}
+
+/// Runs iterations `iters` on the store at `dir`, then recovers it in this process and
+/// checks the final retention.
+fn kill_repeatedly(
+    dir: &Path,
+    iters: std::ops::Range<u64>,
+    seed: u64,
+    rng: &mut u64,
+    kills: &mut Kills,
+) {
     let now_us = Timestamp::now().0;
     let mut acked = Acked::default();
-    let mut rng = seed;
-    let (mut killed, mut mid_retention, mut mid_pattern) = (0, 0, 0);
-    for iter in 0..iters {
-        rng = mix(rng);
-        let kill_on = ["flushed", "retaining", "recording"][usize::try_from(rng % 3).unwrap()];
-        let kill_after = 1 + (rng >> 8) % 12;
+    for iter in iters.clone() {
+        *rng = mix(*rng);
+        let kill_on = ["flushed", "retaining", "recording"][usize::try_from(*rng % 3).unwrap()];
+        let kill_after = 1 + (*rng >> 8) % 12;
         let ctx = format!(
             "SELFLOG_CRASH_SEED={seed}, iteration {iter}, kill after {kill_after} `{kill_on}` lines"
         );
@@ -319,7 +359,7 @@ fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
                     "--nocapture",
                     "--test-threads=1",
                 ])
-                .env(CHILD_ENV, &dir)
+                .env(CHILD_ENV, dir)
                 .env("SELFLOG_MAINTAINER_NOW", now_us.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -350,26 +390,22 @@ fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
             acked.take(&line);
         }
         if exit.signal() == Some(9) {
-            killed += 1;
+            kills.killed += 1;
             match acked.in_flight {
-                Some("retention") => mid_retention += 1,
-                Some(_) => mid_pattern += 1,
+                Some("retention") => kills.mid_retention += 1,
+                Some(_) => kills.mid_pattern += 1,
                 None => {}
             }
         }
         acked.in_flight = None;
-        let (last, _) = check(&dir, &acked, now_us, &ctx);
+        let (last, present) = check(dir, &acked, now_us, &ctx);
+        kills.events_checked += present;
         // Events after the last acknowledged flush that did make it are acknowledged by the
         // next child's `start`.
         acked.events = last;
     }
-    assert!(killed > 0 || iters == 0, "seed {seed}: no child was killed");
-    eprintln!(
-        "{killed} kills: {mid_retention} during a retention run, {mid_pattern} during a pattern write"
-    );
-
     // A writer in this process recovers, runs retention, and keeps exactly what it must.
-    let store = Store::open(&dir, config()).unwrap();
+    let store = Store::open(dir, config()).unwrap();
     store.retain(false).unwrap();
     store.flush().unwrap();
     let segments = store.segments().unwrap();
@@ -382,10 +418,10 @@ fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
         );
     }
     store.close().unwrap();
-    let (last, present) = check(&dir, &acked, now_us, "after the final retention");
+    let (last, present) = check(dir, &acked, now_us, "after the final retention");
     eprintln!("{last} events appended, {present} kept by retention");
     assert!(
-        iters == 0 || present < last,
+        present < last,
         "seed {seed}: retention deleted nothing, so the test proved nothing"
     );
 }
