@@ -275,7 +275,7 @@ fn show_mb(bytes: u64) -> String {
 /// How many times faster selflog is, from the ratio of `SQLite`'s cost to selflog's.
 fn speedup(ratio: f64) -> String {
     if ratio >= 1.0 {
-        speedup(ratio)
+        format!("{ratio:.1}× faster")
     } else {
         format!("{:.1}× slower", 1.0 / ratio)
     }
