@@ -126,6 +126,8 @@ fn main() {
             sync_events: sync_events.min(n),
         };
         failures += run.run(&mut table, &mut notes);
+        eprintln!("compare: rows so far:");
+        eprint!("{}", table.markdown());
     }
     print_report(&table, &notes, full, &machine_before, started.elapsed());
     if failures > 0 {
@@ -207,6 +209,30 @@ impl Table {
             ratio,
             target,
         });
+    }
+
+    /// The table in markdown.
+    fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| measure | SQLite | selflog | ratio | target |\n|---|---|---|---|---|\n",
+        );
+        for r in self.ordered() {
+            let detail = if r.detail.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", r.detail)
+            };
+            out.push_str(&format!(
+                "| {} — **{}**{detail} | {} | {} | {} | {} |\n",
+                r.measure,
+                scale_label(r.scale),
+                r.sqlite,
+                r.selflog,
+                r.ratio,
+                r.target
+            ));
+        }
+        out
     }
 
     /// Rows grouped by measure (in the order measures first appeared), then by scale.
@@ -529,6 +555,22 @@ impl Scale {
                 "—".to_owned(),
             ],
         );
+        let read_only = median(
+            (0..repeats)
+                .map(|_| open_selflog_read_only(store_dir))
+                .collect(),
+        );
+        table.add(
+            "open read-only + first query (newest 50), after a clean close (`selflog inspect`)",
+            self.n,
+            "warm page cache; SQLite as above",
+            [
+                show(clean_sqlite),
+                show(read_only),
+                speedup(clean_sqlite.as_secs_f64() / read_only.as_secs_f64()),
+                "—".to_owned(),
+            ],
+        );
         let mut killed_sqlite = Vec::new();
         let mut killed_selflog = Vec::new();
         let mut killed_open_only = Vec::new();
@@ -721,6 +763,17 @@ fn open_selflog(dir: &Path) -> (Duration, Duration) {
     assert_eq!(rows.len(), 50, "the store has events");
     store.close().expect("close");
     (elapsed, open_only)
+}
+
+/// Opens the store read-only, as `selflog inspect` does, and runs the first query;
+/// returns the time.
+fn open_selflog_read_only(dir: &Path) -> Duration {
+    let started = Instant::now();
+    let store = Store::open_read_only(dir).expect("open store read-only");
+    let rows = common::selflog_rows(store.query().limit(50));
+    let elapsed = started.elapsed();
+    assert_eq!(rows.len(), 50, "the store has events");
+    elapsed
 }
 
 /// A child process's wall time, peak memory and standard output.
@@ -932,22 +985,5 @@ fn print_report(table: &Table, notes: &[String], full: bool, machine: &str, took
         "Queries: median of at least 5 runs and 0.3 s after a warm-up run that also checks both sides return the same ids and hashes{}\n",
         if full { "" } else { " (smoke mode: 1 run)" }
     );
-    println!("| measure | SQLite | selflog | ratio | target |");
-    println!("|---|---|---|---|---|");
-    for r in table.ordered() {
-        let detail = if r.detail.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", r.detail)
-        };
-        println!(
-            "| {} — **{}**{detail} | {} | {} | {} | {} |",
-            r.measure,
-            scale_label(r.scale),
-            r.sqlite,
-            r.selflog,
-            r.ratio,
-            r.target
-        );
-    }
+    print!("{}", table.markdown());
 }
