@@ -45,6 +45,16 @@ impl DedupWindow {
         }
     }
 
+    /// Makes room for `n` more events at once, instead of growing the table step by step
+    /// while a store's window is rebuilt.
+    pub fn reserve(&mut self, n: usize) {
+        let n = n.min(self.capacity - self.len);
+        self.hashes.reserve(n);
+        self.offsets.reserve(n);
+        let hashes = &self.hashes;
+        self.table.reserve(n, |&s| hashes[s as usize]);
+    }
+
     /// Whether the window is disabled.
     pub fn is_disabled(&self) -> bool {
         self.capacity == 0

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use crate::format::{Block, Footer, FooterSize, Summary};
+use crate::format::{Block, EncodedPostings, Footer, FooterSize, Summary};
 
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
@@ -47,6 +47,23 @@ pub(crate) struct Bounds {
     pub suffix_min_ts: Vec<i64>,
 }
 
+/// Which blocks hold each string, by string reference.
+pub(crate) type PostingMap = FxHashMap<u32, Vec<u32>>;
+
+/// A segment's postings, in one of three states.
+#[derive(Debug, Clone)]
+enum Postings {
+    /// Built while writing or scanning frames.
+    Built(PostingMap),
+    /// Loaded from a footer, decoded when first needed: decoding every sealed segment's
+    /// postings was most of the time of opening a large store. `None` once decoded means
+    /// they failed to decode (checksummed, so a writer bug or a crafted file): queries then
+    /// treat every block as a candidate, and `verify` reports the damage.
+    Deferred(Arc<(EncodedPostings, OnceLock<Option<PostingMap>>)>),
+    /// The footer predates postings.
+    Absent,
+}
+
 /// The index of one segment.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentIndex {
@@ -71,8 +88,8 @@ pub(crate) struct SegmentIndex {
     /// Events per action reference; `None` if loaded from a footer without them.
     pub action_counts: Option<FxHashMap<u32, u64>>,
     /// Ascending block indices per string reference (the open block's index is
-    /// `blocks.len()`); `None` if loaded from a footer without postings.
-    pub postings: Option<FxHashMap<u32, Vec<u32>>>,
+    /// `blocks.len()`); see [`SegmentIndex::postings`].
+    postings: Postings,
     posting_entries: usize,
 }
 
@@ -93,15 +110,16 @@ impl Default for SegmentIndex {
             type_counts: FxHashMap::default(),
             source_counts: Some(FxHashMap::default()),
             action_counts: Some(FxHashMap::default()),
-            postings: Some(FxHashMap::default()),
+            postings: Postings::Built(FxHashMap::default()),
             posting_entries: 0,
         }
     }
 }
 
 impl SegmentIndex {
-    /// Loads the index a sealed segment's footer holds.
-    pub fn from_footer(f: Footer) -> SegmentIndex {
+    /// Loads the index a sealed segment's footer holds; `encoded` are its postings, if
+    /// [`Footer::decode_deferred`] left them encoded (`f.postings` is used otherwise).
+    pub fn from_footer(f: Footer, encoded: Option<EncodedPostings>) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
         let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();
         let lookup = strings
@@ -118,6 +136,11 @@ impl SegmentIndex {
             .postings
             .as_ref()
             .map_or(0, |p| p.iter().map(|(_, b)| b.len()).sum());
+        let postings = match (f.postings, encoded) {
+            (Some(p), _) => Postings::Built(p.into_iter().collect()),
+            (None, Some(e)) => Postings::Deferred(Arc::new((e, OnceLock::new()))),
+            (None, None) => Postings::Absent,
+        };
         SegmentIndex {
             strings: Arc::new(strings),
             string_bytes,
@@ -129,8 +152,23 @@ impl SegmentIndex {
             type_counts: f.type_counts.into_iter().collect(),
             source_counts: f.source_counts.map(|c| c.into_iter().collect()),
             action_counts: f.action_counts.map(|c| c.into_iter().collect()),
-            postings: f.postings.map(|p| p.into_iter().collect()),
+            postings,
             posting_entries,
+        }
+    }
+
+    /// Ascending block indices per string reference (the open block's index is
+    /// `blocks.len()`), decoding a footer's postings on first use; `None` when unknown (a
+    /// footer without postings, or whose postings fail to decode): every block is then a
+    /// candidate.
+    pub fn postings(&self) -> Option<&PostingMap> {
+        match &self.postings {
+            Postings::Built(p) => Some(p),
+            Postings::Deferred(d) => {
+                d.1.get_or_init(|| d.0.decode().ok().map(|p| p.into_iter().collect()))
+                    .as_ref()
+            }
+            Postings::Absent => None,
         }
     }
 
@@ -174,7 +212,7 @@ impl SegmentIndex {
         if let (Some(c), Some(a)) = (&mut self.action_counts, e.action_ref) {
             *c.entry(a).or_insert(0) += 1;
         }
-        if let Some(postings) = &mut self.postings {
+        if let Postings::Built(postings) = &mut self.postings {
             let block = u32::try_from(self.blocks.len()).expect("fewer than 2^32 blocks");
             for r in [Some(type_ref), Some(e.source_ref), e.action_ref]
                 .into_iter()
@@ -255,7 +293,7 @@ impl SegmentIndex {
             counts: self.type_counts.len()
                 + self.source_counts.as_ref().map_or(0, FxHashMap::len)
                 + self.action_counts.as_ref().map_or(0, FxHashMap::len),
-            posting_strings: self.postings.as_ref().map_or(0, FxHashMap::len),
+            posting_strings: self.postings().map_or(0, FxHashMap::len),
             posting_entries: self.posting_entries,
         })
     }
@@ -267,7 +305,7 @@ impl SegmentIndex {
             v.sort_unstable();
             v
         }
-        let postings = self.postings.as_ref().map(|p| {
+        let postings = self.postings().map(|p| {
             let mut v: Vec<(u32, Vec<u32>)> = p.iter().map(|(&r, b)| (r, b.clone())).collect();
             v.sort_unstable();
             v
@@ -281,5 +319,50 @@ impl SegmentIndex {
             source_counts: self.source_counts.as_ref().map(sorted),
             action_counts: self.action_counts.as_ref().map(sorted),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index of `n` events in blocks of 32, alternating two types.
+    fn built(n: u64) -> SegmentIndex {
+        let mut ix = SegmentIndex::default();
+        let a = ix.add_string("file_op");
+        let b = ix.add_string("Finder");
+        for id in 1..=n {
+            let e = IndexedEvent {
+                id,
+                ts_us: i64::try_from(id).unwrap(),
+                type_ref: if id % 2 == 0 { a } else { b },
+                source_ref: b,
+                action_ref: None,
+                compressed: false,
+                data_raw_len: 0,
+                data_stored_len: 0,
+            };
+            ix.add_event(&e, 256 + id * 100, 100, 0);
+        }
+        ix
+    }
+
+    #[test]
+    fn deferred_postings_from_a_footer_equal_the_built_ones() {
+        let ix = built(200);
+        let bytes = ix.to_footer().encode();
+        let (footer, encoded) = Footer::decode_deferred(&bytes).unwrap();
+        let loaded = SegmentIndex::from_footer(footer, encoded);
+        assert_eq!(loaded.postings(), ix.postings());
+        assert!(loaded.postings().is_some_and(|p| p.len() == 2));
+    }
+
+    #[test]
+    fn malformed_deferred_postings_mean_every_block_is_a_candidate() {
+        let mut footer = built(200).to_footer();
+        footer.postings = Some(vec![(0, vec![0, 999])]);
+        let (footer, encoded) = Footer::decode_deferred(&footer.encode()).unwrap();
+        let loaded = SegmentIndex::from_footer(footer, encoded);
+        assert_eq!(loaded.postings(), None);
     }
 }

@@ -474,7 +474,7 @@ fn resolve(ix: &SegmentIndex, names: &[String]) -> Option<FxHashSet<u32>> {
 /// Blocks (by index) in the postings of any of `refs`; `None` when postings are unknown.
 /// Ascending block indices posted for any of `refs`; `None` when postings are unknown.
 fn posted_blocks(ix: &SegmentIndex, refs: &FxHashSet<u32>) -> Option<Vec<u32>> {
-    let postings = ix.postings.as_ref()?;
+    let postings = ix.postings()?;
     let mut out: Vec<u32> = refs
         .iter()
         .filter_map(|r| postings.get(r))

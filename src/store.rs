@@ -206,51 +206,86 @@ fn write_meta(dir: &Path) -> Result<()> {
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
-/// Rebuilds the deduplication window from the newest `capacity` stored events, scanning
-/// segments from the newest back only as far as the window reaches, so a daemon that
-/// re-sends its in-flight events after a crash stores each once.
+/// Rebuilds the deduplication window from the newest `capacity` stored events, reading
+/// the segments that hold them (on every core: this is most of the time of opening a large
+/// store for writing), so a daemon that re-sends its in-flight events after a crash stores
+/// each once.
 fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     let mut window = DedupWindow::new(capacity);
     if capacity == 0 {
         return Ok(window);
     }
     stream.refresh()?;
-    let mut per_segment: Vec<Vec<(u64, u64)>> = Vec::new();
-    let mut collected = 0;
+    // The newest segments, back to the one holding the window's oldest event.
+    let mut snaps = Vec::new();
+    let mut covered = 0u64;
     for view in stream.views().iter().rev() {
-        if collected >= capacity {
+        if covered >= capacity as u64 {
             break;
         }
-        let snap = view.snapshot();
-        let mut entries = Vec::new();
-        let mut offset = SEGMENT_HEADER_LEN as u64;
-        while offset < snap.committed_len {
-            // The window is only a hint (a hit is confirmed by content), so the hashes are
-            // read without checking each frame's checksum; a frame whose shape is off gets
-            // the checked decode, which reports the damage.
-            let unchecked = usize::try_from(offset)
-                .ok()
-                .zip(usize::try_from(snap.committed_len).ok())
-                .and_then(|(a, b)| snap.map.get(a..b))
-                .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
-            let (frame, next) = match unchecked {
-                Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
-                Some((_, len)) => (None, offset + len as u64),
-                None => crate::stream::raw_frame(&snap, offset)?,
-            };
-            if let Some(f) = frame {
-                entries.push((f.hash, snap.header.base_id.wrapping_add(f.id_delta)));
-            }
-            offset = next;
-        }
-        collected += entries.len();
-        per_segment.push(entries);
+        let (snap, events) = view.snapshot_and(|ix, _| ix.summary.event_count);
+        covered += events;
+        snaps.push(snap);
     }
-    let all: Vec<(u64, u64)> = per_segment.into_iter().rev().flatten().collect();
-    for &(hash, id) in &all[all.len().saturating_sub(capacity)..] {
+    snaps.reverse();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(snaps.len())
+        .max(1);
+    let per_thread = snaps.len().div_ceil(threads);
+    let walked: Vec<Result<Vec<(u64, u64)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = snaps
+            .chunks(per_thread.max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut entries = Vec::new();
+                    for snap in chunk {
+                        segment_hashes(snap, &mut entries)?;
+                    }
+                    Ok(entries)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a dedup rebuild thread panicked"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(usize::try_from(covered).unwrap_or(capacity));
+    for entries in walked {
+        all.extend(entries?);
+    }
+    let newest = &all[all.len().saturating_sub(capacity)..];
+    window.reserve(newest.len());
+    for &(hash, id) in newest {
         window.insert(hash, id);
     }
     Ok(window)
+}
+
+/// Appends (content hash, id) of every event frame of a segment snapshot to `out`.
+fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
+    let mut offset = SEGMENT_HEADER_LEN as u64;
+    while offset < snap.committed_len {
+        // The window is only a hint (a hit is confirmed by content), so the hashes are
+        // read without checking each frame's checksum; a frame whose shape is off gets the
+        // checked decode, which reports the damage.
+        let unchecked = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(snap.committed_len).ok())
+            .and_then(|(a, b)| snap.map.get(a..b))
+            .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
+        let (frame, next) = match unchecked {
+            Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
+            Some((_, len)) => (None, offset + len as u64),
+            None => crate::stream::raw_frame(snap, offset)?,
+        };
+        if let Some(f) = frame {
+            out.push((f.hash, snap.header.base_id.wrapping_add(f.id_delta)));
+        }
+        offset = next;
+    }
+    Ok(())
 }
 
 /// Starts the maintenance thread: retention every `cleanup_interval`. A failure poisons the

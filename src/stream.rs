@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{
-    self, CommitSlot, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
+    self, CommitSlot, EncodedPostings, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
 };
 use crate::index::SegmentIndex;
 use crate::segment::{
@@ -113,8 +113,8 @@ impl SegmentView {
         if slot.sealed && st.scanned_len == SEGMENT_HEADER_LEN as u64 {
             // A sealed segment seen for the first time: trust its checksummed footer.
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
-            let footer = read_footer(&map, &slot, &self.path)?;
-            st.index = SegmentIndex::from_footer(footer);
+            let (footer, postings) = read_footer_deferred(&map, &slot, &self.path)?;
+            st.index = SegmentIndex::from_footer(footer, postings);
             st.map = map;
         } else {
             let map_len = if slot.sealed {
@@ -152,7 +152,7 @@ impl SegmentView {
             }
             if slot.sealed {
                 // Followed while it was written, now sealed: still check the footer.
-                read_footer(&st.map, &slot, &self.path)?;
+                read_footer_deferred(&st.map, &slot, &self.path)?;
             }
         }
         st.scanned_len = slot.committed_len;
@@ -220,6 +220,22 @@ impl SegmentView {
 
 /// Decodes and checks the footer of a sealed segment against its commit slot.
 pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
+    let (mut footer, postings) = read_footer_deferred(map, slot, path)?;
+    if let Some(p) = postings {
+        footer.postings = Some(
+            p.decode()
+                .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?,
+        );
+    }
+    Ok(footer)
+}
+
+/// [`read_footer`], leaving the postings encoded (see [`Footer::decode_deferred`]).
+pub(crate) fn read_footer_deferred(
+    map: &[u8],
+    slot: &CommitSlot,
+    path: &Path,
+) -> Result<(Footer, Option<EncodedPostings>)> {
     let start = usize::try_from(slot.committed_len)
         .map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
     let rest = map.get(start..).ok_or_else(|| {
@@ -238,7 +254,7 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
             "footer runs past the end of the file",
         )
     })?;
-    let footer = Footer::decode(bytes)
+    let (footer, postings) = Footer::decode_deferred(bytes)
         .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
     if footer.summary.event_count != slot.event_count || footer.summary.last_id != slot.last_id {
         return Err(Error::corrupt(
@@ -247,7 +263,7 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
             "footer summary disagrees with the commit slot",
         ));
     }
-    Ok(footer)
+    Ok((footer, postings))
 }
 
 /// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a

@@ -265,6 +265,19 @@ impl Footer {
     /// # Errors
     /// A [`DecodeError`] naming the failing section or field.
     pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
+        let (mut footer, postings) = Footer::decode_deferred(b)?;
+        footer.postings = postings.map(|p| p.decode()).transpose()?;
+        Ok(footer)
+    }
+
+    /// Decodes a footer except its postings, which are returned still encoded (they are
+    /// most of a footer's decoding work, and a query needs them for few segments). The
+    /// footer's checksum, which covers them, is checked; their structure is checked when
+    /// they are decoded. `postings` of the returned footer is `None`.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the failing section or field.
+    pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Option<EncodedPostings>), DecodeError> {
         let len = Footer::peek_len(b)?;
         if len != b.len() {
             return Err(DecodeError::new(
@@ -281,6 +294,7 @@ impl Footer {
         r.take(12, "footer head")?;
         let sections = r.u32("section count")?;
         let mut footer = Footer::default();
+        let mut postings = None;
         let mut seen = [false; SECTION_KINDS];
         for _ in 0..sections {
             let at = r.pos();
@@ -308,8 +322,14 @@ impl Footer {
                     footer.type_counts = decode_type_counts(&mut sr).map_err(rebase)?;
                 }
                 SECTION_POSTINGS => {
-                    footer.postings =
-                        Some(decode_postings(&mut sr, footer.blocks.len()).map_err(rebase)?);
+                    if !seen[usize::from(SECTION_BLOCKS)] {
+                        return Err(DecodeError::new(at, "postings before blocks"));
+                    }
+                    postings = Some(EncodedPostings {
+                        body: sr.rest().to_vec(),
+                        offset: base,
+                        blocks: footer.blocks.len(),
+                    });
                 }
                 SECTION_SOURCE_COUNTS => {
                     footer.source_counts = Some(decode_type_counts(&mut sr).map_err(rebase)?);
@@ -344,7 +364,36 @@ impl Footer {
         if !seen[1..=4].iter().all(|&s| s) {
             return Err(DecodeError::new(12, "footer section missing"));
         }
-        Ok(footer)
+        Ok((footer, postings))
+    }
+}
+
+/// The postings section of a footer, checksummed but not yet decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPostings {
+    body: Vec<u8>,
+    /// Offset of the body in the footer, for errors.
+    offset: usize,
+    /// Blocks in the footer: every posted index must be below.
+    blocks: usize,
+}
+
+impl EncodedPostings {
+    /// Decodes the postings: (string reference, ascending block indices) by reference.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] with its offset in the footer.
+    pub fn decode(&self) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
+        let mut r = Reader::new(&self.body);
+        let postings = decode_postings(&mut r, self.blocks)
+            .map_err(|e| DecodeError::new(self.offset + e.offset, e.what))?;
+        if r.remaining() != 0 {
+            return Err(DecodeError::new(
+                self.offset + r.pos(),
+                "trailing bytes in footer section",
+            ));
+        }
+        Ok(postings)
     }
 }
 
@@ -519,5 +568,28 @@ mod tests {
             bad[i] ^= 0x04;
             assert!(Footer::decode(&bad).is_err(), "flip at {i} accepted");
         }
+    }
+
+    #[test]
+    fn deferred_postings_decode_to_the_same_footer() {
+        let f = sample();
+        let (mut deferred, postings) = Footer::decode_deferred(&f.encode()).unwrap();
+        assert_eq!(deferred.postings, None);
+        deferred.postings = Some(postings.unwrap().decode().unwrap());
+        assert_eq!(deferred, f);
+    }
+
+    #[test]
+    fn checksummed_but_malformed_postings_fail_only_when_decoded() {
+        // A writer bug: a posted block index past the block count, under a valid CRC.
+        let f = Footer {
+            postings: Some(vec![(0, vec![0, 5])]),
+            ..sample()
+        };
+        let b = f.encode();
+        let err = Footer::decode(&b).unwrap_err();
+        assert!(err.what.contains("past the 1 blocks"), "{err:?}");
+        let (_, postings) = Footer::decode_deferred(&b).unwrap();
+        assert_eq!(postings.unwrap().decode().unwrap_err(), err);
     }
 }

@@ -9,7 +9,7 @@ mod footer;
 mod frame;
 mod header;
 
-pub use footer::{Block, Footer, FooterSize, Summary, BLOCK_LEN};
+pub use footer::{Block, EncodedPostings, Footer, FooterSize, Summary, BLOCK_LEN};
 pub use frame::{
     decode_frame, decode_frame_unchecked, encode_event, encode_string_def, frame_len_max,
     peek_frame, EventFrame, Frame, FRAME_HEADER_LEN,
@@ -124,25 +124,30 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         let mut value: u64 = 0;
-        for i in 0..10u32 {
-            let byte = self.u8(what)?;
-            let bits = u64::from(byte & 0x7f);
-            if i == 9 && byte > 1 {
-                return Err(DecodeError::new(
-                    start,
-                    format!("{what}: varint overflows u64"),
-                ));
-            }
-            value |= bits << (7 * i);
+        for (i, &byte) in self.buf[start..].iter().take(10).enumerate() {
+            value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
+                if i == 9 && byte > 1 {
+                    return Err(DecodeError::new(
+                        start,
+                        format!("{what}: varint overflows u64"),
+                    ));
+                }
                 if i > 0 && byte == 0 {
                     return Err(DecodeError::new(
                         start,
                         format!("{what}: varint not minimal"),
                     ));
                 }
+                self.pos = start + i + 1;
                 return Ok(value);
             }
+        }
+        if self.buf.len() - start < 10 {
+            return Err(DecodeError::new(
+                start,
+                format!("{what}: needs 1 more byte, 0 remain"),
+            ));
         }
         Err(DecodeError::new(
             start,

@@ -497,7 +497,7 @@ impl ActiveSegment {
             if n == 0 {
                 break;
             }
-            if let Some(p) = buf[..n].iter().rposition(|&b| b != 0) {
+            if let Some(p) = last_nonzero_byte(&buf[..n]) {
                 last_nonzero = Some(at + p as u64);
             }
             at += n as u64;
@@ -632,5 +632,43 @@ impl ActiveSegment {
         self.file
             .sync_all()
             .map_err(|e| Error::io("sync", &self.path, e))
+    }
+}
+/// The position of the last non-zero byte of `buf`. Tests whole 64-byte chunks first (the
+/// tail of a preallocated segment is megabytes of zeros, checked at every writable open).
+fn last_nonzero_byte(buf: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let is_zero = |c: &[u8]| c.iter().fold(0u8, |acc, &b| acc | b) == 0;
+    let split = buf.len() - buf.len() % CHUNK;
+    if let Some(p) = buf[split..].iter().rposition(|&b| b != 0) {
+        return Some(split + p);
+    }
+    let chunk = buf[..split]
+        .chunks_exact(CHUNK)
+        .rposition(|c| !is_zero(c))?;
+    let at = chunk * CHUNK;
+    buf[at..at + CHUNK]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|p| at + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_nonzero_byte;
+
+    #[test]
+    fn last_nonzero_byte_is_found_anywhere() {
+        for len in [0usize, 1, 63, 64, 65, 200, 4096] {
+            assert_eq!(last_nonzero_byte(&vec![0; len]), None, "len {len}");
+            for at in 0..len {
+                let mut buf = vec![0u8; len];
+                buf[at] = 0x10;
+                if at > 0 {
+                    buf[0] = 1;
+                }
+                assert_eq!(last_nonzero_byte(&buf), Some(at), "len {len}, at {at}");
+            }
+        }
     }
 }
