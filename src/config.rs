@@ -54,7 +54,7 @@ pub struct Config {
     pub durability: Durability,
     /// Deduplication window: an event identical (timestamp, type, action, source and data)
     /// to one of the last this-many stored events is not stored again; `append` returns
-    /// `Duplicate(original id)`. 1,000,000 events take ~22.5 MB. 0 disables.
+    /// `Duplicate(original id)`. 1,000,000 events take ~16.3 MB. 0 disables.
     pub dedup_window: usize,
     /// Sealed segments whose newest event is older than this are deleted (old system: 30
     /// days). `None` keeps everything.
@@ -102,6 +102,9 @@ impl Default for Config {
     }
 }
 
+/// Largest deduplication window accepted (2^26 events, ~1 GiB of memory).
+pub const DEDUP_WINDOW_MAX: usize = 1 << 26;
+
 /// Smallest segment accepted; small segments are useful in tests of rolling.
 pub const SEGMENT_LEN_MIN: u64 = 64 << 10;
 /// Largest segment accepted: frame offsets are u32-safe within it and maps stay modest.
@@ -144,9 +147,9 @@ impl Config {
                 self.data_len_max, self.segment_len
             ));
         }
-        if u32::try_from(self.dedup_window).is_err() {
+        if self.dedup_window > DEDUP_WINDOW_MAX {
             return bad(format!(
-                "dedup_window {} is over 2^32 events",
+                "dedup_window {} is over {DEDUP_WINDOW_MAX} events",
                 self.dedup_window
             ));
         }

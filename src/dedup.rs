@@ -1,58 +1,119 @@
-//! The rolling window of content hashes that makes deduplication exact and bounded.
+//! The rolling window of content-hash keys that makes deduplication exact and bounded.
 //!
-//! The window holds the content hashes of the most recent `capacity` stored events, in
-//! append order, in a ring; a hash table maps each hash to its ring slot. A hit is only a
-//! candidate: the store confirms it by comparing the candidate event's content before
-//! calling the new event a duplicate, so a hash collision never drops a distinct event. (A
-//! full 64-bit collision can at worst hide an older duplicate behind a newer, different
-//! event with the same hash, which then gets stored: never the reverse.)
+//! The window answers "which of the last `capacity` ids holds an event with this key?". A
+//! hit is only a candidate: the store confirms it by comparing the candidate event's
+//! content before calling the new event a duplicate, so a key collision never drops a
+//! distinct event. (A collision can at worst hide an older duplicate behind a newer,
+//! different event with the same key, which then gets stored: never the reverse.)
 //!
-//! Memory: 12 bytes per ring slot (the 64-bit hash and the id as a 32-bit offset from the
-//! window's base id) and 5 bytes per table bucket (a power of two, at most 8/7 of the
-//! entries): the default 1,000,000 events take ~22.5 MB, within the 24 MB budget. Keeping
-//! the whole hash means a candidate is almost always a real duplicate, so confirming it
-//! (which reads the stored event) is rare.
+//! The table is built for one cache miss per append. It is an array of 64-byte buckets of
+//! eight 8-byte entries. The key's low 32 bits pick its home bucket; an entry holds the
+//! key's high 32 bits (its tag), how many buckets past its home it lives (0 to 15; 15 means
+//! "15 or more") and the event's id as a 28-bit offset from a base id. An entry is found,
+//! or found absent, by reading one cache line, and the insert after a lookup lands in that
+//! same line. Nothing is evicted eagerly: an entry whose id has left the window is stale,
+//! lookups ignore it and inserts reuse its slot. There are two slots per window event (four
+//! events per bucket on average), so a bucket overflows into the next rarely (about 2% of
+//! buckets); a per-bucket overflow count (entries living past it whose home is at or before
+//! it) tells a lookup when to read on. Every 2^28 ids the offsets are rebased in one pass
+//! over the table. Memory: 16 bytes per window event plus one byte per bucket, ~16.3 MB for
+//! the default 1,000,000 events.
+//!
+//! A lookup compares 32 bits of tag against the ~4 live entries of a bucket chosen by 18
+//! other bits (at the default window), so a false candidate (which makes the appender read
+//! a stored event to rule it out) comes up about once in 2^32 / 4 appends.
 
-use hashbrown::HashTable;
+/// Entries per bucket: one cache line of 8-byte entries.
+const BUCKET: usize = 8;
+/// Window events per bucket on average: half of the slots.
+const EVENTS_PER_BUCKET: usize = BUCKET / 2;
+/// Bits of an entry's id offset (stored plus one, so that 0 is an empty slot).
+const OFFSET_BITS: u32 = 28;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
+/// The largest displacement an entry records; the overflow counts along a longer one are
+/// saturated, so they never need it.
+const DISPLACEMENT_MAX: usize = 15;
+
+const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2);
+
+/// The table's entries, in an anonymous map asked to use huge pages: a lookup is one
+/// random read in megabytes, and with 4 KiB pages most would also miss the TLB.
+struct Slots {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl Slots {
+    fn new(len: usize) -> Slots {
+        // An anonymous map is zero-filled and touched lazily; a failed map (no address
+        // space) is as fatal as a failed allocation.
+        let map = memmap2::MmapMut::map_anon((len * 8).max(1)).expect("map the dedup table");
+        // Only a hint: without transparent huge pages the table works the same, slower.
+        let _ = map.advise(memmap2::Advice::HugePage);
+        Slots { map, len }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        let b: [u8; 8] = self.map[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+        u64::from_ne_bytes(b)
+    }
+
+    fn set(&mut self, i: usize, v: u64) {
+        self.map[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    /// The entries of bucket `b`.
+    fn bucket(&self, b: usize) -> impl Iterator<Item = u64> + '_ {
+        self.map[b * BUCKET * 8..(b + 1) * BUCKET * 8]
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+    }
+
+    fn clear(&mut self) {
+        self.map.fill(0);
+    }
+}
 
 /// The window.
 pub(crate) struct DedupWindow {
-    capacity: usize,
-    /// Content hash of each slot.
-    hashes: Vec<u64>,
-    /// Event id of each slot, as an offset from `base`.
-    offsets: Vec<u32>,
-    /// The id offsets count from.
+    /// Events (ids) the window covers; 0 disables it.
+    capacity: u64,
+    /// `buckets * BUCKET` entries: tag << 32 | displacement << 28 | (id - base + 1); 0 is
+    /// an empty slot.
+    slots: Slots,
+    /// Per bucket: entries living past it whose home is at or before it (saturating: 255
+    /// stays forever, which only costs extra reading).
+    overflow: Vec<u8>,
+    /// The id offsets count from; set by the first insert.
     base: Option<u64>,
-    /// Slots used; once `capacity`, the oldest is overwritten.
-    len: usize,
-    /// The slot the next event goes to.
-    head: usize,
-    table: HashTable<u32>,
+    /// The newest id inserted; ids above `newest - capacity` are in the window.
+    newest: u64,
+}
+
+fn tag_of(key: u64) -> u32 {
+    (key >> 32) as u32
+}
+
+fn displacement_of(entry: u64) -> usize {
+    ((entry >> OFFSET_BITS) & 0xF) as usize
 }
 
 impl DedupWindow {
-    /// A window of the last `capacity` events; 0 disables deduplication.
+    /// A window of the last `capacity` ids (at most [`crate::DEDUP_WINDOW_MAX`]); 0
+    /// disables deduplication. Memory is reserved now and touched as it fills.
     pub fn new(capacity: usize) -> DedupWindow {
+        let buckets = capacity.div_ceil(EVENTS_PER_BUCKET);
         DedupWindow {
-            capacity,
-            hashes: Vec::new(),
-            offsets: Vec::new(),
+            capacity: capacity as u64,
+            slots: Slots::new(buckets * BUCKET),
+            overflow: vec![0; buckets],
             base: None,
-            len: 0,
-            head: 0,
-            table: HashTable::new(),
+            newest: 0,
         }
-    }
-
-    /// Makes room for `n` more events at once, instead of growing the table step by step
-    /// while a store's window is rebuilt.
-    pub fn reserve(&mut self, n: usize) {
-        let n = n.min(self.capacity - self.len);
-        self.hashes.reserve(n);
-        self.offsets.reserve(n);
-        let hashes = &self.hashes;
-        self.table.reserve(n, |&s| hashes[s as usize]);
     }
 
     /// Whether the window is disabled.
@@ -60,60 +121,191 @@ impl DedupWindow {
         self.capacity == 0
     }
 
-    /// The id of the newest stored event in the window with content hash `hash`; it must
-    /// be confirmed by content.
-    pub fn candidate(&self, hash: u64) -> Option<u64> {
+    fn buckets(&self) -> usize {
+        self.overflow.len()
+    }
+
+    /// The home bucket of a key: its low 32 bits scaled onto the bucket count.
+    fn home(&self, key: u64) -> usize {
+        (((key & 0xFFFF_FFFF) * self.buckets() as u64) >> 32) as usize
+    }
+
+    fn next_bucket(&self, b: usize) -> usize {
+        if b + 1 == self.buckets() {
+            0
+        } else {
+            b + 1
+        }
+    }
+
+    /// Buckets from `from` forward to `to`, cyclically.
+    fn distance(&self, from: usize, to: usize) -> usize {
+        if to >= from {
+            to - from
+        } else {
+            to + self.buckets() - from
+        }
+    }
+
+    /// The id an entry holds.
+    fn id_of(&self, entry: u64) -> u64 {
+        self.base.unwrap_or(0) + (entry & OFFSET_MASK) - 1
+    }
+
+    /// Whether an entry holds an id inside the window.
+    fn is_live(&self, entry: u64) -> bool {
+        entry != 0 && self.id_of(entry) + self.capacity > self.newest
+    }
+
+    /// The id of the newest event in the window with key `key`; it must be confirmed by
+    /// content.
+    pub fn candidate(&self, key: u64) -> Option<u64> {
         if self.is_disabled() {
             return None;
         }
-        let hashes = &self.hashes;
-        let slot = *self.table.find(hash, |&s| hashes[s as usize] == hash)?;
-        Some(self.base? + u64::from(self.offsets[slot as usize]))
+        let tag = tag_of(key);
+        let mut b = self.home(key);
+        loop {
+            for e in self.slots.bucket(b) {
+                if tag_of(e) == tag && self.is_live(e) {
+                    return Some(self.id_of(e));
+                }
+            }
+            if self.overflow[b] == 0 {
+                return None;
+            }
+            b = self.next_bucket(b);
+        }
     }
 
-    /// Forgets everything (when ids jump by more than an offset can hold).
+    /// Counts one more (`up`) or one fewer entry living past each bucket from `from` up to,
+    /// not including, `to` (cyclically). A saturated count stays saturated.
+    fn count_overflow(&mut self, from: usize, to: usize, up: bool) {
+        let mut b = from;
+        while b != to {
+            let c = &mut self.overflow[b];
+            if *c != u8::MAX {
+                *c = if up { *c + 1 } else { c.saturating_sub(1) };
+            }
+            b = self.next_bucket(b);
+        }
+    }
+
+    /// Saturates the overflow counts of the buckets from `from` up to, not including, `to`.
+    fn saturate_overflow(&mut self, from: usize, to: usize) {
+        let mut b = from;
+        while b != to {
+            self.overflow[b] = u8::MAX;
+            b = self.next_bucket(b);
+        }
+    }
+
+    /// Empties slot `slot` of bucket `at`, uncounting the buckets its entry lived past.
+    fn vacate(&mut self, at: usize, slot: usize) {
+        let old = self.slots.get(slot);
+        self.slots.set(slot, 0);
+        let d = displacement_of(old);
+        if old != 0 && d < DISPLACEMENT_MAX {
+            let home = (at + self.buckets() - d) % self.buckets();
+            self.count_overflow(home, at, false);
+        }
+    }
+
+    /// Makes room for `id`'s offset: moves the base up to the oldest id in the window,
+    /// emptying every stale slot on the way (one pass over the table every 2^28 ids).
+    /// Returns whether `id` now fits.
+    fn rebase(&mut self, id: u64) -> bool {
+        let (Some(base), oldest) = (self.base, self.newest.saturating_sub(self.capacity - 1))
+        else {
+            return true;
+        };
+        for b in 0..self.buckets() {
+            for slot in b * BUCKET..(b + 1) * BUCKET {
+                let e = self.slots.get(slot);
+                if e != 0 && !self.is_live(e) {
+                    self.vacate(b, slot);
+                }
+            }
+        }
+        let delta = oldest.max(base) - base;
+        for i in 0..self.slots.len() {
+            let e = self.slots.get(i);
+            if e != 0 {
+                self.slots.set(i, e - delta);
+            }
+        }
+        self.base = Some(base + delta);
+        id - (base + delta) < OFFSET_MASK
+    }
+
+    /// Forgets everything.
     fn clear(&mut self) {
-        let capacity = self.capacity;
-        *self = DedupWindow::new(capacity);
+        self.slots.clear();
+        self.overflow.fill(0);
+        self.base = None;
+        self.newest = 0;
     }
 
-    /// Records a stored event, evicting the oldest when the window is full.
-    pub fn insert(&mut self, hash: u64, id: u64) {
+    /// Records a stored event under `key`. Ids must not decrease; the newest event with a
+    /// key wins.
+    pub fn insert(&mut self, key: u64, id: u64) {
         if self.is_disabled() {
             return;
         }
         let base = *self.base.get_or_insert(id);
-        let Some(offset) = id.checked_sub(base).and_then(|d| u32::try_from(d).ok()) else {
-            // Four billion ids past the base (or an import's huge gap): start afresh.
+        if id - base >= OFFSET_MASK && !self.rebase(id) {
+            // A jump of 2^28 ids (an import's gap): everything in the window is stale.
             self.clear();
-            return self.insert(hash, id);
-        };
-        let slot = self.head;
-        if self.len == self.capacity {
-            // Evict the slot's previous event from the table, if the table still points
-            // there (a newer event with the same hash may have replaced it).
-            let old = self.hashes[slot];
-            if let Ok(entry) = self.table.find_entry(old, |&s| s as usize == slot) {
-                entry.remove();
+            self.base = Some(id);
+        }
+        let stored = id - self.base.unwrap_or(id) + 1;
+        self.newest = self.newest.max(id);
+        let tag = tag_of(key);
+        let home = self.home(key);
+        // Walk the chain as a lookup does: replace a live entry with this tag, else
+        // remember the first free (empty or stale) slot.
+        let mut free: Option<(usize, usize)> = None;
+        let mut b = home;
+        loop {
+            for i in b * BUCKET..(b + 1) * BUCKET {
+                let e = self.slots.get(i);
+                if self.is_live(e) {
+                    if tag_of(e) == tag {
+                        let keep = e & !OFFSET_MASK;
+                        self.slots.set(i, keep | stored);
+                        return;
+                    }
+                } else if free.is_none() {
+                    free = Some((b, i));
+                }
             }
-            self.hashes[slot] = hash;
-            self.offsets[slot] = offset;
-        } else {
-            self.hashes.push(hash);
-            self.offsets.push(offset);
-            self.len += 1;
+            if self.overflow[b] == 0 {
+                break;
+            }
+            b = self.next_bucket(b);
         }
-        self.head = (slot + 1) % self.capacity;
-        let slot_u32 = u32::try_from(slot).expect("window capacity fits u32");
-        let hashes = &self.hashes;
-        if let Ok(mut entry) = self.table.find_entry(hash, |&s| hashes[s as usize] == hash) {
-            // The newest event with this hash wins.
-            *entry.get_mut() = slot_u32;
+        // No slot on the chain: read on to the first bucket with one. There are twice as
+        // many slots as live entries, so there is one.
+        let (at, slot) = free.unwrap_or_else(|| loop {
+            b = self.next_bucket(b);
+            let range = b * BUCKET..(b + 1) * BUCKET;
+            if let Some(i) = range
+                .into_iter()
+                .find(|&i| !self.is_live(self.slots.get(i)))
+            {
+                break (b, i);
+            }
+        });
+        self.vacate(at, slot);
+        let d = self.distance(home, at);
+        if d >= DISPLACEMENT_MAX {
+            self.saturate_overflow(home, at);
         } else {
-            let hashes = &self.hashes;
-            self.table
-                .insert_unique(hash, slot_u32, |&s| hashes[s as usize]);
+            self.count_overflow(home, at, true);
         }
+        let d = d.min(DISPLACEMENT_MAX) as u64;
+        self.slots
+            .set(slot, u64::from(tag) << 32 | d << OFFSET_BITS | stored);
     }
 }
 
@@ -121,22 +313,28 @@ impl DedupWindow {
 mod tests {
     use super::*;
 
+    /// Keys whose tags are well spread.
+    fn key(i: u64) -> u64 {
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     #[test]
-    fn finds_recent_and_forgets_evicted() {
+    fn finds_recent_and_forgets_old() {
         let mut w = DedupWindow::new(3);
-        for (h, id) in [(10u64, 1u64), (20, 2), (30, 3)] {
-            w.insert(h, id);
+        for (k, id) in [(10u64, 1u64), (20, 2), (30, 3)] {
+            w.insert(key(k), id);
         }
-        assert_eq!(w.candidate(20), Some(2));
-        w.insert(40, 4); // evicts hash 10
-        assert_eq!(w.candidate(10), None);
-        assert_eq!(w.candidate(40), Some(4));
-        w.insert(20, 5); // the newest with hash 20
-        assert_eq!(w.candidate(20), Some(5));
-        w.insert(50, 6); // evicts 3
-        w.insert(60, 7); // evicts 4
-        assert_eq!(w.candidate(30), None);
-        assert_eq!(w.candidate(20), Some(5));
+        assert_eq!(w.candidate(key(20)), Some(2));
+        w.insert(key(40), 4); // id 1 leaves the window
+        assert_eq!(w.candidate(key(10)), None);
+        assert_eq!(w.candidate(key(40)), Some(4));
+        w.insert(key(20), 5); // the newest with key 20
+        assert_eq!(w.candidate(key(20)), Some(5));
+        w.insert(key(50), 6);
+        w.insert(key(60), 7); // ids 5, 6, 7 remain
+        assert_eq!(w.candidate(key(30)), None);
+        assert_eq!(w.candidate(key(40)), None);
+        assert_eq!(w.candidate(key(20)), Some(5));
     }
 
     #[test]
@@ -147,24 +345,105 @@ mod tests {
     }
 
     #[test]
-    fn large_window_stays_consistent() {
+    fn large_window_stays_exact_over_many_generations() {
         let mut w = DedupWindow::new(1000);
-        let h = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        for i in 0..10_000u64 {
-            w.insert(h(i), i + 1);
+        for i in 0..50_000u64 {
+            w.insert(key(i), i + 1);
         }
-        for i in 0..10_000u64 {
-            let expected = (i >= 9000).then_some(i + 1);
-            assert_eq!(w.candidate(h(i)), expected, "{i}");
+        for i in 0..50_000u64 {
+            let expected = (i >= 49_000).then_some(i + 1);
+            assert_eq!(w.candidate(key(i)), expected, "{i}");
+        }
+    }
+
+    #[test]
+    fn crowded_buckets_overflow_and_are_still_found() {
+        // Every key has the same home bucket (their low 32 bits are equal), so the
+        // window's entries spill over many buckets and are recycled in place.
+        let mut w = DedupWindow::new(64);
+        let crowded = |i: u64| (i + 1) << 32 | 5;
+        for round in 0..20u64 {
+            for i in 0..64u64 {
+                let id = round * 64 + i + 1;
+                w.insert(crowded(id), id);
+                assert_eq!(w.candidate(crowded(id)), Some(id));
+            }
+            let newest = (round + 1) * 64;
+            for id in 1..=newest {
+                let expected = (id + 64 > newest).then_some(id);
+                assert_eq!(w.candidate(crowded(id)), expected, "round {round}, id {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_are_rebased_past_two_to_the_28_ids() {
+        let mut w = DedupWindow::new(64);
+        let crowded = |i: u64| (i % 1000 + 1) << 32 | 5;
+        for id in 1..=64 {
+            w.insert(crowded(id), id);
+        }
+        let jump = (1 << 28) - 30;
+        for id in jump..jump + 300 {
+            w.insert(crowded(id), id);
+            for back in 0..80 {
+                let old = id - back;
+                let expected = (back < 64 && old >= jump).then_some(old);
+                assert_eq!(w.candidate(crowded(old)), expected, "id {id}, back {back}");
+            }
+        }
+        assert!(w.base.unwrap() > 1, "the base moved");
+        // A jump beyond what any offset holds forgets the (stale) past.
+        w.insert(crowded(1), 1 << 40);
+        assert_eq!(w.candidate(crowded(1)), Some(1 << 40));
+        assert_eq!(w.candidate(crowded(jump + 299)), None);
+    }
+
+    #[test]
+    fn same_key_again_points_at_the_newest() {
+        let mut w = DedupWindow::new(100);
+        for id in 1..=50 {
+            w.insert(key(7), id);
+            assert_eq!(w.candidate(key(7)), Some(id));
         }
     }
 
     #[test]
     fn a_huge_id_gap_starts_afresh() {
         let mut w = DedupWindow::new(10);
-        w.insert(1, 1);
-        w.insert(2, 1 << 40);
-        assert_eq!(w.candidate(1), None);
-        assert_eq!(w.candidate(2), Some(1 << 40));
+        w.insert(key(1), 1);
+        w.insert(key(2), 1 << 40);
+        assert_eq!(w.candidate(key(1)), None);
+        assert_eq!(w.candidate(key(2)), Some(1 << 40));
+    }
+
+    proptest::proptest! {
+        /// The window answers as a plain list of (tag, id) would: the newest id with the
+        /// key's tag among the last `capacity` ids, whatever the crowding and id gaps.
+        #[test]
+        fn matches_a_plain_model(
+            capacity in 1usize..40,
+            ops in proptest::collection::vec((0u64..24, 1u64..4), 1..400),
+            spread in 0u64..4,
+        ) {
+            let mut w = DedupWindow::new(capacity);
+            let mut model: Vec<(u64, u64)> = Vec::new();
+            let mut id = 0;
+            for (tag, gap) in ops {
+                // The low bits put the keys in at most `spread + 1` home buckets, crowding
+                // them; they are a function of the tag, so equal tags mean equal keys.
+                let k = tag << 32 | (tag % (spread + 1)) << 30;
+                id += gap;
+                let newest = model.last().map_or(0, |&(_, i)| i);
+                let want = model
+                    .iter()
+                    .rev()
+                    .find(|&&(t, i)| t == k >> 32 && i + capacity as u64 > newest)
+                    .map(|&(_, i)| i);
+                proptest::prop_assert_eq!(w.candidate(k), want);
+                w.insert(k, id);
+                model.push((k >> 32, id));
+            }
+        }
     }
 }

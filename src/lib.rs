@@ -65,7 +65,7 @@ mod stream;
 pub mod workload;
 mod writer;
 
-pub use config::{Config, Durability, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};
+pub use config::{Config, Durability, DEDUP_WINDOW_MAX, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};
 pub use cursor::{CURSOR_DIR, CURSOR_NAME_LEN_MAX};
 pub use error::{Error, Result};
 pub use event::{Appended, Event, EventId, StoredEvent, Timestamp, NAME_LEN_MAX};

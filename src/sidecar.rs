@@ -68,7 +68,7 @@ pub(crate) struct Sidecars {
 }
 
 /// The configuration of a sidecar: the main store's limits and retention, no sidecars of
-/// its own, a small dedup window (so an import run twice stores nothing twice; ~2.3 MB),
+/// its own, a small dedup window (so an import run twice stores nothing twice; ~1.6 MB),
 /// small segments.
 fn sidecar_config(main: &Config) -> Config {
     let mut c = main.clone();

@@ -255,9 +255,7 @@ fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     for entries in walked {
         all.extend(entries?);
     }
-    let newest = &all[all.len().saturating_sub(capacity)..];
-    window.reserve(newest.len());
-    for &(hash, id) in newest {
+    for &(hash, id) in &all[all.len().saturating_sub(capacity)..] {
         window.insert(hash, id);
     }
     Ok(window)
