@@ -21,7 +21,7 @@ use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame};
 use crate::index::{Bounds, SegmentIndex};
 use crate::store::Store;
-use crate::stream::{frame_data, materialize, raw_frame, SegmentView, Snapshot};
+use crate::stream::{frame_data_bytes_raw, materialize, raw_frame, SegmentView, Snapshot};
 
 /// The order of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -905,9 +905,14 @@ impl Events {
         if in_names {
             return Ok(Some(Matched::Plain));
         }
-        match frame_data(&plan.snap, offset, f)? {
-            Some(text) if m.is_match(text.as_bytes()) => {
-                Ok(Some(Matched::WithData(text.into_owned())))
+        // Bytes are matched as they are; only a match is checked to be UTF-8 (and every
+        // released event is decoded again with its checksum checked).
+        match frame_data_bytes_raw(&plan.snap, offset, f)? {
+            Some(bytes) if m.is_match(&bytes) => {
+                let text = String::from_utf8(bytes.into_owned()).map_err(|_| {
+                    crate::Error::corrupt(&plan.snap.path, offset, "event data is not UTF-8")
+                })?;
+                Ok(Some(Matched::WithData(text)))
             }
             _ => Ok(None),
         }

@@ -284,12 +284,30 @@ pub(crate) fn frame_data<'a>(
     offset: u64,
     f: &EventFrame<'a>,
 ) -> Result<Option<std::borrow::Cow<'a, str>>> {
+    use std::borrow::Cow;
+    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
+    match frame_data_bytes_raw(snap, offset, f)? {
+        None => Ok(None),
+        Some(Cow::Borrowed(b)) => std::str::from_utf8(b)
+            .map(|t| Some(Cow::Borrowed(t)))
+            .map_err(|_| not_utf8()),
+        Some(Cow::Owned(b)) => String::from_utf8(b)
+            .map(|t| Some(Cow::Owned(t)))
+            .map_err(|_| not_utf8()),
+    }
+}
+
+/// The data of an event frame as bytes, decompressed when stored as LZ4 but not checked
+/// to be UTF-8: for searching, which matches bytes (only what is returned is checked).
+pub(crate) fn frame_data_bytes_raw<'a>(
+    snap: &Snapshot,
+    offset: u64,
+    f: &EventFrame<'a>,
+) -> Result<Option<std::borrow::Cow<'a, [u8]>>> {
     let path = &snap.path;
     match (f.payload, f.raw_len) {
         (None, _) => Ok(None),
-        (Some(p), None) => std::str::from_utf8(p)
-            .map(|t| Some(std::borrow::Cow::Borrowed(t)))
-            .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8")),
+        (Some(p), None) => Ok(Some(std::borrow::Cow::Borrowed(p))),
         (Some(p), Some(raw)) => {
             if raw > RAW_LEN_MAX {
                 return Err(Error::corrupt(
@@ -315,9 +333,7 @@ pub(crate) fn frame_data<'a>(
                     ),
                 ));
             }
-            String::from_utf8(bytes)
-                .map(|t| Some(std::borrow::Cow::Owned(t)))
-                .map_err(|_| Error::corrupt(path, offset, "event data is not UTF-8"))
+            Ok(Some(std::borrow::Cow::Owned(bytes)))
         }
     }
 }
