@@ -644,18 +644,31 @@ fn patterns_and_system_stats_streams() {
         })
         .unwrap();
     assert!((by_e2[0].confidence - 0.2).abs() < 1e-12);
+    // Records taken before the appends were flushed or the gauges set (the thread may run
+    // first on a busy machine) say so; wait for two taken after.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.system_stats(None, None).unwrap().len() < 2 {
+    let current = || {
+        store
+            .system_stats(None, None)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.total_events == 10 && s.active_embryos == 30)
+            .collect::<Vec<_>>()
+    };
+    while current().len() < 2 {
         assert!(
             std::time::Instant::now() < deadline,
-            "no stats records written"
+            "no stats records with the appended events and the gauges: {:?}",
+            store.system_stats(None, None).unwrap()
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let s = store.system_stats(None, None).unwrap();
-    assert_eq!(s[0].total_events, 10);
-    assert_eq!(s[0].active_embryos, 30);
+    let s = current();
+    assert!((s[0].avg_fitness - 0.75).abs() < 1e-12);
     assert!(s[0].storage_mb > 0.0);
+    let all = store.system_stats(None, None).unwrap();
+    assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(all.iter().all(|s| s.total_events <= 10));
     store.close().unwrap();
     let ro = Store::open_read_only(&path).unwrap();
     assert_eq!(
