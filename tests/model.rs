@@ -1,14 +1,15 @@
 //! The store against a plain in-memory model, under random sequences of append,
-//! `append_batch`, flush, reopen, crash (the directory copied while the writer runs, then
-//! opened as a restarted daemon would) and cursor commits. After every step: what a reader
-//! sees is a prefix of the model in id order, exactly the model once flushed, duplicates
-//! name their original, and a crash keeps every flushed event plus at most a prefix of the
-//! rest.
+//! `append_batch`, flush, query, reopen, crash (the directory copied while the writer runs,
+//! then opened as a restarted daemon would), retention and cursor commits. After every
+//! step: what a reader sees is the model's events in id order (a prefix of the unflushed
+//! ones), queries return exactly what the model says, duplicates within the dedup window
+//! name their original, retention deletes only whole segments it may delete, and a crash
+//! keeps every flushed event plus at most a prefix of the rest.
 
 use std::path::Path;
 
 use proptest::prelude::*;
-use selflog::{Appended, Config, Event, EventId, Store, Timestamp};
+use selflog::{Appended, Config, Event, EventId, Order, Store, Timestamp};
 
 const T0: i64 = 1_732_460_000_000_000;
 
@@ -20,16 +21,20 @@ enum Op {
     Reopen,
     Crash,
     Cursor(u8),
+    Query(u8),
+    Retain,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => any::<u16>().prop_map(Op::Append),
-        2 => prop::collection::vec(any::<u16>(), 0..20).prop_map(Op::Batch),
+        2 => prop::collection::vec(any::<u16>(), 0..100).prop_map(Op::Batch),
         2 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
         1 => any::<u8>().prop_map(Op::Cursor),
+        2 => any::<u8>().prop_map(Op::Query),
+        1 => Just(Op::Retain),
     ]
 }
 
@@ -40,7 +45,11 @@ fn event(seed: u16) -> Event {
     let data = if s.is_multiple_of(17) {
         format!(r#"{{"s":{s},"text":"{}"}}"#, "compressible ".repeat(200))
     } else {
-        format!(r#"{{"s":{s}}}"#)
+        // A few hundred bytes, so that a run fills several 64 KiB segments.
+        format!(
+            r#"{{"s":{s},"pad":"{}"}}"#,
+            "p".repeat(200 + usize::from(s % 700))
+        )
     };
     Event::new(
         Timestamp(T0 + i64::from(s) * 1000 - if s.is_multiple_of(7) { 3_000_000 } else { 0 }),
@@ -52,10 +61,18 @@ fn event(seed: u16) -> Event {
     .unwrap()
 }
 
+/// The dedup window: small, so that retention (which never deletes inside it) has work.
+const WINDOW: u64 = 40;
+
+/// Small segments; every event is older than the retention age (the model's timestamps are
+/// in 2024), so every sealed segment outside the dedup window may go, but only when the
+/// test says so (not at open, not from the maintenance thread).
 fn config() -> Config {
     let mut c = Config::default();
     c.segment_len = 64 << 10;
     c.data_len_max = 16 << 10;
+    c.dedup_window = WINDOW as usize;
+    c.retention_on_open = false;
     c
 }
 
@@ -72,23 +89,72 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 struct Model {
-    /// Stored events in id order.
+    /// Stored events in id order (retention removes some).
     events: Vec<(EventId, Event)>,
-    /// How many of them a flush has acknowledged.
+    /// The last id given out; ids continue after it even when retention emptied the model.
+    last_id: u64,
+    /// How many of the events a flush has acknowledged.
     flushed: usize,
     cursor: Option<EventId>,
 }
 
 impl Model {
     fn append(&mut self, e: Event, got: Appended) {
-        if let Some((id, _)) = self.events.iter().find(|(_, m)| *m == e) {
+        let window_start = self.last_id.saturating_sub(WINDOW);
+        let original = self
+            .events
+            .iter()
+            .rev()
+            .take_while(|(id, _)| id.0 > window_start)
+            .find(|(_, m)| *m == e);
+        if let Some((id, _)) = original {
             assert_eq!(got, Appended::Duplicate(*id), "duplicate of {id}");
         } else {
-            let id = EventId(self.events.last().map_or(1, |(id, _)| id.0 + 1));
+            self.last_id += 1;
+            let id = EventId(self.last_id);
             assert_eq!(got, Appended::New(id));
             self.events.push((id, e));
         }
     }
+
+    /// What query `k` must return: a type filter or none, either order, a limit or none.
+    fn query(&self, k: u8) -> Vec<EventId> {
+        let ty = (k & 4 != 0).then(|| ["a", "b", "c"][usize::from(k % 3)]);
+        let mut rows: Vec<&(EventId, Event)> = self
+            .events
+            .iter()
+            .filter(|(_, e)| ty.is_none_or(|t| e.event_type == t))
+            .collect();
+        rows.sort_by_key(|(id, e)| (e.timestamp, *id));
+        if k & 8 == 0 {
+            rows.reverse();
+        }
+        let limit = if k & 16 == 0 {
+            usize::MAX
+        } else {
+            usize::from(k % 5)
+        };
+        rows.iter().take(limit).map(|(id, _)| *id).collect()
+    }
+}
+
+/// Segments deleted by retention over all cases, to show the runs reach it.
+static DELETED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs query `k` on the store.
+fn query(store: &Store, k: u8) -> Vec<EventId> {
+    let mut q = store.query().order(if k & 8 == 0 {
+        Order::NewestFirst
+    } else {
+        Order::OldestFirst
+    });
+    if k & 4 != 0 {
+        q = q.event_type(["a", "b", "c"][usize::from(k % 3)]);
+    }
+    if k & 16 != 0 {
+        q = q.limit(u64::from(k % 5));
+    }
+    q.run().unwrap().map(|e| e.unwrap().id).collect()
 }
 
 /// What `store` shows, checked to be a prefix of the model (all of it if `exact`).
@@ -112,12 +178,16 @@ fn check(store: &Store, model: &Model, exact: bool) -> usize {
     seen.len()
 }
 
-fn run(ops: &[Op]) {
+/// Runs `ops` against a new store and the model; returns how many segments retention
+/// deleted.
+fn run(ops: &[Op]) -> usize {
+    let mut deleted_here = 0;
     let dir = tempfile::tempdir().unwrap();
     let mut path = dir.path().join("s0");
     let mut store = Store::open(&path, config()).unwrap();
     let mut model = Model {
         events: Vec::new(),
+        last_id: 0,
         flushed: 0,
         cursor: None,
     };
@@ -163,6 +233,35 @@ fn run(ops: &[Op]) {
                 );
                 model.events.truncate(kept);
                 model.flushed = kept;
+                // Retention never deletes the last segment, so the store continues after
+                // the last event kept (or from 1 if the crash kept none).
+                model.last_id = model.events.last().map_or(0, |(id, _)| id.0);
+            }
+            Op::Query(k) => {
+                store.flush().unwrap();
+                model.flushed = model.events.len();
+                assert_eq!(query(&store, *k), model.query(*k), "query {k}");
+            }
+            Op::Retain => {
+                store.flush().unwrap();
+                model.flushed = model.events.len();
+                let segments = store.segments().unwrap();
+                let deleted = store.retain(false).unwrap();
+                DELETED.fetch_add(deleted.len(), std::sync::atomic::Ordering::Relaxed);
+                deleted_here += deleted.len();
+                for d in &deleted {
+                    let s = &d.segment;
+                    assert!(s.sealed, "retention deleted an unsealed segment: {s:?}");
+                    assert_ne!(s.segment_id, segments.last().unwrap().segment_id);
+                    let (first, last) = s.ids.unwrap();
+                    assert!(
+                        last.0 <= model.last_id.saturating_sub(WINDOW),
+                        "retention deleted ids inside the dedup window: {s:?}"
+                    );
+                    model.events.retain(|(id, _)| *id < first || *id > last);
+                }
+                model.flushed = model.events.len();
+                check(&store, &model, true);
             }
             Op::Cursor(k) => {
                 let visible = store.scan().unwrap().count();
@@ -178,12 +277,40 @@ fn run(ops: &[Op]) {
     model.flushed = model.events.len();
     check(&store, &model, true);
     assert!(selflog::verify(&path).unwrap().problems.is_empty());
+    deleted_here
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
     fn store_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
-        run(&ops);
+        let _ = run(&ops);
+        eprintln!(
+            "segments deleted by retention so far: {}",
+            DELETED.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
+}
+
+/// A fixed sequence that surely fills several segments, so retention deletes some (the
+/// random ones reach it only sometimes), then crashes, appends duplicates of deleted and of
+/// kept events, and queries.
+#[test]
+fn retention_between_appends_crashes_and_queries() {
+    let batch = |from: u16| Op::Batch((from..from + 99).collect());
+    let mut ops: Vec<Op> = (0..6).map(|i| batch(i * 99)).collect();
+    ops.extend([
+        Op::Retain,
+        Op::Query(0),
+        Op::Append(5),
+        Op::Append(590),
+        Op::Crash,
+        Op::Query(4 | 8 | 16 | 2),
+        batch(100),
+        Op::Retain,
+        Op::Cursor(3),
+        Op::Reopen,
+        Op::Query(4 | 1),
+    ]);
+    assert!(run(&ops) > 0, "retention deleted nothing");
 }
