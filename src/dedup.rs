@@ -246,13 +246,17 @@ impl DedupWindow {
         self.newest = 0;
     }
 
-    /// Records a stored event under `key`. Ids must not decrease; the newest event with a
-    /// key wins.
+    /// Records a stored event under `key`. Ids increase from call to call (the newest
+    /// event with a key wins); an id below the base (only a damaged segment read while the
+    /// window is rebuilt can give one) is not recorded: the window is only a hint.
     pub fn insert(&mut self, key: u64, id: u64) {
         if self.is_disabled() {
             return;
         }
         let base = *self.base.get_or_insert(id);
+        if id < base {
+            return;
+        }
         if id - base >= OFFSET_MASK && !self.rebase(id) {
             // A jump of 2^28 ids (an import's gap): everything in the window is stale.
             self.clear();
@@ -397,6 +401,18 @@ mod tests {
         w.insert(crowded(1), 1 << 40);
         assert_eq!(w.candidate(crowded(1)), Some(1 << 40));
         assert_eq!(w.candidate(crowded(jump + 299)), None);
+    }
+
+    #[test]
+    fn an_id_below_the_base_is_ignored() {
+        // Found by fuzzing: a rebuild reads ids from frames without their checksums.
+        let mut w = DedupWindow::new(10);
+        w.insert(key(1), 100);
+        w.insert(key(2), 5);
+        assert_eq!(w.candidate(key(2)), None);
+        assert_eq!(w.candidate(key(1)), Some(100));
+        w.insert(key(3), 101);
+        assert_eq!(w.candidate(key(3)), Some(101));
     }
 
     #[test]
