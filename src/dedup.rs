@@ -235,7 +235,8 @@ impl DedupWindow {
             }
         }
         self.base = Some(base + delta);
-        id - (base + delta) < OFFSET_MASK
+        id.checked_sub(base + delta)
+            .is_some_and(|d| d < OFFSET_MASK)
     }
 
     /// Forgets everything.
