@@ -36,7 +36,21 @@ pub fn encode_event_frame(
 /// Runs every decoder over arbitrary bytes; none may panic. Returns how many accepted.
 pub fn decode_everything(bytes: &[u8]) -> usize {
     let mut accepted = 0;
-    accepted += usize::from(matches!(format::decode_frame(bytes), Ok(Some(_))));
+    let checked = format::decode_frame(bytes);
+    accepted += usize::from(matches!(checked, Ok(Some(_))));
+    // The unchecked peeks that skip and filter frames agree with the checked decode on
+    // every frame it accepts.
+    if let Ok(Some((frame, len))) = checked {
+        let head = match &frame {
+            format::Frame::Event(f) => Some(format::FrameHead::from(f)),
+            format::Frame::StringDef { .. } => None,
+        };
+        assert_eq!(format::peek_head(bytes), Some((head, len)));
+        assert_eq!(format::peek_frame(bytes).map(|(_, l)| l), Some(len));
+    } else {
+        let _ = format::peek_head(bytes);
+        let _ = format::peek_frame(bytes);
+    }
     accepted += usize::from(SegmentHeader::decode(bytes).is_ok());
     accepted += usize::from(format::CommitSlot::newest(bytes).is_ok());
     accepted += usize::from(Footer::decode(bytes).is_ok());

@@ -18,7 +18,7 @@ use rustc_hash::FxHashSet;
 
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
-use crate::format::{Block, EventFrame};
+use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{frame_data_bytes_raw, materialize, raw_frame, SegmentView, Snapshot};
@@ -681,6 +681,15 @@ enum Matched {
     WithData(String),
 }
 
+/// The filter fields of the frame at `offset` (none for a string definition) and its
+/// length, without its checksum; `None` when they do not decode (the checked decode then
+/// reports why).
+fn peek_head(snap: &Snapshot, offset: u64) -> Option<(Option<FrameHead>, usize)> {
+    let start = usize::try_from(offset).ok()?;
+    let end = usize::try_from(snap.committed_len).ok()?;
+    crate::format::peek_head(snap.map.get(start..end)?)
+}
+
 /// The fields of the frame at `offset` without checking its checksum, for ruling it out;
 /// `None` when they do not decode (the checked decode then reports why).
 fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
@@ -800,28 +809,41 @@ impl Events {
             // Match on the frame's fields without paying for its checksum: what is released
             // is decoded again with the checksum checked (Events::materialize), so nothing
             // unchecked is ever returned. A frame whose shape is off goes to the checked
-            // decode, which reports the damage.
-            let (frame, next) = match peek_fields(&plan.snap, offset) {
-                Some((f, len)) => (Some(f), offset + len as u64),
-                None => raw_frame(&plan.snap, offset)?,
-            };
-            if let Some(f) = frame {
-                if let Some(matched) = self.matches(plan, offset, &f)? {
-                    let data = match matched {
-                        Matched::Plain => None,
-                        Matched::WithData(d) => Some(d),
-                    };
-                    let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
-                    let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
-                    found.push(Pending {
-                        key: order_key(self.order, ts, id),
-                        item: Match {
-                            plan: plan_index,
-                            offset,
-                            data,
-                        },
-                    });
+            // decode, which reports the damage. Without a text search only the fields
+            // before the hash are read; with one, `matches` also checks the fields.
+            let (head, data, next) = if self.matcher.is_none() {
+                if let Some((h, len)) = peek_head(&plan.snap, offset) {
+                    (h, None, offset + len as u64)
+                } else {
+                    let (f, next) = raw_frame(&plan.snap, offset)?;
+                    (f.as_ref().map(FrameHead::from), None, next)
                 }
+            } else {
+                let (frame, next) = match peek_fields(&plan.snap, offset) {
+                    Some((f, len)) => (Some(f), offset + len as u64),
+                    None => raw_frame(&plan.snap, offset)?,
+                };
+                match frame {
+                    Some(f) => match self.matches(plan, offset, &f)? {
+                        Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, next),
+                        Some(Matched::WithData(d)) => (Some(FrameHead::from(&f)), Some(d), next),
+                        None => (None, None, next),
+                    },
+                    None => (None, None, next),
+                }
+            };
+            let passes = |h: &FrameHead| self.matcher.is_some() || self.fields_match(plan, h);
+            if let Some(f) = head.filter(passes) {
+                let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
+                let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
+                found.push(Pending {
+                    key: order_key(self.order, ts, id),
+                    item: Match {
+                        plan: plan_index,
+                        offset,
+                        data,
+                    },
+                });
             }
             offset = next;
         }
@@ -848,14 +870,14 @@ impl Events {
         offset: u64,
         f: &EventFrame<'_>,
     ) -> Result<Option<Matched>> {
-        if !self.fields_match(plan, f) {
+        if !self.fields_match(plan, &FrameHead::from(f)) {
             return Ok(None);
         }
         self.text_matches(plan, offset, f)
     }
 
     /// Whether `f`'s id, timestamp and strings pass the filter (not the text).
-    fn fields_match(&self, plan: &SegmentPlan, f: &EventFrame<'_>) -> bool {
+    fn fields_match(&self, plan: &SegmentPlan, f: &FrameHead) -> bool {
         let fl = &self.filter;
         let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
         let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);

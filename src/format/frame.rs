@@ -148,7 +148,7 @@ fn to_u32(v: u64, at: usize, what: &str) -> Result<u32, DecodeError> {
 pub fn peek_frame(buf: &[u8]) -> Option<(Option<u64>, usize)> {
     let mut r = Reader::new(buf);
     let body_len = r.u32("frame length").ok()? as usize;
-    if body_len == 0 || body_len > buf.len() - FRAME_HEADER_LEN {
+    if body_len == 0 || body_len > buf.len().saturating_sub(FRAME_HEADER_LEN) {
         return None;
     }
     r.u32("frame crc").ok()?;
@@ -158,6 +158,84 @@ pub fn peek_frame(buf: &[u8]) -> Option<(Option<u64>, usize)> {
         _ => None,
     };
     Some((id_delta, FRAME_HEADER_LEN + body_len))
+}
+
+/// The fields of an event frame a query filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    /// `id - base_id`.
+    pub id_delta: u64,
+    /// `timestamp - base_timestamp_us`.
+    pub ts_delta: i64,
+    /// Dictionary reference of the event type.
+    pub type_ref: u32,
+    /// Dictionary reference of the source.
+    pub source_ref: u32,
+    /// Dictionary reference of the action, if any.
+    pub action_ref: Option<u32>,
+}
+
+impl From<&EventFrame<'_>> for FrameHead {
+    fn from(f: &EventFrame<'_>) -> FrameHead {
+        FrameHead {
+            id_delta: f.id_delta,
+            ts_delta: f.ts_delta,
+            type_ref: f.type_ref,
+            source_ref: f.source_ref,
+            action_ref: f.action_ref,
+        }
+    }
+}
+
+/// Reads an event frame's filter fields and the frame's total length, without the checksum
+/// and without looking past the action reference: for ruling frames out while scanning a
+/// block (most of a selective query's work). `Some((None, len))` for a string definition;
+/// `None` when the bytes do not have the shape of a frame (the checked decode then says
+/// why). Frames that pass are decoded again in full, checksum checked, before anything of
+/// them is returned.
+pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
+    fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let byte = *b.get(*pos + i)?;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                *pos += i + 1;
+                return Some(v);
+            }
+        }
+        None
+    }
+    let len_bytes: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let body_len = u32::from_le_bytes(len_bytes) as usize;
+    if body_len == 0 || body_len > buf.len().saturating_sub(FRAME_HEADER_LEN) {
+        return None;
+    }
+    let total = FRAME_HEADER_LEN + body_len;
+    let body = &buf[FRAME_HEADER_LEN..total];
+    let flags = body[0];
+    if flags & KIND_MASK != KIND_EVENT {
+        return Some((None, total));
+    }
+    let mut pos = 1;
+    let id_delta = varint(body, &mut pos)?;
+    let ts = varint(body, &mut pos)?;
+    let ts_delta = (ts >> 1).cast_signed() ^ -((ts & 1).cast_signed());
+    let type_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
+    let source_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
+    let action_ref = if flags & FLAG_ACTION != 0 {
+        Some(u32::try_from(varint(body, &mut pos)?).ok()?)
+    } else {
+        None
+    };
+    let head = FrameHead {
+        id_delta,
+        ts_delta,
+        type_ref,
+        source_ref,
+        action_ref,
+    };
+    Some((Some(head), total))
 }
 
 /// Decodes the frame at the start of `buf` and checks its checksum.
@@ -287,6 +365,34 @@ mod tests {
         let mut buf = vec![0u8; f.encoded_len()];
         assert_eq!(encode_event(&mut buf, f), buf.len());
         buf
+    }
+
+    #[test]
+    fn peeked_head_equals_the_decoded_fields() {
+        for (payload, raw_len) in [
+            (None, None),
+            (Some(&b"{}"[..]), None),
+            (Some(&[1u8, 2, 3][..]), Some(9)),
+        ] {
+            for action_ref in [None, Some(300)] {
+                let f = EventFrame {
+                    action_ref,
+                    ts_delta: -123_456_789,
+                    id_delta: 70_000,
+                    ..sample(payload, raw_len)
+                };
+                let b = encode(&f);
+                assert_eq!(peek_head(&b), Some((Some(FrameHead::from(&f)), b.len())));
+            }
+        }
+        let s = encode_string_def(7, "finder");
+        assert_eq!(peek_head(&s), Some((None, s.len())));
+        assert_eq!(peek_head(&[0, 0, 0, 0, 0, 0, 0, 0]), None);
+        let b = encode(&sample(None, None));
+        for cut in 0..b.len() {
+            assert_eq!(peek_head(&b[..cut]), None, "cut at {cut}");
+            assert_eq!(peek_frame(&b[..cut]), None, "peek_frame, cut at {cut}");
+        }
     }
 
     #[test]
