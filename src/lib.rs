@@ -62,6 +62,7 @@ mod segment;
 mod sidecar;
 mod store;
 mod stream;
+mod text;
 pub mod workload;
 mod writer;
 

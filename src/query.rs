@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashSet;
 
 use crate::error::{Error, Result};
@@ -22,6 +21,7 @@ use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{frame_data_bytes_raw, materialize, raw_frame, SegmentView, Snapshot};
+use crate::text::TextMatcher;
 
 /// The order of query results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -192,7 +192,7 @@ impl<'s> Query<'s> {
     /// iterator, which then stops).
     pub fn run(self) -> Result<Events> {
         self.store.refresh()?;
-        let matcher = self.filter.text.as_deref().map(text_matcher).transpose()?;
+        let matcher = self.filter.text.as_deref().map(TextMatcher::new);
         // Segments are expanded into candidate blocks only when the merge reaches them, so
         // "the newest 50" touches the newest segments alone.
         let plans = self
@@ -361,13 +361,6 @@ impl<'s> Query<'s> {
         }
         Ok(Some(out))
     }
-}
-
-fn text_matcher(text: &str) -> Result<AhoCorasick> {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build([text])
-        .map_err(|e| Error::InvalidConfig(format!("search text cannot be searched for: {e}")))
 }
 
 /// One segment's part of a query: what to decode and how to test it.
@@ -577,7 +570,7 @@ fn plan_segment(
     view: &SegmentView,
     snap: Snapshot,
     f: &Filter,
-    matcher: Option<&AhoCorasick>,
+    matcher: Option<&TextMatcher>,
     after: Option<Position>,
     order: Order,
 ) -> Option<SegmentPlan> {
@@ -720,7 +713,7 @@ pub struct Events {
     remaining: Option<u64>,
     after: Option<Position>,
     filter: Filter,
-    matcher: Option<AhoCorasick>,
+    matcher: Option<TextMatcher>,
     /// Max-heap on the order key (newest first) or on its negation (oldest first).
     heap: BinaryHeap<Pending>,
     last: Option<Position>,
@@ -735,7 +728,7 @@ impl Events {
         limit: Option<u64>,
         after: Option<Position>,
         filter: Filter,
-        matcher: Option<AhoCorasick>,
+        matcher: Option<TextMatcher>,
     ) -> Events {
         Events {
             plans,
