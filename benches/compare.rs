@@ -113,6 +113,16 @@ fn main() {
         500
     };
     let machine_before = machine();
+    let commit = format!(
+        "{} ({}){}",
+        git(&["rev-parse", "--short", "HEAD"]),
+        git(&["log", "-1", "--format=%s"]),
+        if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+            ""
+        } else {
+            ", with uncommitted changes in the working tree"
+        }
+    );
     let started = Instant::now();
     let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
     let mut table = Table::default();
@@ -129,7 +139,13 @@ fn main() {
         eprintln!("compare: rows so far:");
         eprint!("{}", table.markdown());
     }
-    print_report(&table, &notes, full, &machine_before, started.elapsed());
+    print_report(
+        &table,
+        &notes,
+        full,
+        &[&machine_before, &commit],
+        started.elapsed(),
+    );
     if failures > 0 {
         eprintln!("!!!!!!!! MISMATCH: {failures} results differed between SQLite and selflog");
         std::process::exit(1);
@@ -961,15 +977,15 @@ fn git(args: &[&str]) -> String {
         )
 }
 
-/// Prints the table with the machine, date, commit and command.
-fn print_report(table: &Table, notes: &[String], full: bool, machine: &str, took: Duration) {
+/// Prints the table with the machine, date, commit and command;
+/// `at_start` is the machine and the commit, both taken when the run started.
+fn print_report(table: &Table, notes: &[String], full: bool, at_start: &[&str; 2], took: Duration) {
+    let [machine, commit] = at_start;
     println!("\n## SQLite vs selflog, same events\n");
     println!("Command: `{}`", command(full));
     println!(
-        "Date: {}; commit {} ({})",
+        "Date: {}; built at commit {commit}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        git(&["rev-parse", "--short", "HEAD"]),
-        git(&["log", "-1", "--format=%s"])
     );
     println!("Machine at start: {machine}");
     println!(
