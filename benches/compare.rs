@@ -136,8 +136,11 @@ fn main() {
             sync_events: sync_events.min(n),
         };
         failures += run.run(&mut table, &mut notes);
-        eprintln!("compare: rows so far:");
-        eprint!("{}", table.markdown());
+        if full {
+            // A long run's figures survive a failure at a later scale.
+            eprintln!("compare: rows so far:");
+            eprint!("{}", table.markdown());
+        }
     }
     print_report(
         &table,
