@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use crate::format::{Block, EncodedPostings, Footer, FooterSize, Summary};
+use crate::format::{Block, EncodedPostings, Footer, FooterSize, PostingListAt, Summary};
 
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
@@ -55,14 +55,62 @@ pub(crate) type PostingMap = FxHashMap<u32, Vec<u32>>;
 enum Postings {
     /// Built while writing or scanning frames.
     Built(PostingMap),
-    /// Loaded from a footer, decoded when first needed: decoding every sealed segment's
-    /// postings was most of the time of opening a large store. `None` once decoded means
-    /// they failed to decode (checksummed, so a writer bug or a crafted file): queries then
-    /// treat every block as a candidate, and `verify` reports the damage.
-    Deferred(Arc<(EncodedPostings, OnceLock<Option<PostingMap>>)>),
+    /// Loaded from a footer and left encoded in the segment's map: decoding every sealed
+    /// segment's postings was most of the time of opening a large store, and keeping them
+    /// decoded grew a long-running reader's memory by ~1 MB per segment. The first query
+    /// that needs them finds where each string's list is (a few bytes per string, kept);
+    /// each query then decodes only the lists it asks for. `None` as the directory means
+    /// the lists' framing is wrong (checksummed, so a writer bug or a crafted file):
+    /// queries then treat every block as a candidate, and `verify` reports the damage.
+    Deferred(Arc<(PostingSource, OnceLock<Option<PostingDirectory>>)>),
     /// The footer predates postings.
     Absent,
 }
+
+/// Where a sealed segment's postings are encoded: in its footer, in the bytes of its map.
+pub(crate) struct PostingSource {
+    /// The segment's bytes (its map), holding the footer.
+    pub bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    /// Offset of the footer in `bytes`.
+    pub footer_at: usize,
+    /// The section, within the footer.
+    pub encoded: EncodedPostings,
+}
+
+impl std::fmt::Debug for PostingSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostingSource")
+            .field("footer_at", &self.footer_at)
+            .field("encoded", &self.encoded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostingSource {
+    fn footer(&self) -> &[u8] {
+        (*self.bytes)
+            .as_ref()
+            .get(self.footer_at..)
+            .unwrap_or_default()
+    }
+
+    fn directory(&self) -> Option<PostingDirectory> {
+        let dir = self.encoded.directory(self.footer()).ok()?;
+        Some(dir.into_iter().collect())
+    }
+
+    fn list(&self, at: PostingListAt) -> Option<Vec<u32>> {
+        self.encoded.list(self.footer(), at).ok()
+    }
+
+    fn decode(&self) -> Option<PostingMap> {
+        let postings = self.encoded.decode(self.footer()).ok()?;
+        Some(postings.into_iter().collect())
+    }
+}
+
+/// Where each string's posting list is in a footer.
+pub(crate) type PostingDirectory = FxHashMap<u32, PostingListAt>;
 
 /// The index of one segment.
 #[derive(Debug, Clone)]
@@ -119,7 +167,7 @@ impl Default for SegmentIndex {
 impl SegmentIndex {
     /// Loads the index a sealed segment's footer holds; `encoded` are its postings, if
     /// [`Footer::decode_deferred`] left them encoded (`f.postings` is used otherwise).
-    pub fn from_footer(f: Footer, encoded: Option<EncodedPostings>) -> SegmentIndex {
+    pub fn from_footer(f: Footer, encoded: Option<PostingSource>) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
         let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();
         let lookup = strings
@@ -157,19 +205,41 @@ impl SegmentIndex {
         }
     }
 
-    /// Ascending block indices per string reference (the open block's index is
-    /// `blocks.len()`), decoding a footer's postings on first use; `None` when unknown (a
-    /// footer without postings, or whose postings fail to decode): every block is then a
-    /// candidate.
-    pub fn postings(&self) -> Option<&PostingMap> {
+    /// The postings built while writing or scanning (not those of a footer).
+    fn built_postings(&self) -> Option<&PostingMap> {
         match &self.postings {
             Postings::Built(p) => Some(p),
-            Postings::Deferred(d) => {
-                d.1.get_or_init(|| d.0.decode().ok().map(|p| p.into_iter().collect()))
-                    .as_ref()
-            }
-            Postings::Absent => None,
+            Postings::Deferred(_) | Postings::Absent => None,
         }
+    }
+
+    /// Blocks (by index) posted for any of `refs`, ascending; `None` when postings are
+    /// unknown (a footer without them, or whose lists fail to decode): every block is then
+    /// a candidate.
+    pub fn posted_blocks(&self, refs: &rustc_hash::FxHashSet<u32>) -> Option<Vec<u32>> {
+        let mut out: Vec<u32> = match &self.postings {
+            Postings::Built(p) => refs
+                .iter()
+                .filter_map(|r| p.get(r))
+                .flat_map(|list| list.iter().copied())
+                .collect(),
+            Postings::Deferred(d) => {
+                let directory = d.1.get_or_init(|| d.0.directory()).as_ref()?;
+                let mut out = Vec::new();
+                for r in refs {
+                    if let Some(&at) = directory.get(r) {
+                        out.extend(d.0.list(at)?);
+                    }
+                }
+                out
+            }
+            Postings::Absent => return None,
+        };
+        if refs.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        Some(out)
     }
 
     /// Records a string definition; its reference is the current string count.
@@ -293,7 +363,7 @@ impl SegmentIndex {
             counts: self.type_counts.len()
                 + self.source_counts.as_ref().map_or(0, FxHashMap::len)
                 + self.action_counts.as_ref().map_or(0, FxHashMap::len),
-            posting_strings: self.postings().map_or(0, FxHashMap::len),
+            posting_strings: self.built_postings().map_or(0, FxHashMap::len),
             posting_entries: self.posting_entries,
         })
     }
@@ -305,7 +375,18 @@ impl SegmentIndex {
             v.sort_unstable();
             v
         }
-        let postings = self.postings().map(|p| {
+        // Only a writer's or a scanner's index is turned into a footer; one loaded from a
+        // footer would decode its postings again.
+        let decoded;
+        let map = match &self.postings {
+            Postings::Built(p) => Some(p),
+            Postings::Deferred(d) => {
+                decoded = d.0.decode();
+                decoded.as_ref()
+            }
+            Postings::Absent => None,
+        };
+        let postings = map.map(|p| {
             let mut v: Vec<(u32, Vec<u32>)> = p.iter().map(|(&r, b)| (r, b.clone())).collect();
             v.sort_unstable();
             v
@@ -427,22 +508,42 @@ mod tests {
         ix
     }
 
+    /// The index a reader loads from `footer`'s bytes, found after 100 bytes of frames.
+    fn loaded_from(footer: &Footer) -> SegmentIndex {
+        let mut bytes = vec![0u8; 100];
+        bytes.extend(footer.encode());
+        let (footer, encoded) = Footer::decode_deferred(&bytes[100..]).unwrap();
+        let source = encoded.map(|encoded| PostingSource {
+            bytes: Arc::new(bytes),
+            footer_at: 100,
+            encoded,
+        });
+        SegmentIndex::from_footer(footer, source)
+    }
+
     #[test]
     fn deferred_postings_from_a_footer_equal_the_built_ones() {
         let ix = built(200);
-        let bytes = ix.to_footer().encode();
-        let (footer, encoded) = Footer::decode_deferred(&bytes).unwrap();
-        let loaded = SegmentIndex::from_footer(footer, encoded);
-        assert_eq!(loaded.postings(), ix.postings());
-        assert!(loaded.postings().is_some_and(|p| p.len() == 2));
+        let loaded = loaded_from(&ix.to_footer());
+        for refs in [vec![0], vec![1], vec![0, 1], vec![7]] {
+            let refs: rustc_hash::FxHashSet<u32> = refs.into_iter().collect();
+            assert_eq!(
+                loaded.posted_blocks(&refs),
+                ix.posted_blocks(&refs),
+                "{refs:?}"
+            );
+        }
+        let one: rustc_hash::FxHashSet<u32> = [0].into_iter().collect();
+        assert!(loaded.posted_blocks(&one).is_some_and(|b| b.len() == 7));
+        assert_eq!(loaded.to_footer(), ix.to_footer());
     }
 
     #[test]
     fn malformed_deferred_postings_mean_every_block_is_a_candidate() {
         let mut footer = built(200).to_footer();
         footer.postings = Some(vec![(0, vec![0, 999])]);
-        let (footer, encoded) = Footer::decode_deferred(&footer.encode()).unwrap();
-        let loaded = SegmentIndex::from_footer(footer, encoded);
-        assert_eq!(loaded.postings(), None);
+        let loaded = loaded_from(&footer);
+        let one: rustc_hash::FxHashSet<u32> = [0].into_iter().collect();
+        assert_eq!(loaded.posted_blocks(&one), None);
     }
 }

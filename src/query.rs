@@ -464,22 +464,6 @@ fn resolve(ix: &SegmentIndex, names: &[String]) -> Option<FxHashSet<u32>> {
     )
 }
 
-/// Blocks (by index) in the postings of any of `refs`; `None` when postings are unknown.
-/// Ascending block indices posted for any of `refs`; `None` when postings are unknown.
-fn posted_blocks(ix: &SegmentIndex, refs: &FxHashSet<u32>) -> Option<Vec<u32>> {
-    let postings = ix.postings()?;
-    let mut out: Vec<u32> = refs
-        .iter()
-        .filter_map(|r| postings.get(r))
-        .flat_map(|list| list.iter().copied())
-        .collect();
-    if refs.len() > 1 {
-        out.sort_unstable();
-        out.dedup();
-    }
-    Some(out)
-}
-
 /// The indices in both ascending lists.
 fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
@@ -596,7 +580,7 @@ fn plan_segment(
         let mut allowed: Option<Vec<u32>> = None;
         let action_set: Option<FxHashSet<u32>> = action.map(|a| std::iter::once(a).collect());
         for refs in [&types, &sources, &action_set].into_iter().flatten() {
-            if let Some(list) = posted_blocks(ix, refs) {
+            if let Some(list) = ix.posted_blocks(refs) {
                 allowed = Some(match allowed {
                     None => list,
                     Some(prev) => intersect(&prev, &list),

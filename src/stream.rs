@@ -19,7 +19,7 @@ use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{
     self, CommitSlot, EncodedPostings, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
 };
-use crate::index::SegmentIndex;
+use crate::index::{PostingSource, SegmentIndex};
 use crate::segment::{
     check_identity, checked_frame, map, read_header, scan_frames, sealed_len, StreamKind,
 };
@@ -113,8 +113,7 @@ impl SegmentView {
         if slot.sealed && st.scanned_len == SEGMENT_HEADER_LEN as u64 {
             // A sealed segment seen for the first time: trust its checksummed footer.
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
-            let (footer, postings) = read_footer_deferred(&map, &slot, &self.path)?;
-            st.index = SegmentIndex::from_footer(footer, postings);
+            st.index = index_from_footer(&map, &slot, &self.path)?;
             st.map = map;
         } else {
             let map_len = if slot.sealed {
@@ -151,8 +150,11 @@ impl SegmentView {
                 return Ok(());
             }
             if slot.sealed {
-                // Followed while it was written, now sealed: still check the footer.
-                read_footer_deferred(&st.map, &slot, &self.path)?;
+                // Followed while it was written, now sealed: check the footer, and trade the
+                // index built while scanning for the footer's (the same, with postings left
+                // encoded in the map: a daemon that ran for days would otherwise keep every
+                // sealed segment's decoded postings in memory).
+                st.index = index_from_footer(&st.map, &slot, &self.path)?;
             }
         }
         st.scanned_len = slot.committed_len;
@@ -218,12 +220,24 @@ impl SegmentView {
     }
 }
 
+/// The index a sealed segment's footer holds, its postings left in `map` until needed.
+fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<SegmentIndex> {
+    let (footer, encoded) = read_footer_deferred(map, slot, path)?;
+    let source = encoded.map(|encoded| PostingSource {
+        bytes: Arc::clone(map) as Arc<dyn AsRef<[u8]> + Send + Sync>,
+        footer_at: slot.committed_len as usize,
+        encoded,
+    });
+    Ok(SegmentIndex::from_footer(footer, source))
+}
+
 /// Decodes and checks the footer of a sealed segment against its commit slot.
 pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
     let (mut footer, postings) = read_footer_deferred(map, slot, path)?;
     if let Some(p) = postings {
+        let start = slot.committed_len as usize;
         footer.postings = Some(
-            p.decode()
+            p.decode(&map[start..])
                 .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?,
         );
     }

@@ -266,7 +266,7 @@ impl Footer {
     /// A [`DecodeError`] naming the failing section or field.
     pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
         let (mut footer, postings) = Footer::decode_deferred(b)?;
-        footer.postings = postings.map(|p| p.decode()).transpose()?;
+        footer.postings = postings.map(|p| p.decode(b)).transpose()?;
         Ok(footer)
     }
 
@@ -326,8 +326,8 @@ impl Footer {
                         return Err(DecodeError::new(at, "postings before blocks"));
                     }
                     postings = Some(EncodedPostings {
-                        body: sr.rest().to_vec(),
                         offset: base,
+                        len: sr.rest().len(),
                         blocks: footer.blocks.len(),
                     });
                 }
@@ -368,23 +368,94 @@ impl Footer {
     }
 }
 
-/// The postings section of a footer, checksummed but not yet decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the postings section of a footer is, checksummed but not yet decoded. It refers
+/// to the footer's bytes instead of copying them: a reader keeps the segment mapped anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodedPostings {
-    body: Vec<u8>,
-    /// Offset of the body in the footer, for errors.
+    /// Offset of the section's body in the footer.
     offset: usize,
+    /// Length of the body.
+    len: usize,
     /// Blocks in the footer: every posted index must be below.
     blocks: usize,
 }
 
+/// Where one string's posting list is in a footer: see [`EncodedPostings::directory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostingListAt {
+    /// Offset of its first varint in the footer.
+    offset: usize,
+    /// Its number of block indices.
+    count: u32,
+}
+
 impl EncodedPostings {
-    /// Decodes the postings: (string reference, ascending block indices) by reference.
+    /// Where each string's list is, by string reference, without decoding the lists: a few
+    /// bytes per string instead of four per posted block, so that a long-running reader can
+    /// keep it for every segment.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] with its offset in the footer when the lists' framing is wrong.
+    pub fn directory(&self, footer: &[u8]) -> Result<Vec<(u32, PostingListAt)>, DecodeError> {
+        let body = self.body(footer)?;
+        let rebase = |e: DecodeError| DecodeError::new(self.offset + e.offset, e.what);
+        let mut r = Reader::new(body);
+        let count = r.u32("posting count").map_err(rebase)?;
+        let count = capped(count, r.remaining(), 8).map_err(rebase)?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let string_ref = r.u32("posting string ref").map_err(rebase)?;
+            let n = r.u32("posting length").map_err(rebase)?;
+            let offset = self.offset + r.pos();
+            // Step over the list's varints: one terminating byte (below 0x80) each.
+            let rest = &body[r.pos()..];
+            let mut seen = 0u32;
+            let mut len = 0;
+            while seen < n {
+                let b = *rest
+                    .get(len)
+                    .ok_or_else(|| DecodeError::new(offset + len, "posting list truncated"))?;
+                seen += u32::from(b < 0x80);
+                len += 1;
+            }
+            r.take(len, "posting list").map_err(rebase)?;
+            out.push((string_ref, PostingListAt { offset, count: n }));
+        }
+        if r.remaining() != 0 {
+            return Err(DecodeError::new(
+                self.offset + r.pos(),
+                "trailing bytes in footer section",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Decodes the list at `at` (from [`EncodedPostings::directory`] of the same footer).
     ///
     /// # Errors
     /// A [`DecodeError`] with its offset in the footer.
-    pub fn decode(&self) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
-        let mut r = Reader::new(&self.body);
+    pub fn list(&self, footer: &[u8], at: PostingListAt) -> Result<Vec<u32>, DecodeError> {
+        let bytes = footer
+            .get(at.offset..self.offset + self.len)
+            .ok_or_else(|| DecodeError::new(at.offset, "posting list past the footer"))?;
+        let mut r = Reader::new(bytes);
+        decode_posting_list(&mut r, at.count, self.blocks)
+            .map_err(|e| DecodeError::new(at.offset + e.offset, e.what))
+    }
+
+    fn body<'f>(&self, footer: &'f [u8]) -> Result<&'f [u8], DecodeError> {
+        footer
+            .get(self.offset..self.offset + self.len)
+            .ok_or_else(|| DecodeError::new(self.offset, "postings past the footer"))
+    }
+
+    /// Decodes the postings from `footer`, the same footer bytes they were found in:
+    /// (string reference, ascending block indices) by reference.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] with its offset in the footer.
+    pub fn decode(&self, footer: &[u8]) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
+        let mut r = Reader::new(self.body(footer)?);
         let postings = decode_postings(&mut r, self.blocks)
             .map_err(|e| DecodeError::new(self.offset + e.offset, e.what))?;
         if r.remaining() != 0 {
@@ -466,32 +537,37 @@ fn decode_postings(r: &mut Reader<'_>, blocks: usize) -> Result<Vec<(u32, Vec<u3
     for _ in 0..count {
         let string_ref = r.u32("posting string ref")?;
         let n = r.u32("posting length")?;
-        let n = capped(n, r.remaining(), 1)?;
-        let mut list = Vec::with_capacity(n);
-        let mut prev: Option<u32> = None;
-        for _ in 0..n {
-            let at = r.pos();
-            let v = u32::try_from(r.varint("posting block")?)
-                .map_err(|_| DecodeError::new(at, "posting block out of range"))?;
-            let b = match prev {
-                None => v,
-                Some(p) if v > 0 => p
-                    .checked_add(v)
-                    .ok_or_else(|| DecodeError::new(at, "posting block overflows"))?,
-                Some(_) => return Err(DecodeError::new(at, "posting blocks must increase")),
-            };
-            if b as usize >= blocks {
-                return Err(DecodeError::new(
-                    at,
-                    format!("posting block {b} past the {blocks} blocks"),
-                ));
-            }
-            list.push(b);
-            prev = Some(b);
-        }
-        out.push((string_ref, list));
+        out.push((string_ref, decode_posting_list(r, n, blocks)?));
     }
     Ok(out)
+}
+
+/// One string's list of `n` block indices: the first, then the increments.
+fn decode_posting_list(r: &mut Reader<'_>, n: u32, blocks: usize) -> Result<Vec<u32>, DecodeError> {
+    let n = capped(n, r.remaining(), 1)?;
+    let mut list = Vec::with_capacity(n);
+    let mut prev: Option<u32> = None;
+    for _ in 0..n {
+        let at = r.pos();
+        let v = u32::try_from(r.varint("posting block")?)
+            .map_err(|_| DecodeError::new(at, "posting block out of range"))?;
+        let b = match prev {
+            None => v,
+            Some(p) if v > 0 => p
+                .checked_add(v)
+                .ok_or_else(|| DecodeError::new(at, "posting block overflows"))?,
+            Some(_) => return Err(DecodeError::new(at, "posting blocks must increase")),
+        };
+        if b as usize >= blocks {
+            return Err(DecodeError::new(
+                at,
+                format!("posting block {b} past the {blocks} blocks"),
+            ));
+        }
+        list.push(b);
+        prev = Some(b);
+    }
+    Ok(list)
 }
 
 fn decode_type_counts(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
@@ -573,10 +649,33 @@ mod tests {
     #[test]
     fn deferred_postings_decode_to_the_same_footer() {
         let f = sample();
-        let (mut deferred, postings) = Footer::decode_deferred(&f.encode()).unwrap();
+        let bytes = f.encode();
+        let (mut deferred, postings) = Footer::decode_deferred(&bytes).unwrap();
         assert_eq!(deferred.postings, None);
-        deferred.postings = Some(postings.unwrap().decode().unwrap());
+        deferred.postings = Some(postings.unwrap().decode(&bytes).unwrap());
         assert_eq!(deferred, f);
+    }
+
+    #[test]
+    fn posting_lists_found_through_the_directory_equal_the_decoded_ones() {
+        let f = Footer {
+            blocks: vec![sample().blocks[0]; 300],
+            postings: Some(vec![
+                (0, vec![0, 1, 299]),
+                (1, (0..300).collect()),
+                (2, vec![]),
+            ]),
+            ..sample()
+        };
+        let bytes = f.encode();
+        let (_, encoded) = Footer::decode_deferred(&bytes).unwrap();
+        let encoded = encoded.unwrap();
+        let dir = encoded.directory(&bytes).unwrap();
+        let lists: Vec<(u32, Vec<u32>)> = dir
+            .iter()
+            .map(|&(r, at)| (r, encoded.list(&bytes, at).unwrap()))
+            .collect();
+        assert_eq!(Some(lists), f.postings);
     }
 
     #[test]
@@ -590,6 +689,6 @@ mod tests {
         let err = Footer::decode(&b).unwrap_err();
         assert!(err.what.contains("past the 1 blocks"), "{err:?}");
         let (_, postings) = Footer::decode_deferred(&b).unwrap();
-        assert_eq!(postings.unwrap().decode().unwrap_err(), err);
+        assert_eq!(postings.unwrap().decode(&b).unwrap_err(), err);
     }
 }
