@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use crate::format::{Block, EncodedPostings, Footer, FooterSize, PostingListAt, Summary};
+use crate::format::{Block, Deferred, Footer, FooterSize, PostingListAt, Summary};
 
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
@@ -62,31 +62,32 @@ enum Postings {
     /// each query then decodes only the lists it asks for. `None` as the directory means
     /// the lists' framing is wrong (checksummed, so a writer bug or a crafted file):
     /// queries then treat every block as a candidate, and `verify` reports the damage.
-    Deferred(Arc<(PostingSource, OnceLock<Option<PostingDirectory>>)>),
+    Deferred(Arc<FooterSource>, Arc<OnceLock<Option<PostingDirectory>>>),
     /// The footer predates postings.
     Absent,
 }
 
-/// Where a sealed segment's postings are encoded: in its footer, in the bytes of its map.
-pub(crate) struct PostingSource {
+/// A sealed segment's footer, read in place: the bytes of its map and where the footer
+/// starts, with the parts [`Footer::decode_deferred`] left there.
+pub(crate) struct FooterSource {
     /// The segment's bytes (its map), holding the footer.
     pub bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
     /// Offset of the footer in `bytes`.
     pub footer_at: usize,
-    /// The section, within the footer.
-    pub encoded: EncodedPostings,
+    /// Where its blocks and postings are.
+    pub deferred: Deferred,
 }
 
-impl std::fmt::Debug for PostingSource {
+impl std::fmt::Debug for FooterSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostingSource")
+        f.debug_struct("FooterSource")
             .field("footer_at", &self.footer_at)
-            .field("encoded", &self.encoded)
+            .field("deferred", &self.deferred)
             .finish_non_exhaustive()
     }
 }
 
-impl PostingSource {
+impl FooterSource {
     fn footer(&self) -> &[u8] {
         (*self.bytes)
             .as_ref()
@@ -95,17 +96,51 @@ impl PostingSource {
     }
 
     fn directory(&self) -> Option<PostingDirectory> {
-        let dir = self.encoded.directory(self.footer()).ok()?;
+        let dir = self.deferred.postings?.directory(self.footer()).ok()?;
         Some(dir.into_iter().collect())
     }
 
     fn list(&self, at: PostingListAt) -> Option<Vec<u32>> {
-        self.encoded.list(self.footer(), at).ok()
+        self.deferred.postings?.list(self.footer(), at).ok()
     }
 
-    fn decode(&self) -> Option<PostingMap> {
-        let postings = self.encoded.decode(self.footer()).ok()?;
+    fn decode_postings(&self) -> Option<PostingMap> {
+        let postings = self.deferred.postings?.decode(self.footer()).ok()?;
         Some(postings.into_iter().collect())
+    }
+}
+
+/// A segment's closed blocks: in memory (built by a writer or a scan, or decoded), or read
+/// in place from a sealed segment's mapped footer, 48 bytes each (kept decoded, they cost
+/// a long-running reader ~1.5 MB per million events).
+#[derive(Debug, Clone)]
+pub(crate) enum Blocks {
+    /// Decoded.
+    Owned(Arc<Vec<Block>>),
+    /// In the footer.
+    InFooter(Arc<FooterSource>),
+}
+
+impl Blocks {
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            Blocks::Owned(v) => v.len(),
+            Blocks::InFooter(f) => f.deferred.blocks.count,
+        }
+    }
+
+    /// Block `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<Block> {
+        match self {
+            Blocks::Owned(v) => v.get(i).copied(),
+            Blocks::InFooter(f) => f.deferred.blocks.get(f.footer(), i),
+        }
+    }
+
+    /// All of them, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = Block> + '_ {
+        (0..self.len()).map_while(|i| self.get(i))
     }
 }
 
@@ -121,7 +156,7 @@ pub(crate) struct SegmentIndex {
     /// String to reference.
     pub lookup: FxHashMap<Arc<str>, u32>,
     /// Closed blocks, in file order. Shared copy-on-write with running queries.
-    pub blocks: Arc<Vec<Block>>,
+    pub blocks: Blocks,
     /// Prefix maxima and suffix minima of the closed blocks' timestamps, computed when a
     /// query first needs them and dropped when a block closes.
     bounds: OnceLock<Arc<Bounds>>,
@@ -147,7 +182,7 @@ impl Default for SegmentIndex {
             strings: Arc::new(Vec::new()),
             string_bytes: 0,
             lookup: FxHashMap::default(),
-            blocks: Arc::new(Vec::new()),
+            blocks: Blocks::Owned(Arc::new(Vec::new())),
             bounds: OnceLock::new(),
             open: None,
             summary: Summary {
@@ -167,7 +202,7 @@ impl Default for SegmentIndex {
 impl SegmentIndex {
     /// Loads the index a sealed segment's footer holds; `encoded` are its postings, if
     /// [`Footer::decode_deferred`] left them encoded (`f.postings` is used otherwise).
-    pub fn from_footer(f: Footer, encoded: Option<PostingSource>) -> SegmentIndex {
+    pub fn from_footer(f: Footer, source: Option<FooterSource>) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
         let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();
         let lookup = strings
@@ -184,16 +219,23 @@ impl SegmentIndex {
             .postings
             .as_ref()
             .map_or(0, |p| p.iter().map(|(_, b)| b.len()).sum());
-        let postings = match (f.postings, encoded) {
+        let source = source.map(Arc::new);
+        let postings = match (f.postings, &source) {
             (Some(p), _) => Postings::Built(p.into_iter().collect()),
-            (None, Some(e)) => Postings::Deferred(Arc::new((e, OnceLock::new()))),
-            (None, None) => Postings::Absent,
+            (None, Some(src)) if src.deferred.postings.is_some() => {
+                Postings::Deferred(Arc::clone(src), Arc::new(OnceLock::new()))
+            }
+            (None, _) => Postings::Absent,
+        };
+        let blocks = match source {
+            Some(src) => Blocks::InFooter(src),
+            None => Blocks::Owned(Arc::new(f.blocks)),
         };
         SegmentIndex {
             strings: Arc::new(strings),
             string_bytes,
             lookup,
-            blocks: Arc::new(f.blocks),
+            blocks,
             bounds: OnceLock::new(),
             open: None,
             summary: f.summary,
@@ -209,7 +251,7 @@ impl SegmentIndex {
     fn built_postings(&self) -> Option<&PostingMap> {
         match &self.postings {
             Postings::Built(p) => Some(p),
-            Postings::Deferred(_) | Postings::Absent => None,
+            Postings::Deferred(..) | Postings::Absent => None,
         }
     }
 
@@ -223,12 +265,12 @@ impl SegmentIndex {
                 .filter_map(|r| p.get(r))
                 .flat_map(|list| list.iter().copied())
                 .collect(),
-            Postings::Deferred(d) => {
-                let directory = d.1.get_or_init(|| d.0.directory()).as_ref()?;
+            Postings::Deferred(src, directory) => {
+                let directory = directory.get_or_init(|| src.directory()).as_ref()?;
                 let mut out = Vec::new();
                 for r in refs {
                     if let Some(&at) = directory.get(r) {
-                        out.extend(d.0.list(at)?);
+                        out.extend(src.list(at)?);
                     }
                 }
                 out
@@ -312,7 +354,10 @@ impl SegmentIndex {
         let end = offset + u64::from(frame_len);
         block.len = u32::try_from(end - block.offset).expect("blocks span less than a segment");
         if block.event_count >= BLOCK_EVENTS_MAX || block.len >= BLOCK_LEN_MAX {
-            Arc::make_mut(&mut self.blocks).extend(self.open.take());
+            // Only an index being built has an open block; its blocks are in memory.
+            if let Blocks::Owned(blocks) = &mut self.blocks {
+                Arc::make_mut(blocks).extend(self.open.take());
+            }
             self.bounds = OnceLock::new();
         }
     }
@@ -329,8 +374,8 @@ impl SegmentIndex {
             }
             let mut suffix_min_ts = vec![i64::MAX; self.blocks.len()];
             let mut lo = i64::MAX;
-            for (i, b) in self.blocks.iter().enumerate().rev() {
-                lo = lo.min(b.min_ts_us);
+            for i in (0..self.blocks.len()).rev() {
+                lo = lo.min(self.blocks.get(i).map_or(i64::MAX, |b| b.min_ts_us));
                 suffix_min_ts[i] = lo;
             }
             Arc::new(Bounds {
@@ -341,15 +386,15 @@ impl SegmentIndex {
     }
 
     /// All blocks, the open one included.
-    pub fn all_blocks(&self) -> impl Iterator<Item = &Block> {
-        self.blocks.iter().chain(self.open.iter())
+    pub fn all_blocks(&self) -> impl Iterator<Item = Block> + '_ {
+        self.blocks.iter().chain(self.open)
     }
 
     /// The block holding event `id`, if any.
     pub fn block_of(&self, id: u64) -> Option<Block> {
         let i = first_ending_at_or_after(&self.blocks, id);
         if let Some(b) = self.blocks.get(i) {
-            return (b.first_id <= id).then_some(*b);
+            return (b.first_id <= id).then_some(b);
         }
         self.open.filter(|b| b.first_id <= id && id <= b.last_id)
     }
@@ -380,8 +425,8 @@ impl SegmentIndex {
         let decoded;
         let map = match &self.postings {
             Postings::Built(p) => Some(p),
-            Postings::Deferred(d) => {
-                decoded = d.0.decode();
+            Postings::Deferred(src, _) => {
+                decoded = src.decode_postings();
                 decoded.as_ref()
             }
             Postings::Absent => None,
@@ -394,7 +439,7 @@ impl SegmentIndex {
         Footer {
             summary: self.summary,
             strings: self.strings.iter().map(ToString::to_string).collect(),
-            blocks: self.all_blocks().copied().collect(),
+            blocks: self.all_blocks().collect(),
             type_counts: sorted(&self.type_counts),
             postings,
             source_counts: self.source_counts.as_ref().map(sorted),
@@ -409,30 +454,33 @@ impl SegmentIndex {
 /// exactly is a close guess; a search galloping out from it reads a handful of blocks
 /// instead of the ~15 scattered ones of a binary search over a large segment's ~30,000
 /// (each a cache miss when lookups are random).
-fn first_ending_at_or_after(blocks: &[Block], id: u64) -> usize {
-    let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+fn first_ending_at_or_after(blocks: &Blocks, id: u64) -> usize {
+    let n = blocks.len();
+    // A block that cannot be read (a footer shorter than its count says) ends nowhere.
+    let last_id = |i: usize| blocks.get(i).map_or(u64::MAX, |b| b.last_id);
+    let (Some(first), Some(last)) = (blocks.get(0), blocks.get(n.saturating_sub(1))) else {
         return 0;
     };
     if id <= first.last_id {
         return 0;
     }
     if id > last.last_id {
-        return blocks.len();
+        return n;
     }
-    // Here blocks[0].last_id < id <= blocks[len - 1].last_id.
-    let span = u128::from(last.last_id - first.first_id) + 1;
+    // Here last_id(0) < id <= last_id(n - 1).
+    let span = u128::from(last.last_id.saturating_sub(first.first_id)) + 1;
     let along = u128::from(id.saturating_sub(first.first_id));
-    let guess = usize::try_from(along * blocks.len() as u128 / span)
-        .unwrap_or(blocks.len())
-        .clamp(1, blocks.len() - 1);
-    // Find a bracket (lo, hi] with blocks[lo].last_id < id <= blocks[hi].last_id.
+    let guess = usize::try_from(along * n as u128 / span)
+        .unwrap_or(n)
+        .clamp(1, n - 1);
+    // Find a bracket (lo, hi] with last_id(lo) < id <= last_id(hi).
     let (mut lo, mut hi);
-    if blocks[guess].last_id < id {
+    if last_id(guess) < id {
         lo = guess;
         let mut step = 1;
         loop {
-            hi = (lo + step).min(blocks.len() - 1);
-            if blocks[hi].last_id >= id {
+            hi = (lo + step).min(n - 1);
+            if last_id(hi) >= id {
                 break;
             }
             lo = hi;
@@ -443,14 +491,24 @@ fn first_ending_at_or_after(blocks: &[Block], id: u64) -> usize {
         let mut step = 1;
         loop {
             lo = hi.saturating_sub(step);
-            if blocks[lo].last_id < id {
+            if last_id(lo) < id {
                 break;
             }
             hi = lo;
             step *= 2;
         }
     }
-    lo + 1 + blocks[lo + 1..=hi].partition_point(|b| b.last_id < id)
+    // Binary search in (lo, hi].
+    let (mut a, mut b) = (lo + 1, hi);
+    while a < b {
+        let mid = a + (b - a) / 2;
+        if last_id(mid) < id {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    a
 }
 
 #[cfg(test)]
@@ -480,9 +538,10 @@ mod tests {
                 });
                 next = first_id + events;
             }
+            let wrapped = Blocks::Owned(Arc::new(blocks.clone()));
             for id in probes {
                 let want = blocks.partition_point(|b| b.last_id < id);
-                proptest::prop_assert_eq!(first_ending_at_or_after(&blocks, id), want, "id {}", id);
+                proptest::prop_assert_eq!(first_ending_at_or_after(&wrapped, id), want, "id {}", id);
             }
         }
     }
@@ -512,13 +571,13 @@ mod tests {
     fn loaded_from(footer: &Footer) -> SegmentIndex {
         let mut bytes = vec![0u8; 100];
         bytes.extend(footer.encode());
-        let (footer, encoded) = Footer::decode_deferred(&bytes[100..]).unwrap();
-        let source = encoded.map(|encoded| PostingSource {
+        let (footer, deferred) = Footer::decode_deferred(&bytes[100..]).unwrap();
+        let source = FooterSource {
             bytes: Arc::new(bytes),
             footer_at: 100,
-            encoded,
-        });
-        SegmentIndex::from_footer(footer, source)
+            deferred,
+        };
+        SegmentIndex::from_footer(footer, Some(source))
     }
 
     #[test]

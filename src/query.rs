@@ -18,7 +18,7 @@ use rustc_hash::FxHashSet;
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame, FrameHead};
-use crate::index::{Bounds, SegmentIndex};
+use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{frame_data_bytes_raw, materialize, raw_frame, SegmentView, Snapshot};
 use crate::text::TextMatcher;
@@ -367,7 +367,7 @@ impl<'s> Query<'s> {
 struct SegmentPlan {
     snap: Snapshot,
     /// The segment's closed blocks and their timestamp bounds.
-    all: Arc<Vec<Block>>,
+    all: Blocks,
     bounds: Arc<Bounds>,
     /// Candidate closed-block indices, ascending; `None`: every closed block.
     candidates: Option<Vec<u32>>,
@@ -500,7 +500,7 @@ impl SegmentPlan {
                 if f.since.is_some_and(|t| ts < t.0) {
                     return None;
                 }
-                Some(order_key(order, ts, self.all[i].last_id))
+                Some(order_key(order, ts, self.all.get(i)?.last_id))
             }
             Order::OldestFirst => {
                 if self.frontier >= self.candidate_count() {
@@ -511,7 +511,7 @@ impl SegmentPlan {
                 if f.until.is_some_and(|t| ts >= t.0) {
                     return None;
                 }
-                Some(order_key(order, ts, self.all[i].first_id))
+                Some(order_key(order, ts, self.all.get(i)?.first_id))
             }
         }
     }
@@ -534,7 +534,9 @@ impl SegmentPlan {
                 self.candidate(self.frontier - 1)
             }
         };
-        let block = self.all[i];
+        let Some(block) = self.all.get(i) else {
+            return;
+        };
         if block_may_match(&block, f, after, order) {
             self.blocks.push(Keyed {
                 key: bound_key(
@@ -625,7 +627,7 @@ fn plan_segment(
         let count = candidates.as_ref().map_or(closed, Vec::len);
         Some(SegmentPlan {
             snap,
-            all: Arc::clone(&ix.blocks),
+            all: ix.blocks.clone(),
             bounds: ix.bounds(),
             candidates,
             frontier: match order {

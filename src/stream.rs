@@ -17,9 +17,9 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{
-    self, CommitSlot, EncodedPostings, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
+    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
 };
-use crate::index::{PostingSource, SegmentIndex};
+use crate::index::{FooterSource, SegmentIndex};
 use crate::segment::{
     check_identity, checked_frame, map, read_header, scan_frames, sealed_len, StreamKind,
 };
@@ -222,24 +222,25 @@ impl SegmentView {
 
 /// The index a sealed segment's footer holds, its postings left in `map` until needed.
 fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<SegmentIndex> {
-    let (footer, encoded) = read_footer_deferred(map, slot, path)?;
-    let source = encoded.map(|encoded| PostingSource {
+    let (footer, deferred) = read_footer_deferred(map, slot, path)?;
+    let source = FooterSource {
         bytes: Arc::clone(map) as Arc<dyn AsRef<[u8]> + Send + Sync>,
         footer_at: slot.committed_len as usize,
-        encoded,
-    });
-    Ok(SegmentIndex::from_footer(footer, source))
+        deferred,
+    };
+    Ok(SegmentIndex::from_footer(footer, Some(source)))
 }
 
 /// Decodes and checks the footer of a sealed segment against its commit slot.
 pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
-    let (mut footer, postings) = read_footer_deferred(map, slot, path)?;
-    if let Some(p) = postings {
-        let start = slot.committed_len as usize;
-        footer.postings = Some(
-            p.decode(&map[start..])
-                .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?,
-        );
+    let (mut footer, deferred) = read_footer_deferred(map, slot, path)?;
+    let bytes = &map[slot.committed_len as usize..];
+    let corrupt = |e: crate::format::DecodeError| {
+        Error::corrupt(path, slot.committed_len + e.offset as u64, e.what)
+    };
+    footer.blocks = deferred.blocks.decode_all(bytes).map_err(corrupt)?;
+    if let Some(p) = deferred.postings {
+        footer.postings = Some(p.decode(bytes).map_err(corrupt)?);
     }
     Ok(footer)
 }
@@ -249,7 +250,7 @@ pub(crate) fn read_footer_deferred(
     map: &[u8],
     slot: &CommitSlot,
     path: &Path,
-) -> Result<(Footer, Option<EncodedPostings>)> {
+) -> Result<(Footer, Deferred)> {
     let start = usize::try_from(slot.committed_len)
         .map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
     let rest = map.get(start..).ok_or_else(|| {

@@ -265,19 +265,21 @@ impl Footer {
     /// # Errors
     /// A [`DecodeError`] naming the failing section or field.
     pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
-        let (mut footer, postings) = Footer::decode_deferred(b)?;
-        footer.postings = postings.map(|p| p.decode(b)).transpose()?;
+        let (mut footer, deferred) = Footer::decode_deferred(b)?;
+        footer.blocks = deferred.blocks.decode_all(b)?;
+        footer.postings = deferred.postings.map(|p| p.decode(b)).transpose()?;
         Ok(footer)
     }
 
-    /// Decodes a footer except its postings, which are returned still encoded (they are
-    /// most of a footer's decoding work, and a query needs them for few segments). The
-    /// footer's checksum, which covers them, is checked; their structure is checked when
-    /// they are decoded. `postings` of the returned footer is `None`.
+    /// Decodes a footer except its blocks and postings, which are returned as where they
+    /// are (most of a footer's bytes: a reader reads them in place, a block at a time, and
+    /// a query needs postings for few segments). The footer's checksum, which covers them,
+    /// is checked; the postings' structure is checked when they are decoded. `blocks` and
+    /// `postings` of the returned footer are empty.
     ///
     /// # Errors
     /// A [`DecodeError`] naming the failing section or field.
-    pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Option<EncodedPostings>), DecodeError> {
+    pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Deferred), DecodeError> {
         let len = Footer::peek_len(b)?;
         if len != b.len() {
             return Err(DecodeError::new(
@@ -295,6 +297,7 @@ impl Footer {
         let sections = r.u32("section count")?;
         let mut footer = Footer::default();
         let mut postings = None;
+        let mut blocks = EncodedBlocks::default();
         let mut seen = [false; SECTION_KINDS];
         for _ in 0..sections {
             let at = r.pos();
@@ -316,7 +319,13 @@ impl Footer {
                     footer.strings = decode_strings(&mut sr).map_err(rebase)?;
                 }
                 SECTION_BLOCKS => {
-                    footer.blocks = decode_blocks(&mut sr).map_err(rebase)?;
+                    let count = sr.u32("block count").map_err(rebase)?;
+                    let count = capped(count, sr.remaining(), BLOCK_LEN).map_err(rebase)?;
+                    sr.take(count * BLOCK_LEN, "blocks").map_err(rebase)?;
+                    blocks = EncodedBlocks {
+                        offset: base + 4,
+                        count,
+                    };
                 }
                 SECTION_TYPE_COUNTS => {
                     footer.type_counts = decode_type_counts(&mut sr).map_err(rebase)?;
@@ -328,7 +337,7 @@ impl Footer {
                     postings = Some(EncodedPostings {
                         offset: base,
                         len: sr.rest().len(),
-                        blocks: footer.blocks.len(),
+                        blocks: blocks.count,
                     });
                 }
                 SECTION_SOURCE_COUNTS => {
@@ -364,7 +373,62 @@ impl Footer {
         if !seen[1..=4].iter().all(|&s| s) {
             return Err(DecodeError::new(12, "footer section missing"));
         }
-        Ok((footer, postings))
+        Ok((footer, Deferred { blocks, postings }))
+    }
+}
+
+/// The parts of a footer [`Footer::decode_deferred`] leaves in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferred {
+    /// The sparse index.
+    pub blocks: EncodedBlocks,
+    /// The postings, if the footer has them.
+    pub postings: Option<EncodedPostings>,
+}
+
+/// Where the blocks section's entries are in a footer: fixed 48-byte records, read in
+/// place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodedBlocks {
+    /// Offset of the first entry in the footer.
+    offset: usize,
+    /// Number of entries.
+    pub count: usize,
+}
+
+impl EncodedBlocks {
+    /// Entry `i` of the footer `footer` (the same bytes they were found in); `None` past
+    /// the end.
+    pub fn get(&self, footer: &[u8], i: usize) -> Option<Block> {
+        if i >= self.count {
+            return None;
+        }
+        let at = self.offset + i * BLOCK_LEN;
+        let b = footer.get(at..at + BLOCK_LEN)?;
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        Some(Block {
+            first_id: u64_at(0),
+            last_id: u64_at(8),
+            offset: u64_at(16),
+            len: u32_at(24),
+            event_count: u32_at(28),
+            min_ts_us: u64_at(32).cast_signed(),
+            max_ts_us: u64_at(40).cast_signed(),
+        })
+    }
+
+    /// Every entry.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] if the entries are not within `footer`.
+    pub fn decode_all(&self, footer: &[u8]) -> Result<Vec<Block>, DecodeError> {
+        (0..self.count)
+            .map(|i| {
+                self.get(footer, i)
+                    .ok_or_else(|| DecodeError::new(self.offset, "blocks past the footer"))
+            })
+            .collect()
     }
 }
 
@@ -511,24 +575,6 @@ fn decode_strings(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
     Ok(out)
 }
 
-fn decode_blocks(r: &mut Reader<'_>) -> Result<Vec<Block>, DecodeError> {
-    let count = r.u32("block count")?;
-    let count = capped(count, r.remaining(), BLOCK_LEN)?;
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        out.push(Block {
-            first_id: r.u64("block first_id")?,
-            last_id: r.u64("block last_id")?,
-            offset: r.u64("block offset")?,
-            len: r.u32("block len")?,
-            event_count: r.u32("block event_count")?,
-            min_ts_us: r.i64("block min_ts")?,
-            max_ts_us: r.i64("block max_ts")?,
-        });
-    }
-    Ok(out)
-}
-
 /// Postings must follow the blocks section: their indices are checked against it.
 fn decode_postings(r: &mut Reader<'_>, blocks: usize) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
     let count = r.u32("posting count")?;
@@ -650,9 +696,15 @@ mod tests {
     fn deferred_postings_decode_to_the_same_footer() {
         let f = sample();
         let bytes = f.encode();
-        let (mut deferred, postings) = Footer::decode_deferred(&bytes).unwrap();
-        assert_eq!(deferred.postings, None);
-        deferred.postings = Some(postings.unwrap().decode(&bytes).unwrap());
+        let (mut deferred, parts) = Footer::decode_deferred(&bytes).unwrap();
+        assert_eq!(
+            (deferred.postings.as_ref(), deferred.blocks.len()),
+            (None, 0)
+        );
+        deferred.blocks = parts.blocks.decode_all(&bytes).unwrap();
+        assert_eq!(parts.blocks.get(&bytes, 0), Some(f.blocks[0]));
+        assert_eq!(parts.blocks.get(&bytes, 1), None);
+        deferred.postings = Some(parts.postings.unwrap().decode(&bytes).unwrap());
         assert_eq!(deferred, f);
     }
 
@@ -668,8 +720,8 @@ mod tests {
             ..sample()
         };
         let bytes = f.encode();
-        let (_, encoded) = Footer::decode_deferred(&bytes).unwrap();
-        let encoded = encoded.unwrap();
+        let (_, parts) = Footer::decode_deferred(&bytes).unwrap();
+        let encoded = parts.postings.unwrap();
         let dir = encoded.directory(&bytes).unwrap();
         let lists: Vec<(u32, Vec<u32>)> = dir
             .iter()
@@ -688,7 +740,7 @@ mod tests {
         let b = f.encode();
         let err = Footer::decode(&b).unwrap_err();
         assert!(err.what.contains("past the 1 blocks"), "{err:?}");
-        let (_, postings) = Footer::decode_deferred(&b).unwrap();
-        assert_eq!(postings.unwrap().decode(&b).unwrap_err(), err);
+        let (_, parts) = Footer::decode_deferred(&b).unwrap();
+        assert_eq!(parts.postings.unwrap().decode(&b).unwrap_err(), err);
     }
 }
