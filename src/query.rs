@@ -703,6 +703,9 @@ pub struct Events {
     /// Max-heap on the order key (newest first) or on its negation (oldest first).
     heap: BinaryHeap<Pending>,
     last: Option<Position>,
+    /// `next_block()` as of the last load: releasing a row changes no plan, so it stays
+    /// valid until the next load (recomputing it visits every segment's plan).
+    next_cached: Option<Option<(usize, (i64, u64))>>,
     unordered: bool,
     done: bool,
 }
@@ -725,6 +728,7 @@ impl Events {
             matcher,
             heap: BinaryHeap::new(),
             last: None,
+            next_cached: None,
             unordered: false,
             done: false,
         }
@@ -936,12 +940,16 @@ impl Events {
                 self.load(i)?;
                 continue;
             }
-            let next = self.next_block();
+            let next = match self.next_cached {
+                Some(next) => next,
+                None => *self.next_cached.insert(self.next_block()),
+            };
             match (self.heap.peek(), next) {
                 // Release the top only when no unvisited block can hold anything before it.
                 (Some(top), Some((_, bound))) if bound < top.key => {}
                 (Some(_), None) => {}
                 (_, Some((i, _))) => {
+                    self.next_cached = None;
                     self.load(i)?;
                     continue;
                 }
