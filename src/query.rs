@@ -703,9 +703,11 @@ pub struct Events {
     /// Max-heap on the order key (newest first) or on its negation (oldest first).
     heap: BinaryHeap<Pending>,
     last: Option<Position>,
-    /// `next_block()` as of the last load: releasing a row changes no plan, so it stays
-    /// valid until the next load (recomputing it visits every segment's plan).
-    next_cached: Option<Option<(usize, (i64, u64))>>,
+    /// `next_block()` as of the last load, while `next_valid`: releasing a row changes no
+    /// plan, so it stays valid until the next load (recomputing it visits every segment's
+    /// plan).
+    next_cached: Option<(usize, (i64, u64))>,
+    next_valid: bool,
     unordered: bool,
     done: bool,
 }
@@ -729,6 +731,7 @@ impl Events {
             heap: BinaryHeap::new(),
             last: None,
             next_cached: None,
+            next_valid: false,
             unordered: false,
             done: false,
         }
@@ -940,16 +943,17 @@ impl Events {
                 self.load(i)?;
                 continue;
             }
-            let next = match self.next_cached {
-                Some(next) => next,
-                None => *self.next_cached.insert(self.next_block()),
-            };
+            if !self.next_valid {
+                self.next_cached = self.next_block();
+                self.next_valid = true;
+            }
+            let next = self.next_cached;
             match (self.heap.peek(), next) {
                 // Release the top only when no unvisited block can hold anything before it.
                 (Some(top), Some((_, bound))) if bound < top.key => {}
                 (Some(_), None) => {}
                 (_, Some((i, _))) => {
-                    self.next_cached = None;
+                    self.next_valid = false;
                     self.load(i)?;
                     continue;
                 }
