@@ -14,13 +14,15 @@
 //! `SELFLOG_CRASH_SEED` replays them.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::BufRead as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use selflog::{verify, Config, Event, EventId, PatternFilter, Store, Timestamp};
+
+mod common;
+use common::{child_command, crash_iters, crash_seed, mix, said, say, Reaper};
 
 const CHILD_ENV: &str = "SELFLOG_MAINTAINER_CHILD";
 /// 2100-01-01: a timestamp retention never expires.
@@ -32,13 +34,6 @@ const RUN: u64 = 400;
 const FLUSH_EVERY_MAX: u64 = 60;
 /// The child stops by itself after this many events, should nobody kill it.
 const CHILD_EVENTS_MAX: u64 = 200_000;
-
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Whether event `i` is in a future run (every third run), which retention must keep.
 fn is_kept(i: u64) -> bool {
@@ -84,13 +79,6 @@ fn config() -> Config {
     c
 }
 
-fn say(line: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "@@ {line}").unwrap();
-    out.flush().unwrap();
-}
-
 /// The child: its first line gives the clock it derives the old timestamps from (the
 /// parent regenerates the same events from it). Then, in rounds: append a few events,
 /// flush, record a pattern about the last one, flush, and every third round run retention.
@@ -133,16 +121,6 @@ fn child_maintainer() {
     store.close().unwrap();
 }
 
-/// A child that is killed and reaped if the test ends before it does.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What the child acknowledged before it died.
 #[derive(Debug, Default)]
 struct Acked {
@@ -157,8 +135,7 @@ struct Acked {
 impl Acked {
     /// Takes one line of the child's output; returns its kind if it is a protocol line.
     fn take(&mut self, line: &str) -> Option<&'static str> {
-        let (_, msg) = line.split_once("@@ ")?;
-        let mut words = msg.split_whitespace();
+        let mut words = said(line)?.split_whitespace();
         let kind = match words.next()? {
             "start" => "start",
             "flushed" => {
@@ -277,18 +254,6 @@ fn check(dir: &Path, acked: &Acked, now_us: i64, ctx: &str) -> (u64, u64) {
     (last, present)
 }
 
-fn seed() -> u64 {
-    std::env::var("SELFLOG_CRASH_SEED").map_or_else(
-        |_| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            t.as_secs() ^ u64::from(t.subsec_nanos())
-        },
-        |v| v.parse().expect("SELFLOG_CRASH_SEED"),
-    )
-}
-
 /// Kills in a row on one store; a longer `SELFLOG_CRASH_ITERS` run starts a new store after
 /// this many, so that checking the store after each kill stays cheap.
 const ITERS_PER_STORE: u64 = 100;
@@ -299,9 +264,8 @@ const ITERS_PER_STORE: u64 = 100;
 /// kills go to a new store.
 #[test]
 fn sigkill_during_retention_and_sidecar_writes_loses_nothing_acknowledged() {
-    let iters: u64 = std::env::var("SELFLOG_CRASH_ITERS")
-        .map_or(50, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
-    let seed = seed();
+    let iters = crash_iters(50);
+    let seed = crash_seed();
     eprintln!("maintenance crash test: {iters} iterations, SELFLOG_CRASH_SEED={seed}");
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = seed;
@@ -351,32 +315,16 @@ fn kill_repeatedly(
         let ctx = format!(
             "SELFLOG_CRASH_SEED={seed}, iteration {iter}, kill after {kill_after} `{kill_on}` lines"
         );
-        let mut child = Reaper(
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "child_maintainer",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, dir)
-                .env("SELFLOG_MAINTAINER_NOW", now_us.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        let mut cmd = child_command("child_maintainer", CHILD_ENV, dir);
+        cmd.env("SELFLOG_MAINTAINER_NOW", now_us.to_string());
+        let (mut child, mut out) = Reaper::spawn_piped(cmd);
         let mut announced = 0;
         let mut line = String::new();
         while announced < kill_after {
             line.clear();
             if out.read_line(&mut line).unwrap() == 0 {
                 let _ = child.0.wait();
-                let mut err = String::new();
-                let _ = child.0.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("{ctx}: the child ended by itself: {err}");
+                panic!("{ctx}: the child ended by itself: {}", child.stderr_text());
             }
             announced += u64::from(acked.take(&line) == Some(kill_on));
         }

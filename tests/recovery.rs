@@ -8,15 +8,18 @@
 //! `SELFLOG_CRASH_SEED` replays its kill points.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use selflog::{verify, Config, Error, Event, EventId, Store, StoredEvent, Timestamp, META_FILE};
+
+mod common;
+use common::{child_command, crash_iters, crash_seed, mix, said, say, Reaper};
 
 const T0: i64 = 1_732_460_000_000_000;
 const HEADER_LEN: usize = 256;
@@ -37,14 +40,6 @@ const ITERS_PER_STORE: u32 = 25;
 // ---------------------------------------------------------------------------------------
 // Deterministic events, checks, file layout helpers
 // ---------------------------------------------------------------------------------------
-
-/// `SplitMix64`'s finalizer: a well-mixed function of `x`.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A small seeded generator for kill points and garbage.
 struct Rng(u64);
@@ -315,47 +310,6 @@ fn build_store(dir: &Path, segment_len: u64, segments: usize) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------
-
-/// A child process that is killed and reaped if the test ends before it does.
-struct Reaper(Child);
-
-impl Reaper {
-    fn stderr_text(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// This test binary, run on the single test `test`, with `env_name` naming the store.
-fn child_command(test: &str, env_name: &str, store: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(env_name, store);
-    cmd
-}
-
-/// Prints one protocol line for the parent and pushes it out at once. The marker finds it
-/// in the child's output, where libtest may have written `test name ... ` before it.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "@@ {line}").unwrap();
-    out.flush().unwrap();
-}
-
-/// The protocol line in one line of a child's output, if it holds one.
-fn said(line: &str) -> Option<&str> {
-    line.split_once("@@ ").map(|(_, msg)| msg.trim())
-}
 
 /// The crash child's configuration: small segments so that it rolls often, and small
 /// batches so that the writer also writes while the child is still queueing.
@@ -1026,17 +980,8 @@ impl CrashProgress {
 #[test]
 #[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
 fn sigkill_while_appending_loses_no_flushed_event() {
-    let iters: u32 = std::env::var("SELFLOG_CRASH_ITERS")
-        .map_or(50, |v| v.parse().expect("SELFLOG_CRASH_ITERS"));
-    let seed: u64 = std::env::var("SELFLOG_CRASH_SEED").map_or_else(
-        |_| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            t.as_secs() ^ u64::from(t.subsec_nanos())
-        },
-        |v| v.parse().expect("SELFLOG_CRASH_SEED"),
-    );
+    let iters = u32::try_from(crash_iters(50)).expect("SELFLOG_CRASH_ITERS");
+    let seed = crash_seed();
     eprintln!("sigkill test: {iters} iterations, SELFLOG_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
@@ -1068,15 +1013,8 @@ fn sigkill_while_appending_loses_no_flushed_event() {
         let ctx = format!(
             "SELFLOG_CRASH_SEED={seed}, iteration {iter}, kill after {kill_after} `{kill_on}` lines"
         );
-        let mut child = Reaper(
-            child_command("child_appender", CRASH_CHILD_ENV, &dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        let (mut child, mut out) =
+            Reaper::spawn_piped(child_command("child_appender", CRASH_CHILD_ENV, &dir));
         let mut progress = CrashProgress {
             flushed: stored,
             appended: stored,
