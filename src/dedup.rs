@@ -464,3 +464,44 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod scale {
+    /// The window against an exact map over the workload generator's events (1%
+    /// duplicates), used as a store uses it: lookup, then insert when not a duplicate.
+    /// `cargo test --release --lib dedup::scale -- --ignored` (10M events, ~35 s;
+    /// `SELFLOG_DEDUP_SCALE` sets the count).
+    #[test]
+    #[ignore = "long: run with --release --ignored"]
+    fn agrees_with_an_exact_map_over_ten_million_events() {
+        use std::collections::HashMap;
+        let count: u64 =
+            std::env::var("SELFLOG_DEDUP_SCALE").map_or(10_000_000, |v| v.parse().unwrap());
+        let capacity = 1_000_000u64;
+        let mut window = super::DedupWindow::new(1_000_000);
+        let mut exact: HashMap<u64, u64> = HashMap::new();
+        let mut next_id = 1u64;
+        let mut disagreements = 0;
+        let events = crate::workload::Workload::new(crate::workload::WorkloadConfig {
+            count,
+            ..crate::workload::WorkloadConfig::default()
+        });
+        for event in events {
+            let hash = event.content_hash();
+            let newest = next_id - 1;
+            let want = exact
+                .get(&hash)
+                .copied()
+                .filter(|&id| id + capacity > newest);
+            if window.candidate(hash) != want {
+                disagreements += 1;
+            }
+            if want.is_none() {
+                window.insert(hash, next_id);
+                exact.insert(hash, next_id);
+                next_id += 1;
+            }
+        }
+        assert_eq!(disagreements, 0, "over {} stored events", next_id - 1);
+    }
+}

@@ -307,13 +307,17 @@ impl Writer {
                 self.unsynced = !sync;
             }
         }
+        // The generation moves first: whoever then sees the new `written_id` (a flush
+        // returning, a duplicate check waiting for its original) and reads in this process
+        // must find the in-process reader out of date, or it would skip catching up and not
+        // find what it was told is written.
+        self.shared.generation.fetch_add(1, Ordering::Release);
         let mut st = self.shared.status.lock();
         st.written_id = self.last_id;
         if sync {
             st.durable_id = self.last_id;
         }
         drop(st);
-        self.shared.generation.fetch_add(1, Ordering::Release);
         self.shared.progress.notify_all();
         Ok(())
     }
