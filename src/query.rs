@@ -425,6 +425,20 @@ impl<T> Ord for Keyed<T> {
 /// A candidate block.
 type Candidate = Keyed<Block>;
 
+/// A block queued for visiting, keyed by the highest order key any of its events can have.
+fn queued_block(order: Order, block: Block) -> Candidate {
+    Keyed {
+        key: bound_key(
+            order,
+            block.min_ts_us,
+            block.max_ts_us,
+            block.first_id,
+            block.last_id,
+        ),
+        item: block,
+    }
+}
+
 /// The order key of an event: larger sorts first.
 fn order_key(order: Order, ts: i64, id: u64) -> (i64, u64) {
     match order {
@@ -538,16 +552,7 @@ impl SegmentPlan {
             return;
         };
         if block_may_match(&block, f, after, order) {
-            self.blocks.push(Keyed {
-                key: bound_key(
-                    order,
-                    block.min_ts_us,
-                    block.max_ts_us,
-                    block.first_id,
-                    block.last_id,
-                ),
-                item: block,
-            });
+            self.blocks.push(queued_block(order, block));
         }
     }
 }
@@ -613,16 +618,7 @@ fn plan_segment(
             .open
             .filter(|b| open_allowed && block_may_match(b, f, after, order))
         {
-            blocks.push(Keyed {
-                key: bound_key(
-                    order,
-                    block.min_ts_us,
-                    block.max_ts_us,
-                    block.first_id,
-                    block.last_id,
-                ),
-                item: block,
-            });
+            blocks.push(queued_block(order, block));
         }
         let count = candidates.as_ref().map_or(closed, Vec::len);
         Some(SegmentPlan {
