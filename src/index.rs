@@ -171,7 +171,7 @@ pub(crate) struct SegmentIndex {
     /// Events per action reference; `None` if loaded from a footer without them.
     pub action_counts: Option<FxHashMap<u32, u64>>,
     /// Ascending block indices per string reference (the open block's index is
-    /// `blocks.len()`); see [`SegmentIndex::postings`].
+    /// `blocks.len()`); see [`SegmentIndex::posted_blocks`].
     postings: Postings,
     posting_entries: usize,
 }
@@ -200,8 +200,9 @@ impl Default for SegmentIndex {
 }
 
 impl SegmentIndex {
-    /// Loads the index a sealed segment's footer holds; `encoded` are its postings, if
-    /// [`Footer::decode_deferred`] left them encoded (`f.postings` is used otherwise).
+    /// Loads the index a sealed segment's footer holds. With `source` (what
+    /// [`Footer::decode_deferred`] left in place), blocks and postings are read from the
+    /// mapped footer; without it, from `f`.
     pub fn from_footer(f: Footer, source: Option<FooterSource>) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
         let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();

@@ -220,7 +220,8 @@ impl SegmentView {
     }
 }
 
-/// The index a sealed segment's footer holds, its postings left in `map` until needed.
+/// The index a sealed segment's footer holds, its blocks and postings read in place from
+/// `map`.
 fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<SegmentIndex> {
     let (footer, deferred) = read_footer_deferred(map, slot, path)?;
     let source = FooterSource {
@@ -245,7 +246,8 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
     Ok(footer)
 }
 
-/// [`read_footer`], leaving the postings encoded (see [`Footer::decode_deferred`]).
+/// [`read_footer`], leaving the blocks and postings where they are (see
+/// [`Footer::decode_deferred`]).
 pub(crate) fn read_footer_deferred(
     map: &[u8],
     slot: &CommitSlot,
@@ -269,7 +271,7 @@ pub(crate) fn read_footer_deferred(
             "footer runs past the end of the file",
         )
     })?;
-    let (footer, postings) = Footer::decode_deferred(bytes)
+    let (footer, deferred) = Footer::decode_deferred(bytes)
         .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
     if footer.summary.event_count != slot.event_count || footer.summary.last_id != slot.last_id {
         return Err(Error::corrupt(
@@ -278,7 +280,7 @@ pub(crate) fn read_footer_deferred(
             "footer summary disagrees with the commit slot",
         ));
     }
-    Ok((footer, postings))
+    Ok((footer, deferred))
 }
 
 /// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a
