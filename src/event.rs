@@ -262,6 +262,11 @@ fn check_name(field: &'static str, value: &str, required: bool) -> Result<()> {
     Ok(())
 }
 
+/// Events whose hashed bytes fit in this many are hashed in one call from a stack buffer,
+/// which xxh3 does several times faster than streaming the nine pieces; the value is the
+/// same either way (the hash of the concatenation).
+const HASH_INLINE_MAX: usize = 1024;
+
 /// The content hash of an event's fields. `format-spec/FORMAT.md#content-hash`
 pub(crate) fn content_hash(
     timestamp: Timestamp,
@@ -270,21 +275,41 @@ pub(crate) fn content_hash(
     source: &str,
     data: Option<&str>,
 ) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    h.update(&timestamp.0.to_le_bytes());
-    let mut field = |present: bool, bytes: &[u8]| {
-        let tag: u64 = if present {
+    let fields: [(bool, &[u8]); 4] = [
+        (true, event_type.as_bytes()),
+        (action.is_some(), action.unwrap_or("").as_bytes()),
+        (true, source.as_bytes()),
+        (data.is_some(), data.unwrap_or("").as_bytes()),
+    ];
+    let tag = |(present, bytes): (bool, &[u8])| -> [u8; 8] {
+        if present {
             bytes.len() as u64
         } else {
             u64::MAX
-        };
-        h.update(&tag.to_le_bytes());
-        h.update(bytes);
+        }
+        .to_le_bytes()
     };
-    field(true, event_type.as_bytes());
-    field(action.is_some(), action.unwrap_or("").as_bytes());
-    field(true, source.as_bytes());
-    field(data.is_some(), data.unwrap_or("").as_bytes());
+    let len = 8 + fields.iter().map(|(_, b)| 8 + b.len()).sum::<usize>();
+    if len <= HASH_INLINE_MAX {
+        let mut buf = [0u8; HASH_INLINE_MAX];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&timestamp.0.to_le_bytes());
+        for f in fields {
+            put(&tag(f));
+            put(f.1);
+        }
+        return xxhash_rust::xxh3::xxh3_64(&buf[..len]);
+    }
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&timestamp.0.to_le_bytes());
+    for f in fields {
+        h.update(&tag(f));
+        h.update(f.1);
+    }
     h.digest()
 }
 
@@ -321,5 +346,43 @@ impl StoredEvent {
             self.source.clone(),
             self.data.as_deref(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The hash as the spec defines it: xxh3-64 streamed over the pieces.
+    fn streamed(ts: i64, parts: [Option<&str>; 4]) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        h.update(&ts.to_le_bytes());
+        for p in parts {
+            let tag = p.map_or(u64::MAX, |s| s.len() as u64);
+            h.update(&tag.to_le_bytes());
+            h.update(p.unwrap_or("").as_bytes());
+        }
+        h.digest()
+    }
+
+    proptest! {
+        /// Inline (stack buffer) and streamed hashing agree on both sides of the threshold.
+        #[test]
+        fn inline_hash_is_the_streamed_hash(
+            ts in any::<i64>(),
+            t in ".{1,20}",
+            a in proptest::option::of(".{0,20}"),
+            s in ".{1,20}",
+            data_len in 0usize..1200,
+            has_data in any::<bool>(),
+        ) {
+            let data = "x".repeat(data_len);
+            let d = has_data.then_some(data.as_str());
+            prop_assert_eq!(
+                content_hash(Timestamp(ts), &t, a.as_deref(), &s, d),
+                streamed(ts, [Some(&t), a.as_deref(), Some(&s), d])
+            );
+        }
     }
 }

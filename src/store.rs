@@ -28,7 +28,7 @@ use crate::recovery::{recover, OpenReport};
 use crate::segment::{create_private, sync_dir, StreamKind};
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
 use crate::stream::{read_frame, SegmentView, Snapshot, Stream};
-use crate::writer::{QueueState, Queued, Shared, Status, Writer, HEALTH_OK};
+use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
 
 /// Name of the file that marks a directory as a store.
 pub const META_FILE: &str = "selflog.meta";
@@ -525,7 +525,7 @@ impl Store {
             config,
             dir: dir.clone(),
             queue: Mutex::new(QueueState {
-                events: Vec::new(),
+                events: Batch::default(),
                 next_id: recovered.last_id + 1,
                 oldest: None,
                 flush_target: 0,
@@ -773,15 +773,22 @@ impl Store {
     /// [`Error::InvalidEvent`] or [`Error::TooLarge`] for a bad event; [`Error::DiskFull`]
     /// while the disk is full; [`Error::Poisoned`] after a writer failure;
     /// [`Error::QueueFull`]; [`Error::ReadOnly`]; [`Error::Closed`].
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
+    )]
     pub fn append(&self, event: Event) -> Result<Appended> {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
         let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, std::iter::once((event, hash, packed)), None, |a| {
-            result = a;
-        })?;
+        self.enqueue(
+            shared,
+            std::iter::once((&event, hash, packed.as_deref())),
+            None,
+            |a| result = a,
+        )?;
         Ok(result)
     }
 
@@ -792,6 +799,10 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidEvent`] naming `id` when it does not increase; otherwise as
     /// [`Store::append`].
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
+    )]
     pub fn append_with_id(&self, id: EventId, event: Event) -> Result<Appended> {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
@@ -800,11 +811,9 @@ impl Store {
         let mut result = Appended::New(EventId(0));
         self.enqueue(
             shared,
-            std::iter::once((event, hash, packed)),
+            std::iter::once((&event, hash, packed.as_deref())),
             Some(id.0),
-            |a| {
-                result = a;
-            },
+            |a| result = a,
         )?;
         Ok(result)
     }
@@ -814,28 +823,37 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::append`]; an invalid event's error names its field.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
+    )]
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
         let shared = self.shared()?;
         let now = Timestamp::now_coarse();
         for e in &events {
             e.validate(&shared.config, now)?;
         }
-        let mut out = Vec::with_capacity(events.len());
         let min = shared.config.compress_len_min;
-        let hashed = events.into_iter().map(|e| {
-            let h = e.content_hash();
-            let packed = crate::writer::compress(&e, min);
-            (e, h, packed)
-        });
-        self.enqueue(shared, hashed, None, |a| out.push(a))?;
+        let hashed: Vec<(u64, Option<Vec<u8>>)> = events
+            .iter()
+            .map(|e| (e.content_hash(), crate::writer::compress(e, min)))
+            .collect();
+        let mut out = Vec::with_capacity(events.len());
+        let items = events
+            .iter()
+            .zip(&hashed)
+            .map(|(e, (h, packed))| (e, *h, packed.as_deref()));
+        self.enqueue(shared, items, None, |a| out.push(a))?;
         Ok(out)
     }
 
-    /// Queues events under consecutive ids, telling `sink` what became of each.
-    fn enqueue(
+    /// Queues events under consecutive ids, telling `sink` what became of each. Each comes
+    /// with its content hash and its data's LZ4 block when that is what will be stored; the
+    /// queue copies them, and the caller frees the events after the lock is released.
+    fn enqueue<'e>(
         &self,
         shared: &Shared,
-        events: impl Iterator<Item = (Event, u64, Option<Vec<u8>>)>,
+        events: impl Iterator<Item = (&'e Event, u64, Option<&'e [u8]>)>,
         forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
@@ -845,7 +863,7 @@ impl Store {
         let cfg = &shared.config;
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (event, hash, compressed) in events {
+        for (event, hash, packed) in events {
             while q.events.len() >= cfg.queue_events_max {
                 if q.shutdown {
                     return Err(Error::Closed);
@@ -869,9 +887,9 @@ impl Store {
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            let key = cfg.dedup_key_for_tests.map_or(hash, |f| f(&event));
+            let key = cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
             if let Some(original) = q.dedup.candidate(key) {
-                if self.is_same(shared, &q, original, &event, hash)? {
+                if self.is_same(shared, &q, original, event, hash, packed)? {
                     q.duplicates += 1;
                     sink(Appended::Duplicate(EventId(original)));
                     continue;
@@ -895,12 +913,7 @@ impl Store {
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
-            q.events.push(Queued {
-                id,
-                hash,
-                event,
-                compressed,
-            });
+            q.events.push(id, hash, event, packed);
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();
             }
@@ -918,14 +931,15 @@ impl Store {
         original: u64,
         event: &Event,
         hash: u64,
+        packed: Option<&[u8]>,
     ) -> Result<bool> {
-        if let Some(first) = q.events.first().map(|e| e.id) {
+        if let Some(first) = q.events.first_id() {
             if original >= first {
                 let queued = usize::try_from(original - first)
                     .ok()
                     .and_then(|i| q.events.get(i))
                     .filter(|e| e.id == original);
-                return Ok(queued.is_some_and(|e| e.hash == hash && e.event == *event));
+                return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event, packed)));
             }
         }
         {

@@ -33,18 +33,13 @@ pub(crate) const HEALTH_OK: u8 = 0;
 pub(crate) const HEALTH_DISK_FULL: u8 = 1;
 pub(crate) const HEALTH_POISONED: u8 = 2;
 
-/// An event waiting for the writer, with its assigned id, content hash, and its data
-/// LZ4-compressed when that helps (done by the appending thread, so compression of large
-/// events runs in parallel with the writer).
-pub(crate) struct Queued {
-    pub id: u64,
-    pub hash: u64,
-    pub event: Event,
-    pub compressed: Option<Vec<u8>>,
-}
+/// Bytes of packed events a cleared batch keeps allocated for reuse; a batch that grew past
+/// this (a burst of large events) gives the excess back.
+const BATCH_BYTES_KEEP: usize = 8 << 20;
 
 /// The LZ4 block of `event`'s data if it is longer than `compress_len_min` and compression
-/// makes it smaller. `format-spec/FORMAT.md#frame`
+/// makes it smaller. Done by the appending thread, so compression of large events runs in
+/// parallel with the writer. `format-spec/FORMAT.md#frame`
 pub(crate) fn compress(event: &Event, compress_len_min: usize) -> Option<Vec<u8>> {
     let data = event.data_text()?.as_bytes();
     if data.len() <= compress_len_min {
@@ -54,8 +49,189 @@ pub(crate) fn compress(event: &Event, compress_len_min: usize) -> Option<Vec<u8>
     (packed.len() < data.len()).then_some(packed)
 }
 
+/// Where one queued event's fields lie in its batch's bytes: type, action, source, then
+/// the stored data (its text, or its LZ4 block).
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u64,
+    hash: u64,
+    timestamp: i64,
+    start: usize,
+    type_len: u16,
+    /// `None`: no action.
+    action_len: Option<u16>,
+    source_len: u16,
+    /// `None`: no data.
+    payload_len: Option<u32>,
+    /// The data's length when the payload is its LZ4 block.
+    raw_len: Option<u32>,
+}
+
+/// Events waiting for the writer, with their ids and content hashes, packed into one byte
+/// buffer. Appending copies an event's fields in; the writer reads them in place and hands
+/// the cleared batch back for reuse, so neither thread allocates or frees per event (freeing
+/// events allocated by another thread was a quarter of the writer's time).
+#[derive(Default)]
+pub(crate) struct Batch {
+    entries: Vec<Entry>,
+    bytes: Vec<u8>,
+}
+
+/// One queued event, read in place.
+#[derive(Clone, Copy)]
+pub(crate) struct Queued<'a> {
+    pub id: u64,
+    pub hash: u64,
+    pub timestamp: Timestamp,
+    pub event_type: &'a str,
+    pub action: Option<&'a str>,
+    pub source: &'a str,
+    /// The data as stored: its text, or its LZ4 block when `raw_len` is set.
+    pub payload: Option<&'a [u8]>,
+    /// The data's length when `payload` is its LZ4 block.
+    pub raw_len: Option<u32>,
+}
+
+impl Queued<'_> {
+    /// The data's length in bytes, before any compression.
+    pub fn data_len(&self) -> usize {
+        self.raw_len
+            .map_or(self.payload.map_or(0, <[u8]>::len), |n| n as usize)
+    }
+
+    /// Whether this queued event has exactly the content of `event`, whose data was
+    /// compressed to `packed` (by [`compress`], under the same threshold). LZ4 is a
+    /// function of its input, so equal data compress to equal blocks, and the stored
+    /// payloads can be compared without decompressing either.
+    pub fn same_content(&self, event: &Event, packed: Option<&[u8]>) -> bool {
+        let payload = packed.or_else(|| event.data_text().map(str::as_bytes));
+        self.timestamp == event.timestamp
+            && self.event_type == event.event_type
+            && self.action == event.action.as_deref()
+            && self.source == event.source
+            && self.raw_len.is_some() == packed.is_some()
+            && self.payload == payload
+    }
+}
+
+/// Text copied into a batch from a `str`.
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("batch text was copied from a str")
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The id of the first event, if any.
+    pub fn first_id(&self) -> Option<u64> {
+        self.entries.first().map(|e| e.id)
+    }
+
+    /// Copies `event` in under `id`, its data stored as `packed` when that is set.
+    /// `event` has passed [`Event::validate`], so its names fit in 16 bits and its data in
+    /// 32.
+    pub fn push(&mut self, id: u64, hash: u64, event: &Event, packed: Option<&[u8]>) {
+        let start = self.bytes.len();
+        let data = event.data_text().map(str::as_bytes);
+        let payload = packed.or(data);
+        let len16 = |s: &str| u16::try_from(s.len()).expect("names are validated");
+        let len32 = |b: &[u8]| u32::try_from(b.len()).expect("data_len_max < 4 GiB");
+        self.entries.push(Entry {
+            id,
+            hash,
+            timestamp: event.timestamp.0,
+            start,
+            type_len: len16(&event.event_type),
+            action_len: event.action.as_deref().map(len16),
+            source_len: len16(&event.source),
+            payload_len: payload.map(len32),
+            raw_len: packed.and(data).map(len32),
+        });
+        self.bytes.extend_from_slice(event.event_type.as_bytes());
+        self.bytes
+            .extend_from_slice(event.action.as_deref().unwrap_or("").as_bytes());
+        self.bytes.extend_from_slice(event.source.as_bytes());
+        self.bytes.extend_from_slice(payload.unwrap_or(&[]));
+    }
+
+    fn view(&self, e: &Entry) -> Queued<'_> {
+        let mut at = e.start;
+        let mut take = |n: usize| {
+            let b = &self.bytes[at..at + n];
+            at += n;
+            b
+        };
+        let event_type = text(take(e.type_len.into()));
+        let action = e.action_len.map(|n| text(take(n.into())));
+        let source = text(take(e.source_len.into()));
+        let payload = e.payload_len.map(|n| take(n as usize));
+        Queued {
+            id: e.id,
+            hash: e.hash,
+            timestamp: Timestamp(e.timestamp),
+            event_type,
+            action,
+            source,
+            payload,
+            raw_len: e.raw_len,
+        }
+    }
+
+    /// The `i`th queued event.
+    pub fn get(&self, i: usize) -> Option<Queued<'_>> {
+        self.entries.get(i).map(|e| self.view(e))
+    }
+
+    /// The queued events in order.
+    pub fn iter(&self) -> impl Iterator<Item = Queued<'_>> {
+        self.entries.iter().map(|e| self.view(e))
+    }
+
+    /// Empties the batch, keeping its memory for the next one (up to [`BATCH_BYTES_KEEP`]).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
+        self.bytes.shrink_to(BATCH_BYTES_KEEP);
+    }
+
+    /// Moves the events from the `at`th on into a new batch.
+    pub fn split_off(&mut self, at: usize) -> Batch {
+        let mut tail = Batch::default();
+        tail.extend_from(&self.entries[at.min(self.entries.len())..], &self.bytes);
+        let keep = self.entries.get(at).map_or(self.bytes.len(), |e| e.start);
+        self.entries.truncate(at);
+        self.bytes.truncate(keep);
+        tail
+    }
+
+    /// Moves every event of `other` to the end of this batch.
+    pub fn append(&mut self, other: &mut Batch) {
+        self.extend_from(&other.entries, &other.bytes);
+        other.clear();
+    }
+
+    /// Copies `entries`, whose fields lie in `bytes`, to the end of this batch.
+    fn extend_from(&mut self, entries: &[Entry], bytes: &[u8]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let (from, to) = (first.start, self.bytes.len());
+        self.bytes.extend_from_slice(&bytes[from..]);
+        self.entries.extend(entries.iter().map(|e| Entry {
+            start: e.start - from + to,
+            ..*e
+        }));
+    }
+}
+
 pub(crate) struct QueueState {
-    pub events: Vec<Queued>,
+    pub events: Batch,
     /// The id the next appended event gets.
     pub next_id: u64,
     /// When the oldest queued event was queued.
@@ -150,8 +326,8 @@ pub(crate) struct Writer {
     last_segment_id: u32,
     /// Last id encoded into a segment.
     last_id: u64,
-    retained: Vec<Queued>,
-    spare: Vec<Queued>,
+    retained: Batch,
+    spare: Batch,
     last_sync: Instant,
     unsynced: bool,
 }
@@ -168,8 +344,8 @@ impl Writer {
             index,
             last_segment_id: recovered.last_segment_id,
             last_id: recovered.last_id,
-            retained: Vec::new(),
-            spare: Vec::new(),
+            retained: Batch::default(),
+            spare: Batch::default(),
             last_sync: Instant::now(),
             unsynced: false,
         }
@@ -221,7 +397,7 @@ impl Writer {
 
     /// Waits until a batch is due and takes it, or until a periodic sync or a disk-full
     /// retry is due (then the batch is empty). Returns whether the store is shutting down.
-    fn next_batch(&mut self) -> (Vec<Queued>, bool) {
+    fn next_batch(&mut self) -> (Batch, bool) {
         let cfg = &self.shared.config;
         let mut q = self.shared.queue.lock();
         loop {
@@ -230,7 +406,7 @@ impl Writer {
                 if !q.shutdown {
                     self.shared.work.wait_for(&mut q, DISK_FULL_RETRY);
                 }
-                return (Vec::new(), q.shutdown);
+                return (Batch::default(), q.shutdown);
             }
             let n = q.events.len();
             let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
@@ -245,11 +421,11 @@ impl Writer {
                 return (batch, shutdown);
             }
             if q.shutdown {
-                return (Vec::new(), true);
+                return (Batch::default(), true);
             }
             let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
             if sync_at.is_some_and(|t| now >= t) {
-                return (Vec::new(), false);
+                return (Batch::default(), false);
             }
             let batch_at = q.oldest.map(|t| t + cfg.batch_timeout);
             match batch_at.into_iter().chain(sync_at).min() {
@@ -261,12 +437,12 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, batch: &mut Vec<Queued>) -> Result<()> {
+    fn write_batch(&mut self, batch: &mut Batch) -> Result<()> {
         let commit_us = Timestamp::now().0;
         let mut written = 0;
         let mut failure = None;
         for q in batch.iter() {
-            if let Err(e) = self.write_event(q, commit_us) {
+            if let Err(e) = self.write_event(&q, commit_us) {
                 failure = Some(e);
                 break;
             }
@@ -335,10 +511,7 @@ impl Writer {
 
     /// Encodes one event into the active segment, rolling first when it does not fit.
     fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
-        let ev = &q.event;
-        let data = ev.data_text().map(str::as_bytes);
-        let compressed_len = q.compressed.as_ref().map(Vec::len);
-        let stored_len = compressed_len.unwrap_or(data.map_or(0, <[u8]>::len));
+        let stored_len = q.payload.map_or(0, <[u8]>::len);
         self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
         let mut string_ref = |text: &str, index: &mut SegmentIndex| {
@@ -350,24 +523,19 @@ impl Writer {
             active.append_mut(frame.len()).copy_from_slice(&frame);
             r
         };
-        let type_ref = string_ref(&ev.event_type, &mut self.index);
-        let source_ref = string_ref(&ev.source, &mut self.index);
-        let action_ref = ev.action.as_deref().map(|a| string_ref(a, &mut self.index));
+        let type_ref = string_ref(q.event_type, &mut self.index);
+        let source_ref = string_ref(q.source, &mut self.index);
+        let action_ref = q.action.map(|a| string_ref(a, &mut self.index));
         let header = active.header;
-        let payload = match &q.compressed {
-            Some(packed) => Some(packed.as_slice()),
-            None => data,
-        };
         let frame = EventFrame {
             id_delta: q.id - header.base_id,
-            ts_delta: ev.timestamp.0 - header.base_timestamp_us,
+            ts_delta: q.timestamp.0 - header.base_timestamp_us,
             type_ref,
             source_ref,
             action_ref,
             hash: q.hash,
-            payload,
-            raw_len: compressed_len
-                .map(|_| u32::try_from(data.map_or(0, <[u8]>::len)).expect("data_len_max < 4 GiB")),
+            payload: q.payload,
+            raw_len: q.raw_len,
         };
         let len = frame.encoded_len();
         let offset = active.write_len;
@@ -382,12 +550,12 @@ impl Writer {
         active.spill_if_large()?;
         let indexed = IndexedEvent {
             id: q.id,
-            ts_us: ev.timestamp.0,
+            ts_us: q.timestamp.0,
             type_ref,
             source_ref,
             action_ref,
-            compressed: compressed_len.is_some(),
-            data_raw_len: data.map_or(0, <[u8]>::len) as u64,
+            compressed: q.raw_len.is_some(),
+            data_raw_len: q.data_len() as u64,
             data_stored_len: stored_len as u64,
         };
         self.index.add_event(
@@ -403,30 +571,24 @@ impl Writer {
     /// Ensures the active segment has room for `q`'s frames (and any new strings) plus the
     /// footer it would need afterwards, sealing the segment and rolling when it has not.
     fn make_room(&mut self, q: &Queued, stored_len: usize, commit_us: i64) -> Result<()> {
-        let ev = &q.event;
-        let names: [Option<&str>; 3] =
-            [Some(&ev.event_type), Some(&ev.source), ev.action.as_deref()];
+        let names: [Option<&str>; 3] = [Some(q.event_type), Some(q.source), q.action];
         let mut attempts = 0;
         loop {
             attempts += 1;
             if self.active.is_none() {
                 self.roll(q, commit_us)?;
             }
-            let missing: Vec<&str> = names
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|s| !self.index.lookup.contains_key(*s))
-                .collect();
-            let defs_len: usize = missing
-                .iter()
-                .map(|s| format::FRAME_HEADER_LEN + 6 + s.len())
-                .sum();
+            // Bytes of the string definitions this event adds, and of their footer entries.
+            let (mut defs_len, mut footer_strings_len) = (0, 0);
+            for s in names.iter().flatten() {
+                if !self.index.lookup.contains_key(*s) {
+                    defs_len += format::FRAME_HEADER_LEN + 6 + s.len();
+                    footer_strings_len += s.len() + 5;
+                }
+            }
             let frame_upper = format::frame_len_max(stored_len);
-            let footer_after = self.index.footer_len_bound()
-                + missing.iter().map(|s| s.len() + 5).sum::<usize>()
-                + format::BLOCK_LEN
-                + 12;
+            let footer_after =
+                self.index.footer_len_bound() + footer_strings_len + format::BLOCK_LEN + 12;
             let active = self.active.as_mut().expect("rolled above");
             let need = (defs_len + frame_upper + footer_after) as u64;
             if need <= active.room() {
@@ -467,7 +629,7 @@ impl Writer {
             stream_kind: StreamKind::Events.code(),
             segment_id: self.last_segment_id + 1,
             base_id: first.id,
-            base_timestamp_us: first.event.timestamp.0,
+            base_timestamp_us: first.timestamp.0,
             segment_len: self.shared.config.segment_len,
             created_us: now_us,
         };
