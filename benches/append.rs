@@ -144,26 +144,23 @@ fn run_with(
 #[expect(clippy::cast_precision_loss, reason = "figures for display")]
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let total: u64 = if full {
-        std::env::var("SELFLOG_BENCH_EVENTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000_000)
-    } else {
-        20_000
+    // A knob's value in a full run (`default` when unset), `smoke` under `cargo test`.
+    let knob = |name: &str, default: u64, smoke: u64| {
+        if full {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        } else {
+            smoke
+        }
     };
+    let total = knob("SELFLOG_BENCH_EVENTS", 10_000_000, 20_000);
     let pool = Arc::new(pool(if full { 100_000 } else { 2_000 }));
     // This machine is a VM whose noise between runs is ±15%, more than the effect of the
     // dedup window: the single-thread runs with and without it alternate, and the medians
     // are reported. `SELFLOG_BENCH_ROUNDS` (default 3) sets how many pairs.
-    let rounds: usize = if full {
-        std::env::var("SELFLOG_BENCH_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3)
-    } else {
-        1
-    };
+    let rounds = knob("SELFLOG_BENCH_ROUNDS", 3, 1);
     let dedup_off = || {
         let mut c = Config::default();
         c.dedup_window = 0;
