@@ -706,7 +706,15 @@ pub struct Events {
     next_valid: bool,
     unordered: bool,
     done: bool,
+    /// Blocks read so far.
+    visited: u64,
 }
+
+/// Blocks a text search reads one at a time before it counts as a long scan.
+const SCAN_SERIAL_BLOCKS: u64 = 64;
+/// Blocks a long scan takes at once, shared by the cores (512 blocks of up to 8 KiB: a few
+/// milliseconds of work per batch, against ~20 µs to start a thread).
+const SCAN_BATCH_BLOCKS: usize = 512;
 
 impl Events {
     fn new(
@@ -730,6 +738,7 @@ impl Events {
             next_valid: false,
             unordered: false,
             done: false,
+            visited: 0,
         }
     }
 
@@ -767,22 +776,88 @@ impl Events {
             return Ok(());
         }
         let (order, after) = (self.order, self.after);
+        // A text search that has already read many blocks is most likely a long scan: it
+        // takes a batch of this plan's next blocks and reads them on every core.
+        let batch_max = if self.matcher.is_some() && self.visited >= SCAN_SERIAL_BLOCKS {
+            SCAN_BATCH_BLOCKS
+        } else {
+            1
+        };
         let Plan::Expanded(plan) = &mut self.plans[plan_index] else {
             return Ok(());
         };
-        // Move the frontier while what lies beyond it may sort before the queued blocks.
-        let top = plan.blocks.peek().map(|c| c.key);
-        if let Some(bound) = plan.frontier_bound(order, &self.filter) {
-            if top.is_none_or(|t| bound >= t) {
-                plan.advance(order, &self.filter, after);
-                return Ok(());
+        // The blocks this plan visits next, in the order single loads would take them: the
+        // frontier moves on while what lies beyond it may sort before the queued blocks.
+        let mut batch = Vec::new();
+        while batch.len() < batch_max {
+            let top = plan.blocks.peek().map(|c| c.key);
+            if let Some(bound) = plan.frontier_bound(order, &self.filter) {
+                if top.is_none_or(|t| bound >= t) {
+                    plan.advance(order, &self.filter, after);
+                    if batch.is_empty() && batch_max == 1 {
+                        return Ok(());
+                    }
+                    continue;
+                }
             }
+            let Some(Keyed { item: block, .. }) = plan.blocks.pop() else {
+                break;
+            };
+            batch.push(block);
         }
-        let Some(Keyed { item: block, .. }) = plan.blocks.pop() else {
-            return Ok(());
+        self.visited += batch.len() as u64;
+        let found = if batch.len() > 1 {
+            self.scan_blocks_parallel(plan_index, &batch)?
+        } else {
+            match batch.first() {
+                Some(block) => self.scan_block(plan_index, block)?,
+                None => Vec::new(),
+            }
         };
+        self.heap.extend(found);
+        Ok(())
+    }
+
+    /// The matches of `blocks` of plan `plan_index`, read on every core. Threads take the
+    /// next unread block as they finish one, so a few blocks of large compressed events do
+    /// not leave a core idle.
+    fn scan_blocks_parallel(&self, plan_index: usize, blocks: &[Block]) -> Result<Vec<Pending>> {
+        use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(blocks.len());
+        let next = AtomicUsize::new(0);
+        let scan = || -> Result<Vec<Pending>> {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                let Some(block) = blocks.get(i) else {
+                    return Ok(out);
+                };
+                out.extend(self.scan_block(plan_index, block)?);
+            }
+        };
+        let parts: Vec<Result<Vec<Pending>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(scan)).collect();
+            let mut parts = vec![scan()];
+            parts.extend(
+                helpers
+                    .into_iter()
+                    .map(|h| h.join().expect("a query scan thread panicked")),
+            );
+            parts
+        });
+        let mut found = Vec::new();
+        for part in parts {
+            found.extend(part?);
+        }
+        Ok(found)
+    }
+
+    /// The matches of one block of plan `plan_index`.
+    fn scan_block(&self, plan_index: usize, block: &Block) -> Result<Vec<Pending>> {
         let Plan::Expanded(plan) = &self.plans[plan_index] else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
         let mut offset = block.offset;
@@ -829,8 +904,7 @@ impl Events {
             }
             offset = next;
         }
-        self.heap.extend(found);
-        Ok(())
+        Ok(found)
     }
 
     /// The stored event of a released match.
