@@ -20,7 +20,7 @@ use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
-use crate::stream::{frame_data_bytes_raw, materialize, raw_frame, SegmentView, Snapshot};
+use crate::stream::{decompress_payload, materialize, raw_frame, SegmentView, Snapshot};
 use crate::text::TextMatcher;
 
 /// The order of query results.
@@ -810,7 +810,7 @@ impl Events {
             self.scan_blocks_parallel(plan_index, &batch)?
         } else {
             match batch.first() {
-                Some(block) => self.scan_block(plan_index, block)?,
+                Some(block) => self.scan_block(plan_index, block, &mut Vec::new())?,
                 None => Vec::new(),
             }
         };
@@ -829,12 +829,13 @@ impl Events {
         let next = AtomicUsize::new(0);
         let scan = || -> Result<Vec<Pending>> {
             let mut out = Vec::new();
+            let mut scratch = Vec::new();
             loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
                 let Some(block) = blocks.get(i) else {
                     return Ok(out);
                 };
-                out.extend(self.scan_block(plan_index, block)?);
+                out.extend(self.scan_block(plan_index, block, &mut scratch)?);
             }
         };
         let parts: Vec<Result<Vec<Pending>>> = std::thread::scope(|scope| {
@@ -855,7 +856,12 @@ impl Events {
     }
 
     /// The matches of one block of plan `plan_index`.
-    fn scan_block(&self, plan_index: usize, block: &Block) -> Result<Vec<Pending>> {
+    fn scan_block(
+        &self,
+        plan_index: usize,
+        block: &Block,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<Pending>> {
         let Plan::Expanded(plan) = &self.plans[plan_index] else {
             return Ok(Vec::new());
         };
@@ -881,7 +887,7 @@ impl Events {
                     None => raw_frame(&plan.snap, offset)?,
                 };
                 match frame {
-                    Some(f) => match self.matches(plan, offset, &f)? {
+                    Some(f) => match self.matches(plan, offset, &f, scratch)? {
                         Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, next),
                         Some(Matched::WithData(d)) => (Some(FrameHead::from(&f)), Some(d), next),
                         None => (None, None, next),
@@ -925,11 +931,12 @@ impl Events {
         plan: &SegmentPlan,
         offset: u64,
         f: &EventFrame<'_>,
+        scratch: &mut Vec<u8>,
     ) -> Result<Option<Matched>> {
         if !self.fields_match(plan, &FrameHead::from(f)) {
             return Ok(None);
         }
-        self.text_matches(plan, offset, f)
+        self.text_matches(plan, offset, f, scratch)
     }
 
     /// Whether `f`'s id, timestamp and strings pass the filter (not the text).
@@ -973,6 +980,7 @@ impl Events {
         plan: &SegmentPlan,
         offset: u64,
         f: &EventFrame<'_>,
+        scratch: &mut Vec<u8>,
     ) -> Result<Option<Matched>> {
         let Some(m) = &self.matcher else {
             return Ok(Some(Matched::Plain));
@@ -984,16 +992,23 @@ impl Events {
             return Ok(Some(Matched::Plain));
         }
         // Bytes are matched as they are; only a match is checked to be UTF-8 (and every
-        // released event is decoded again with its checksum checked).
-        match frame_data_bytes_raw(&plan.snap, offset, f)? {
-            Some(bytes) if m.is_match(&bytes) => {
-                let text = String::from_utf8(bytes.into_owned()).map_err(|_| {
-                    crate::Error::corrupt(&plan.snap.path, offset, "event data is not UTF-8")
-                })?;
-                Ok(Some(Matched::WithData(text)))
+        // released event is decoded again with its checksum checked). A compressed payload
+        // is decompressed into the scanning thread's buffer, reused from frame to frame.
+        let bytes: &[u8] = match (f.payload, f.raw_len) {
+            (None, _) => return Ok(None),
+            (Some(p), None) => p,
+            (Some(p), Some(raw)) => {
+                decompress_payload(&plan.snap, offset, p, raw, scratch)?;
+                scratch
             }
-            _ => Ok(None),
+        };
+        if !m.is_match(bytes) {
+            return Ok(None);
         }
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            crate::Error::corrupt(&plan.snap.path, offset, "event data is not UTF-8")
+        })?;
+        Ok(Some(Matched::WithData(text)))
     }
 
     fn next_event(&mut self) -> Result<Option<StoredEvent>> {

@@ -321,38 +321,50 @@ pub(crate) fn frame_data_bytes_raw<'a>(
     offset: u64,
     f: &EventFrame<'a>,
 ) -> Result<Option<std::borrow::Cow<'a, [u8]>>> {
-    let path = &snap.path;
     match (f.payload, f.raw_len) {
         (None, _) => Ok(None),
         (Some(p), None) => Ok(Some(std::borrow::Cow::Borrowed(p))),
         (Some(p), Some(raw)) => {
-            if raw > RAW_LEN_MAX {
-                return Err(Error::corrupt(
-                    path,
-                    offset,
-                    format!("decompressed length {raw} implausible"),
-                ));
-            }
-            let bytes = lz4_flex::block::decompress(p, raw as usize).map_err(|e| {
-                Error::corrupt(
-                    path,
-                    offset,
-                    format!("lz4 payload does not decompress: {e}"),
-                )
-            })?;
-            if bytes.len() != raw as usize {
-                return Err(Error::corrupt(
-                    path,
-                    offset,
-                    format!(
-                        "lz4 payload decompresses to {} bytes, not {raw}",
-                        bytes.len()
-                    ),
-                ));
-            }
+            let mut bytes = Vec::new();
+            decompress_payload(snap, offset, p, raw, &mut bytes)?;
             Ok(Some(std::borrow::Cow::Owned(bytes)))
         }
     }
+}
+
+/// Decompresses the LZ4 payload `p` of the frame at `offset`, which must give exactly
+/// `raw` bytes, into `out` (resized to `raw`; a reused buffer keeps its allocation).
+pub(crate) fn decompress_payload(
+    snap: &Snapshot,
+    offset: u64,
+    p: &[u8],
+    raw: u32,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let path = &snap.path;
+    if raw > RAW_LEN_MAX {
+        return Err(Error::corrupt(
+            path,
+            offset,
+            format!("decompressed length {raw} implausible"),
+        ));
+    }
+    out.resize(raw as usize, 0);
+    let n = lz4_flex::block::decompress_into(p, out).map_err(|e| {
+        Error::corrupt(
+            path,
+            offset,
+            format!("lz4 payload does not decompress: {e}"),
+        )
+    })?;
+    if n != raw as usize {
+        return Err(Error::corrupt(
+            path,
+            offset,
+            format!("lz4 payload decompresses to {n} bytes, not {raw}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The data text of an event frame read outside any snapshot (salvage).
