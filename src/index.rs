@@ -285,6 +285,32 @@ impl SegmentIndex {
         Some(out)
     }
 
+    /// The length of the longest posting list among `refs` (a lower bound on how many
+    /// blocks any of them is in), without decoding any list; `None` when postings are
+    /// unknown.
+    pub fn longest_posting(&self, refs: &rustc_hash::FxHashSet<u32>) -> Option<usize> {
+        match &self.postings {
+            Postings::Built(p) => Some(
+                refs.iter()
+                    .filter_map(|r| p.get(r))
+                    .map(Vec::len)
+                    .max()
+                    .unwrap_or(0),
+            ),
+            Postings::Deferred(src, directory) => {
+                let directory = directory.get_or_init(|| src.directory()).as_ref()?;
+                Some(
+                    refs.iter()
+                        .filter_map(|r| directory.get(r))
+                        .map(|at| at.count() as usize)
+                        .max()
+                        .unwrap_or(0),
+                )
+            }
+            Postings::Absent => None,
+        }
+    }
+
     /// Records a string definition; its reference is the current string count.
     pub fn add_string(&mut self, text: &str) -> u32 {
         let r = u32::try_from(self.strings.len()).expect("fewer than 2^32 strings per segment");

@@ -583,10 +583,22 @@ fn plan_segment(
         {
             return None;
         }
-        // Candidate block indices: the intersection of each string filter's postings.
+        // Candidate block indices: the intersection of each string filter's postings. A
+        // filter one of whose strings is posted in at least 7/8 of the segment's blocks
+        // would prune little and cost a decode of a list as long as the segment: every
+        // block stays a candidate for it (each frame is still checked), so a common type's
+        // newest rows cost a few blocks, not a decode of thousands of block numbers.
         let mut allowed: Option<Vec<u32>> = None;
         let action_set: Option<FxHashSet<u32>> = action.map(|a| std::iter::once(a).collect());
+        let dense = |refs: &FxHashSet<u32>| {
+            ix.longest_posting(refs).is_some_and(|n| {
+                n * DENSE_POSTING_DIVISOR >= ix.blocks.len() * (DENSE_POSTING_DIVISOR - 1)
+            })
+        };
         for refs in [&types, &sources, &action_set].into_iter().flatten() {
+            if dense(refs) {
+                continue;
+            }
             if let Some(list) = ix.posted_blocks(refs) {
                 allowed = Some(match allowed {
                     None => list,
@@ -709,6 +721,9 @@ pub struct Events {
     /// Blocks read so far.
     visited: u64,
 }
+
+/// A string filter posted in at least (n-1)/n of a segment's blocks skips its postings.
+const DENSE_POSTING_DIVISOR: usize = 8;
 
 /// Blocks a text search reads one at a time before it counts as a long scan.
 const SCAN_SERIAL_BLOCKS: u64 = 64;

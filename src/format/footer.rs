@@ -453,6 +453,13 @@ pub struct PostingListAt {
     count: u32,
 }
 
+impl PostingListAt {
+    /// How many block indices the list holds.
+    pub fn count(self) -> u32 {
+        self.count
+    }
+}
+
 impl EncodedPostings {
     /// Where each string's list is, by string reference, without decoding the lists: a few
     /// bytes per string instead of four per posted block, so that a long-running reader can
