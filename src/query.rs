@@ -854,7 +854,16 @@ impl Events {
             }
         };
         let parts: Vec<Result<Vec<Pending>>> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(scan)).collect();
+            // A thread that cannot be started (no memory, a process limit) leaves its share
+            // to the others: the blocks are taken from a shared counter.
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|_| {
+                    std::thread::Builder::new()
+                        .name("selflog-scan".into())
+                        .spawn_scoped(scope, scan)
+                        .ok()
+                })
+                .collect();
             let mut parts = vec![scan()];
             parts.extend(
                 helpers
