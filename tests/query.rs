@@ -53,6 +53,25 @@ fn ids(it: impl Iterator<Item = selflog::Result<StoredEvent>>) -> Vec<u64> {
     it.map(|e| e.unwrap().id.0).collect()
 }
 
+/// Every id `query` returns, fetched in pages of `page` resumed from each page's position.
+fn paged<'s>(query: impl Fn() -> selflog::Query<'s>, page: u64) -> Vec<u64> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let mut q = query().limit(page);
+        if let Some(p) = after {
+            q = q.after(p);
+        }
+        let mut it = q.run().unwrap();
+        let got = ids(it.by_ref());
+        if got.is_empty() {
+            return all;
+        }
+        after = it.position();
+        all.extend(got);
+    }
+}
+
 #[test]
 fn ordered_filtered_paged_results_match_the_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,21 +127,7 @@ fn ordered_filtered_paged_results_match_the_model() {
             .collect();
         assert_eq!(got, want, "rare type, {order:?}");
         // Paging by 37 gives the whole result.
-        let mut pages = Vec::new();
-        let mut after = None;
-        loop {
-            let mut q = store.query().source("Google Chrome").order(order).limit(37);
-            if let Some(p) = after {
-                q = q.after(p);
-            }
-            let mut it = q.run().unwrap();
-            let page: Vec<u64> = it.by_ref().map(|e| e.unwrap().id.0).collect();
-            if page.is_empty() {
-                break;
-            }
-            after = it.position();
-            pages.extend(page);
-        }
+        let pages = paged(|| store.query().source("Google Chrome").order(order), 37);
         assert_eq!(
             pages,
             model(&evs, |e| e.source == "Google Chrome", order),
@@ -222,21 +227,7 @@ fn long_text_scans_stay_exact() {
             .unwrap());
         let in_range = |e: &Event| has(e) && e.timestamp >= since && e.timestamp < until;
         assert_eq!(got, model(&evs, in_range, order), "range, {order:?}");
-        let mut pages = Vec::new();
-        let mut after = None;
-        loop {
-            let mut q = store.query().text("needle").order(order).limit(7);
-            if let Some(p) = after {
-                q = q.after(p);
-            }
-            let mut it = q.run().unwrap();
-            let page = ids(it.by_ref());
-            if page.is_empty() {
-                break;
-            }
-            after = it.position();
-            pages.extend(page);
-        }
+        let pages = paged(|| store.query().text("needle").order(order), 7);
         assert_eq!(pages, want, "paging, {order:?}");
     }
     assert_eq!(store.query().text("needle").count().unwrap(), 31);
