@@ -178,6 +178,14 @@ impl DedupWindow {
         }
     }
 
+    /// Starts loading the home bucket of `key` into the cache: a plain read whose value is
+    /// not needed, so that several in a row miss in parallel.
+    pub fn touch(&self, key: u64) {
+        if !self.is_disabled() {
+            std::hint::black_box(self.slots.get(self.home(key) * BUCKET));
+        }
+    }
+
     /// Counts one more (`up`) or one fewer entry living past each bucket from `from` up to,
     /// not including, `to` (cyclically). A saturated count stays saturated.
     fn count_overflow(&mut self, from: usize, to: usize, up: bool) {

@@ -206,6 +206,9 @@ fn write_meta(dir: &Path) -> Result<()> {
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
+/// Events of a batch whose dedup buckets are loaded together before they are looked up.
+const DEDUP_TOUCH_AHEAD: usize = 16;
+
 /// Rebuilds the deduplication window from the newest `capacity` stored events, reading
 /// the segments that hold them (on every core: this is most of the time of opening a large
 /// store for writing), so a daemon that re-sends its in-flight events after a crash stores
@@ -255,8 +258,15 @@ fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     for entries in walked {
         all.extend(entries?);
     }
-    for &(hash, id) in &all[all.len().saturating_sub(capacity)..] {
-        window.insert(hash, id);
+    // Each insert is a cache miss in a large table: the buckets of the next few are loaded
+    // together first, so that their misses overlap.
+    for chunk in all[all.len().saturating_sub(capacity)..].chunks(DEDUP_TOUCH_AHEAD) {
+        for &(hash, _) in chunk {
+            window.touch(hash);
+        }
+        for &(hash, id) in chunk {
+            window.insert(hash, id);
+        }
     }
     Ok(window)
 }
@@ -783,12 +793,9 @@ impl Store {
         let hash = event.content_hash();
         let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(
-            shared,
-            std::iter::once((&event, hash, packed.as_deref())),
-            None,
-            |a| result = a,
-        )?;
+        self.enqueue(shared, &[(&event, hash, packed.as_deref())], None, |a| {
+            result = a;
+        })?;
         Ok(result)
     }
 
@@ -811,9 +818,11 @@ impl Store {
         let mut result = Appended::New(EventId(0));
         self.enqueue(
             shared,
-            std::iter::once((&event, hash, packed.as_deref())),
+            &[(&event, hash, packed.as_deref())],
             Some(id.0),
-            |a| result = a,
+            |a| {
+                result = a;
+            },
         )?;
         Ok(result)
     }
@@ -839,11 +848,12 @@ impl Store {
             .map(|e| (e.content_hash(), crate::writer::compress(e, min)))
             .collect();
         let mut out = Vec::with_capacity(events.len());
-        let items = events
+        let items: Vec<(&Event, u64, Option<&[u8]>)> = events
             .iter()
             .zip(&hashed)
-            .map(|(e, (h, packed))| (e, *h, packed.as_deref()));
-        self.enqueue(shared, items, None, |a| out.push(a))?;
+            .map(|(e, (h, packed))| (e, *h, packed.as_deref()))
+            .collect();
+        self.enqueue(shared, &items, None, |a| out.push(a))?;
         Ok(out)
     }
 
@@ -853,7 +863,7 @@ impl Store {
     fn enqueue<'e>(
         &self,
         shared: &Shared,
-        events: impl Iterator<Item = (&'e Event, u64, Option<&'e [u8]>)>,
+        items: &[(&'e Event, u64, Option<&'e [u8]>)],
         forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
@@ -861,9 +871,17 @@ impl Store {
             return Err(e);
         }
         let cfg = &shared.config;
+        let key_of = |event: &Event, hash: u64| cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (event, hash, packed) in events {
+        for (i, &(event, hash, packed)) in items.iter().enumerate() {
+            if items.len() > 1 && i % DEDUP_TOUCH_AHEAD == 0 {
+                // A batch's dedup lookups are cache misses in a large table: load the next
+                // few buckets together, so that their misses overlap instead of adding up.
+                for &(e, h, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
+                    q.dedup.touch(key_of(e, h));
+                }
+            }
             while q.events.len() >= cfg.queue_events_max {
                 if q.shutdown {
                     return Err(Error::Closed);
@@ -887,7 +905,7 @@ impl Store {
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            let key = cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
+            let key = key_of(event, hash);
             if let Some(original) = q.dedup.candidate(key) {
                 if self.is_same(shared, &q, original, event, hash, packed)? {
                     q.duplicates += 1;
