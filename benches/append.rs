@@ -158,8 +158,8 @@ fn main() {
     let total = knob("SELFLOG_BENCH_EVENTS", 10_000_000, 20_000);
     let pool = Arc::new(pool(if full { 100_000 } else { 2_000 }));
     // This machine is a VM whose noise between runs is ±15%, more than the effect of the
-    // dedup window: the single-thread runs with and without it alternate, and the medians
-    // are reported. `SELFLOG_BENCH_ROUNDS` (default 3) sets how many pairs.
+    // dedup window: the workloads take turns, round after round, and the medians are
+    // reported. `SELFLOG_BENCH_ROUNDS` (default 3) sets how many rounds.
     let rounds = knob("SELFLOG_BENCH_ROUNDS", 3, 1);
     let dedup_off = || {
         let mut c = Config::default();
@@ -171,37 +171,45 @@ fn main() {
         // leaves the guest's page cache and heap warm, as a long-running daemon's are.
         run("warm-up", &pool, total.min(2_000_000), 1, 1);
     }
-    let mut with_window = Vec::new();
-    let mut without = Vec::new();
+    // Every workload runs once per round, in turn, and each row is the median of its runs.
+    let workloads: [(&'static str, u64, usize, bool); 5] = [
+        ("append, 1 thread", 1, 1, true),
+        ("append, 1 thread, dedup off", 1, 1, false),
+        ("append, 2 threads", 2, 1, true),
+        ("append_batch(100), 1 thread", 1, 100, true),
+        ("append_batch(100), 1 thread, dedup off", 1, 100, false),
+    ];
+    let mut results: Vec<Vec<Run>> = workloads.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        with_window.push(run("append, 1 thread", &pool, total, 1, 1));
-        without.push(run_with(
-            "append, 1 thread, dedup off",
-            &pool,
-            total,
-            1,
-            1,
-            dedup_off(),
-        ));
+        for (w, out) in workloads.iter().zip(&mut results) {
+            let (name, threads, batch, dedup) = *w;
+            let config = if dedup {
+                Config::default()
+            } else {
+                dedup_off()
+            };
+            out.push(run_with(name, &pool, total, threads, batch, config));
+        }
     }
     let rate = |r: &Run| r.events as f64 / r.elapsed.as_secs_f64();
+    let pairs = |on: &[Run], off: &[Run]| -> String {
+        on.iter()
+            .zip(off)
+            .map(|(a, b)| format!("{:.0}/{:.0}", rate(a), rate(b)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (single_pairs, batch_pairs) = (
+        pairs(&results[0], &results[1]),
+        pairs(&results[3], &results[4]),
+    );
     let median = |mut v: Vec<Run>| {
         v.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
         v.swap_remove(v.len() / 2)
     };
-    let pairs: Vec<String> = with_window
-        .iter()
-        .zip(&without)
-        .map(|(a, b)| format!("{:.0}/{:.0}", rate(a), rate(b)))
-        .collect();
-    let (on, off) = (median(with_window), median(without));
-    let dedup_cost = 100.0 * (1.0 - rate(&on) / rate(&off));
-    let runs = [
-        on,
-        run("append, 2 threads", &pool, total, 2, 1),
-        run("append_batch(100), 1 thread", &pool, total, 1, 100),
-        off,
-    ];
+    let runs: Vec<Run> = results.into_iter().map(median).collect();
+    let cost = |on: &Run, off: &Run| 100.0 * (1.0 - rate(on) / rate(off));
+    let (dedup_cost, batch_dedup_cost) = (cost(&runs[0], &runs[1]), cost(&runs[3], &runs[4]));
     println!(
         "| workload | events | seconds | events/s | bytes/event | RssAnon growth while appending |"
     );
@@ -222,7 +230,7 @@ fn main() {
         "events are prebuilt in chunks of {CHUNK_EVENTS} by the appending threads (untimed); RssAnon growth is the peak during a timed stretch minus the level before it"
     );
     println!(
-        "dedup cost (1 thread, median of {rounds} alternating runs with and without the window): {dedup_cost:.1}%; pairs (events/s with/without): {}",
-        pairs.join(", ")
+        "dedup cost, single appends (medians of {rounds} rounds, each workload once a round): {dedup_cost:.1}%; pairs (events/s with/without): {single_pairs}"
     );
+    println!("dedup cost, append_batch(100): {batch_dedup_cost:.1}%; pairs: {batch_pairs}");
 }
