@@ -815,45 +815,64 @@ impl Events {
                     continue;
                 }
             }
-            let Some(Keyed { item: block, .. }) = plan.blocks.pop() else {
+            let Some(candidate) = plan.blocks.pop() else {
                 break;
             };
-            batch.push(block);
+            batch.push(candidate);
         }
         self.visited += batch.len() as u64;
-        let found = if batch.len() > 1 {
-            self.scan_blocks_parallel(plan_index, &batch)?
+        let blocks: Vec<Block> = batch.iter().map(|c| c.item).collect();
+        let results = if blocks.len() > 1 {
+            self.scan_blocks_parallel(plan_index, &blocks)
         } else {
-            match batch.first() {
-                Some(block) => self.scan_block(plan_index, block, &mut Vec::new())?,
-                None => Vec::new(),
-            }
+            blocks
+                .iter()
+                .map(|b| self.scan_block(plan_index, b, &mut Vec::new()))
+                .collect()
         };
-        self.heap.extend(found);
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(found) => self.heap.extend(found),
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => {
+                    // A damaged block fails the query where a visit in order would: the
+                    // blocks from it on go back unvisited, so what sorts before them is
+                    // released first, and the next load reports the damage.
+                    if let Plan::Expanded(plan) = &mut self.plans[plan_index] {
+                        plan.blocks.extend(batch.drain(i..));
+                    }
+                    return Ok(());
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The matches of `blocks` of plan `plan_index`, read on every core. Threads take the
-    /// next unread block as they finish one, so a few blocks of large compressed events do
-    /// not leave a core idle.
-    fn scan_blocks_parallel(&self, plan_index: usize, blocks: &[Block]) -> Result<Vec<Pending>> {
+    /// The matches of each of `blocks` of plan `plan_index`, in their order, read on every
+    /// core. Threads take the next unread block as they finish one, so a few blocks of large
+    /// compressed events do not leave a core idle.
+    fn scan_blocks_parallel(
+        &self,
+        plan_index: usize,
+        blocks: &[Block],
+    ) -> Vec<Result<Vec<Pending>>> {
         use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
         let threads = std::thread::available_parallelism()
             .map_or(1, std::num::NonZero::get)
             .min(blocks.len());
         let next = AtomicUsize::new(0);
-        let scan = || -> Result<Vec<Pending>> {
+        let scan = || {
             let mut out = Vec::new();
             let mut scratch = Vec::new();
             loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
                 let Some(block) = blocks.get(i) else {
-                    return Ok(out);
+                    return out;
                 };
-                out.extend(self.scan_block(plan_index, block, &mut scratch)?);
+                out.push((i, self.scan_block(plan_index, block, &mut scratch)));
             }
         };
-        let parts: Vec<Result<Vec<Pending>>> = std::thread::scope(|scope| {
+        let mut parts: Vec<(usize, Result<Vec<Pending>>)> = std::thread::scope(|scope| {
             // A thread that cannot be started (no memory, a process limit) leaves its share
             // to the others: the blocks are taken from a shared counter.
             let helpers: Vec<_> = (1..threads)
@@ -864,19 +883,14 @@ impl Events {
                         .ok()
                 })
                 .collect();
-            let mut parts = vec![scan()];
-            parts.extend(
-                helpers
-                    .into_iter()
-                    .map(|h| h.join().expect("a query scan thread panicked")),
-            );
+            let mut parts = scan();
+            for h in helpers {
+                parts.extend(h.join().expect("a query scan thread panicked"));
+            }
             parts
         });
-        let mut found = Vec::new();
-        for part in parts {
-            found.extend(part?);
-        }
-        Ok(found)
+        parts.sort_unstable_by_key(|&(i, _)| i);
+        parts.into_iter().map(|(_, r)| r).collect()
     }
 
     /// The matches of one block of plan `plan_index`.

@@ -160,17 +160,10 @@ fn ordered_filtered_paged_results_match_the_model() {
     );
 }
 
-/// A rare text is found by scanning hundreds of blocks, which a query reads in parallel
-/// batches once it has read many one at a time: results stay exact and in order, across
-/// sealed segments, compressed payloads, late timestamps, limits and paging.
-#[test]
-fn long_text_scans_stay_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = Config::default();
-    c.segment_len = 256 << 10;
-    c.data_len_max = 64 << 10;
-    let store = Store::open(dir.path().join("s"), c).unwrap();
-    let evs: Vec<Event> = (0u64..30_000)
+/// 30,000 small events, every 997th holding "needle" (every other one of those in a
+/// large, compressed payload), every 7th three seconds late.
+fn needle_events() -> Vec<Event> {
+    (0u64..30_000)
         .map(|i| {
             let late = if i.is_multiple_of(7) { 3_000_000 } else { 0 };
             let ts = T0 + i64::try_from(i).unwrap() * 10_000 - late;
@@ -191,11 +184,30 @@ fn long_text_scans_stay_exact() {
             )
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// A store of [`needle_events`] in 256 KiB segments.
+fn needle_store(path: &std::path::Path) -> (Store, Vec<Event>) {
+    let mut c = Config::default();
+    c.segment_len = 256 << 10;
+    c.data_len_max = 64 << 10;
+    let store = Store::open(path, c).unwrap();
+    let evs = needle_events();
     for chunk in evs.chunks(1000) {
         store.append_batch(chunk.to_vec()).unwrap();
     }
     store.flush().unwrap();
+    (store, evs)
+}
+
+/// A rare text is found by scanning hundreds of blocks, which a query reads in parallel
+/// batches once it has read many one at a time: results stay exact and in order, across
+/// sealed segments, compressed payloads, late timestamps, limits and paging.
+#[test]
+fn long_text_scans_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, evs) = needle_store(&dir.path().join("s"));
     assert!(store.stats().unwrap().segments >= 5, "scans cross segments");
     let has = |e: &Event| {
         e.data_text()
@@ -232,4 +244,67 @@ fn long_text_scans_stay_exact() {
     }
     assert_eq!(store.query().text("needle").count().unwrap(), 31);
     assert_eq!(store.query().text("no such text").count().unwrap(), 0);
+}
+
+/// A damaged frame met by a long text scan ends the query with an error where a visit in
+/// order would meet it: every row before it is returned first, none after it.
+#[test]
+fn a_damaged_block_in_a_long_scan_fails_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let (store, evs) = needle_store(&path);
+    let sealed: Vec<_> = store
+        .segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.sealed)
+        .collect();
+    assert!(sealed.len() >= 5);
+    store.close().unwrap();
+    // The third-newest sealed segment: a newest-first scan reads a few hundred blocks
+    // before it. Overwrite the header of the frame holding its last small needle event.
+    let victim = &sealed[sealed.len() - 3];
+    let (first, last) = victim.ids.unwrap();
+    let i = (first.0 - 1..last.0)
+        .rev()
+        .find(|i| i % 997 == 0 && i % 2 == 1)
+        .expect("a small needle event in the segment");
+    let mut bytes = std::fs::read(&victim.path).unwrap();
+    let text = format!(r#""note":"a NEEDLE here","i":{i}}}"#);
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text.as_bytes())
+        .expect("the event's data is stored as text");
+    bytes[at - 40..at - 2].fill(0xFF);
+    std::fs::write(&victim.path, &bytes).unwrap();
+    let store = Store::open_read_only(&path).unwrap();
+    let want = model(
+        &evs,
+        |e| {
+            e.data_text()
+                .unwrap()
+                .to_ascii_lowercase()
+                .contains("needle")
+        },
+        Order::NewestFirst,
+    );
+    let mut got = Vec::new();
+    let mut failed = false;
+    for e in store.query().text("needle").run().unwrap() {
+        if let Ok(e) = e {
+            got.push(e.id.0);
+        } else {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the damage is reported");
+    // One needle event a block at most: every row newer than the damaged one is returned
+    // first, as a scan visiting blocks one at a time would, and nothing from it on.
+    let damaged = want.iter().position(|&id| id == i + 1).unwrap();
+    assert_eq!(
+        got,
+        want[..damaged],
+        "every row before the damage, in order"
+    );
 }
