@@ -821,15 +821,15 @@ impl Events {
             batch.push(candidate);
         }
         self.visited += batch.len() as u64;
+        if batch.len() <= 1 {
+            if let Some(c) = batch.first() {
+                let found = self.scan_block(plan_index, &c.item, &mut Vec::new())?;
+                self.heap.extend(found);
+            }
+            return Ok(());
+        }
         let blocks: Vec<Block> = batch.iter().map(|c| c.item).collect();
-        let results = if blocks.len() > 1 {
-            self.scan_blocks_parallel(plan_index, &blocks)
-        } else {
-            blocks
-                .iter()
-                .map(|b| self.scan_block(plan_index, b, &mut Vec::new()))
-                .collect()
-        };
+        let results = self.scan_blocks_parallel(plan_index, &blocks);
         for (i, result) in results.into_iter().enumerate() {
             match result {
                 Ok(found) => self.heap.extend(found),

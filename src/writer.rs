@@ -512,10 +512,12 @@ impl Writer {
     /// Encodes one event into the active segment, rolling first when it does not fit.
     fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
         let stored_len = q.payload.map_or(0, <[u8]>::len);
-        self.make_room(q, stored_len, commit_us)?;
+        let [known_type, known_source, known_action] = self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
-        let mut string_ref = |text: &str, index: &mut SegmentIndex| {
-            if let Some(&r) = index.lookup.get(text) {
+        // A name not yet in the dictionary is looked up once more before it is defined:
+        // the type and the source may be the same new string.
+        let mut string_ref = |text: &str, known: Option<u32>, index: &mut SegmentIndex| {
+            if let Some(r) = known.or_else(|| index.lookup.get(text).copied()) {
                 return r;
             }
             let r = index.add_string(text);
@@ -523,9 +525,11 @@ impl Writer {
             active.append_mut(frame.len()).copy_from_slice(&frame);
             r
         };
-        let type_ref = string_ref(q.event_type, &mut self.index);
-        let source_ref = string_ref(q.source, &mut self.index);
-        let action_ref = q.action.map(|a| string_ref(a, &mut self.index));
+        let type_ref = string_ref(q.event_type, known_type, &mut self.index);
+        let source_ref = string_ref(q.source, known_source, &mut self.index);
+        let action_ref = q
+            .action
+            .map(|a| string_ref(a, known_action, &mut self.index));
         let header = active.header;
         let frame = EventFrame {
             id_delta: q.id - header.base_id,
@@ -570,7 +574,14 @@ impl Writer {
 
     /// Ensures the active segment has room for `q`'s frames (and any new strings) plus the
     /// footer it would need afterwards, sealing the segment and rolling when it has not.
-    fn make_room(&mut self, q: &Queued, stored_len: usize, commit_us: i64) -> Result<()> {
+    /// Returns the dictionary references of its type, source and action in the segment it
+    /// will be written to (`None` for a name not yet defined there).
+    fn make_room(
+        &mut self,
+        q: &Queued,
+        stored_len: usize,
+        commit_us: i64,
+    ) -> Result<[Option<u32>; 3]> {
         let names: [Option<&str>; 3] = [Some(q.event_type), Some(q.source), q.action];
         let mut attempts = 0;
         loop {
@@ -580,8 +591,13 @@ impl Writer {
             }
             // Bytes of the string definitions this event adds, and of their footer entries.
             let (mut defs_len, mut footer_strings_len) = (0, 0);
-            for s in names.iter().flatten() {
-                if !self.index.lookup.contains_key(*s) {
+            let mut known = [None; 3];
+            for (s, k) in names.iter().zip(&mut known) {
+                let Some(s) = s else {
+                    continue;
+                };
+                *k = self.index.lookup.get(*s).copied();
+                if k.is_none() {
                     defs_len += format::FRAME_HEADER_LEN + 6 + s.len();
                     footer_strings_len += s.len() + 5;
                 }
@@ -592,7 +608,7 @@ impl Writer {
             let active = self.active.as_mut().expect("rolled above");
             let need = (defs_len + frame_upper + footer_after) as u64;
             if need <= active.room() {
-                return Ok(());
+                return Ok(known);
             }
             if self.index.summary.event_count == 0 || attempts > 1 {
                 return Err(Error::TooLarge {
@@ -638,5 +654,50 @@ impl Writer {
         self.active = Some(active);
         self.index = SegmentIndex::default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Event, Store, Timestamp};
+
+    /// A name used as type, source and action of one event, new to the segment, is defined
+    /// once; so is a name first seen as an event's source and then as another's type.
+    #[test]
+    fn a_new_name_used_twice_in_an_event_is_defined_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s"), Config::default()).unwrap();
+        let ts = Timestamp(1_732_460_000_000_000);
+        store
+            .append(Event::new(ts, "same", Some("same"), "same", None).unwrap())
+            .unwrap();
+        store
+            .append(Event::new(ts, "other", None, "next", None).unwrap())
+            .unwrap();
+        store
+            .append(Event::new(ts, "next", Some("other"), "same", None).unwrap())
+            .unwrap();
+        store.flush().unwrap();
+        store.refresh().unwrap();
+        let strings: Vec<String> = store.views()[0]
+            .with_index(|ix, _| ix.strings.iter().map(ToString::to_string).collect());
+        assert_eq!(strings, ["same", "other", "next"]);
+        let reopened = {
+            drop(store);
+            Store::open_read_only(dir.path().join("s")).unwrap()
+        };
+        let back: Vec<(String, Option<String>, String)> = reopened
+            .scan()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.event_type, e.action, e.source)
+            })
+            .collect();
+        assert_eq!(back[0], ("same".into(), Some("same".into()), "same".into()));
+        assert_eq!(
+            back[2],
+            ("next".into(), Some("other".into()), "same".into())
+        );
     }
 }
