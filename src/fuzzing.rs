@@ -58,6 +58,41 @@ pub fn decode_everything(bytes: &[u8]) -> usize {
     accepted
 }
 
+/// Rewrites the checkpoints in the footer of the sealed segment `segment` (a whole file's
+/// bytes) through `edit`, under a valid checksum: what a writer bug would leave, for tests
+/// of what readers and `verify` make of it. Returns false (and changes nothing) unless the
+/// segment is sealed, its footer has checkpoints and `edit` keeps their number.
+pub fn rewrite_checkpoints(segment: &mut [u8], edit: impl FnOnce(&mut Vec<u16>)) -> bool {
+    let Ok(slot) = format::CommitSlot::newest(segment) else {
+        return false;
+    };
+    let Ok(start) = usize::try_from(slot.committed_len) else {
+        return false;
+    };
+    let Some(rest) = segment.get(start..) else {
+        return false;
+    };
+    let Ok(len) = Footer::peek_len(rest) else {
+        return false;
+    };
+    let Some(Ok(mut footer)) = rest.get(..len).map(Footer::decode) else {
+        return false;
+    };
+    if !slot.sealed {
+        return false;
+    }
+    let Some(points) = footer.checkpoints.as_mut() else {
+        return false;
+    };
+    edit(points);
+    let bytes = footer.encode();
+    if bytes.len() != len {
+        return false;
+    }
+    segment[start..start + len].copy_from_slice(&bytes);
+    true
+}
+
 /// Parses one JSON Lines input line; never panics.
 pub fn parse_ingest_line(bytes: &[u8]) -> bool {
     crate::jsonl::parse_line(bytes).is_ok()

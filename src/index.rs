@@ -10,7 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use crate::format::{Block, Deferred, Footer, FooterSize, PostingListAt, Summary};
+use crate::format::{
+    Block, Deferred, Footer, FooterSize, PostingListAt, Summary, CHECKPOINT_SLOTS,
+    CHECKPOINT_STRIDE,
+};
 
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
@@ -144,6 +147,19 @@ impl Blocks {
     }
 }
 
+/// Where event frames inside each closed block start: [`CHECKPOINT_SLOTS`] relative offsets
+/// per block (0 for none), so a point lookup reads at most `CHECKPOINT_STRIDE` frames.
+/// `format-spec/FORMAT.md#checkpoints`
+#[derive(Debug, Clone)]
+enum Checkpoints {
+    /// Built while writing or scanning frames.
+    Owned(Arc<Vec<u16>>),
+    /// In a sealed segment's mapped footer.
+    InFooter(Arc<FooterSource>),
+    /// The footer has none.
+    Absent,
+}
+
 /// Where each string's posting list is in a footer.
 pub(crate) type PostingDirectory = FxHashMap<u32, PostingListAt>;
 
@@ -162,6 +178,10 @@ pub(crate) struct SegmentIndex {
     bounds: OnceLock<Arc<Bounds>>,
     /// The block being filled, if any.
     pub open: Option<Block>,
+    /// Checkpoints of the closed blocks.
+    checkpoints: Checkpoints,
+    /// Checkpoints of the block being filled.
+    open_checkpoints: [u16; CHECKPOINT_SLOTS],
     /// Counts and ranges.
     pub summary: Summary,
     /// Events per type reference.
@@ -185,6 +205,8 @@ impl Default for SegmentIndex {
             blocks: Blocks::Owned(Arc::new(Vec::new())),
             bounds: OnceLock::new(),
             open: None,
+            checkpoints: Checkpoints::Owned(Arc::new(Vec::new())),
+            open_checkpoints: [0; CHECKPOINT_SLOTS],
             summary: Summary {
                 min_ts_us: i64::MAX,
                 max_ts_us: i64::MIN,
@@ -228,6 +250,13 @@ impl SegmentIndex {
             }
             (None, _) => Postings::Absent,
         };
+        let checkpoints = match (&source, f.checkpoints) {
+            (Some(src), _) if src.deferred.checkpoints.is_some() => {
+                Checkpoints::InFooter(Arc::clone(src))
+            }
+            (None, Some(points)) => Checkpoints::Owned(Arc::new(points)),
+            _ => Checkpoints::Absent,
+        };
         let blocks = match source {
             Some(src) => Blocks::InFooter(src),
             None => Blocks::Owned(Arc::new(f.blocks)),
@@ -239,6 +268,8 @@ impl SegmentIndex {
             blocks,
             bounds: OnceLock::new(),
             open: None,
+            checkpoints,
+            open_checkpoints: [0; CHECKPOINT_SLOTS],
             summary: f.summary,
             type_counts: f.type_counts.into_iter().collect(),
             source_counts: f.source_counts.map(|c| c.into_iter().collect()),
@@ -374,6 +405,17 @@ impl SegmentIndex {
             min_ts_us: ts_us,
             max_ts_us: ts_us,
         });
+        let ordinal = block.event_count;
+        if ordinal > 0 && ordinal.is_multiple_of(CHECKPOINT_STRIDE) {
+            if let Some(slot) = self
+                .open_checkpoints
+                .get_mut((ordinal / CHECKPOINT_STRIDE - 1) as usize)
+            {
+                // A frame too far into its block for 16 bits (only after long string
+                // definitions) gets no checkpoint: a lookup walks to it.
+                *slot = u16::try_from(offset - block.offset).unwrap_or(0);
+            }
+        }
         block.last_id = id;
         block.event_count += 1;
         block.min_ts_us = block.min_ts_us.min(ts_us);
@@ -384,6 +426,10 @@ impl SegmentIndex {
             // Only an index being built has an open block; its blocks are in memory.
             if let Blocks::Owned(blocks) = &mut self.blocks {
                 Arc::make_mut(blocks).extend(self.open.take());
+            }
+            let points = std::mem::take(&mut self.open_checkpoints);
+            if let Checkpoints::Owned(all) = &mut self.checkpoints {
+                Arc::make_mut(all).extend_from_slice(&points);
             }
             self.bounds = OnceLock::new();
         }
@@ -419,11 +465,44 @@ impl SegmentIndex {
 
     /// The block holding event `id`, if any.
     pub fn block_of(&self, id: u64) -> Option<Block> {
+        self.locate(id).map(|(b, _)| b)
+    }
+
+    /// The block holding event `id`, if any, and the checkpoint to start reading it from
+    /// when there is one: the offset of an event frame at or before it in the block, and
+    /// the id that frame must have (the caller falls back to the block's start otherwise).
+    pub fn locate(&self, id: u64) -> Option<(Block, Option<(u64, u64)>)> {
         let i = first_ending_at_or_after(&self.blocks, id);
-        if let Some(b) = self.blocks.get(i) {
-            return (b.first_id <= id).then_some(b);
+        let (block, closed) = match self.blocks.get(i) {
+            Some(b) if b.first_id <= id => (b, Some(i)),
+            Some(_) => return None,
+            None => (
+                self.open.filter(|b| b.first_id <= id && id <= b.last_id)?,
+                None,
+            ),
+        };
+        // Ordinals follow from ids only in a block without gaps (a writer leaves none).
+        if block.last_id - block.first_id + 1 != u64::from(block.event_count) {
+            return Some((block, None));
         }
-        self.open.filter(|b| b.first_id <= id && id <= b.last_id)
+        let stride = u64::from(CHECKPOINT_STRIDE);
+        let step = (id - block.first_id) / stride;
+        let Some(slot) = step.checked_sub(1).map(|s| s as usize) else {
+            return Some((block, None));
+        };
+        let rel = match (closed, &self.checkpoints) {
+            (None, _) => self.open_checkpoints.get(slot).copied(),
+            (Some(i), Checkpoints::Owned(all)) => all.get(i * CHECKPOINT_SLOTS + slot).copied(),
+            (Some(i), Checkpoints::InFooter(src)) => src
+                .deferred
+                .checkpoints
+                .and_then(|c| c.get(src.footer(), i, slot)),
+            (Some(_), Checkpoints::Absent) => None,
+        };
+        let start = rel
+            .filter(|&r| r != 0)
+            .map(|r| (block.offset + u64::from(r), block.first_id + step * stride));
+        Some((block, start))
     }
 
     /// An upper bound of the footer's encoded length if sealed now.
@@ -463,6 +542,20 @@ impl SegmentIndex {
             v.sort_unstable();
             v
         });
+        let checkpoints = match &self.checkpoints {
+            Checkpoints::Owned(all) => Some(all.to_vec()),
+            Checkpoints::InFooter(src) => src
+                .deferred
+                .checkpoints
+                .and_then(|c| c.decode_all(src.footer()).ok()),
+            Checkpoints::Absent => None,
+        };
+        let checkpoints = checkpoints.map(|mut all| {
+            if self.open.is_some() {
+                all.extend_from_slice(&self.open_checkpoints);
+            }
+            all
+        });
         Footer {
             summary: self.summary,
             strings: self.strings.iter().map(ToString::to_string).collect(),
@@ -471,6 +564,7 @@ impl SegmentIndex {
             postings,
             source_counts: self.source_counts.as_ref().map(sorted),
             action_counts: self.action_counts.as_ref().map(sorted),
+            checkpoints,
         }
     }
 }
@@ -622,6 +716,68 @@ mod tests {
         let one: rustc_hash::FxHashSet<u32> = [0].into_iter().collect();
         assert!(loaded.posted_blocks(&one).is_some_and(|b| b.len() == 7));
         assert_eq!(loaded.to_footer(), ix.to_footer());
+    }
+
+    /// Every id is found from a checkpoint at most 3 event frames before it, which is
+    /// where that event's frame was recorded, in the writer's index and in one loaded from
+    /// its footer, for closed and open blocks, with string definitions between frames.
+    #[test]
+    fn checkpoints_point_at_the_frames_they_name() {
+        let mut ix = SegmentIndex::default();
+        let mut at = std::collections::HashMap::new();
+        let mut offset = 256u64;
+        let r = ix.add_string("t");
+        for id in 1..=1000u64 {
+            if id % 37 == 0 {
+                offset += 40; // a string definition inside or between blocks
+            }
+            let len = 50 + (id * 7919 % 1500) as u32;
+            let e = IndexedEvent {
+                id,
+                ts_us: 0,
+                type_ref: r,
+                source_ref: r,
+                action_ref: None,
+                compressed: false,
+                data_raw_len: 0,
+                data_stored_len: 0,
+            };
+            ix.add_event(&e, offset, len, 0);
+            at.insert(id, offset);
+            offset += u64::from(len);
+        }
+        assert!(ix.open.is_some(), "the test covers an open block");
+        let check = |ix: &SegmentIndex, last: u64| {
+            let mut from_checkpoints = 0;
+            for id in 1..=last {
+                let (block, start) = ix.locate(id).unwrap();
+                assert!(block.first_id <= id && id <= block.last_id);
+                match start {
+                    Some((off, want)) => {
+                        assert!(want <= id && id - want < 4, "id {id} from {want}");
+                        assert_eq!(off, at[&want], "id {id}");
+                        from_checkpoints += 1;
+                    }
+                    None => assert!(id - block.first_id < 4, "id {id} has no checkpoint"),
+                }
+            }
+            assert!(from_checkpoints > last / 2);
+        };
+        check(&ix, 1000);
+        assert!(ix.locate(1001).is_none());
+        let footer = ix.to_footer();
+        check(&loaded_from(&footer), 1000);
+        // A footer without checkpoints still finds every block.
+        let bare = loaded_from(&Footer {
+            checkpoints: None,
+            ..footer
+        });
+        for id in [1, 5, 500, 1000] {
+            assert_eq!(
+                bare.locate(id).map(|(b, s)| (b.first_id <= id, s)),
+                Some((true, None))
+            );
+        }
     }
 
     #[test]

@@ -338,6 +338,9 @@ fn verify_segment(
         if footer.action_counts.is_none() {
             expected.action_counts = None;
         }
+        if footer.checkpoints.is_none() {
+            expected.checkpoints = None;
+        }
         if footer != expected {
             return Err(Error::corrupt(
                 path,

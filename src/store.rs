@@ -1061,34 +1061,30 @@ impl Store {
         let Some(view) = self.stream.view_for(id.0) else {
             return Ok(None);
         };
-        let Some(block) = view.with_index(|ix, _| ix.block_of(id.0)) else {
+        let Some((block, checkpoint)) = view.with_index(|ix, _| ix.locate(id.0)) else {
             return Ok(None);
         };
         let snap = view.snapshot();
-        let mut offset = block.offset;
         let end = (block.offset + u64::from(block.len)).min(snap.committed_len);
         let base = snap.header.base_id;
-        while offset < end {
-            // Skip frames by their length and id alone; decode (and CRC-check) only the one
-            // wanted, or any frame whose shape is off, so damage is still reported.
-            let peeked = usize::try_from(offset)
-                .ok()
-                .and_then(|o| snap.map.get(o..usize::try_from(end).ok()?))
-                .and_then(crate::format::peek_frame);
-            match peeked {
-                Some((Some(delta), len)) if base.wrapping_add(delta) < id.0 => offset += len as u64,
-                Some((None, len)) => offset += len as u64,
-                _ => {
-                    let (ev, next) = read_frame(&snap, offset)?;
-                    match ev {
-                        Some(ev) if ev.id == id => return Ok(Some(ev)),
-                        Some(ev) if ev.id > id => return Ok(None),
-                        _ => offset = next,
-                    }
-                }
-            }
+        // Start at the checkpoint when the frame there is the event it names; a checkpoint
+        // that is off (a writer bug under the footer's CRC) costs a walk from the block's
+        // start, never a wrong answer, and `verify` reports it.
+        let start = checkpoint
+            .filter(|&(at, want)| {
+                at < end
+                    && matches!(peek_frame_at(&snap, at, end),
+                        Some((Some(delta), _)) if base.wrapping_add(delta) == want)
+            })
+            .map_or(block.offset, |(at, _)| at);
+        let found = find_in_block(&snap, start, end, id, false)?;
+        if found.is_some() {
+            return Ok(found);
         }
-        Ok(None)
+        // The block's ids say it holds `id`, but the walk that skips frames unchecked did
+        // not find it: a damaged frame on the way lies about its id or length (or a foreign
+        // writer left a gap). Walking again with every frame checked reports the damage.
+        find_in_block(&snap, block.offset, end, id, true)
     }
 
     /// Every committed event in id order, streaming. Events committed while the scan runs
@@ -1346,4 +1342,45 @@ impl Iterator for Scan {
             self.current = Some((view.snapshot(), start));
         }
     }
+}
+
+/// The id and length of the frame at `offset` (id `None` for a string definition), from its
+/// first bytes alone, without its checksum; `None` when its shape is off.
+fn peek_frame_at(snap: &Snapshot, offset: u64, end: u64) -> Option<(Option<u64>, usize)> {
+    let from = usize::try_from(offset).ok()?;
+    let to = usize::try_from(end).ok()?;
+    crate::format::peek_frame(snap.map.get(from..to)?)
+}
+
+/// Event `id` among the frames from `offset` to `end` of one block. Unless `checked`, frames
+/// before it are skipped by their length and id alone; the frame returned, and any frame
+/// whose shape is off, is decoded and checked against its CRC either way.
+fn find_in_block(
+    snap: &Snapshot,
+    mut offset: u64,
+    end: u64,
+    id: EventId,
+    checked: bool,
+) -> Result<Option<StoredEvent>> {
+    let base = snap.header.base_id;
+    while offset < end {
+        let peeked = if checked {
+            None
+        } else {
+            peek_frame_at(snap, offset, end)
+        };
+        match peeked {
+            Some((Some(delta), len)) if base.wrapping_add(delta) < id.0 => offset += len as u64,
+            Some((None, len)) => offset += len as u64,
+            _ => {
+                let (ev, next) = read_frame(snap, offset)?;
+                match ev {
+                    Some(ev) if ev.id == id => return Ok(Some(ev)),
+                    Some(ev) if ev.id > id => return Ok(None),
+                    _ => offset = next,
+                }
+            }
+        }
+    }
+    Ok(None)
 }

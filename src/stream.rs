@@ -243,6 +243,9 @@ pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<
     if let Some(p) = deferred.postings {
         footer.postings = Some(p.decode(bytes).map_err(corrupt)?);
     }
+    if let Some(c) = deferred.checkpoints {
+        footer.checkpoints = Some(c.decode_all(bytes).map_err(corrupt)?);
+    }
     Ok(footer)
 }
 

@@ -714,3 +714,77 @@ fn a_written_event_is_readable_at_once_in_the_same_process() {
         previous = Some((e, id));
     }
 }
+
+/// Point lookups start from the footer's checkpoints (or the in-memory ones of the active
+/// segment) and find every event, in the writer's process and a reader's, with string
+/// definitions between frames; a footer whose checkpoints are wrong under a valid checksum
+/// (a writer bug) still gives every event right, and `verify` reports that footer.
+#[test]
+fn get_finds_every_event_from_checkpoints_and_survives_wrong_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let events: Vec<Event> = (0..4000u64)
+        .map(|i| {
+            let e = event(
+                i,
+                if i % 50 == 1 {
+                    5000
+                } else {
+                    100 + (i % 7) as usize * 60
+                },
+            );
+            // A new source every 97 events puts string definitions inside blocks.
+            Event::new(
+                e.timestamp,
+                &e.event_type,
+                e.action.as_deref(),
+                format!("src-{}", i / 97),
+                e.data.as_ref().map(|d| d.get()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let store = Store::open(&path, small_config()).unwrap();
+    store.append_batch(events.clone()).unwrap();
+    store.flush().unwrap();
+    assert!(store.stats().unwrap().segments > 3);
+    let check = |store: &Store| {
+        for (i, e) in events.iter().enumerate() {
+            let id = EventId(i as u64 + 1);
+            let got = store
+                .get(id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{id:?} missing"));
+            assert_eq!((got.id, &got.to_event().unwrap()), (id, e));
+        }
+        assert_eq!(store.get(EventId(4001)).unwrap(), None);
+    };
+    check(&store);
+    store.close().unwrap();
+    check(&Store::open_read_only(&path).unwrap());
+
+    let first = path.join("events-00000001.seg");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let rewritten = selflog::fuzzing::rewrite_checkpoints(&mut bytes, |points| {
+        for (b, block) in points.chunks_mut(7).enumerate() {
+            block.reverse(); // frame boundaries, of the wrong events
+            if b % 2 == 1 {
+                for p in block.iter_mut().filter(|p| **p != 0) {
+                    *p += 3; // inside a frame
+                }
+            }
+        }
+    });
+    assert!(rewritten, "the first segment is sealed, with checkpoints");
+    std::fs::write(&first, &bytes).unwrap();
+    check(&Store::open_read_only(&path).unwrap());
+    let report = selflog::verify(&path).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.path == first && p.what.contains("footer does not match")),
+        "{:?}",
+        report.problems
+    );
+}

@@ -1391,3 +1391,55 @@ fn garbage_after_committed_end_is_not_damage() {
         n + 1
     );
 }
+
+/// A damaged frame that claims another id (its checksum then fails) never makes a lookup
+/// answer "no such event" for an id the segment holds: whether the frame claims an id
+/// before or after its own, and whether the lookup starts at a checkpoint or walks its
+/// block, `get` of that id reports the damage, and `get` of the others in the block is
+/// right or reports it.
+#[test]
+fn a_frame_lying_about_its_id_is_reported_by_get() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let total = build_store(&dir, 64 << 10, 3);
+    let victim = segment_paths(&dir)[1].clone();
+    let pristine = std::fs::read(&victim).unwrap();
+    let (_, slot) = newest_slot(&pristine);
+    assert!(slot.sealed);
+    let base_id = le64(&pristine, 24);
+    let frames = walk_frames(&pristine, slot.committed_len);
+    let mut tried = 0;
+    for f in frames.iter().filter(|f| f.event_id.is_some()).take(70) {
+        let id = f.event_id.unwrap();
+        let delta = pristine[f.start + 9];
+        if delta == 0 || delta >= 0x7f {
+            continue; // a one-byte id delta with room on both sides
+        }
+        for claimed in [delta - 1, delta + 1] {
+            let file = OpenOptions::new().write(true).open(&victim).unwrap();
+            file.write_all_at(&[claimed], (f.start + 9) as u64).unwrap();
+            let ro = Store::open_read_only(&dir).unwrap();
+            let ctx = format!("event {id} claiming id {}", base_id + u64::from(claimed));
+            match ro.get(EventId(id)) {
+                Err(Error::Corrupt { path, offset, .. }) => {
+                    assert_eq!(path, victim, "{ctx}");
+                    assert!(
+                        (f.start..f.end).contains(&(offset as usize)),
+                        "{ctx}: at {offset}"
+                    );
+                }
+                other => panic!("{ctx}: get gave {other:?}"),
+            }
+            for other in (id.saturating_sub(4)..=id + 4).filter(|&o| o != id && o <= total) {
+                match ro.get(EventId(other)) {
+                    Ok(Some(ev)) => assert_is(&ev, other, &det_event(other), &ctx),
+                    Err(Error::Corrupt { path, .. }) if path == victim => {}
+                    got => panic!("{ctx}: get({other}) gave {got:?}"),
+                }
+            }
+            file.write_all_at(&[delta], (f.start + 9) as u64).unwrap();
+            tried += 1;
+        }
+    }
+    assert!(tried > 100, "{tried} frames tried");
+}

@@ -13,7 +13,13 @@ const SECTION_TYPE_COUNTS: u16 = 4;
 const SECTION_POSTINGS: u16 = 5;
 const SECTION_SOURCE_COUNTS: u16 = 6;
 const SECTION_ACTION_COUNTS: u16 = 7;
-const SECTION_KINDS: usize = 8;
+const SECTION_CHECKPOINTS: u16 = 8;
+const SECTION_KINDS: usize = 9;
+/// Event frames from one checkpoint of a block to the next.
+pub const CHECKPOINT_STRIDE: u32 = 4;
+/// Checkpoints per block: where its event frames 4, 8, .., 28 start (frame 0 starts at the
+/// block's offset). `format-spec/FORMAT.md#checkpoints`
+pub const CHECKPOINT_SLOTS: usize = 7;
 const SUMMARY_LEN: usize = 80;
 /// Encoded length of one block entry.
 pub const BLOCK_LEN: usize = 48;
@@ -101,6 +107,11 @@ pub struct Footer {
     pub source_counts: Option<Vec<(u32, u64)>>,
     /// Events per action, as (string reference, count); `None` when absent.
     pub action_counts: Option<Vec<(u32, u64)>>,
+    /// [`CHECKPOINT_SLOTS`] entries per block, in block order: entry `s` (from 0) of a
+    /// block is where its event frame `(s + 1) * CHECKPOINT_STRIDE` starts, relative to the
+    /// block's offset, or 0 for none. `None` when the footer has no such section (or one of
+    /// another stride): a lookup then walks its block from the start.
+    pub checkpoints: Option<Vec<u16>>,
 }
 
 fn encode_counts(out: &mut Vec<u8>, kind: u16, counts: &[(u32, u64)]) {
@@ -127,7 +138,7 @@ impl Footer {
     pub fn len_bound(n: &FooterSize) -> usize {
         const COUNT_SECTIONS: usize = 3;
         FOOTER_FIXED_LEN
-            + 7 * SECTION_HEADER_LEN
+            + 8 * SECTION_HEADER_LEN
             + SUMMARY_LEN
             + 4
             + n.string_bytes
@@ -139,6 +150,8 @@ impl Footer {
             + 4
             + n.posting_strings * 8
             + n.posting_entries * 5
+            + 8
+            + n.blocks * CHECKPOINT_SLOTS * 2
     }
 
     /// Encodes the footer.
@@ -150,7 +163,8 @@ impl Footer {
         let sections = 4
             + u32::from(self.postings.is_some())
             + u32::from(self.source_counts.is_some())
-            + u32::from(self.action_counts.is_some());
+            + u32::from(self.action_counts.is_some())
+            + u32::from(self.checkpoints.is_some());
         out.extend_from_slice(&sections.to_le_bytes());
 
         let mut body = Vec::with_capacity(SUMMARY_LEN);
@@ -216,6 +230,17 @@ impl Footer {
         if let Some(c) = &self.action_counts {
             encode_counts(&mut out, SECTION_ACTION_COUNTS, c);
         }
+        if let Some(points) = &self.checkpoints {
+            body.clear();
+            body.extend_from_slice(&CHECKPOINT_STRIDE.to_le_bytes());
+            let count =
+                u32::try_from(points.len() / CHECKPOINT_SLOTS).expect("block count fits u32");
+            body.extend_from_slice(&count.to_le_bytes());
+            for p in points {
+                body.extend_from_slice(&p.to_le_bytes());
+            }
+            section(&mut out, SECTION_CHECKPOINTS, &body);
+        }
 
         let total = u32::try_from(out.len() + 4).expect("footer fits u32");
         out[8..12].copy_from_slice(&total.to_le_bytes());
@@ -260,26 +285,8 @@ impl Footer {
         Ok(len)
     }
 
-    /// Decodes a whole footer, `b` being exactly its bytes.
-    ///
-    /// # Errors
-    /// A [`DecodeError`] naming the failing section or field.
-    pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
-        let (mut footer, deferred) = Footer::decode_deferred(b)?;
-        footer.blocks = deferred.blocks.decode_all(b)?;
-        footer.postings = deferred.postings.map(|p| p.decode(b)).transpose()?;
-        Ok(footer)
-    }
-
-    /// Decodes a footer except its blocks and postings, which are returned as where they
-    /// are (most of a footer's bytes: a reader reads them in place, a block at a time, and
-    /// a query needs postings for few segments). The footer's checksum, which covers them,
-    /// is checked; the postings' structure is checked when they are decoded. `blocks` and
-    /// `postings` of the returned footer are empty.
-    ///
-    /// # Errors
-    /// A [`DecodeError`] naming the failing section or field.
-    pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Deferred), DecodeError> {
+    /// The footer `b` without its checksum, once its length and checksum are checked.
+    fn checked_content(b: &[u8]) -> Result<&[u8], DecodeError> {
         let len = Footer::peek_len(b)?;
         if len != b.len() {
             return Err(DecodeError::new(
@@ -292,12 +299,37 @@ impl Footer {
         if crc != crc32(&[content]) {
             return Err(DecodeError::new(len - 4, "footer checksum mismatch"));
         }
-        let mut r = Reader::new(content);
+        Ok(content)
+    }
+
+    /// Decodes a whole footer, `b` being exactly its bytes.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the failing section or field.
+    pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
+        let (mut footer, deferred) = Footer::decode_deferred(b)?;
+        footer.blocks = deferred.blocks.decode_all(b)?;
+        footer.postings = deferred.postings.map(|p| p.decode(b)).transpose()?;
+        footer.checkpoints = deferred.checkpoints.map(|c| c.decode_all(b)).transpose()?;
+        Ok(footer)
+    }
+
+    /// Decodes a footer except its blocks, postings and checkpoints, which are returned as
+    /// where they are (most of a footer's bytes: a reader reads them in place, a block at a
+    /// time, and a query needs postings for few segments). The footer's checksum, which
+    /// covers them, is checked; the postings' structure is checked when they are decoded.
+    /// `blocks`, `postings` and `checkpoints` of the returned footer are empty.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] naming the failing section or field.
+    pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Deferred), DecodeError> {
+        let mut r = Reader::new(Footer::checked_content(b)?);
         r.take(12, "footer head")?;
         let sections = r.u32("section count")?;
         let mut footer = Footer::default();
         let mut postings = None;
         let mut blocks = EncodedBlocks::default();
+        let mut checkpoints = None;
         let mut seen = [false; SECTION_KINDS];
         for _ in 0..sections {
             let at = r.pos();
@@ -346,6 +378,19 @@ impl Footer {
                 SECTION_ACTION_COUNTS => {
                     footer.action_counts = Some(decode_type_counts(&mut sr).map_err(rebase)?);
                 }
+                SECTION_CHECKPOINTS => {
+                    if !seen[usize::from(SECTION_BLOCKS)] {
+                        return Err(DecodeError::new(at, "checkpoints before blocks"));
+                    }
+                    // Another stride is a later revision's choice: skip it like an unknown
+                    // section (lookups walk their blocks from the start).
+                    let Some(at) =
+                        EncodedCheckpoints::find(&mut sr, base, blocks.count).map_err(rebase)?
+                    else {
+                        continue;
+                    };
+                    checkpoints = Some(at);
+                }
                 // Unknown sections are additions of a later minor revision: skip them.
                 _ => continue,
             }
@@ -373,7 +418,14 @@ impl Footer {
         if !seen[1..=4].iter().all(|&s| s) {
             return Err(DecodeError::new(12, "footer section missing"));
         }
-        Ok((footer, Deferred { blocks, postings }))
+        Ok((
+            footer,
+            Deferred {
+                blocks,
+                postings,
+                checkpoints,
+            },
+        ))
     }
 }
 
@@ -384,6 +436,70 @@ pub struct Deferred {
     pub blocks: EncodedBlocks,
     /// The postings, if the footer has them.
     pub postings: Option<EncodedPostings>,
+    /// The checkpoints, if the footer has them (of [`CHECKPOINT_STRIDE`]).
+    pub checkpoints: Option<EncodedCheckpoints>,
+}
+
+/// Where the checkpoints section's entries are in a footer: [`CHECKPOINT_SLOTS`] `u16`
+/// values per block, read in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedCheckpoints {
+    /// Offset of the first entry in the footer.
+    offset: usize,
+    /// Blocks covered.
+    blocks: usize,
+}
+
+impl EncodedCheckpoints {
+    /// Checks a checkpoints section's body (at `base` in the footer) against the footer's
+    /// `blocks` count; `None` for a stride this version does not use.
+    fn find(
+        sr: &mut Reader<'_>,
+        base: usize,
+        blocks: usize,
+    ) -> Result<Option<EncodedCheckpoints>, DecodeError> {
+        if sr.u32("checkpoint stride")? != CHECKPOINT_STRIDE {
+            return Ok(None);
+        }
+        let count = sr.u32("checkpoint block count")? as usize;
+        if count != blocks {
+            return Err(DecodeError::new(
+                4,
+                format!("checkpoints for {count} blocks, {blocks} blocks"),
+            ));
+        }
+        sr.take(count * CHECKPOINT_SLOTS * 2, "checkpoints")?;
+        Ok(Some(EncodedCheckpoints {
+            offset: base + 8,
+            blocks: count,
+        }))
+    }
+
+    /// Entry `slot` of block `block` in `footer` (the bytes they were found in); `None` past
+    /// the end.
+    pub fn get(&self, footer: &[u8], block: usize, slot: usize) -> Option<u16> {
+        if block >= self.blocks || slot >= CHECKPOINT_SLOTS {
+            return None;
+        }
+        let at = self.offset + (block * CHECKPOINT_SLOTS + slot) * 2;
+        let b = footer.get(at..at + 2)?;
+        Some(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    /// Every entry, block by block.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] if the entries are not within `footer`.
+    pub fn decode_all(&self, footer: &[u8]) -> Result<Vec<u16>, DecodeError> {
+        let len = self.blocks * CHECKPOINT_SLOTS * 2;
+        let bytes = footer
+            .get(self.offset..self.offset + len)
+            .ok_or_else(|| DecodeError::new(self.offset, "checkpoints past the footer"))?;
+        Ok(bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect())
+    }
 }
 
 /// Where the blocks section's entries are in a footer: fixed 48-byte records, read in
@@ -665,6 +781,7 @@ mod tests {
             postings: Some(vec![(0, vec![0]), (1, vec![0]), (2, vec![0])]),
             source_counts: Some(vec![(1, 3)]),
             action_counts: Some(vec![(2, 1)]),
+            checkpoints: Some(vec![0; CHECKPOINT_SLOTS]),
         }
     }
 
@@ -684,9 +801,38 @@ mod tests {
             postings: None,
             source_counts: None,
             action_counts: None,
+            checkpoints: None,
             ..sample()
         };
         assert_eq!(Footer::decode(&f.encode()).unwrap(), f);
+    }
+
+    #[test]
+    fn checkpoints_are_read_in_place_and_must_cover_every_block() {
+        let mut points = vec![0u16; 2 * CHECKPOINT_SLOTS];
+        points[0] = 400;
+        points[CHECKPOINT_SLOTS + 6] = 7000;
+        let f = Footer {
+            blocks: vec![sample().blocks[0]; 2],
+            checkpoints: Some(points),
+            ..sample()
+        };
+        let bytes = f.encode();
+        assert_eq!(Footer::decode(&bytes).unwrap(), f);
+        let (_, parts) = Footer::decode_deferred(&bytes).unwrap();
+        let at = parts.checkpoints.unwrap();
+        assert_eq!(at.get(&bytes, 0, 0), Some(400));
+        assert_eq!(at.get(&bytes, 1, 6), Some(7000));
+        assert_eq!(at.get(&bytes, 1, 7), None);
+        assert_eq!(at.get(&bytes, 2, 0), None);
+
+        // A writer bug: checkpoints for fewer blocks than there are, under a valid CRC.
+        let short = Footer {
+            checkpoints: Some(vec![0; CHECKPOINT_SLOTS]),
+            ..f
+        };
+        let err = Footer::decode(&short.encode()).unwrap_err();
+        assert!(err.what.contains("checkpoints for 1 blocks"), "{err:?}");
     }
 
     #[test]
@@ -712,6 +858,8 @@ mod tests {
         assert_eq!(parts.blocks.get(&bytes, 0), Some(f.blocks[0]));
         assert_eq!(parts.blocks.get(&bytes, 1), None);
         deferred.postings = Some(parts.postings.unwrap().decode(&bytes).unwrap());
+        assert_eq!(deferred.checkpoints, None);
+        deferred.checkpoints = Some(parts.checkpoints.unwrap().decode_all(&bytes).unwrap());
         assert_eq!(deferred, f);
     }
 
@@ -724,6 +872,7 @@ mod tests {
                 (1, (0..300).collect()),
                 (2, vec![]),
             ]),
+            checkpoints: None,
             ..sample()
         };
         let bytes = f.encode();

@@ -9,7 +9,10 @@ mod footer;
 mod frame;
 mod header;
 
-pub use footer::{Block, Deferred, Footer, FooterSize, PostingListAt, Summary, BLOCK_LEN};
+pub use footer::{
+    Block, Deferred, Footer, FooterSize, PostingListAt, Summary, BLOCK_LEN, CHECKPOINT_SLOTS,
+    CHECKPOINT_STRIDE,
+};
 pub use frame::{
     decode_frame, decode_frame_unchecked, encode_event, encode_string_def, frame_len_max,
     peek_frame, peek_head, EventFrame, Frame, FrameHead, FRAME_HEADER_LEN,
