@@ -166,8 +166,23 @@ impl SegmentView {
     /// Re-reads the header and catches up with the writer. Returns whether the view is
     /// sealed afterwards.
     fn refresh(&self) -> Result<bool> {
-        if self.state.read().slot.sealed {
-            return Ok(true);
+        let (seen, map) = {
+            let st = self.state.read();
+            if st.slot.sealed {
+                return Ok(true);
+            }
+            (st.slot.sequence, Arc::clone(&st.map))
+        };
+        // Every map of the view starts at the file's start and covers the header, where a
+        // commit slot the writer writes shows at once (one page cache), so a reader polling
+        // a segment that has not moved makes no system call. A slot that does not decode
+        // there (torn while being written) is left to the read below, which reports it.
+        let unchanged = map
+            .get(..SEGMENT_HEADER_LEN)
+            .and_then(|h| CommitSlot::newest(h).ok())
+            .is_some_and(|slot| slot.sequence == seen && seen != 0);
+        if unchanged {
+            return Ok(false);
         }
         let (_, slot) = read_header(&self.file, &self.path)?;
         let file_len = self
