@@ -47,9 +47,12 @@ pub fn decode_everything(bytes: &[u8]) -> usize {
         };
         assert_eq!(format::peek_head(bytes), Some((head, len)));
         assert_eq!(format::peek_frame(bytes).map(|(_, l)| l), Some(len));
+        let compressed = matches!(&frame, format::Frame::Event(f) if f.raw_len.is_some());
+        assert_eq!(format::peek_compressed(bytes), Some((compressed, len)));
     } else {
         let _ = format::peek_head(bytes);
         let _ = format::peek_frame(bytes);
+        let _ = format::peek_compressed(bytes);
     }
     accepted += usize::from(SegmentHeader::decode(bytes).is_ok());
     accepted += usize::from(format::CommitSlot::newest(bytes).is_ok());

@@ -688,6 +688,22 @@ fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> 
     }
 }
 
+/// Where the event frames with compressed payloads start among the frames of `bytes`
+/// (offsets in `bytes`), from each frame's length and flags alone; `None` when a frame's
+/// shape is off or the frames do not end exactly with `bytes`.
+fn compressed_frames(bytes: &[u8]) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (compressed, len) = crate::format::peek_compressed(&bytes[at..])?;
+        if compressed {
+            out.push(at);
+        }
+        at += len;
+    }
+    Some(out)
+}
+
 /// A matching event waiting in the merge. It is materialised only when released, so
 /// events decoded from a block but never returned cost no allocation.
 struct Match {
@@ -904,51 +920,85 @@ impl Events {
             return Ok(Vec::new());
         };
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
-        let mut offset = block.offset;
         let mut found = Vec::new();
-        while offset < end {
-            // Match on the frame's fields without paying for its checksum: what is released
-            // is decoded again with the checksum checked (Events::materialize), so nothing
-            // unchecked is ever returned. A frame whose shape is off goes to the checked
-            // decode, which reports the damage. Without a text search only the fields
-            // before the hash are read; with one, `matches` also checks the fields.
-            let (head, data, next) = if self.matcher.is_none() {
-                if let Some((h, len)) = peek_head(&plan.snap, offset) {
-                    (h, None, offset + len as u64)
-                } else {
-                    let (f, next) = raw_frame(&plan.snap, offset)?;
-                    (f.as_ref().map(FrameHead::from), None, next)
+        // A text search first looks for the text in the block's bytes at once. Where it is
+        // not there, no uncompressed payload of the block holds it (each is a slice of those
+        // bytes), and when no name in the segment holds it either, only the block's
+        // compressed payloads can: the frames are stepped over by their length and flags
+        // alone, which the search has just brought into the cache. A frame whose shape is
+        // off sends the block to the full walk, which reports it.
+        if let Some(m) = self.matcher.as_ref().filter(|_| plan.text_refs.is_empty()) {
+            let bytes = usize::try_from(block.offset)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .and_then(|(a, b)| plan.snap.map.get(a..b));
+            let compressed = bytes.filter(|b| !m.is_match(b)).and_then(compressed_frames);
+            if let Some(compressed) = compressed {
+                for at in compressed {
+                    let offset = block.offset + at as u64;
+                    found.extend(self.scan_frame(plan_index, plan, offset, scratch)?.0);
                 }
-            } else {
-                let (frame, next) = match peek_fields(&plan.snap, offset) {
-                    Some((f, len)) => (Some(f), offset + len as u64),
-                    None => raw_frame(&plan.snap, offset)?,
-                };
-                match frame {
-                    Some(f) => match self.matches(plan, offset, &f, scratch)? {
-                        Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, next),
-                        Some(Matched::WithData(d)) => (Some(FrameHead::from(&f)), Some(d), next),
-                        None => (None, None, next),
-                    },
-                    None => (None, None, next),
-                }
-            };
-            let passes = |h: &FrameHead| self.matcher.is_some() || self.fields_match(plan, h);
-            if let Some(f) = head.filter(passes) {
-                let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
-                let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
-                found.push(Pending {
-                    key: order_key(self.order, ts, id),
-                    item: Match {
-                        plan: plan_index,
-                        offset,
-                        data,
-                    },
-                });
+                return Ok(found);
             }
+        }
+        let mut offset = block.offset;
+        while offset < end {
+            let (matched, next) = self.scan_frame(plan_index, plan, offset, scratch)?;
+            found.extend(matched);
             offset = next;
         }
         Ok(found)
+    }
+
+    /// The frame at `offset` of plan `plan_index` as a match, if it is one, and the offset
+    /// of the next frame.
+    fn scan_frame(
+        &self,
+        plan_index: usize,
+        plan: &SegmentPlan,
+        offset: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(Option<Pending>, u64)> {
+        // Match on the frame's fields without paying for its checksum: what is released
+        // is decoded again with the checksum checked (Events::materialize), so nothing
+        // unchecked is ever returned. A frame whose shape is off goes to the checked
+        // decode, which reports the damage. Without a text search only the fields
+        // before the hash are read; with one, `matches` also checks the fields.
+        let (head, data, next) = if self.matcher.is_none() {
+            if let Some((h, len)) = peek_head(&plan.snap, offset) {
+                (h, None, offset + len as u64)
+            } else {
+                let (f, next) = raw_frame(&plan.snap, offset)?;
+                (f.as_ref().map(FrameHead::from), None, next)
+            }
+        } else {
+            let (frame, next) = match peek_fields(&plan.snap, offset) {
+                Some((f, len)) => (Some(f), offset + len as u64),
+                None => raw_frame(&plan.snap, offset)?,
+            };
+            match frame {
+                Some(f) => match self.matches(plan, offset, &f, scratch)? {
+                    Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, next),
+                    Some(Matched::WithData(d)) => (Some(FrameHead::from(&f)), Some(d), next),
+                    None => (None, None, next),
+                },
+                None => (None, None, next),
+            }
+        };
+        let passes = |h: &FrameHead| self.matcher.is_some() || self.fields_match(plan, h);
+        let matched = head.filter(passes).map(|f| {
+            let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
+            let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
+            Pending {
+                key: order_key(self.order, ts, id),
+                item: Match {
+                    plan: plan_index,
+                    offset,
+                    data,
+                },
+            }
+        });
+        Ok((matched, next))
     }
 
     /// The stored event of a released match.

@@ -160,6 +160,24 @@ pub fn peek_frame(buf: &[u8]) -> Option<(Option<u64>, usize)> {
     Some((id_delta, FRAME_HEADER_LEN + body_len))
 }
 
+/// Whether the frame at the start of `buf` is an event frame with an LZ4 payload, and its
+/// whole length, from its length and flags alone (its checksum is not checked); `None`
+/// when those are off.
+pub fn peek_compressed(buf: &[u8]) -> Option<(bool, usize)> {
+    let len_bytes: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let body_len = u32::from_le_bytes(len_bytes) as usize;
+    if body_len == 0 || body_len > buf.len().saturating_sub(FRAME_HEADER_LEN) {
+        return None;
+    }
+    let flags = buf[FRAME_HEADER_LEN];
+    match flags & KIND_MASK {
+        _ if flags & !FLAGS_KNOWN != 0 => None,
+        KIND_EVENT => Some((flags & FLAG_LZ4 != 0, FRAME_HEADER_LEN + body_len)),
+        KIND_STRING => Some((false, FRAME_HEADER_LEN + body_len)),
+        _ => None,
+    }
+}
+
 /// The fields of an event frame a query filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHead {

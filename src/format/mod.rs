@@ -15,7 +15,7 @@ pub use footer::{
 };
 pub use frame::{
     decode_frame, decode_frame_unchecked, encode_event, encode_string_def, frame_len_max,
-    peek_frame, peek_head, EventFrame, Frame, FrameHead, FRAME_HEADER_LEN,
+    peek_compressed, peek_frame, peek_head, EventFrame, Frame, FrameHead, FRAME_HEADER_LEN,
 };
 pub use header::{
     CommitSlot, SegmentHeader, StoreMeta, COMMIT_SLOT_LEN, META_LEN, SEGMENT_HEADER_LEN,
