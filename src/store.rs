@@ -791,9 +791,8 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
-        let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, &[(&event, hash, packed.as_deref())], None, |a| {
+        self.enqueue(shared, &[(&event, hash)], None, |a| {
             result = a;
         })?;
         Ok(result)
@@ -814,16 +813,10 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
-        let packed = crate::writer::compress(&event, shared.config.compress_len_min);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(
-            shared,
-            &[(&event, hash, packed.as_deref())],
-            Some(id.0),
-            |a| {
-                result = a;
-            },
-        )?;
+        self.enqueue(shared, &[(&event, hash)], Some(id.0), |a| {
+            result = a;
+        })?;
         Ok(result)
     }
 
@@ -842,28 +835,19 @@ impl Store {
         for e in &events {
             e.validate(&shared.config, now)?;
         }
-        let min = shared.config.compress_len_min;
-        let hashed: Vec<(u64, Option<Vec<u8>>)> = events
-            .iter()
-            .map(|e| (e.content_hash(), crate::writer::compress(e, min)))
-            .collect();
         let mut out = Vec::with_capacity(events.len());
-        let items: Vec<(&Event, u64, Option<&[u8]>)> = events
-            .iter()
-            .zip(&hashed)
-            .map(|(e, (h, packed))| (e, *h, packed.as_deref()))
-            .collect();
+        let items: Vec<(&Event, u64)> = events.iter().map(|e| (e, e.content_hash())).collect();
         self.enqueue(shared, &items, None, |a| out.push(a))?;
         Ok(out)
     }
 
     /// Queues events under consecutive ids, telling `sink` what became of each. Each comes
-    /// with its content hash and its data's LZ4 block when that is what will be stored; the
-    /// queue copies them, and the caller frees the events after the lock is released.
-    fn enqueue<'e>(
+    /// with its content hash; the queue copies them, and the caller frees the events after
+    /// the lock is released.
+    fn enqueue(
         &self,
         shared: &Shared,
-        items: &[(&'e Event, u64, Option<&'e [u8]>)],
+        items: &[(&Event, u64)],
         forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
@@ -874,11 +858,11 @@ impl Store {
         let key_of = |event: &Event, hash: u64| cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (i, &(event, hash, packed)) in items.iter().enumerate() {
+        for (i, &(event, hash)) in items.iter().enumerate() {
             if items.len() > 1 && i % DEDUP_TOUCH_AHEAD == 0 {
                 // A batch's dedup lookups are cache misses in a large table: load the next
                 // few buckets together, so that their misses overlap instead of adding up.
-                for &(e, h, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
+                for &(e, h) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
                     q.dedup.touch(key_of(e, h));
                 }
             }
@@ -907,7 +891,7 @@ impl Store {
             }
             let key = key_of(event, hash);
             if let Some(original) = q.dedup.candidate(key) {
-                if self.is_same(shared, &q, original, event, hash, packed)? {
+                if self.is_same(shared, &q, original, event, hash)? {
                     q.duplicates += 1;
                     sink(Appended::Duplicate(EventId(original)));
                     continue;
@@ -931,7 +915,7 @@ impl Store {
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
-            q.events.push(id, hash, event, packed);
+            q.events.push(id, hash, event);
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();
             }
@@ -949,7 +933,6 @@ impl Store {
         original: u64,
         event: &Event,
         hash: u64,
-        packed: Option<&[u8]>,
     ) -> Result<bool> {
         if let Some(first) = q.events.first_id() {
             if original >= first {
@@ -957,7 +940,7 @@ impl Store {
                     .ok()
                     .and_then(|i| q.events.get(i))
                     .filter(|e| e.id == original);
-                return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event, packed)));
+                return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event)));
             }
         }
         {

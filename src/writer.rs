@@ -37,20 +37,29 @@ pub(crate) const HEALTH_POISONED: u8 = 2;
 /// this (a burst of large events) gives the excess back.
 const BATCH_BYTES_KEEP: usize = 8 << 20;
 
-/// The LZ4 block of `event`'s data if it is longer than `compress_len_min` and compression
-/// makes it smaller. Done by the appending thread, so compression of large events runs in
-/// parallel with the writer. `format-spec/FORMAT.md#frame`
-pub(crate) fn compress(event: &Event, compress_len_min: usize) -> Option<Vec<u8>> {
-    let data = event.data_text()?.as_bytes();
+/// The LZ4 block of `data` in `out` (which keeps its memory from event to event), if
+/// `data` is longer than `compress_len_min` and compression makes it smaller; the writer
+/// stores that instead. Done by the writer thread, which has time to spare, rather than
+/// by the appending thread, which is the one the daemon waits on.
+/// `format-spec/FORMAT.md#frame`
+pub(crate) fn compress<'o>(
+    data: &[u8],
+    compress_len_min: usize,
+    out: &'o mut Vec<u8>,
+) -> Option<&'o [u8]> {
     if data.len() <= compress_len_min {
         return None;
     }
-    let packed = lz4_flex::block::compress(data);
-    (packed.len() < data.len()).then_some(packed)
+    let bound = lz4_flex::block::get_maximum_output_size(data.len());
+    if out.len() < bound {
+        out.resize(bound, 0);
+    }
+    let n = lz4_flex::block::compress_into(data, out).ok()?;
+    (n < data.len()).then(|| &out[..n])
 }
 
 /// Where one queued event's fields lie in its batch's bytes: type, action, source, then
-/// the stored data (its text, or its LZ4 block).
+/// its data's text.
 #[derive(Clone, Copy)]
 struct Entry {
     id: u64,
@@ -62,9 +71,7 @@ struct Entry {
     action_len: Option<u16>,
     source_len: u16,
     /// `None`: no data.
-    payload_len: Option<u32>,
-    /// The data's length when the payload is its LZ4 block.
-    raw_len: Option<u32>,
+    data_len: Option<u32>,
 }
 
 /// Events waiting for the writer, with their ids and content hashes, packed into one byte
@@ -86,31 +93,18 @@ pub(crate) struct Queued<'a> {
     pub event_type: &'a str,
     pub action: Option<&'a str>,
     pub source: &'a str,
-    /// The data as stored: its text, or its LZ4 block when `raw_len` is set.
-    pub payload: Option<&'a [u8]>,
-    /// The data's length when `payload` is its LZ4 block.
-    pub raw_len: Option<u32>,
+    /// The data's text.
+    pub data: Option<&'a [u8]>,
 }
 
 impl Queued<'_> {
-    /// The data's length in bytes, before any compression.
-    pub fn data_len(&self) -> usize {
-        self.raw_len
-            .map_or(self.payload.map_or(0, <[u8]>::len), |n| n as usize)
-    }
-
-    /// Whether this queued event has exactly the content of `event`, whose data was
-    /// compressed to `packed` (by [`compress`], under the same threshold). LZ4 is a
-    /// function of its input, so equal data compress to equal blocks, and the stored
-    /// payloads can be compared without decompressing either.
-    pub fn same_content(&self, event: &Event, packed: Option<&[u8]>) -> bool {
-        let payload = packed.or_else(|| event.data_text().map(str::as_bytes));
+    /// Whether this queued event has exactly the content of `event`.
+    pub fn same_content(&self, event: &Event) -> bool {
         self.timestamp == event.timestamp
             && self.event_type == event.event_type
             && self.action == event.action.as_deref()
             && self.source == event.source
-            && self.raw_len.is_some() == packed.is_some()
-            && self.payload == payload
+            && self.data == event.data_text().map(str::as_bytes)
     }
 }
 
@@ -133,13 +127,11 @@ impl Batch {
         self.entries.first().map(|e| e.id)
     }
 
-    /// Copies `event` in under `id`, its data stored as `packed` when that is set.
-    /// `event` has passed [`Event::validate`], so its names fit in 16 bits and its data in
-    /// 32.
-    pub fn push(&mut self, id: u64, hash: u64, event: &Event, packed: Option<&[u8]>) {
+    /// Copies `event` in under `id`. `event` has passed [`Event::validate`], so its names
+    /// fit in 16 bits and its data in 32.
+    pub fn push(&mut self, id: u64, hash: u64, event: &Event) {
         let start = self.bytes.len();
         let data = event.data_text().map(str::as_bytes);
-        let payload = packed.or(data);
         let len16 = |s: &str| u16::try_from(s.len()).expect("names are validated");
         let len32 = |b: &[u8]| u32::try_from(b.len()).expect("data_len_max < 4 GiB");
         self.entries.push(Entry {
@@ -150,14 +142,13 @@ impl Batch {
             type_len: len16(&event.event_type),
             action_len: event.action.as_deref().map(len16),
             source_len: len16(&event.source),
-            payload_len: payload.map(len32),
-            raw_len: packed.and(data).map(len32),
+            data_len: data.map(len32),
         });
         self.bytes.extend_from_slice(event.event_type.as_bytes());
         self.bytes
             .extend_from_slice(event.action.as_deref().unwrap_or("").as_bytes());
         self.bytes.extend_from_slice(event.source.as_bytes());
-        self.bytes.extend_from_slice(payload.unwrap_or(&[]));
+        self.bytes.extend_from_slice(data.unwrap_or(&[]));
     }
 
     fn view(&self, e: &Entry) -> Queued<'_> {
@@ -170,7 +161,7 @@ impl Batch {
         let event_type = text(take(e.type_len.into()));
         let action = e.action_len.map(|n| text(take(n.into())));
         let source = text(take(e.source_len.into()));
-        let payload = e.payload_len.map(|n| take(n as usize));
+        let data = e.data_len.map(|n| take(n as usize));
         Queued {
             id: e.id,
             hash: e.hash,
@@ -178,8 +169,7 @@ impl Batch {
             event_type,
             action,
             source,
-            payload,
-            raw_len: e.raw_len,
+            data,
         }
     }
 
@@ -330,6 +320,8 @@ pub(crate) struct Writer {
     spare: Batch,
     last_sync: Instant,
     unsynced: bool,
+    /// Where a large event's data is compressed, reused from event to event.
+    lz4: Vec<u8>,
 }
 
 impl Writer {
@@ -348,6 +340,7 @@ impl Writer {
             spare: Batch::default(),
             last_sync: Instant::now(),
             unsynced: false,
+            lz4: Vec::new(),
         }
     }
 
@@ -511,7 +504,21 @@ impl Writer {
 
     /// Encodes one event into the active segment, rolling first when it does not fit.
     fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
-        let stored_len = q.payload.map_or(0, <[u8]>::len);
+        let mut lz4 = std::mem::take(&mut self.lz4);
+        let result = self.write_event_with(q, commit_us, &mut lz4);
+        self.lz4 = lz4;
+        result
+    }
+
+    /// [`Writer::write_event`], compressing a large payload into `lz4`.
+    fn write_event_with(&mut self, q: &Queued, commit_us: i64, lz4: &mut Vec<u8>) -> Result<()> {
+        let data_len = q.data.map_or(0, <[u8]>::len);
+        let packed = q
+            .data
+            .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4));
+        let payload = packed.or(q.data);
+        let raw_len = packed.map(|_| u32::try_from(data_len).expect("data_len_max < 4 GiB"));
+        let stored_len = payload.map_or(0, <[u8]>::len);
         let [known_type, known_source, known_action] = self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
         // A name not yet in the dictionary is looked up once more before it is defined:
@@ -538,8 +545,8 @@ impl Writer {
             source_ref,
             action_ref,
             hash: q.hash,
-            payload: q.payload,
-            raw_len: q.raw_len,
+            payload,
+            raw_len,
         };
         let len = frame.encoded_len();
         let offset = active.write_len;
@@ -558,8 +565,8 @@ impl Writer {
             type_ref,
             source_ref,
             action_ref,
-            compressed: q.raw_len.is_some(),
-            data_raw_len: q.data_len() as u64,
+            compressed: raw_len.is_some(),
+            data_raw_len: data_len as u64,
             data_stored_len: stored_len as u64,
         };
         self.index.add_event(
