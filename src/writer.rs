@@ -11,7 +11,7 @@
 //! makes `append` and `flush` fail with `DiskFull`, and is retried until space returns;
 //! any other I/O failure poisons the store, and every later call reports it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,67 @@ pub(crate) const HEALTH_POISONED: u8 = 2;
 /// Bytes of packed events a cleared batch keeps allocated for reuse; a batch that grew past
 /// this (a burst of large events) gives the excess back.
 const BATCH_BYTES_KEEP: usize = 8 << 20;
+
+/// Bytes the writer appends to the active segment between two background syncs.
+const SYNC_AHEAD_BYTES: u64 = 8 << 20;
+
+/// Writes an active segment's frames to the disk in the background while the writer goes
+/// on, so that sealing it, which must wait until every frame is on the disk, finds little
+/// left to write: each seal of a 64 MiB segment spent ~35 ms in `fdatasync` on this VM,
+/// about a fifth of the writer's time under load. It only adds syncs, and it syncs
+/// through a file description of its own: a write-back error it meets is still reported
+/// to the writer's own `fdatasync` (Linux reports such an error to every open file
+/// description), so ignoring its own result loses nothing.
+struct Syncer {
+    /// At most one request waits; a kick while one waits is dropped.
+    requests: Option<std::sync::mpsc::SyncSender<PathBuf>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn new() -> Syncer {
+        Syncer {
+            requests: None,
+            thread: None,
+        }
+    }
+
+    /// Asks for the file at `path` to be synced soon; starts the thread on first use. A
+    /// thread that cannot be started leaves the syncing to the seal.
+    fn kick(&mut self, path: &Path) {
+        if self.requests.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(1);
+            let started = std::thread::Builder::new()
+                .name("selflog-sync".into())
+                .spawn(move || {
+                    for path in rx {
+                        if let Ok(file) = std::fs::File::open(&path) {
+                            let _ = file.sync_data();
+                        }
+                    }
+                });
+            match started {
+                Ok(t) => {
+                    self.requests = Some(tx);
+                    self.thread = Some(t);
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(tx) = &self.requests {
+            let _ = tx.try_send(path.to_path_buf());
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// The LZ4 block of `data` in `out` (which keeps its memory from event to event), if
 /// `data` is longer than `compress_len_min` and compression makes it smaller; the writer
@@ -322,6 +383,9 @@ pub(crate) struct Writer {
     unsynced: bool,
     /// Where a large event's data is compressed, reused from event to event.
     lz4: Vec<u8>,
+    syncer: Syncer,
+    /// `write_len` of the active segment at the last background sync request.
+    sync_kicked_at: u64,
 }
 
 impl Writer {
@@ -341,6 +405,8 @@ impl Writer {
             last_sync: Instant::now(),
             unsynced: false,
             lz4: Vec::new(),
+            syncer: Syncer::new(),
+            sync_kicked_at: 0,
         }
     }
 
@@ -443,6 +509,12 @@ impl Writer {
         }
         if written > 0 || failure.is_none() {
             self.publish(commit_us)?;
+        }
+        if let Some(active) = &self.active {
+            if active.write_len >= self.sync_kicked_at + SYNC_AHEAD_BYTES {
+                self.sync_kicked_at = active.write_len;
+                self.syncer.kick(&active.path);
+            }
         }
         match failure {
             None => {
@@ -657,6 +729,7 @@ impl Writer {
             created_us: now_us,
         };
         let active = ActiveSegment::create(&self.shared.dir, StreamKind::Events, header, now_us)?;
+        self.sync_kicked_at = 0;
         self.last_segment_id += 1;
         self.active = Some(active);
         self.index = SegmentIndex::default();
