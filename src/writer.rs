@@ -37,6 +37,10 @@ pub(crate) const HEALTH_POISONED: u8 = 2;
 /// this (a burst of large events) gives the excess back.
 const BATCH_BYTES_KEEP: usize = 8 << 20;
 
+/// Bytes of compression buffer the writer keeps between events (the workload's large events
+/// are 2 to 20 KiB).
+const LZ4_BUFFER_KEEP: usize = 256 << 10;
+
 /// Bytes the writer appends to the active segment between two background syncs.
 const SYNC_AHEAD_BYTES: u64 = 8 << 20;
 
@@ -578,6 +582,10 @@ impl Writer {
     fn write_event(&mut self, q: &Queued, commit_us: i64) -> Result<()> {
         let mut lz4 = std::mem::take(&mut self.lz4);
         let result = self.write_event_with(q, commit_us, &mut lz4);
+        // One huge event (up to `data_len_max`) does not pin its buffer for the store's life.
+        if lz4.len() > LZ4_BUFFER_KEEP {
+            lz4 = Vec::new();
+        }
         self.lz4 = lz4;
         result
     }
@@ -740,6 +748,30 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use crate::{Config, Event, Store, Timestamp};
+
+    /// Events compressed by the writer read back exactly, before and after one large
+    /// enough that the writer drops its compression buffer afterwards.
+    #[test]
+    fn compressed_events_around_a_huge_one_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s"), Config::default()).unwrap();
+        let ts = Timestamp(1_732_460_000_000_000);
+        let text = |n: usize| format!(r#"{{"t":"{}"}}"#, "lorem ipsum dolor ".repeat(n));
+        let datas = [text(200), text(60_000), text(300), text(10)];
+        for d in &datas {
+            store
+                .append(Event::new(ts, "clip", None, "Pasteboard", Some(d)).unwrap())
+                .unwrap();
+        }
+        store.flush().unwrap();
+        let back: Vec<String> = store
+            .scan()
+            .unwrap()
+            .map(|e| e.unwrap().data.unwrap())
+            .collect();
+        assert_eq!(back, datas);
+        assert_eq!(store.stats().unwrap().compressed_events, 3);
+    }
 
     /// A name used as type, source and action of one event, new to the segment, is defined
     /// once; so is a name first seen as an event's source and then as another's type.
