@@ -3,9 +3,11 @@
 //! `append` validates an event, assigns its id and pushes it onto a bounded queue under one
 //! short lock; it never waits on disk. The single writer thread takes everything queued when
 //! the batch is full, the batch timeout has passed, or a `flush` asks for it, encodes the
-//! events into the active segment's staging buffer, writes them, and publishes the new committed end in a
-//! commit slot. Under load batches grow past the batch size: one publication (and in `Sync`
-//! mode one pair of syncs) covers all of them.
+//! events into the active segment's staging buffer (compressing large payloads as it goes),
+//! writes them, and publishes the new committed end in a commit slot. Under load batches
+//! grow past the batch size: one publication (and in `Sync` mode one pair of syncs) covers
+//! all of them. A helper thread syncs the active segment every few MiB in the background,
+//! so that sealing it does not wait for all of it to reach the disk.
 //!
 //! Failures are loud and sticky. A full disk keeps the events already taken in memory,
 //! makes `append` and `flush` fail with `DiskFull`, and is retried until space returns;
