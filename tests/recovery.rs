@@ -248,6 +248,17 @@ impl SlotLayout {
     }
 }
 
+/// Segment `i` (from 0) of the store at `dir`, which must be sealed: its path, its bytes
+/// and its newest slot's layout and contents.
+fn sealed_segment(dir: &Path, i: usize) -> (PathBuf, Vec<u8>, SlotLayout, Slot) {
+    let segs = segment_paths(dir);
+    let path = segs[i].clone();
+    let bytes = std::fs::read(&path).unwrap();
+    let (layout, slot) = newest_slot(&bytes);
+    assert!(slot.sealed, "segment {} of {} is sealed", i + 1, segs.len());
+    (path, bytes, layout, slot)
+}
+
 /// The layout and newest slot of an intact segment.
 fn newest_slot(intact: &[u8]) -> (SlotLayout, Slot) {
     let layout = SlotLayout::of(intact);
@@ -722,11 +733,7 @@ fn flipped_byte_in_sealed_segment_is_reported_by_verify() {
     let total = build_store(&dir, 64 << 10, 4);
     let expected: Vec<Event> = (1..=total).map(det_event).collect();
     let want = |id: u64| &expected[usize::try_from(id - 1).unwrap()];
-    let segs = segment_paths(&dir);
-    let victim = segs[1].clone();
-    let pristine = std::fs::read(&victim).unwrap();
-    let (layout, slot) = newest_slot(&pristine);
-    assert!(slot.sealed, "segment 2 of {} is sealed", segs.len());
+    let (victim, pristine, layout, slot) = sealed_segment(&dir, 1);
     let base_id = le64(&pristine, 24);
     let frames = walk_frames(&pristine, slot.committed_len);
     let last_id = frames.iter().rev().find_map(|f| f.event_id).unwrap();
@@ -893,10 +900,7 @@ fn damaged_seal_record_of_a_sealed_segment_is_reported_by_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let total = build_store(&dir, 64 << 10, 3);
-    let victim = segment_paths(&dir)[0].clone();
-    let pristine = std::fs::read(&victim).unwrap();
-    let (_, slot) = newest_slot(&pristine);
-    assert!(slot.sealed);
+    let (victim, pristine, _, slot) = sealed_segment(&dir, 0);
     // One flipped bit in the sealed commit slot's committed length; its CRC catches it.
     set_flip(&victim, &pristine, slot.offset + 8, true);
     let open_error = Store::open(&dir, config(64 << 10))
@@ -1402,10 +1406,7 @@ fn a_frame_lying_about_its_id_is_reported_by_get() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let total = build_store(&dir, 64 << 10, 3);
-    let victim = segment_paths(&dir)[1].clone();
-    let pristine = std::fs::read(&victim).unwrap();
-    let (_, slot) = newest_slot(&pristine);
-    assert!(slot.sealed);
+    let (victim, pristine, _, slot) = sealed_segment(&dir, 1);
     let base_id = le64(&pristine, 24);
     let frames = walk_frames(&pristine, slot.committed_len);
     let mut tried = 0;
