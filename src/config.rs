@@ -72,6 +72,14 @@ pub struct Config {
     pub sidecars: bool,
     /// How often the maintenance thread appends a system stats record (default 60 s).
     pub stats_interval: Duration,
+    /// Bytes of the newest written log the writer leaves in the OS page cache (default
+    /// 64 MiB, one segment). Older bytes, once on the disk, are dropped from it
+    /// (`posix_fadvise` `DONTNEED`): the log is written once and mostly its newest part is
+    /// read again, and a long-running writer would otherwise fill the page cache at the
+    /// expense of other programs (and, on a VM that hands freed memory back to its host,
+    /// slow down as the cache grows: `ARCHITECTURE.md`). Pages a reader has mapped stay;
+    /// a query of older data reads it from the disk. `None` leaves the cache alone.
+    pub page_cache_keep: Option<u64>,
     /// Test hook: replaces the content hash as the deduplication key, to force collisions.
     /// The stored hash is always the real one.
     #[doc(hidden)]
@@ -98,6 +106,7 @@ impl Default for Config {
             dedup_key_for_tests: None,
             sidecars: true,
             stats_interval: Duration::from_secs(60),
+            page_cache_keep: Some(64 << 20),
         }
     }
 }

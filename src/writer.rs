@@ -53,53 +53,154 @@ const SYNC_AHEAD_BYTES: u64 = 8 << 20;
 /// through a file description of its own: a write-back error it meets is still reported
 /// to the writer's own `fdatasync` (Linux reports such an error to every open file
 /// description), so ignoring its own result loses nothing.
+///
+/// It also drops what is on the disk from the page cache, but for the newest
+/// `Config::page_cache_keep` bytes ([`Dropper`]).
 struct Syncer {
-    /// At most one request waits; a kick while one waits is dropped.
-    requests: Option<std::sync::mpsc::SyncSender<PathBuf>>,
+    state: Arc<(Mutex<SyncRequests>, Condvar)>,
+    keep: Option<u64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// What the writer asked the sync thread for since it last looked.
+#[derive(Default)]
+struct SyncRequests {
+    /// The newest segment to sync, and how far it is written: a newer request replaces
+    /// one not yet taken.
+    sync: Option<(PathBuf, u64)>,
+    /// Segments sealed since, with where their frames end (the seal synced them).
+    sealed: Vec<(PathBuf, u64)>,
+    closing: bool,
+}
+
 impl Syncer {
-    fn new() -> Syncer {
+    fn new(keep: Option<u64>) -> Syncer {
         Syncer {
-            requests: None,
+            state: Arc::default(),
+            keep,
             thread: None,
         }
     }
 
-    /// Asks for the file at `path` to be synced soon; starts the thread on first use. A
-    /// thread that cannot be started leaves the syncing to the seal.
-    fn kick(&mut self, path: &Path) {
-        if self.requests.is_none() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(1);
-            let started = std::thread::Builder::new()
+    /// Asks for the file at `path`, written up to `len`, to be synced soon; starts the
+    /// thread on first use. A thread that cannot be started leaves the syncing to the seal.
+    fn kick(&mut self, path: &Path, len: u64) {
+        if self.started() {
+            self.state.0.lock().sync = Some((path.to_path_buf(), len));
+            self.state.1.notify_one();
+        }
+    }
+
+    /// Tells the thread that the segment at `path` is sealed, its frames ending at `len`.
+    fn sealed(&mut self, path: PathBuf, len: u64) {
+        if self.keep.is_some() && self.started() {
+            self.state.0.lock().sealed.push((path, len));
+            self.state.1.notify_one();
+        }
+    }
+
+    fn started(&mut self) -> bool {
+        if self.thread.is_none() {
+            let state = Arc::clone(&self.state);
+            let mut dropper = Dropper::new(self.keep);
+            self.thread = std::thread::Builder::new()
                 .name("selflog-sync".into())
-                .spawn(move || {
-                    for path in rx {
-                        if let Ok(file) = std::fs::File::open(&path) {
-                            let _ = file.sync_data();
+                .spawn(move || loop {
+                    let (sync, sealed) = {
+                        let mut r = state.0.lock();
+                        while r.sync.is_none() && r.sealed.is_empty() && !r.closing {
+                            state.1.wait(&mut r);
+                        }
+                        if r.closing {
+                            return;
+                        }
+                        (r.sync.take(), std::mem::take(&mut r.sealed))
+                    };
+                    // A sealed segment precedes any segment a sync request names now.
+                    for (path, len) in sealed {
+                        dropper.synced(&path, len);
+                    }
+                    if let Some((path, len)) = sync {
+                        let synced = std::fs::File::open(&path).and_then(|f| f.sync_data());
+                        if synced.is_ok() {
+                            dropper.synced(&path, len);
                         }
                     }
-                });
-            match started {
-                Ok(t) => {
-                    self.requests = Some(tx);
-                    self.thread = Some(t);
-                }
-                Err(_) => return,
-            }
+                })
+                .ok();
         }
-        if let Some(tx) = &self.requests {
-            let _ = tx.try_send(path.to_path_buf());
-        }
+        self.thread.is_some()
     }
 }
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        self.requests = None;
+        self.state.0.lock().closing = true;
+        self.state.1.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Drops segment bytes that are on the disk from the page cache (`posix_fadvise`
+/// `DONTNEED`), oldest first, once more than `keep` bytes of them are held. An activity
+/// log is written once and read rarely, mostly its newest part; a writer that ran for
+/// weeks would otherwise fill the page cache with it at the expense of the desktop's
+/// programs. And on this VM the growing page cache halved sustained appends: guest memory
+/// freed earlier has been given back to the host, so each fresh page the cache takes
+/// costs the hypervisor a fault, while pages dropped here are taken again at once
+/// (10,000,000 events, one `append` at a time: ~1.25M events/s falling to ~0.57M after
+/// 4.8M events, against ~1.15-1.2M throughout; benches/RESULTS.md). Only clean pages no
+/// process maps go: a reader's mapped pages stay.
+struct Dropper {
+    keep: Option<u64>,
+    /// Ranges on the disk and still in the cache, oldest first: file, start, end.
+    held: std::collections::VecDeque<(PathBuf, u64, u64)>,
+    held_bytes: u64,
+}
+
+impl Dropper {
+    fn new(keep: Option<u64>) -> Dropper {
+        Dropper {
+            keep,
+            held: std::collections::VecDeque::new(),
+            held_bytes: 0,
+        }
+    }
+
+    /// Notes that `path` is on the disk up to `len`, then drops the oldest ranges while
+    /// the others hold at least `keep` bytes.
+    fn synced(&mut self, path: &Path, len: u64) {
+        let Some(keep) = self.keep else {
+            return;
+        };
+        let start = match self.held.back() {
+            Some((p, _, end)) if p == path => *end,
+            _ => 0,
+        };
+        if len <= start {
+            return;
+        }
+        self.held.push_back((path.to_path_buf(), start, len));
+        self.held_bytes += len - start;
+        while let Some((path, start, end)) = self.held.front() {
+            let len = end - start;
+            if self.held_bytes - len < keep {
+                break;
+            }
+            // Advice only: a file retention has deleted, or a kernel that declines, loses
+            // nothing but the cache space.
+            if let Ok(file) = std::fs::File::open(path) {
+                let _ = rustix::fs::fadvise(
+                    &file,
+                    *start,
+                    std::num::NonZeroU64::new(len),
+                    rustix::fs::Advice::DontNeed,
+                );
+            }
+            self.held_bytes -= len;
+            self.held.pop_front();
         }
     }
 }
@@ -400,6 +501,7 @@ impl Writer {
             Some((a, i)) => (Some(a), i),
             None => (None, SegmentIndex::default()),
         };
+        let syncer = Syncer::new(shared.config.page_cache_keep);
         Writer {
             shared,
             active,
@@ -411,7 +513,7 @@ impl Writer {
             last_sync: Instant::now(),
             unsynced: false,
             lz4: Vec::new(),
-            syncer: Syncer::new(),
+            syncer,
             sync_kicked_at: 0,
         }
     }
@@ -519,7 +621,7 @@ impl Writer {
         if let Some(active) = &self.active {
             if active.write_len >= self.sync_kicked_at + SYNC_AHEAD_BYTES {
                 self.sync_kicked_at = active.write_len;
-                self.syncer.kick(&active.path);
+                self.syncer.kick(&active.path, active.write_len);
             }
         }
         match failure {
@@ -714,7 +816,9 @@ impl Writer {
     fn seal(&mut self, commit_us: i64) -> Result<()> {
         self.publish(commit_us)?;
         if let Some(active) = self.active.take() {
+            let (path, end) = (active.path.clone(), active.write_len);
             active.seal(&self.index, commit_us)?;
+            self.syncer.sealed(path, end);
         }
         self.index = SegmentIndex::default();
         self.unsynced = false;
