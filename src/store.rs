@@ -10,7 +10,7 @@ use std::fs::DirBuilder;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -555,6 +555,7 @@ impl Store {
             }),
             progress: Condvar::new(),
             health: AtomicU8::new(HEALTH_OK),
+            writer_behind: AtomicBool::new(false),
             generation: Arc::clone(&generation),
             retention: Mutex::new(()),
             maintenance_stop: Mutex::new(false),
@@ -769,7 +770,7 @@ impl Store {
         &self.report
     }
 
-    fn shared(&self) -> Result<&Arc<Shared>> {
+    pub(crate) fn shared(&self) -> Result<&Arc<Shared>> {
         self.writer
             .as_ref()
             .map(|w| &w.shared)
@@ -791,8 +792,9 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
+        let packed = shared.pack(&event);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, &[(&event, hash)], None, |a| {
+        self.enqueue(shared, &[(&event, hash, packed.as_deref())], None, |a| {
             result = a;
         })?;
         Ok(result)
@@ -813,10 +815,16 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
+        let packed = shared.pack(&event);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, &[(&event, hash)], Some(id.0), |a| {
-            result = a;
-        })?;
+        self.enqueue(
+            shared,
+            &[(&event, hash, packed.as_deref())],
+            Some(id.0),
+            |a| {
+                result = a;
+            },
+        )?;
         Ok(result)
     }
 
@@ -836,18 +844,23 @@ impl Store {
             e.validate(&shared.config, now)?;
         }
         let mut out = Vec::with_capacity(events.len());
-        let items: Vec<(&Event, u64)> = events.iter().map(|e| (e, e.content_hash())).collect();
+        let packed: Vec<Option<Vec<u8>>> = events.iter().map(|e| shared.pack(e)).collect();
+        let items: Vec<(&Event, u64, Option<&[u8]>)> = events
+            .iter()
+            .zip(&packed)
+            .map(|(e, p)| (e, e.content_hash(), p.as_deref()))
+            .collect();
         self.enqueue(shared, &items, None, |a| out.push(a))?;
         Ok(out)
     }
 
     /// Queues events under consecutive ids, telling `sink` what became of each. Each comes
-    /// with its content hash; the queue copies them, and the caller frees the events after
-    /// the lock is released.
+    /// with its content hash and, if the appending thread compressed it, its packed data;
+    /// the queue copies them, and the caller frees the events after the lock is released.
     fn enqueue(
         &self,
         shared: &Shared,
-        items: &[(&Event, u64)],
+        items: &[(&Event, u64, Option<&[u8]>)],
         forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
@@ -858,11 +871,11 @@ impl Store {
         let key_of = |event: &Event, hash: u64| cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (i, &(event, hash)) in items.iter().enumerate() {
+        for (i, &(event, hash, packed)) in items.iter().enumerate() {
             if items.len() > 1 && i % DEDUP_TOUCH_AHEAD == 0 {
                 // A batch's dedup lookups are cache misses in a large table: load the next
                 // few buckets together, so that their misses overlap instead of adding up.
-                for &(e, h) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
+                for &(e, h, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
                     q.dedup.touch(key_of(e, h));
                 }
             }
@@ -915,7 +928,12 @@ impl Store {
             if q.events.is_empty() {
                 q.oldest = Some(Instant::now());
             }
-            q.events.push(id, hash, event);
+            q.events.push(id, hash, event, packed);
+            if q.events.len() >= cfg.queue_events_max / 2
+                && !shared.writer_behind.load(AtomicOrdering::Relaxed)
+            {
+                shared.writer_behind.store(true, AtomicOrdering::Relaxed);
+            }
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();
             }

@@ -14,7 +14,7 @@
 //! any other I/O failure poisons the store, and every later call reports it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -240,6 +240,8 @@ struct Entry {
     source_len: u16,
     /// `None`: no data.
     data_len: Option<u32>,
+    /// `Some(n)`: the data bytes are already the LZ4 block of `n` bytes of text.
+    raw_len: Option<u32>,
 }
 
 /// Events waiting for the writer, with their ids and content hashes, packed into one byte
@@ -261,8 +263,11 @@ pub(crate) struct Queued<'a> {
     pub event_type: &'a str,
     pub action: Option<&'a str>,
     pub source: &'a str,
-    /// The data's text.
+    /// The data's text, or its LZ4 block when `raw_len` is set.
     pub data: Option<&'a [u8]>,
+    /// `Some(n)`: `data` is the LZ4 block of `n` bytes of text, compressed by the appending
+    /// thread ([`Shared::writer_behind`]).
+    pub raw_len: Option<u32>,
 }
 
 impl Queued<'_> {
@@ -272,7 +277,15 @@ impl Queued<'_> {
             && self.event_type == event.event_type
             && self.action == event.action.as_deref()
             && self.source == event.source
-            && self.data == event.data_text().map(str::as_bytes)
+            && match (self.raw_len, self.data, event.data_text()) {
+                (Some(n), Some(packed), Some(text)) => {
+                    n as usize == text.len()
+                        && lz4_flex::block::decompress(packed, n as usize)
+                            .is_ok_and(|raw| raw == text.as_bytes())
+                }
+                (Some(_), _, _) => false,
+                (None, data, text) => data == text.map(str::as_bytes),
+            }
     }
 }
 
@@ -295,11 +308,13 @@ impl Batch {
         self.entries.first().map(|e| e.id)
     }
 
-    /// Copies `event` in under `id`. `event` has passed [`Event::validate`], so its names
-    /// fit in 16 bits and its data in 32.
-    pub fn push(&mut self, id: u64, hash: u64, event: &Event) {
+    /// Copies `event` in under `id`, with `packed` in place of its data when the appending
+    /// thread has compressed it ([`compress`]). `event` has passed [`Event::validate`], so
+    /// its names fit in 16 bits and its data in 32.
+    pub fn push(&mut self, id: u64, hash: u64, event: &Event, packed: Option<&[u8]>) {
         let start = self.bytes.len();
-        let data = event.data_text().map(str::as_bytes);
+        let text = event.data_text().map(str::as_bytes);
+        let data = packed.or(text);
         let len16 = |s: &str| u16::try_from(s.len()).expect("names are validated");
         let len32 = |b: &[u8]| u32::try_from(b.len()).expect("data_len_max < 4 GiB");
         self.entries.push(Entry {
@@ -311,6 +326,7 @@ impl Batch {
             action_len: event.action.as_deref().map(len16),
             source_len: len16(&event.source),
             data_len: data.map(len32),
+            raw_len: packed.and(text).map(len32),
         });
         self.bytes.extend_from_slice(event.event_type.as_bytes());
         self.bytes
@@ -338,6 +354,7 @@ impl Batch {
             action,
             source,
             data,
+            raw_len: e.raw_len,
         }
     }
 
@@ -430,6 +447,12 @@ pub(crate) struct Shared {
     /// Wakes flushers.
     pub progress: Condvar,
     pub health: AtomicU8,
+    /// Whether the queue was at least half full when last looked at: the writer is behind,
+    /// so the appending threads compress large data themselves (the frames are the same
+    /// either way). On two cores, the writer is the bottleneck of batched appends while an
+    /// appending thread has time to spare; a thread appending one event at a time, whose
+    /// caller waits, does not pay for compression while the writer keeps up.
+    pub writer_behind: AtomicBool,
     /// Counts publications; in-process readers refresh only when it moves.
     pub generation: Arc<AtomicU64>,
     /// Serialises retention runs (the maintenance thread and `Store::retain`).
@@ -443,6 +466,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `event`'s data compressed as the writer would store it, when the writer is behind
+    /// ([`Shared::writer_behind`]) and the data is worth compressing; else `None`, and the
+    /// writer compresses it.
+    pub fn pack(&self, event: &Event) -> Option<Vec<u8>> {
+        if !self.writer_behind.load(Ordering::Relaxed) {
+            return None;
+        }
+        let data = event.data_text()?.as_bytes();
+        let mut out = Vec::new();
+        let n = compress(data, self.config.compress_len_min, &mut out)?.len();
+        out.truncate(n);
+        Some(out)
+    }
+
     /// Records a background failure: every later call returns it.
     pub fn poison(&self, why: String) {
         let mut st = self.status.lock();
@@ -582,6 +619,7 @@ impl Writer {
                 let mut batch = std::mem::take(&mut self.spare);
                 std::mem::swap(&mut batch, &mut q.events);
                 q.oldest = None;
+                self.shared.writer_behind.store(false, Ordering::Relaxed);
                 let shutdown = q.shutdown;
                 drop(q);
                 self.shared.space.notify_all();
@@ -696,12 +734,16 @@ impl Writer {
 
     /// [`Writer::write_event`], compressing a large payload into `lz4`.
     fn write_event_with(&mut self, q: &Queued, commit_us: i64, lz4: &mut Vec<u8>) -> Result<()> {
-        let data_len = q.data.map_or(0, <[u8]>::len);
-        let packed = q
-            .data
-            .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4));
-        let payload = packed.or(q.data);
-        let raw_len = packed.map(|_| u32::try_from(data_len).expect("data_len_max < 4 GiB"));
+        let (payload, raw_len) = if q.raw_len.is_some() {
+            (q.data, q.raw_len)
+        } else {
+            let packed = q
+                .data
+                .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4));
+            let raw_len = packed.and(q.data).map(|d| d.len() as u32);
+            (packed.or(q.data), raw_len)
+        };
+        let data_len = raw_len.map_or(payload.map_or(0, <[u8]>::len), |n| n as usize);
         let stored_len = payload.map_or(0, <[u8]>::len);
         let [known_type, known_source, known_action] = self.make_room(q, stored_len, commit_us)?;
         let active = self.active.as_mut().expect("checked above");
@@ -853,7 +895,63 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Config, Event, Store, Timestamp};
+    use std::sync::atomic::Ordering;
+
+    use crate::{Appended, Config, Event, EventId, Store, Timestamp};
+
+    /// Data an appending thread compressed (the writer being behind) is stored byte for
+    /// byte as the writer would have stored it, reads back, and a queued packed event is
+    /// still found to be the original of its duplicate.
+    #[test]
+    fn data_packed_by_the_appending_thread_is_stored_as_the_writer_would() {
+        let events: Vec<Event> = (0..60usize)
+            .map(|i| {
+                let words = "lorem ipsum ".repeat(20 + 7 * i);
+                let d = format!(r#"{{"i":{i},"t":"{words}"}}"#);
+                let ts = Timestamp(1_732_460_000_000_000 + i64::try_from(i).unwrap());
+                Event::new(ts, "clip", None, "Pasteboard", Some(&d)).unwrap()
+            })
+            .collect();
+        let large = events
+            .iter()
+            .filter(|e| e.data_text().unwrap().len() > 1024)
+            .count() as u64;
+        assert!(large > 30, "most events are compressed: {large}");
+        let write = |behind: bool| -> Vec<u8> {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s");
+            // Nothing reaches the writer before the flush, so the flag set here holds.
+            let config = Config {
+                batch_events: 1000,
+                queue_events_max: 1000,
+                batch_timeout: std::time::Duration::from_secs(3600),
+                ..Config::default()
+            };
+            let store = Store::open(&path, config).unwrap();
+            let shared = store.shared().unwrap();
+            for e in &events {
+                shared.writer_behind.store(behind, Ordering::Relaxed);
+                let large = e.data_text().unwrap().len() > 1024;
+                assert_eq!(shared.pack(e).is_some(), behind && large);
+                assert!(matches!(store.append(e.clone()), Ok(Appended::New(_))));
+            }
+            let again = store.append(events[40].clone()).unwrap();
+            assert_eq!(again, Appended::Duplicate(EventId(41)), "behind: {behind}");
+            store.flush().unwrap();
+            let back: Vec<Event> = store
+                .scan()
+                .unwrap()
+                .map(|e| e.unwrap().to_event().unwrap())
+                .collect();
+            assert_eq!(back, events, "behind: {behind}");
+            assert_eq!(store.stats().unwrap().compressed_events, large);
+            store.close().unwrap();
+            let segment = std::fs::read(path.join("events-00000001.seg")).unwrap();
+            // After the header, which holds creation and commit times.
+            segment[crate::format::SEGMENT_HEADER_LEN..].to_vec()
+        };
+        assert!(write(true) == write(false), "the frames differ");
+    }
 
     /// Events compressed by the writer read back exactly, before and after one large
     /// enough that the writer drops its compression buffer afterwards.
