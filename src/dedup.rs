@@ -78,6 +78,30 @@ impl Slots {
     }
 }
 
+/// Where a window's home buckets lie in memory: enough to prefetch the bucket of a key
+/// without the lock that guards the window.
+#[derive(Clone, Copy)]
+pub(crate) struct BucketHint {
+    base: usize,
+    /// 0: the window is disabled.
+    buckets: usize,
+}
+
+impl BucketHint {
+    /// Starts loading the home bucket of `key`, as [`DedupWindow::candidate`] will read it.
+    pub fn prefetch(self, key: u64) {
+        if self.buckets > 0 {
+            let home = home_bucket(key, self.buckets);
+            crate::segment::map::prefetch(self.base + home * BUCKET * 8);
+        }
+    }
+}
+
+/// The home bucket of a key among `buckets`: its low 32 bits scaled onto the count.
+fn home_bucket(key: u64, buckets: usize) -> usize {
+    (((key & 0xFFFF_FFFF) * buckets as u64) >> 32) as usize
+}
+
 /// The window.
 pub(crate) struct DedupWindow {
     /// Events (ids) the window covers; 0 disables it.
@@ -116,6 +140,19 @@ impl DedupWindow {
         }
     }
 
+    /// Where the home buckets lie, for prefetching a lookup's bucket without the queue
+    /// lock ([`BucketHint::prefetch`]). The table never moves while the window lives.
+    pub fn hint(&self) -> BucketHint {
+        BucketHint {
+            base: self.slots.map.as_ptr() as usize,
+            buckets: if self.is_disabled() {
+                0
+            } else {
+                self.buckets()
+            },
+        }
+    }
+
     /// Whether the window is disabled.
     pub fn is_disabled(&self) -> bool {
         self.capacity == 0
@@ -127,7 +164,7 @@ impl DedupWindow {
 
     /// The home bucket of a key: its low 32 bits scaled onto the bucket count.
     fn home(&self, key: u64) -> usize {
-        (((key & 0xFFFF_FFFF) * self.buckets() as u64) >> 32) as usize
+        home_bucket(key, self.buckets())
     }
 
     fn next_bucket(&self, b: usize) -> usize {

@@ -10,7 +10,7 @@ use std::fs::DirBuilder;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -205,6 +205,29 @@ fn write_meta(dir: &Path) -> Result<()> {
 }
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
+
+/// Bytes of compressed data an appending thread keeps allocated between appends.
+const PACKED_KEEP: usize = 1 << 20;
+
+std::thread_local! {
+    /// Where an appending thread compresses data while the writer is behind
+    /// ([`Shared::pack`]), reused from append to append: a fresh allocation of LZ4's bound
+    /// each time cost more than the compression (glibc consolidates its free lists for
+    /// every allocation that large).
+    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's cleared compression buffer.
+fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    PACKED.with_borrow_mut(|buf| {
+        buf.clear();
+        let out = f(buf);
+        if buf.capacity() > PACKED_KEEP {
+            *buf = Vec::new();
+        }
+        out
+    })
+}
 
 /// Events of a batch whose dedup buckets are loaded together before they are looked up.
 const DEDUP_TOUCH_AHEAD: usize = 16;
@@ -530,6 +553,7 @@ impl Store {
             Some(Arc::clone(&generation)),
         ));
         let dedup = rebuild_dedup(&stream, config.dedup_window)?;
+        let dedup_hint = dedup.hint();
         let duplicates = crate::cursor::read_duplicates(&dir)?;
         let shared = Arc::new(Shared {
             config,
@@ -556,6 +580,7 @@ impl Store {
             progress: Condvar::new(),
             health: AtomicU8::new(HEALTH_OK),
             writer_behind: AtomicBool::new(false),
+            dedup_hint,
             generation: Arc::clone(&generation),
             retention: Mutex::new(()),
             maintenance_stop: Mutex::new(false),
@@ -792,10 +817,13 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
-        let packed = shared.pack(&event);
+        shared.dedup_hint.prefetch(shared.dedup_key(&event, hash));
         let mut result = Appended::New(EventId(0));
-        self.enqueue(shared, &[(&event, hash, packed.as_deref())], None, |a| {
-            result = a;
+        with_packed(|buf| {
+            let packed = shared.pack(&event, buf).map(|r| &buf[r]);
+            self.enqueue(shared, &[(&event, hash, packed)], None, |a| {
+                result = a;
+            })
         })?;
         Ok(result)
     }
@@ -815,16 +843,13 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
-        let packed = shared.pack(&event);
         let mut result = Appended::New(EventId(0));
-        self.enqueue(
-            shared,
-            &[(&event, hash, packed.as_deref())],
-            Some(id.0),
-            |a| {
+        with_packed(|buf| {
+            let packed = shared.pack(&event, buf).map(|r| &buf[r]);
+            self.enqueue(shared, &[(&event, hash, packed)], Some(id.0), |a| {
                 result = a;
-            },
-        )?;
+            })
+        })?;
         Ok(result)
     }
 
@@ -844,13 +869,15 @@ impl Store {
             e.validate(&shared.config, now)?;
         }
         let mut out = Vec::with_capacity(events.len());
-        let packed: Vec<Option<Vec<u8>>> = events.iter().map(|e| shared.pack(e)).collect();
-        let items: Vec<(&Event, u64, Option<&[u8]>)> = events
-            .iter()
-            .zip(&packed)
-            .map(|(e, p)| (e, e.content_hash(), p.as_deref()))
-            .collect();
-        self.enqueue(shared, &items, None, |a| out.push(a))?;
+        with_packed(|buf| {
+            let packed: Vec<_> = events.iter().map(|e| shared.pack(e, buf)).collect();
+            let items: Vec<(&Event, u64, Option<&[u8]>)> = events
+                .iter()
+                .zip(packed)
+                .map(|(e, p)| (e, e.content_hash(), p.map(|r| &buf[r])))
+                .collect();
+            self.enqueue(shared, &items, None, |a| out.push(a))
+        })?;
         Ok(out)
     }
 
@@ -868,7 +895,7 @@ impl Store {
             return Err(e);
         }
         let cfg = &shared.config;
-        let key_of = |event: &Event, hash: u64| cfg.dedup_key_for_tests.map_or(hash, |f| f(event));
+        let key_of = |event: &Event, hash: u64| shared.dedup_key(event, hash);
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
         for (i, &(event, hash, packed)) in items.iter().enumerate() {
@@ -903,12 +930,33 @@ impl Store {
                 return Err(Error::Closed);
             }
             let key = key_of(event, hash);
-            if let Some(original) = q.dedup.candidate(key) {
-                if self.is_same(shared, &q, original, event, hash)? {
-                    q.duplicates += 1;
-                    sink(Appended::Duplicate(EventId(original)));
-                    continue;
+            // Without a forced id the event is copied in before the lookup, under the id it
+            // gets if it is new, so that the copy overlaps the lookup's cache miss; a
+            // duplicate takes it out again.
+            let copied = forced_id.is_none();
+            if copied {
+                let id = q.next_id;
+                q.events.push(id, hash, event, packed);
+            }
+            let duplicate = match q.dedup.candidate(key) {
+                None => None,
+                Some(original) => match self.is_same(shared, &q, original, event, hash) {
+                    Ok(same) => same.then_some(original),
+                    Err(e) => {
+                        if copied {
+                            q.events.pop();
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            if let Some(original) = duplicate {
+                if copied {
+                    q.events.pop();
                 }
+                q.duplicates += 1;
+                sink(Appended::Duplicate(EventId(original)));
+                continue;
             }
             if let Some(forced) = forced_id {
                 if forced < q.next_id {
@@ -925,14 +973,11 @@ impl Store {
             let id = q.next_id;
             q.next_id += 1;
             q.dedup.insert(key, id);
-            if q.events.is_empty() {
-                q.oldest = Some(Instant::now());
+            if !copied {
+                q.events.push(id, hash, event, packed);
             }
-            q.events.push(id, hash, event, packed);
-            if q.events.len() >= cfg.queue_events_max / 2
-                && !shared.writer_behind.load(AtomicOrdering::Relaxed)
-            {
-                shared.writer_behind.store(true, AtomicOrdering::Relaxed);
+            if q.events.len() == 1 {
+                q.oldest = Some(Instant::now());
             }
             if q.events.len() == cfg.batch_events {
                 shared.work.notify_one();

@@ -303,6 +303,13 @@ impl Batch {
         self.entries.is_empty()
     }
 
+    /// Takes the last event out again.
+    pub fn pop(&mut self) {
+        if let Some(e) = self.entries.pop() {
+            self.bytes.truncate(e.start);
+        }
+    }
+
     /// The id of the first event, if any.
     pub fn first_id(&self) -> Option<u64> {
         self.entries.first().map(|e| e.id)
@@ -447,12 +454,16 @@ pub(crate) struct Shared {
     /// Wakes flushers.
     pub progress: Condvar,
     pub health: AtomicU8,
-    /// Whether the queue was at least half full when last looked at: the writer is behind,
-    /// so the appending threads compress large data themselves (the frames are the same
-    /// either way). On two cores, the writer is the bottleneck of batched appends while an
-    /// appending thread has time to spare; a thread appending one event at a time, whose
-    /// caller waits, does not pay for compression while the writer keeps up.
+    /// Whether the writer is behind: set when it takes a batch of half the queue or more,
+    /// cleared when it takes one of a quarter or less. While it is set, the appending
+    /// threads compress large data themselves (the frames are the same either way). On two
+    /// cores the writer is the bottleneck of batched appends while an appending thread has
+    /// time to spare; a thread appending one event at a time, whose caller waits, does not
+    /// pay for compression while the writer keeps up.
     pub writer_behind: AtomicBool,
+    /// Where the dedup window's buckets lie, so that `append` can start loading the one it
+    /// will read before it takes the queue lock.
+    pub dedup_hint: crate::dedup::BucketHint,
     /// Counts publications; in-process readers refresh only when it moves.
     pub generation: Arc<AtomicU64>,
     /// Serialises retention runs (the maintenance thread and `Store::retain`).
@@ -466,18 +477,36 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `event`'s data compressed as the writer would store it, when the writer is behind
+    /// Compresses `event`'s data as the writer would store it, appending the LZ4 block to
+    /// `out` and returning where it lies there, when the writer is behind
     /// ([`Shared::writer_behind`]) and the data is worth compressing; else `None`, and the
     /// writer compresses it.
-    pub fn pack(&self, event: &Event) -> Option<Vec<u8>> {
-        if !self.writer_behind.load(Ordering::Relaxed) {
+    pub fn pack(&self, event: &Event, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+        let data = event.data_text()?.as_bytes();
+        if data.len() <= self.config.compress_len_min || !self.writer_behind.load(Ordering::Relaxed)
+        {
             return None;
         }
-        let data = event.data_text()?.as_bytes();
-        let mut out = Vec::new();
-        let n = compress(data, self.config.compress_len_min, &mut out)?.len();
-        out.truncate(n);
-        Some(out)
+        let start = out.len();
+        out.resize(
+            start + lz4_flex::block::get_maximum_output_size(data.len()),
+            0,
+        );
+        match lz4_flex::block::compress_into(data, &mut out[start..]) {
+            Ok(n) if n < data.len() => {
+                out.truncate(start + n);
+                Some(start..start + n)
+            }
+            _ => {
+                out.truncate(start);
+                None
+            }
+        }
+    }
+
+    /// The dedup window's key for `event`: its content hash (or the test hook's key).
+    pub fn dedup_key(&self, event: &Event, hash: u64) -> u64 {
+        self.config.dedup_key_for_tests.map_or(hash, |f| f(event))
     }
 
     /// Records a background failure: every later call returns it.
@@ -619,7 +648,16 @@ impl Writer {
                 let mut batch = std::mem::take(&mut self.spare);
                 std::mem::swap(&mut batch, &mut q.events);
                 q.oldest = None;
-                self.shared.writer_behind.store(false, Ordering::Relaxed);
+                // Behind while it takes batches of half the queue or more; caught up again
+                // once they are down to a quarter.
+                let behind = if batch.len() >= cfg.queue_events_max / 2 {
+                    Some(true)
+                } else {
+                    (batch.len() <= cfg.queue_events_max / 4).then_some(false)
+                };
+                if let Some(b) = behind {
+                    self.shared.writer_behind.store(b, Ordering::Relaxed);
+                }
                 let shutdown = q.shutdown;
                 drop(q);
                 self.shared.space.notify_all();
@@ -932,7 +970,7 @@ mod tests {
             for e in &events {
                 shared.writer_behind.store(behind, Ordering::Relaxed);
                 let large = e.data_text().unwrap().len() > 1024;
-                assert_eq!(shared.pack(e).is_some(), behind && large);
+                assert_eq!(shared.pack(e, &mut Vec::new()).is_some(), behind && large);
                 assert!(matches!(store.append(e.clone()), Ok(Appended::New(_))));
             }
             let again = store.append(events[40].clone()).unwrap();
