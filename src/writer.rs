@@ -967,12 +967,16 @@ mod tests {
             };
             let store = Store::open(&path, config).unwrap();
             let shared = store.shared().unwrap();
-            for e in &events {
+            // One at a time, then the rest in a batch.
+            for e in &events[..30] {
                 shared.writer_behind.store(behind, Ordering::Relaxed);
                 let large = e.data_text().unwrap().len() > 1024;
                 assert_eq!(shared.pack(e, &mut Vec::new()).is_some(), behind && large);
                 assert!(matches!(store.append(e.clone()), Ok(Appended::New(_))));
             }
+            shared.writer_behind.store(behind, Ordering::Relaxed);
+            let batch = store.append_batch(events[30..].to_vec()).unwrap();
+            assert!(batch.iter().all(|a| matches!(a, Appended::New(_))));
             let again = store.append(events[40].clone()).unwrap();
             assert_eq!(again, Appended::Duplicate(EventId(41)), "behind: {behind}");
             store.flush().unwrap();
