@@ -169,8 +169,8 @@ pub(crate) struct SegmentIndex {
     /// Dictionary strings by reference. Shared copy-on-write with readers.
     pub strings: Arc<Vec<Arc<str>>>,
     string_bytes: usize,
-    /// String to reference.
-    pub lookup: FxHashMap<Arc<str>, u32>,
+    /// String (as bytes: the writer looks up names it holds as bytes) to reference.
+    pub lookup: FxHashMap<Box<[u8]>, u32>,
     /// Closed blocks, in file order. Shared copy-on-write with running queries.
     pub blocks: Blocks,
     /// Prefix maxima and suffix minima of the closed blocks' timestamps, computed when a
@@ -233,7 +233,7 @@ impl SegmentIndex {
             .enumerate()
             .map(|(i, s)| {
                 (
-                    Arc::clone(s),
+                    Box::from(s.as_bytes()),
                     u32::try_from(i).expect("string refs are u32"),
                 )
             })
@@ -346,8 +346,8 @@ impl SegmentIndex {
     pub fn add_string(&mut self, text: &str) -> u32 {
         let r = u32::try_from(self.strings.len()).expect("fewer than 2^32 strings per segment");
         self.string_bytes += text.len();
+        self.lookup.insert(Box::from(text.as_bytes()), r);
         let text: Arc<str> = Arc::from(text);
-        self.lookup.insert(Arc::clone(&text), r);
         Arc::make_mut(&mut self.strings).push(text);
         r
     }

@@ -473,7 +473,7 @@ fn resolve(ix: &SegmentIndex, names: &[String]) -> Option<FxHashSet<u32>> {
     Some(
         names
             .iter()
-            .filter_map(|n| ix.lookup.get(n.as_str()).copied())
+            .filter_map(|n| ix.lookup.get(n.as_bytes()).copied())
             .collect(),
     )
 }
@@ -576,7 +576,7 @@ fn plan_segment(
         let sources = resolve(ix, &f.sources);
         let action = match &f.action {
             None => None,
-            Some(a) => Some(*ix.lookup.get(a.as_str())?),
+            Some(a) => Some(*ix.lookup.get(a.as_bytes())?),
         };
         if types.as_ref().is_some_and(FxHashSet::is_empty)
             || sources.as_ref().is_some_and(FxHashSet::is_empty)

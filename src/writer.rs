@@ -260,9 +260,11 @@ pub(crate) struct Queued<'a> {
     pub id: u64,
     pub hash: u64,
     pub timestamp: Timestamp,
-    pub event_type: &'a str,
-    pub action: Option<&'a str>,
-    pub source: &'a str,
+    /// The names as bytes (copied in from `str`s): the writer looks them up as they are
+    /// and checks a name is UTF-8 only when it adds it to a segment's dictionary.
+    pub event_type: &'a [u8],
+    pub action: Option<&'a [u8]>,
+    pub source: &'a [u8],
     /// The data's text, or its LZ4 block when `raw_len` is set.
     pub data: Option<&'a [u8]>,
     /// `Some(n)`: `data` is the LZ4 block of `n` bytes of text, compressed by the appending
@@ -274,9 +276,9 @@ impl Queued<'_> {
     /// Whether this queued event has exactly the content of `event`.
     pub fn same_content(&self, event: &Event) -> bool {
         self.timestamp == event.timestamp
-            && self.event_type == event.event_type
-            && self.action == event.action.as_deref()
-            && self.source == event.source
+            && self.event_type == event.event_type.as_bytes()
+            && self.action == event.action.as_deref().map(str::as_bytes)
+            && self.source == event.source.as_bytes()
             && match (self.raw_len, self.data, event.data_text()) {
                 (Some(n), Some(packed), Some(text)) => {
                     n as usize == text.len()
@@ -349,9 +351,9 @@ impl Batch {
             at += n;
             b
         };
-        let event_type = text(take(e.type_len.into()));
-        let action = e.action_len.map(|n| text(take(n.into())));
-        let source = text(take(e.source_len.into()));
+        let event_type = take(e.type_len.into());
+        let action = e.action_len.map(|n| take(n.into()));
+        let source = take(e.source_len.into());
         let data = e.data_len.map(|n| take(n as usize));
         Queued {
             id: e.id,
@@ -787,10 +789,11 @@ impl Writer {
         let active = self.active.as_mut().expect("checked above");
         // A name not yet in the dictionary is looked up once more before it is defined:
         // the type and the source may be the same new string.
-        let mut string_ref = |text: &str, known: Option<u32>, index: &mut SegmentIndex| {
-            if let Some(r) = known.or_else(|| index.lookup.get(text).copied()) {
+        let mut string_ref = |name: &[u8], known: Option<u32>, index: &mut SegmentIndex| {
+            if let Some(r) = known.or_else(|| index.lookup.get(name).copied()) {
                 return r;
             }
+            let text = text(name);
             let r = index.add_string(text);
             let frame = format::encode_string_def(r, text);
             active.append_mut(frame.len()).copy_from_slice(&frame);
@@ -853,7 +856,7 @@ impl Writer {
         stored_len: usize,
         commit_us: i64,
     ) -> Result<[Option<u32>; 3]> {
-        let names: [Option<&str>; 3] = [Some(q.event_type), Some(q.source), q.action];
+        let names: [Option<&[u8]>; 3] = [Some(q.event_type), Some(q.source), q.action];
         let mut attempts = 0;
         loop {
             attempts += 1;
