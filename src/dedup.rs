@@ -7,8 +7,10 @@
 //! different event with the same key, which then gets stored: never the reverse.)
 //!
 //! The table is built for one cache miss per append. It is an array of 64-byte buckets of
-//! eight 8-byte entries. The key's low 32 bits pick its home bucket; an entry holds the
-//! key's high 32 bits (its tag), how many buckets past its home it lives (0 to 15; 15 means
+//! eight 8-byte entries. The key's low 32 bits pick its home bucket (the store fills them
+//! from fields known before the content hash, `event::dedup_home`, so that an append can
+//! start loading the bucket while it hashes); an entry holds the key's high 32 bits (the
+//! content hash's: its tag), how many buckets past its home it lives (0 to 15; 15 means
 //! "15 or more") and the event's id as a 28-bit offset from a base id. An entry is found,
 //! or found absent, by reading one cache line, and the insert after a lookup lands in that
 //! same line. Nothing is evicted eagerly: an entry whose id has left the window is stale,

@@ -231,6 +231,19 @@ impl Event {
         Ok(())
     }
 
+    /// The home bucket of this event in the dedup window ([`dedup_home`]).
+    pub(crate) fn dedup_home(&self) -> u32 {
+        let data = self.data_text().map(str::as_bytes);
+        dedup_home(
+            self.timestamp,
+            self.event_type.len(),
+            self.action.as_deref().map(str::len),
+            self.source.len(),
+            data.map(<[u8]>::len),
+            data.filter(|d| d.len() <= HOME_EDGES_LEN_MAX),
+        )
+    }
+
     /// The xxh3-64 content hash: timestamp, type, action, source and data, each field
     /// length-prefixed so that moving bytes between fields changes the hash.
     /// `format-spec/FORMAT.md#content-hash`
@@ -260,6 +273,56 @@ fn check_name(field: &'static str, value: &str, required: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Data longer than this picks its dedup bucket by its length alone ([`dedup_home`]): its
+/// first and last bytes would have to be decompressed when the window is rebuilt.
+pub(crate) const HOME_EDGES_LEN_MAX: usize = 1024;
+
+/// Which bucket of the dedup window an event lives in, from what is known before its
+/// content hash: the timestamp, the lengths of its names and data, and, for data of at
+/// most [`HOME_EDGES_LEN_MAX`] bytes, its first and last 8 bytes. `small_data` is the data
+/// when it is that short, else `None`. An identical event has the same home, so the window
+/// stays exact (the tag it compares is the content hash's); an append can start loading
+/// the bucket while it hashes, the one cache miss a single append could not overlap with
+/// anything. Events alike in all of these but different share a bucket chain, which costs
+/// lookups among them extra reads, never a wrong answer.
+pub(crate) fn dedup_home(
+    timestamp: Timestamp,
+    type_len: usize,
+    action_len: Option<usize>,
+    source_len: usize,
+    data_len: Option<usize>,
+    small_data: Option<&[u8]>,
+) -> u32 {
+    let mix = |h: u64, v: u64| {
+        let x = (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 29)
+    };
+    let len = |n: Option<usize>| n.map_or(u64::MAX, |n| n as u64);
+    let mut h = mix(0x5E1F_106D_ED09_0000, timestamp.0.cast_unsigned());
+    h = mix(h, type_len as u64 | (source_len as u64) << 32);
+    h = mix(h, len(action_len));
+    h = mix(h, len(data_len));
+    if let Some(d) = small_data {
+        let edge = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        h = mix(h, edge(&d[..d.len().min(8)]));
+        h = mix(h, edge(&d[d.len().saturating_sub(8)..]));
+    }
+    // The finalizer of splitmix64, so that every input bit moves the bucket.
+    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (h ^ (h >> 31)) as u32
+}
+
+/// The dedup window's key of an event: its home bucket (low 32 bits) and the high 32 bits
+/// of its content hash (the tag a lookup compares).
+pub(crate) fn dedup_key(home: u32, hash: u64) -> u64 {
+    (hash & 0xFFFF_FFFF_0000_0000) | u64::from(home)
 }
 
 /// Events whose hashed bytes fit in this many are hashed in one call from a stack buffer,
@@ -351,6 +414,48 @@ impl StoredEvent {
 
 #[cfg(test)]
 mod tests {
+
+    /// The bucket depends on each input it names and on nothing else: long data by its
+    /// length alone, short data also by its first and last 8 bytes.
+    #[test]
+    fn dedup_home_follows_the_fields_it_names() {
+        let t = Timestamp(1_732_460_000_000_000);
+        let home = |t: Timestamp, d: &[u8]| {
+            let small = (d.len() <= HOME_EDGES_LEN_MAX).then_some(d);
+            dedup_home(t, 7, Some(8), 6, Some(d.len()), small)
+        };
+        let short = b"{\"a\":\"0123456789\"}".to_vec();
+        assert_eq!(home(t, &short), home(t, &short.clone()));
+        assert_ne!(home(t, &short), home(Timestamp(t.0 + 1), &short));
+        let mut first = short.clone();
+        first[1] = b'b';
+        assert_ne!(home(t, &short), home(t, &first));
+        let mut last = short.clone();
+        let at = last.len() - 3;
+        last[at] = b'8';
+        assert_ne!(home(t, &short), home(t, &last));
+        let mut middle = short.clone();
+        middle[9] = b'x';
+        assert_eq!(
+            home(t, &short),
+            home(t, &middle),
+            "the middle is the hash's job"
+        );
+        assert_ne!(
+            dedup_home(t, 7, Some(8), 6, Some(3), None),
+            dedup_home(t, 7, None, 6, Some(3), None)
+        );
+        let long = vec![b'x'; HOME_EDGES_LEN_MAX + 1];
+        let mut other = long.clone();
+        other[0] = b'y';
+        assert_eq!(
+            home(t, &long),
+            home(t, &other),
+            "long data: its length only"
+        );
+        assert_eq!(dedup_key(7, 0xAAAA_BBBB_CCCC_DDDD), 0xAAAA_BBBB_0000_0007);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -206,6 +206,10 @@ fn write_meta(dir: &Path) -> Result<()> {
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
+/// An event on its way into the queue: the event, its content hash, its dedup window key,
+/// and its data as the appending thread compressed it, if it did.
+type Item<'a> = (&'a Event, u64, u64, Option<&'a [u8]>);
+
 /// Bytes of compressed data an appending thread keeps allocated between appends.
 const PACKED_KEEP: usize = 1 << 20;
 
@@ -294,7 +298,41 @@ fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     Ok(window)
 }
 
-/// Appends (content hash, id) of every event frame of a segment snapshot to `out`.
+/// The dedup window key of a stored event frame: what `append` computed for the event
+/// (`Event::dedup_home`, from the frame's names and data, and its stored content hash).
+/// `None` for a frame too damaged to tell (a name undefined, a short payload that does not
+/// decompress): such an event could not be confirmed as an original anyway.
+fn frame_dedup_key(
+    snap: &crate::stream::Snapshot,
+    offset: u64,
+    f: &crate::format::EventFrame<'_>,
+) -> Option<u64> {
+    let name_len = |r: u32| snap.strings.get(r as usize).map(|s| s.len());
+    let data_len = f.raw_len.map(|n| n as usize).or(f.payload.map(<[u8]>::len));
+    // Short data stored compressed (only when `compress_len_min` was set below the edge
+    // limit) is decompressed for its edges.
+    let small = match data_len {
+        Some(n) if n <= crate::event::HOME_EDGES_LEN_MAX => {
+            Some(crate::stream::frame_data_bytes_raw(snap, offset, f).ok()??)
+        }
+        _ => None,
+    };
+    let action_len = match f.action_ref {
+        Some(r) => Some(name_len(r)?),
+        None => None,
+    };
+    let home = crate::event::dedup_home(
+        crate::event::Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
+        name_len(f.type_ref)?,
+        action_len,
+        name_len(f.source_ref)?,
+        data_len,
+        small.as_deref(),
+    );
+    Some(crate::event::dedup_key(home, f.hash))
+}
+
+/// Appends (dedup window key, id) of every event frame of a segment snapshot to `out`.
 fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
     let mut offset = SEGMENT_HEADER_LEN as u64;
     while offset < snap.committed_len {
@@ -312,7 +350,9 @@ fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> 
             None => crate::stream::raw_frame(snap, offset)?,
         };
         if let Some(f) = frame {
-            out.push((f.hash, snap.header.base_id.wrapping_add(f.id_delta)));
+            if let Some(key) = frame_dedup_key(snap, offset, &f) {
+                out.push((key, snap.header.base_id.wrapping_add(f.id_delta)));
+            }
         }
         offset = next;
     }
@@ -816,12 +856,15 @@ impl Store {
     pub fn append(&self, event: Event) -> Result<Appended> {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
+        // The bucket is known before the content hash, so its cache miss overlaps hashing.
+        let home = event.dedup_home();
+        shared.dedup_hint.prefetch(u64::from(home));
         let hash = event.content_hash();
-        shared.dedup_hint.prefetch(shared.dedup_key(&event, hash));
+        let key = shared.dedup_key(&event, home, hash);
         let mut result = Appended::New(EventId(0));
         with_packed(|buf| {
             let packed = shared.pack(&event, buf).map(|r| &buf[r]);
-            self.enqueue(shared, &[(&event, hash, packed)], None, |a| {
+            self.enqueue(shared, &[(&event, hash, key, packed)], None, |a| {
                 result = a;
             })
         })?;
@@ -843,10 +886,11 @@ impl Store {
         let shared = self.shared()?;
         event.validate(&shared.config, Timestamp::now_coarse())?;
         let hash = event.content_hash();
+        let key = shared.dedup_key(&event, event.dedup_home(), hash);
         let mut result = Appended::New(EventId(0));
         with_packed(|buf| {
             let packed = shared.pack(&event, buf).map(|r| &buf[r]);
-            self.enqueue(shared, &[(&event, hash, packed)], Some(id.0), |a| {
+            self.enqueue(shared, &[(&event, hash, key, packed)], Some(id.0), |a| {
                 result = a;
             })
         })?;
@@ -871,10 +915,14 @@ impl Store {
         let mut out = Vec::with_capacity(events.len());
         with_packed(|buf| {
             let packed: Vec<_> = events.iter().map(|e| shared.pack(e, buf)).collect();
-            let items: Vec<(&Event, u64, Option<&[u8]>)> = events
+            let items: Vec<Item> = events
                 .iter()
                 .zip(packed)
-                .map(|(e, p)| (e, e.content_hash(), p.map(|r| &buf[r])))
+                .map(|(e, p)| {
+                    let hash = e.content_hash();
+                    let key = shared.dedup_key(e, e.dedup_home(), hash);
+                    (e, hash, key, p.map(|r| &buf[r]))
+                })
                 .collect();
             self.enqueue(shared, &items, None, |a| out.push(a))
         })?;
@@ -887,7 +935,7 @@ impl Store {
     fn enqueue(
         &self,
         shared: &Shared,
-        items: &[(&Event, u64, Option<&[u8]>)],
+        items: &[Item],
         forced_id: Option<u64>,
         mut sink: impl FnMut(Appended),
     ) -> Result<()> {
@@ -895,15 +943,14 @@ impl Store {
             return Err(e);
         }
         let cfg = &shared.config;
-        let key_of = |event: &Event, hash: u64| shared.dedup_key(event, hash);
         let mut q = shared.queue.lock();
         let mut waited_since: Option<Instant> = None;
-        for (i, &(event, hash, packed)) in items.iter().enumerate() {
+        for (i, &(event, hash, key, packed)) in items.iter().enumerate() {
             if items.len() > 1 && i % DEDUP_TOUCH_AHEAD == 0 {
                 // A batch's dedup lookups are cache misses in a large table: load the next
                 // few buckets together, so that their misses overlap instead of adding up.
-                for &(e, h, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
-                    q.dedup.touch(key_of(e, h));
+                for &(_, _, key, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
+                    q.dedup.touch(key);
                 }
             }
             while q.events.len() >= cfg.queue_events_max {
@@ -929,7 +976,6 @@ impl Store {
             if q.shutdown {
                 return Err(Error::Closed);
             }
-            let key = key_of(event, hash);
             // Without a forced id the event is copied in before the lookup, under the id it
             // gets if it is new, so that the copy overlaps the lookup's cache miss; a
             // duplicate takes it out again.

@@ -506,9 +506,12 @@ impl Shared {
         }
     }
 
-    /// The dedup window's key for `event`: its content hash (or the test hook's key).
-    pub fn dedup_key(&self, event: &Event, hash: u64) -> u64 {
-        self.config.dedup_key_for_tests.map_or(hash, |f| f(event))
+    /// The dedup window's key for `event`, whose home bucket is `home` and content hash
+    /// `hash` ([`crate::event::dedup_key`]), or the test hook's key.
+    pub fn dedup_key(&self, event: &Event, home: u32, hash: u64) -> u64 {
+        self.config
+            .dedup_key_for_tests
+            .map_or_else(|| crate::event::dedup_key(home, hash), |f| f(event))
     }
 
     /// Records a background failure: every later call returns it.

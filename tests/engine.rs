@@ -365,6 +365,59 @@ fn duplicates_are_stored_once_within_batches_across_batches_and_reopens() {
     );
 }
 
+/// Events alike in everything that picks their dedup bucket (timestamp, name and data
+/// lengths, the first and last 8 bytes of short data) but different in the middle of their
+/// data, as an import with second-resolution timestamps can make them: all are stored,
+/// and each one's duplicate is found, before and after a reopen (which rebuilds the window
+/// from the frames), also where short data is stored compressed.
+#[test]
+fn events_sharing_a_dedup_bucket_chain_are_stored_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut c = small_config();
+    // Short data stored compressed: the rebuild decompresses it for its edges.
+    c.compress_len_min = 64;
+    let alike = |i: usize| {
+        let middle = format!("{i:04}").repeat(50);
+        let data = format!(r#"{{"path":"/Users/a/{middle}/report.txt"}}"#);
+        Event::new(
+            Timestamp(T0),
+            "file_op",
+            Some("modified"),
+            "Finder",
+            Some(&data),
+        )
+        .unwrap()
+    };
+    let n = 300;
+    let store = Store::open(&path, c.clone()).unwrap();
+    for i in 0..n {
+        assert_eq!(
+            store.append(alike(i)).unwrap(),
+            Appended::New(EventId(i as u64 + 1))
+        );
+    }
+    for i in (0..n).rev() {
+        let again = store.append(alike(i)).unwrap();
+        assert_eq!(
+            again,
+            Appended::Duplicate(EventId(i as u64 + 1)),
+            "event {i}"
+        );
+    }
+    store.close().unwrap();
+    let store = Store::open(&path, c).unwrap();
+    assert!(
+        store.stats().unwrap().compressed_events > 0,
+        "short data compressed"
+    );
+    let batch = store.append_batch((0..n).map(alike).collect()).unwrap();
+    for (i, a) in batch.iter().enumerate() {
+        assert_eq!(*a, Appended::Duplicate(EventId(i as u64 + 1)), "event {i}");
+    }
+    assert_eq!(store.stats().unwrap().total_events, n as u64);
+}
+
 /// Two different events whose dedup keys collide (forced by the test hook) are both
 /// stored: a hit is confirmed by content. Identical events are still dropped.
 #[test]
