@@ -158,6 +158,8 @@ struct Dropper {
     /// Ranges on the disk and still in the cache, oldest first: file, start, end.
     held: std::collections::VecDeque<(PathBuf, u64, u64)>,
     held_bytes: u64,
+    /// The newest file noted, and how far it is noted.
+    last: Option<(PathBuf, u64)>,
 }
 
 impl Dropper {
@@ -166,6 +168,7 @@ impl Dropper {
             keep,
             held: std::collections::VecDeque::new(),
             held_bytes: 0,
+            last: None,
         }
     }
 
@@ -175,13 +178,14 @@ impl Dropper {
         let Some(keep) = self.keep else {
             return;
         };
-        let start = match self.held.back() {
-            Some((p, _, end)) if p == path => *end,
+        let start = match &self.last {
+            Some((p, end)) if p == path => *end,
             _ => 0,
         };
         if len <= start {
             return;
         }
+        self.last = Some((path.to_path_buf(), len));
         self.held.push_back((path.to_path_buf(), start, len));
         self.held_bytes += len - start;
         while let Some((path, start, end)) = self.held.front() {
@@ -942,6 +946,40 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use crate::{Appended, Config, Event, EventId, Store, Timestamp};
+
+    /// The page cache dropper holds each synced range once, drops the oldest while the
+    /// rest holds `keep` bytes, and ignores a request that adds nothing.
+    #[test]
+    fn the_dropper_keeps_the_newest_bytes_and_notes_each_range_once() {
+        let held = |d: &super::Dropper| -> Vec<(String, u64, u64)> {
+            let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+            d.held.iter().map(|(p, a, b)| (name(p), *a, *b)).collect()
+        };
+        let r = |p: &str, a: u64, b: u64| (p.to_owned(), a, b);
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut d = super::Dropper::new(Some(16));
+        d.synced(&a, 8);
+        d.synced(&a, 16);
+        d.synced(&a, 12);
+        assert_eq!(
+            held(&d),
+            [r("a", 0, 8), r("a", 8, 16)],
+            "a stale request adds nothing"
+        );
+        d.synced(&a, 24);
+        assert_eq!(
+            held(&d),
+            [r("a", 8, 16), r("a", 16, 24)],
+            "the oldest 8 dropped"
+        );
+        d.synced(&b, 10);
+        assert_eq!(held(&d), [r("a", 16, 24), r("b", 0, 10)]);
+        assert_eq!(d.held_bytes, 18);
+        let mut none = super::Dropper::new(None);
+        none.synced(&a, 8);
+        assert!(none.held.is_empty(), "None keeps the cache as it is");
+    }
 
     /// Data an appending thread compressed (the writer being behind) is stored byte for
     /// byte as the writer would have stored it, reads back, and a queued packed event is
