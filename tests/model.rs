@@ -76,6 +76,9 @@ fn config() -> Config {
     c
 }
 
+/// Copies a live store directory file by file, as a crash would leave it. A file can
+/// vanish between the listing and its copy: the writer creates each segment under a
+/// temporary name and renames it when it rolls (a crash at that moment leaves the same).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -83,7 +86,12 @@ fn copy_dir(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &to.join(entry.file_name()));
         } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            match std::fs::copy(entry.path(), to.join(entry.file_name())) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                copied => {
+                    copied.unwrap();
+                }
+            }
         }
     }
 }
