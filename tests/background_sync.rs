@@ -82,7 +82,9 @@ fn resident_bytes(dir: &std::path::Path) -> u64 {
 /// Appends ~77 MB into 16 MiB segments with `keep`, closes, and returns how much of the
 /// log is still in the page cache.
 fn resident_after_appending(keep: Option<u64>) -> u64 {
-    let dir = tempfile::tempdir().unwrap();
+    // Under the target directory rather than the system's temporary one, which may be a
+    // tmpfs (whose pages are the only copy, so nothing can be dropped).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("s");
     let mut config = Config::default();
     config.segment_len = 16 << 20;
