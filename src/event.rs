@@ -414,6 +414,8 @@ impl StoredEvent {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
 
     /// The bucket depends on each input it names and on nothing else: long data by its
     /// length alone, short data also by its first and last 8 bytes.
@@ -455,9 +457,6 @@ mod tests {
         );
         assert_eq!(dedup_key(7, 0xAAAA_BBBB_CCCC_DDDD), 0xAAAA_BBBB_0000_0007);
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     /// The hash as the spec defines it: xxh3-64 streamed over the pieces.
     fn streamed(ts: i64, parts: [Option<&str>; 4]) -> u64 {

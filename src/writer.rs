@@ -209,25 +209,34 @@ impl Dropper {
     }
 }
 
-/// The LZ4 block of `data` in `out` (which keeps its memory from event to event), if
-/// `data` is longer than `compress_len_min` and compression makes it smaller; the writer
-/// stores that instead. Done by the writer thread, which has time to spare, rather than
-/// by the appending thread, which is the one the daemon waits on.
-/// `format-spec/FORMAT.md#frame`
-pub(crate) fn compress<'o>(
+/// Appends the LZ4 block of `data` to `out` and returns where it lies there, if `data` is
+/// longer than `compress_len_min` and compression makes it smaller: what a frame stores
+/// instead of the data. The writer compresses into a buffer it keeps from event to event,
+/// an appending thread (while the writer is behind, [`Shared::pack`]) into one of its own;
+/// both give the same bytes. `format-spec/FORMAT.md#frame`
+pub(crate) fn compress(
     data: &[u8],
     compress_len_min: usize,
-    out: &'o mut Vec<u8>,
-) -> Option<&'o [u8]> {
+    out: &mut Vec<u8>,
+) -> Option<std::ops::Range<usize>> {
     if data.len() <= compress_len_min {
         return None;
     }
-    let bound = lz4_flex::block::get_maximum_output_size(data.len());
-    if out.len() < bound {
-        out.resize(bound, 0);
+    let start = out.len();
+    out.resize(
+        start + lz4_flex::block::get_maximum_output_size(data.len()),
+        0,
+    );
+    match lz4_flex::block::compress_into(data, &mut out[start..]) {
+        Ok(n) if n < data.len() => {
+            out.truncate(start + n);
+            Some(start..start + n)
+        }
+        _ => {
+            out.truncate(start);
+            None
+        }
     }
-    let n = lz4_flex::block::compress_into(data, out).ok()?;
-    (n < data.len()).then(|| &out[..n])
 }
 
 /// Where one queued event's fields lie in its batch's bytes: type, action, source, then
@@ -489,25 +498,12 @@ impl Shared {
     /// writer compresses it.
     pub fn pack(&self, event: &Event, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
         let data = event.data_text()?.as_bytes();
+        // Small data first: most events need not even read the flag.
         if data.len() <= self.config.compress_len_min || !self.writer_behind.load(Ordering::Relaxed)
         {
             return None;
         }
-        let start = out.len();
-        out.resize(
-            start + lz4_flex::block::get_maximum_output_size(data.len()),
-            0,
-        );
-        match lz4_flex::block::compress_into(data, &mut out[start..]) {
-            Ok(n) if n < data.len() => {
-                out.truncate(start + n);
-                Some(start..start + n)
-            }
-            _ => {
-                out.truncate(start);
-                None
-            }
-        }
+        compress(data, self.config.compress_len_min, out)
     }
 
     /// The dedup window's key for `event`, whose home bucket is `home` and content hash
@@ -772,7 +768,7 @@ impl Writer {
         let mut lz4 = std::mem::take(&mut self.lz4);
         let result = self.write_event_with(q, commit_us, &mut lz4);
         // One huge event (up to `data_len_max`) does not pin its buffer for the store's life.
-        if lz4.len() > LZ4_BUFFER_KEEP {
+        if lz4.capacity() > LZ4_BUFFER_KEEP {
             lz4 = Vec::new();
         }
         self.lz4 = lz4;
@@ -784,9 +780,11 @@ impl Writer {
         let (payload, raw_len) = if q.raw_len.is_some() {
             (q.data, q.raw_len)
         } else {
+            lz4.clear();
             let packed = q
                 .data
-                .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4));
+                .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4))
+                .map(|r| &lz4[r]);
             let raw_len = packed.and(q.data).map(|d| d.len() as u32);
             (packed.or(q.data), raw_len)
         };
