@@ -420,7 +420,7 @@ pub(crate) fn materialize(
     let string = |r: u32| -> Result<String> {
         snap.strings
             .get(r as usize)
-            .map(ToString::to_string)
+            .map(|s| String::from(&**s))
             .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
     };
     let data = match data {
