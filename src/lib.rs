@@ -44,6 +44,7 @@
 //! The on-disk format is specified byte by byte in `format-spec/FORMAT.md`.
 #![deny(unsafe_code)]
 
+mod cache;
 mod config;
 mod cursor;
 mod dedup;

@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use rustc_hash::FxHashSet;
 
+use crate::cache::DataCache;
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
-use crate::stream::{decompress_payload, materialize, raw_frame, SegmentView, Snapshot};
+use crate::stream::{decompress_payload, materialize_cached, raw_frame, SegmentView, Snapshot};
 use crate::text::TextMatcher;
 
 /// The order of query results.
@@ -230,14 +231,20 @@ impl<'s> Query<'s> {
                 })
             })
             .collect();
-        Ok(Events::new(
+        // A listing (a query with a limit) is the kind asked again and again, and its large
+        // events are most of its cost: they go through the decompressed-data cache. A
+        // query without one (an export) would only push the listings' entries out.
+        let cache = self.limit.map(|_| self.store.data_cache());
+        let mut events = Events::new(
             plans,
             self.order,
             self.limit,
             self.after,
             self.filter,
             matcher,
-        ))
+        );
+        events.cache = cache;
+        Ok(events)
     }
 
     /// Counts matching events (ignoring order and limit). Reads only footers and the tail's
@@ -740,6 +747,8 @@ pub struct Events {
     done: bool,
     /// Blocks read so far.
     visited: u64,
+    /// Where released events' decompressed data is kept and looked up.
+    cache: Option<Arc<DataCache>>,
 }
 
 /// A string filter posted in at least (n-1)/n of a segment's blocks skips its postings.
@@ -775,6 +784,7 @@ impl Events {
             unordered: false,
             done: false,
             visited: 0,
+            cache: None,
         }
     }
 
@@ -1037,7 +1047,9 @@ impl Events {
             unreachable!("matches come only from expanded plans, which stay expanded");
         };
         match raw_frame(&plan.snap, p.offset)? {
-            (Some(f), _) => materialize(&plan.snap, p.offset, &f, p.data),
+            (Some(f), _) => {
+                materialize_cached(&plan.snap, p.offset, &f, p.data, self.cache.as_deref())
+            }
             (None, _) => unreachable!("a match is an event frame"),
         }
     }

@@ -1144,6 +1144,11 @@ impl Store {
         self.stream.views()
     }
 
+    /// The cache of decompressed data that queries with a limit share.
+    pub(crate) fn data_cache(&self) -> Arc<crate::cache::DataCache> {
+        Arc::clone(&self.stream.data_cache)
+    }
+
     /// The event with `id`, if it is committed.
     ///
     /// # Errors

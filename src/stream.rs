@@ -14,6 +14,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock};
 
+use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{EventId, StoredEvent, Timestamp};
 use crate::format::{
@@ -303,6 +304,7 @@ pub(crate) fn read_footer_deferred(
 
 /// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a
 /// string definition) and the offset of the next frame.
+#[inline]
 pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFrame<'_>>, u64)> {
     let path = &snap.path;
     let (frame, len) = checked_frame(&snap.map, offset, snap.committed_len, path)?;
@@ -417,15 +419,38 @@ pub(crate) fn materialize(
     f: &EventFrame<'_>,
     data: Option<String>,
 ) -> Result<StoredEvent> {
+    materialize_cached(snap, offset, f, data, None)
+}
+
+/// [`materialize`], keeping decompressed data in `cache` and taking it from there.
+pub(crate) fn materialize_cached(
+    snap: &Snapshot,
+    offset: u64,
+    f: &EventFrame<'_>,
+    data: Option<String>,
+    cache: Option<&DataCache>,
+) -> Result<StoredEvent> {
     let string = |r: u32| -> Result<String> {
         snap.strings
             .get(r as usize)
             .map(|s| String::from(&**s))
             .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
     };
-    let data = match data {
-        Some(d) => Some(d),
-        None => frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned),
+    let segment = snap.header.segment_id;
+    let data = match (data, cache) {
+        (Some(d), _) => Some(d),
+        (None, Some(cache)) if f.raw_len.is_some() => {
+            if let Some(text) = cache.get(segment, offset, f.hash) {
+                Some(String::from(&*text))
+            } else {
+                let text = frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned);
+                if let Some(t) = &text {
+                    cache.insert(segment, offset, f.hash, Arc::from(t.as_str()));
+                }
+                text
+            }
+        }
+        (None, _) => frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned),
     };
     Ok(StoredEvent {
         id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
@@ -457,6 +482,8 @@ pub(crate) struct Stream {
     /// The writer's publication counter when in the same process: refresh is skipped while
     /// it is unchanged, which saves a system call per query.
     published: Option<Arc<AtomicU64>>,
+    /// Decompressed data that queries with a limit returned recently.
+    pub data_cache: Arc<DataCache>,
 }
 
 struct RefreshState {
@@ -475,6 +502,7 @@ impl Stream {
                 seen_generation: u64::MAX,
             }),
             published,
+            data_cache: Arc::new(DataCache::new(DATA_CACHE_BYTES)),
         }
     }
 

@@ -415,3 +415,71 @@ fn text_only_the_decompressed_payload_or_a_name_holds_is_found() {
     }
     assert_eq!(store.query().text("CHROME").count().unwrap(), 26);
 }
+
+/// Listings asked again (a dashboard's refresh) take large events' data from the
+/// decompressed-data cache: every repeat returns exactly what a query without a limit (which
+/// bypasses the cache) returns, whole events compared, also when the listed data is more
+/// than the cache holds and entries are pushed out as it goes.
+#[test]
+fn repeated_listings_return_the_same_events_as_uncached_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.segment_len = 1 << 20;
+    c.data_len_max = 64 << 10;
+    let store = Store::open(dir.path().join("s"), c).unwrap();
+    let mut appended = Vec::new();
+    for i in 0u64..600 {
+        // Every third event carries ~20 KB of compressible text: 200 of them, ~4 MB in
+        // all, as much as the cache holds.
+        let data = if i.is_multiple_of(3) {
+            let words = format!("lorem {i} ipsum {} dolor ", filler(i, 8));
+            format!(
+                r#"{{"i":{i},"text":"{}"}}"#,
+                words.repeat(20_000 / words.len())
+            )
+        } else {
+            format!(r#"{{"i":{i}}}"#)
+        };
+        let kind = if i.is_multiple_of(2) { "even" } else { "odd" };
+        let ts = T0 + i64::try_from(i).unwrap() * 1_000_000;
+        let e = Event::new(Timestamp(ts), kind, None, "src", Some(&data)).unwrap();
+        appended.push(e.clone());
+        store.append(e).unwrap();
+    }
+    store.flush().unwrap();
+    let stats = store.stats().unwrap();
+    assert!(stats.compressed_events >= 150, "{stats:?}");
+    let uncached: Vec<StoredEvent> = store.query().run().unwrap().map(Result::unwrap).collect();
+    for (got, want) in uncached.iter().rev().zip(&appended) {
+        assert_eq!(&got.to_event().unwrap(), want, "id {}", got.id);
+    }
+    for round in 0..3 {
+        for limit in [50u64, 600] {
+            let listed: Vec<StoredEvent> = store
+                .query()
+                .limit(limit)
+                .run()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let n = usize::try_from(limit).unwrap();
+            assert_eq!(listed, uncached[..n], "round {round}, limit {limit}");
+        }
+        let odd: Vec<StoredEvent> = store
+            .query()
+            .event_type("odd")
+            .order(Order::OldestFirst)
+            .limit(120)
+            .run()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let want: Vec<&StoredEvent> = uncached
+            .iter()
+            .rev()
+            .filter(|e| e.event_type == "odd")
+            .take(120)
+            .collect();
+        assert_eq!(odd.iter().collect::<Vec<_>>(), want, "round {round}");
+    }
+}

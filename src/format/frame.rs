@@ -263,6 +263,7 @@ pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
 ///
 /// # Errors
 /// A [`DecodeError`] when the frame is truncated, fails its checksum, or breaks a rule.
+#[inline]
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
     decode(buf, true)
 }

@@ -240,6 +240,7 @@ pub(crate) fn scan_frames(
 /// Decodes and checks the frame at file offset `at` of `buf` (a map of the file from 0),
 /// which must end by `end`, the committed length. Zero bytes there are damage: before the
 /// committed end every byte belongs to a frame.
+#[inline]
 pub(crate) fn checked_frame<'a>(
     buf: &'a [u8],
     at: u64,
