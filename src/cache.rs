@@ -9,8 +9,9 @@
 //! An entry is keyed by where its frame lies (segment number, offset) and holds the
 //! frame's content hash: a hit is used only when the frame being read, whose checksum has
 //! just been checked, carries the same hash. The log is append-only, so a frame never
-//! changes in place; the hash check guards the one way a place can be reused, a writer
-//! in another process rewriting a torn, never committed tail after a crash.
+//! changes in place; the hash check guards the ways a place can hold another frame under
+//! a reader that stays open: a store directory removed and created again, or frames a
+//! power cut took before their sync, written again by the next writer.
 
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;

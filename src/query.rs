@@ -235,16 +235,15 @@ impl<'s> Query<'s> {
         // events are most of its cost: they go through the decompressed-data cache. A
         // query without one (an export) would only push the listings' entries out.
         let cache = self.limit.map(|_| self.store.data_cache());
-        let mut events = Events::new(
+        Ok(Events::new(
             plans,
             self.order,
             self.limit,
             self.after,
             self.filter,
             matcher,
-        );
-        events.cache = cache;
-        Ok(events)
+            cache,
+        ))
     }
 
     /// Counts matching events (ignoring order and limit). Reads only footers and the tail's
@@ -768,6 +767,7 @@ impl Events {
         after: Option<Position>,
         filter: Filter,
         matcher: Option<TextMatcher>,
+        cache: Option<Arc<DataCache>>,
     ) -> Events {
         Events {
             plans,
@@ -784,7 +784,7 @@ impl Events {
             unordered: false,
             done: false,
             visited: 0,
-            cache: None,
+            cache,
         }
     }
 

@@ -449,31 +449,26 @@ fn repeated_listings_return_the_same_events_as_uncached_reads() {
     store.flush().unwrap();
     let stats = store.stats().unwrap();
     assert!(stats.compressed_events >= 150, "{stats:?}");
-    let uncached: Vec<StoredEvent> = store.query().run().unwrap().map(Result::unwrap).collect();
+    let rows = |q: selflog::Query<'_>| -> Vec<StoredEvent> {
+        q.run().unwrap().map(Result::unwrap).collect()
+    };
+    let uncached = rows(store.query());
     for (got, want) in uncached.iter().rev().zip(&appended) {
         assert_eq!(&got.to_event().unwrap(), want, "id {}", got.id);
     }
     for round in 0..3 {
         for limit in [50u64, 600] {
-            let listed: Vec<StoredEvent> = store
-                .query()
-                .limit(limit)
-                .run()
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
+            let listed = rows(store.query().limit(limit));
             let n = usize::try_from(limit).unwrap();
             assert_eq!(listed, uncached[..n], "round {round}, limit {limit}");
         }
-        let odd: Vec<StoredEvent> = store
-            .query()
-            .event_type("odd")
-            .order(Order::OldestFirst)
-            .limit(120)
-            .run()
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let odd = rows(
+            store
+                .query()
+                .event_type("odd")
+                .order(Order::OldestFirst)
+                .limit(120),
+        );
         let want: Vec<&StoredEvent> = uncached
             .iter()
             .rev()
