@@ -412,6 +412,45 @@ impl StoredEvent {
     }
 }
 
+/// An event a query returned, borrowed instead of copied: its names from the segment's
+/// dictionary, its data from the segment's map (or, when stored compressed, from the
+/// query's buffer or its cache). It is valid until the next call on the
+/// [`crate::Events`] that returned it ([`crate::Events::next_ref`]); [`EventRef::to_stored`]
+/// copies it out. Every field was checked as a [`StoredEvent`]'s is: the frame's checksum,
+/// the data's UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// Its id.
+    pub id: EventId,
+    /// When it happened.
+    pub timestamp: Timestamp,
+    /// Its type.
+    pub event_type: &'a str,
+    /// Its action, if any.
+    pub action: Option<&'a str>,
+    /// Its source.
+    pub source: &'a str,
+    /// Its data's JSON text, exactly as appended.
+    pub data: Option<&'a str>,
+    /// The xxh3-64 content hash stored in its frame.
+    pub hash: u64,
+}
+
+impl EventRef<'_> {
+    /// The event as an owned [`StoredEvent`].
+    pub fn to_stored(&self) -> StoredEvent {
+        StoredEvent {
+            id: self.id,
+            timestamp: self.timestamp,
+            event_type: self.event_type.to_owned(),
+            action: self.action.map(str::to_owned),
+            source: self.source.to_owned(),
+            data: self.data.map(str::to_owned),
+            hash: self.hash,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,7 @@ mod writer;
 pub use config::{Config, Durability, DEDUP_WINDOW_MAX, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};
 pub use cursor::{CURSOR_DIR, CURSOR_NAME_LEN_MAX};
 pub use error::{Error, Result};
-pub use event::{Appended, Event, EventId, StoredEvent, Timestamp, NAME_LEN_MAX};
+pub use event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp, NAME_LEN_MAX};
 pub use format::FORMAT_VERSION;
 pub use query::{Events, Field, Order, Position, Query};
 pub use recovery::{salvage, verify, OpenReport, Problem, SalvageReport, VerifyReport};

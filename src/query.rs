@@ -17,11 +17,13 @@ use rustc_hash::FxHashSet;
 
 use crate::cache::DataCache;
 use crate::error::{Error, Result};
-use crate::event::{EventId, StoredEvent, Timestamp};
+use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
-use crate::stream::{decompress_payload, materialize_cached, raw_frame, SegmentView, Snapshot};
+use crate::stream::{
+    decompress_payload, materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
+};
 use crate::text::TextMatcher;
 
 /// The order of query results.
@@ -722,6 +724,67 @@ struct Match {
 /// A matching event keyed for ordering.
 type Pending = Keyed<Match>;
 
+/// The matches waiting to be released, as sorted runs (one per block read) in a max-heap
+/// on each run's next key. A block's matches arrive nearly in order (ascending in the log,
+/// so reversed for oldest first, whose keys are negated), which the sort finds in one pass;
+/// releasing a match then pops it off its run and compares runs, never the many matches
+/// waiting in them.
+#[derive(Default)]
+struct Merge {
+    runs: BinaryHeap<Run>,
+}
+
+/// Matches sorted by ascending key: the next to release is last. Never empty in the heap.
+struct Run(Vec<Pending>);
+
+impl Run {
+    fn key(&self) -> (i64, u64) {
+        self.0.last().map_or((i64::MIN, 0), |p| p.key)
+    }
+}
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Run {}
+impl PartialOrd for Run {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Run {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Merge {
+    /// Adds the matches of one block, in any order.
+    fn push(&mut self, mut found: Vec<Pending>) {
+        if !found.is_empty() {
+            found.sort_unstable_by_key(|p| p.key);
+            self.runs.push(Run(found));
+        }
+    }
+
+    /// The key of the next match to release.
+    fn peek_key(&self) -> Option<(i64, u64)> {
+        self.runs.peek().map(Run::key)
+    }
+
+    /// Takes the next match to release: the highest key.
+    fn pop(&mut self) -> Option<Pending> {
+        let mut top = self.runs.peek_mut()?;
+        let p = top.0.pop();
+        if top.0.is_empty() {
+            std::collections::binary_heap::PeekMut::pop(top);
+        }
+        p
+    }
+}
+
 /// Streaming query results; see [`Query::run`].
 pub struct Events {
     plans: Vec<Plan>,
@@ -730,8 +793,9 @@ pub struct Events {
     after: Option<Position>,
     filter: Filter,
     matcher: Option<TextMatcher>,
-    /// Max-heap on the order key (newest first) or on its negation (oldest first).
-    heap: BinaryHeap<Pending>,
+    /// Released in order of the order key (newest first) or of its negation (oldest
+    /// first), highest first.
+    merge: Merge,
     last: Option<Position>,
     /// Per plan, the key of what it would visit next (`None`: nothing), filled on the
     /// first ordered step. A load changes only the plan it loads, so only that entry is
@@ -748,6 +812,11 @@ pub struct Events {
     visited: u64,
     /// Where released events' decompressed data is kept and looked up.
     cache: Option<Arc<DataCache>>,
+    /// The cached data of the event `next_ref` returned last.
+    held: Option<Arc<str>>,
+    /// The decompressed or decoded data of the event `next_ref` returned last; the buffer
+    /// is reused from event to event.
+    scratch: Vec<u8>,
 }
 
 /// A string filter posted in at least (n-1)/n of a segment's blocks skips its postings.
@@ -776,7 +845,7 @@ impl Events {
             after,
             filter,
             matcher,
-            heap: BinaryHeap::new(),
+            merge: Merge::default(),
             last: None,
             keys: Vec::new(),
             next_cached: None,
@@ -785,6 +854,8 @@ impl Events {
             done: false,
             visited: 0,
             cache,
+            held: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -879,7 +950,7 @@ impl Events {
         if batch.len() <= 1 {
             if let Some(c) = batch.first() {
                 let found = self.scan_block(plan_index, &c.item, &mut Vec::new())?;
-                self.heap.extend(found);
+                self.merge.push(found);
             }
             return Ok(());
         }
@@ -887,7 +958,7 @@ impl Events {
         let results = self.scan_blocks_parallel(plan_index, &blocks);
         for (i, result) in results.into_iter().enumerate() {
             match result {
-                Ok(found) => self.heap.extend(found),
+                Ok(found) => self.merge.push(found),
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => {
                     // A damaged block fails the query where a visit in order would: the
@@ -1134,17 +1205,25 @@ impl Events {
         if !m.is_match(bytes) {
             return Ok(None);
         }
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        let text = utf8(bytes).map(str::to_owned).ok_or_else(|| {
             crate::Error::corrupt(&plan.snap.path, offset, "event data is not UTF-8")
         })?;
         Ok(Some(Matched::WithData(text)))
     }
 
     fn next_event(&mut self) -> Result<Option<StoredEvent>> {
+        match self.next_pending()? {
+            Some(p) => self.materialize(p).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next match to release, in order.
+    fn next_pending(&mut self) -> Result<Option<Pending>> {
         loop {
             if self.unordered {
-                if let Some(p) = self.heap.pop() {
-                    return self.materialize(p).map(Some);
+                if let Some(p) = self.merge.pop() {
+                    return Ok(Some(p));
                 }
                 let open = |p: &Plan| match p {
                     Plan::Pending { .. } => true,
@@ -1158,9 +1237,9 @@ impl Events {
                 continue;
             }
             let next = self.next_block();
-            match (self.heap.peek(), next) {
+            match (self.merge.peek_key(), next) {
                 // Release the top only when no unvisited block can hold anything before it.
-                (Some(top), Some((_, bound))) if bound < top.key => {}
+                (Some(top), Some((_, bound))) if bound < top => {}
                 (Some(_), None) => {}
                 (_, Some((i, _))) => {
                     self.load_ordered(i)?;
@@ -1168,9 +1247,132 @@ impl Events {
                 }
                 (None, None) => return Ok(None),
             }
-            return self.heap.pop().map(|p| self.materialize(p)).transpose();
+            return Ok(self.merge.pop());
         }
     }
+
+    /// The next event, borrowed instead of copied ([`EventRef`]): what [`Iterator::next`]
+    /// returns, without allocating for its names or for data stored uncompressed. The
+    /// borrow lasts until the next call; a listing that only shows or serialises its rows
+    /// needs no copy of them.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = selflog::Store::open(dir.path().join("s"), selflog::Config::default())?;
+    /// # store.append(selflog::Event::new(selflog::Timestamp::now(), "app_launch", None, "Dock", None)?)?;
+    /// let mut events = store.query().limit(50).run()?;
+    /// while let Some(e) = events.next_ref() {
+    ///     let e = e?;
+    ///     println!("{} {} {}", e.id.0, e.event_type, e.data.unwrap_or("null"));
+    /// }
+    /// # Ok::<(), selflog::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Iterator::next`]: a damaged frame ends the listing with its error.
+    pub fn next_ref(&mut self) -> Option<Result<EventRef<'_>>> {
+        if self.done || self.remaining == Some(0) {
+            return None;
+        }
+        let pending = match self.next_pending() {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        let Events {
+            plans,
+            cache,
+            held,
+            scratch,
+            remaining,
+            last,
+            done,
+            ..
+        } = self;
+        match borrow_match(plans, pending.item, cache.as_deref(), held, scratch) {
+            Ok(e) => {
+                if let Some(r) = remaining {
+                    *r -= 1;
+                }
+                *last = Some(Position {
+                    timestamp: e.timestamp,
+                    id: e.id,
+                });
+                Some(Ok(e))
+            }
+            Err(e) => {
+                *done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The released match `m` of `plans`, borrowed: its data from the map, from `held` (a
+/// cached text) or from `scratch` (the query's buffer, reused from event to event).
+fn borrow_match<'a>(
+    plans: &'a [Plan],
+    m: Match,
+    cache: Option<&DataCache>,
+    held: &'a mut Option<Arc<str>>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<EventRef<'a>> {
+    let Plan::Expanded(plan) = &plans[m.plan] else {
+        unreachable!("matches come only from expanded plans, which stay expanded");
+    };
+    let snap = &plan.snap;
+    let offset = m.offset;
+    let (Some(f), _) = raw_frame(snap, offset)? else {
+        unreachable!("a match is an event frame");
+    };
+    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
+    let data = match (m.data, f.payload, f.raw_len) {
+        (Some(text), _, _) => {
+            // The buffer changes hands without a copy.
+            *scratch = text.into_bytes();
+            let scratch: &'a Vec<u8> = scratch;
+            Some(utf8(scratch).ok_or_else(not_utf8)?)
+        }
+        (None, None, _) => None,
+        (None, Some(p), None) => Some(utf8(p).ok_or_else(not_utf8)?),
+        (None, Some(p), Some(raw)) => {
+            let segment = snap.header.segment_id;
+            *held = cache.and_then(|c| c.get(segment, offset, f.hash));
+            if held.is_some() {
+                let held: &'a Option<Arc<str>> = held;
+                held.as_deref()
+            } else {
+                decompress_payload(snap, offset, p, raw, scratch)?;
+                let scratch: &'a Vec<u8> = scratch;
+                let text = utf8(scratch).ok_or_else(not_utf8)?;
+                if let Some(c) = cache {
+                    c.insert(segment, offset, f.hash, Arc::from(text));
+                }
+                Some(text)
+            }
+        }
+    };
+    let name = |r: u32| -> Result<&'a str> {
+        snap.strings
+            .get(r as usize)
+            .map(|s| &**s)
+            .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
+    };
+    Ok(EventRef {
+        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
+        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
+        event_type: name(f.type_ref)?,
+        action: f.action_ref.map(name).transpose()?,
+        source: name(f.source_ref)?,
+        data,
+        hash: f.hash,
+    })
 }
 
 impl Iterator for Events {

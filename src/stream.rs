@@ -315,6 +315,13 @@ pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFra
     }
 }
 
+/// `bytes` as text, if they are UTF-8: the vectorised check of `simdutf8` (a few times
+/// faster than the standard library's on the kilobytes a listing returns).
+#[inline]
+pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(bytes).ok()
+}
+
 /// The data text of an event frame, decompressed when stored as LZ4.
 pub(crate) fn frame_data<'a>(
     snap: &Snapshot,
@@ -325,9 +332,7 @@ pub(crate) fn frame_data<'a>(
     let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
     match frame_data_bytes_raw(snap, offset, f)? {
         None => Ok(None),
-        Some(Cow::Borrowed(b)) => std::str::from_utf8(b)
-            .map(|t| Some(Cow::Borrowed(t)))
-            .map_err(|_| not_utf8()),
+        Some(Cow::Borrowed(b)) => utf8(b).map(|t| Some(Cow::Borrowed(t))).ok_or_else(not_utf8),
         Some(Cow::Owned(b)) => String::from_utf8(b)
             .map(|t| Some(Cow::Owned(t)))
             .map_err(|_| not_utf8()),
@@ -396,9 +401,7 @@ pub(crate) fn frame_data_bytes(
 ) -> std::result::Result<Option<String>, &'static str> {
     match (f.payload, f.raw_len) {
         (None, _) => Ok(None),
-        (Some(p), None) => std::str::from_utf8(p)
-            .map(|t| Some(t.to_owned()))
-            .map_err(|_| "not UTF-8"),
+        (Some(p), None) => utf8(p).map(|t| Some(t.to_owned())).ok_or("not UTF-8"),
         (Some(p), Some(raw)) => {
             if raw > RAW_LEN_MAX {
                 return Err("implausible length");

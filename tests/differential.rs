@@ -708,11 +708,26 @@ fn ids_of(rows: &[Row]) -> Vec<u64> {
 
 /// Runs `q` on selflog, checking that `position()` names the last event returned.
 fn selflog_rows(store: &Store, q: &Q) -> (Vec<Row>, Option<Position>) {
+    selflog_rows_by(store, q, false)
+}
+
+/// Runs `q` on selflog, reading its events as `StoredEvent`s or, `borrowed`, through
+/// `Events::next_ref`, checking that `position()` names the last event returned.
+fn selflog_rows_by(store: &Store, q: &Q, borrowed: bool) -> (Vec<Row>, Option<Position>) {
     let mut events = q.build(store).run().expect("run");
-    let rows: Vec<Row> = events
-        .by_ref()
-        .map(|e| Row::from(e.expect("event")))
-        .collect();
+    let rows: Vec<Row> = if borrowed {
+        let mut rows = Vec::new();
+        while let Some(e) = events.next_ref() {
+            rows.push(Row::from(e.expect("event").to_stored()));
+        }
+        assert!(events.next_ref().is_none(), "next_ref after the end");
+        rows
+    } else {
+        events
+            .by_ref()
+            .map(|e| Row::from(e.expect("event")))
+            .collect()
+    };
     let position = events.position();
     let expected = rows.last().map(|r| Position {
         timestamp: Timestamp(r.ts),
@@ -754,6 +769,8 @@ fn check_query(store: &Store, db: &Connection, q: &Q, page: u64, what: &str) {
     let want = sql_rows(db, q);
     let (got, _) = selflog_rows(store, q);
     assert_same_rows(&got, &want, what, q);
+    let (borrowed, _) = selflog_rows_by(store, q, true);
+    assert_same_rows(&borrowed, &want, &format!("{what}, borrowed rows"), q);
     check_aggregates(store, db, q, what);
     check_paging(store, db, q, page, what);
 }
@@ -794,13 +811,15 @@ fn check_paging(store: &Store, db: &Connection, q: &Q, page: u64, what: &str) {
     let want = ids_of(&sql_rows(db, &all));
     let mut got = Vec::new();
     let mut after = None;
-    for _ in 0..=want.len() {
+    for round in 0..=want.len() {
         let paged = Q {
             limit: Some(page),
             after,
             ..all.clone()
         };
-        let (rows, position) = selflog_rows(store, &paged);
+        // Pages are read alternately as owned and as borrowed events: a position from
+        // either resumes the other.
+        let (rows, position) = selflog_rows_by(store, &paged, round % 2 == 1);
         assert!(
             rows.len() <= usize::try_from(page).expect("small"),
             "{what}: a page of {page} returned {} events for {paged:?}",
