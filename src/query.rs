@@ -719,6 +719,74 @@ struct Match {
     offset: u64,
     /// The data text, when matching already decoded it (text search).
     data: Option<String>,
+    /// The frame, when matching decoded it whole (without its checksum).
+    frame: Option<Unchecked>,
+}
+
+/// An event frame decoded while scanning without its checksum. Its release checks the
+/// checksum over the same bytes ([`crate::format::checksum_matches`]) instead of decoding
+/// the frame again; the bytes of a committed frame never change under a snapshot.
+#[derive(Clone, Copy)]
+struct Unchecked {
+    /// The frame's whole length.
+    len: u32,
+    head: FrameHead,
+    hash: u64,
+    /// The payload's length: it ends the frame.
+    payload_len: Option<u32>,
+    raw_len: Option<u32>,
+}
+
+impl Unchecked {
+    fn of(f: &EventFrame<'_>, len: usize) -> Option<Unchecked> {
+        Some(Unchecked {
+            len: u32::try_from(len).ok()?,
+            head: FrameHead::from(f),
+            hash: f.hash,
+            payload_len: match f.payload {
+                Some(p) => Some(u32::try_from(p.len()).ok()?),
+                None => None,
+            },
+            raw_len: f.raw_len,
+        })
+    }
+
+    /// The frame again, from its `bytes` (the `len` bytes it was decoded from).
+    fn frame<'a>(&self, bytes: &'a [u8]) -> EventFrame<'a> {
+        let h = &self.head;
+        EventFrame {
+            id_delta: h.id_delta,
+            ts_delta: h.ts_delta,
+            type_ref: h.type_ref,
+            source_ref: h.source_ref,
+            action_ref: h.action_ref,
+            hash: self.hash,
+            payload: self.payload_len.map(|n| &bytes[bytes.len() - n as usize..]),
+            raw_len: self.raw_len,
+        }
+    }
+}
+
+/// The frame of a released match at `offset`: its unchecked decode once the checksum over
+/// its bytes matches, or else the checked decode (which reports any damage).
+fn released_frame<'a>(
+    snap: &'a Snapshot,
+    offset: u64,
+    unchecked: Option<&Unchecked>,
+) -> Result<EventFrame<'a>> {
+    if let Some(u) = unchecked {
+        let bytes = usize::try_from(offset)
+            .ok()
+            .and_then(|at| snap.map.get(at..at.checked_add(u.len as usize)?))
+            .filter(|b| crate::format::checksum_matches(b));
+        if let Some(bytes) = bytes {
+            return Ok(u.frame(bytes));
+        }
+    }
+    match raw_frame(snap, offset)? {
+        (Some(f), _) => Ok(f),
+        (None, _) => unreachable!("a match is an event frame"),
+    }
 }
 
 /// A matching event keyed for ordering.
@@ -1074,28 +1142,36 @@ impl Events {
         // unchecked is ever returned. A frame whose shape is off goes to the checked
         // decode, which reports the damage. Without a text search only the fields
         // before the hash are read; with one, `matches` also checks the fields.
-        let (head, data, next) = if self.matcher.is_none() {
-            if let Some((h, len)) = peek_head(&plan.snap, offset) {
-                (h, None, offset + len as u64)
+        //
+        // Where every frame in range matches (no name filter, no text), most of what is
+        // scanned is released: the frame is decoded whole here and kept, so that its
+        // release only checks the checksum. Elsewhere the scan reads only the head.
+        let whole = self.matcher.is_some()
+            || (plan.types.is_none() && plan.sources.is_none() && plan.action.is_none());
+        let (head, data, unchecked, next) = if whole {
+            let (frame, unchecked, next) = if let Some((f, len)) = peek_fields(&plan.snap, offset) {
+                (Some(f), Unchecked::of(&f, len), offset + len as u64)
             } else {
                 let (f, next) = raw_frame(&plan.snap, offset)?;
-                (f.as_ref().map(FrameHead::from), None, next)
-            }
-        } else {
-            let (frame, next) = match peek_fields(&plan.snap, offset) {
-                Some((f, len)) => (Some(f), offset + len as u64),
-                None => raw_frame(&plan.snap, offset)?,
+                (f, None, next)
             };
             match frame {
                 Some(f) => match self.matches(plan, offset, &f, scratch)? {
-                    Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, next),
-                    Some(Matched::WithData(d)) => (Some(FrameHead::from(&f)), Some(d), next),
-                    None => (None, None, next),
+                    Some(Matched::Plain) => (Some(FrameHead::from(&f)), None, unchecked, next),
+                    Some(Matched::WithData(d)) => {
+                        (Some(FrameHead::from(&f)), Some(d), unchecked, next)
+                    }
+                    None => (None, None, None, next),
                 },
-                None => (None, None, next),
+                None => (None, None, None, next),
             }
+        } else if let Some((h, len)) = peek_head(&plan.snap, offset) {
+            (h, None, None, offset + len as u64)
+        } else {
+            let (f, next) = raw_frame(&plan.snap, offset)?;
+            (f.as_ref().map(FrameHead::from), None, None, next)
         };
-        let passes = |h: &FrameHead| self.matcher.is_some() || self.fields_match(plan, h);
+        let passes = |h: &FrameHead| whole || self.fields_match(plan, h);
         let matched = head.filter(passes).map(|f| {
             let id = plan.snap.header.base_id.wrapping_add(f.id_delta);
             let ts = plan.snap.header.base_timestamp_us.wrapping_add(f.ts_delta);
@@ -1105,6 +1181,7 @@ impl Events {
                     plan: plan_index,
                     offset,
                     data,
+                    frame: unchecked,
                 },
             }
         });
@@ -1117,12 +1194,8 @@ impl Events {
         let Plan::Expanded(plan) = &self.plans[p.plan] else {
             unreachable!("matches come only from expanded plans, which stay expanded");
         };
-        match raw_frame(&plan.snap, p.offset)? {
-            (Some(f), _) => {
-                materialize_cached(&plan.snap, p.offset, &f, p.data, self.cache.as_deref())
-            }
-            (None, _) => unreachable!("a match is an event frame"),
-        }
+        let f = released_frame(&plan.snap, p.offset, p.frame.as_ref())?;
+        materialize_cached(&plan.snap, p.offset, &f, p.data, self.cache.as_deref())
     }
 
     /// Whether frame `f` passes the filter: `Some` with its data text if matching decoded it.
@@ -1328,9 +1401,7 @@ fn borrow_match<'a>(
     };
     let snap = &plan.snap;
     let offset = m.offset;
-    let (Some(f), _) = raw_frame(snap, offset)? else {
-        unreachable!("a match is an event frame");
-    };
+    let f = released_frame(snap, offset, m.frame.as_ref())?;
     let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
     let data = match (m.data, f.payload, f.raw_len) {
         (Some(text), _, _) => {

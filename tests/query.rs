@@ -478,3 +478,93 @@ fn repeated_listings_return_the_same_events_as_uncached_reads() {
         assert_eq!(odd.iter().collect::<Vec<_>>(), want, "round {round}");
     }
 }
+
+/// A listing with no filter matches frames on a decode that skips the checksum and checks
+/// it only when it returns them: a frame whose data byte was flipped on disk ends the
+/// listing with an error naming the damage, through owned and borrowed reads alike, and
+/// every event before it comes back intact.
+#[test]
+fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let (store, evs) = needle_store(&path);
+    let sealed: Vec<_> = store
+        .segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.sealed)
+        .collect();
+    store.close().unwrap();
+    let victim = sealed.last().expect("a sealed segment");
+    let (first, last) = victim.ids.unwrap();
+    let i = (first.0 + last.0) / 2 - 1;
+    assert!(!i.is_multiple_of(997), "a plain event");
+    let mut bytes = std::fs::read(&victim.path).unwrap();
+    let text = format!(r#""path":"/home/u/{i}","#);
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text.as_bytes())
+        .expect("the event's data is stored as text");
+    bytes[at + 9] ^= 0x20; // "/home" -> "/Home": still UTF-8 and JSON, wrong bytes
+    std::fs::write(&victim.path, &bytes).unwrap();
+    let store = Store::open_read_only(&path).unwrap();
+    let want = model(&evs, |_| true, Order::OldestFirst);
+    let damaged = want.iter().position(|&id| id == i + 1).unwrap();
+    for limit in [None, Some(u64::MAX)] {
+        let query = || {
+            let q = store.query().order(Order::OldestFirst);
+            match limit {
+                Some(n) => q.limit(n),
+                None => q,
+            }
+        };
+        let mut owned = Vec::new();
+        let mut owned_error = None;
+        for e in query().run().unwrap() {
+            match e {
+                Ok(e) => owned.push(e),
+                Err(e) => {
+                    owned_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let mut borrowed = Vec::new();
+        let mut borrowed_error = None;
+        let mut events = query().run().unwrap();
+        while let Some(e) = events.next_ref() {
+            match e {
+                Ok(e) => borrowed.push(e.to_stored()),
+                Err(e) => {
+                    borrowed_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        assert!(events.next_ref().is_none(), "the listing ends at its error");
+        for (what, got, error) in [
+            ("owned", &owned, &owned_error),
+            ("borrowed", &borrowed, &borrowed_error),
+        ] {
+            let error = error
+                .as_deref()
+                .unwrap_or_else(|| panic!("{what}: no error"));
+            assert!(error.contains("checksum"), "{what}: {error}");
+            let ids: Vec<u64> = got.iter().map(|e| e.id.0).collect();
+            assert_eq!(
+                ids,
+                want[..damaged],
+                "{what}: every event before the damage"
+            );
+            for e in got {
+                let want_event = &evs[usize::try_from(e.id.0 - 1).unwrap()];
+                assert_eq!(
+                    &e.to_event().unwrap(),
+                    want_event,
+                    "{what}: event {}",
+                    e.id.0
+                );
+            }
+        }
+    }
+}

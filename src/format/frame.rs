@@ -138,8 +138,15 @@ pub fn encode_string_def(string_ref: u32, text: &str) -> Vec<u8> {
     out
 }
 
+#[inline]
 fn to_u32(v: u64, at: usize, what: &str) -> Result<u32, DecodeError> {
-    u32::try_from(v).map_err(|_| DecodeError::new(at, format!("{what} {v} out of range")))
+    u32::try_from(v).map_err(|_| out_of_range(v, at, what))
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_range(v: u64, at: usize, what: &str) -> DecodeError {
+    DecodeError::new(at, format!("{what} {v} out of range"))
 }
 
 /// Reads a frame's total length and, for an event frame, its id delta, without checking the
@@ -213,6 +220,10 @@ impl From<&EventFrame<'_>> for FrameHead {
 /// them is returned.
 pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
     fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+        if let Some((v, n)) = b.get(*pos..).and_then(super::varint_in_word) {
+            *pos += n;
+            return Some(v);
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let byte = *b.get(*pos + i)?;
@@ -276,6 +287,20 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
 /// A [`DecodeError`] when the frame is truncated or breaks a structural rule.
 pub fn decode_frame_unchecked(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
     decode(buf, false)
+}
+
+/// Whether the frame at the start of `buf` carries the checksum of its bytes. A frame that
+/// [`decode_frame_unchecked`] decoded and that passes this decodes the same through
+/// [`decode_frame`], so a query that matched on the unchecked decode checks only this
+/// before returning the frame.
+pub fn checksum_matches(buf: &[u8]) -> bool {
+    let Some(head) = buf.get(..FRAME_HEADER_LEN) else {
+        return false;
+    };
+    let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + body_len)
+        .is_some_and(|body| body_len > 0 && crc == crc32(&[&buf[0..4], body]))
 }
 
 fn decode(buf: &[u8], check_crc: bool) -> Result<Option<(Frame<'_>, usize)>, DecodeError> {
@@ -384,6 +409,26 @@ mod tests {
         let mut buf = vec![0u8; f.encoded_len()];
         assert_eq!(encode_event(&mut buf, f), buf.len());
         buf
+    }
+
+    /// `checksum_matches` holds exactly where the checked decode succeeds: any flipped
+    /// byte, a cut frame or a zero length fails it.
+    #[test]
+    fn checksum_matches_where_the_checked_decode_succeeds() {
+        let data = br#"{"path":"/tmp/x"}"#;
+        let buf = encode(&sample(Some(data), None));
+        assert!(checksum_matches(&buf));
+        assert!(decode_frame(&buf).is_ok());
+        for i in 0..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x01;
+            assert!(!checksum_matches(&bad), "flipped byte {i}");
+            assert!(decode_frame(&bad).is_err(), "flipped byte {i}");
+        }
+        for n in 0..buf.len() {
+            assert!(!checksum_matches(&buf[..n]), "cut at {n}");
+        }
+        assert!(!checksum_matches(&[0u8; 16]));
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub use footer::{
     CHECKPOINT_STRIDE,
 };
 pub use frame::{
-    decode_frame, decode_frame_unchecked, encode_event, encode_string_def, frame_len_max,
-    peek_compressed, peek_frame, peek_head, EventFrame, Frame, FrameHead, FRAME_HEADER_LEN,
+    checksum_matches, decode_frame, decode_frame_unchecked, encode_event, encode_string_def,
+    frame_len_max, peek_compressed, peek_frame, peek_head, EventFrame, Frame, FrameHead,
+    FRAME_HEADER_LEN,
 };
 pub use header::{
     CommitSlot, SegmentHeader, StoreMeta, COMMIT_SLOT_LEN, META_LEN, SEGMENT_HEADER_LEN,
@@ -66,23 +67,32 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8], DecodeError> {
-        let end = self
+        let Some(end) = self
             .pos
             .checked_add(len)
             .filter(|&end| end <= self.buf.len())
-            .ok_or_else(|| {
-                DecodeError::new(
-                    self.pos,
-                    format!(
-                        "{what}: needs {len} bytes, {} remain",
-                        self.buf.len() - self.pos
-                    ),
-                )
-            })?;
+        else {
+            return Err(self.short(len, what));
+        };
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
         Ok(bytes)
+    }
+
+    /// The error of a read of `len` bytes past the end: out of line, so that the reads
+    /// that succeed (all of them, but in damaged data) stay small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn short(&self, len: usize, what: &str) -> DecodeError {
+        DecodeError::new(
+            self.pos,
+            format!(
+                "{what}: needs {len} bytes, {} remain",
+                self.buf.len() - self.pos
+            ),
+        )
     }
 
     pub(crate) fn rest(&mut self) -> &'a [u8] {
@@ -91,20 +101,24 @@ impl<'a> Reader<'a> {
         bytes
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
         let b = self.take(2, what)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
         let b = self.take(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
         let b = self.take(8, what)?;
         let mut a = [0u8; 8];
@@ -112,11 +126,13 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
+    #[inline]
     pub(crate) fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
         Ok(self.u64(what)?.cast_signed())
     }
 
     /// An unsigned LEB128 varint of at most 10 bytes. `format-spec/FORMAT.md#conventions`
+    #[inline]
     pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
         // Fast path: most values (refs, small deltas) fit in one byte.
         if let Some(&b) = self.buf.get(self.pos) {
@@ -125,6 +141,18 @@ impl<'a> Reader<'a> {
                 return Ok(u64::from(b));
             }
         }
+        if let Some((v, n)) = self.buf.get(self.pos..).and_then(varint_in_word) {
+            self.pos += n;
+            return Ok(v);
+        }
+        self.varint_bytewise(what)
+    }
+
+    /// [`Reader::varint`] byte by byte: the last few bytes of a buffer, values of 2^56 or
+    /// more, and every malformed varint, which it names.
+    #[cold]
+    #[inline(never)]
+    fn varint_bytewise(&mut self, what: &str) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut value: u64 = 0;
         for (i, &byte) in self.buf[start..].iter().take(10).enumerate() {
@@ -158,10 +186,42 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    #[inline]
     pub(crate) fn zigzag(&mut self, what: &str) -> Result<i64, DecodeError> {
         let v = self.varint(what)?;
         Ok((v >> 1).cast_signed() ^ -((v & 1).cast_signed()))
     }
+}
+
+/// The minimal unsigned LEB128 varint at the start of `buf` when it ends within `buf`'s
+/// first 8 bytes (values below 2^56: every delta and reference of a frame), as its value
+/// and length; `None` otherwise (fewer than 8 bytes, a longer varint, a non-minimal one),
+/// which the byte-by-byte decode then takes or reports. Read as one word: the first byte
+/// without its high bit ends the varint, and the 7-bit groups below it are packed together
+/// in three shifts (pairs, then quads, then the two halves).
+#[inline]
+pub(crate) fn varint_in_word(buf: &[u8]) -> Option<(u64, usize)> {
+    let word = u64::from_le_bytes(*buf.first_chunk::<8>()?);
+    let stops = !word & 0x8080_8080_8080_8080;
+    if stops == 0 {
+        return None;
+    }
+    let bits = stops.trailing_zeros() + 1; // through the last byte's high bit
+    let len = (bits / 8) as usize;
+    let last = (word >> (8 * (len - 1))) & 0xff;
+    if len > 1 && last == 0 {
+        return None;
+    }
+    let kept = if bits == 64 {
+        word
+    } else {
+        word & ((1u64 << bits) - 1)
+    };
+    let mut v = kept & 0x7f7f_7f7f_7f7f_7f7f;
+    v = (v & 0x007f_007f_007f_007f) | ((v & 0x7f00_7f00_7f00_7f00) >> 1);
+    v = (v & 0x0000_3fff_0000_3fff) | ((v & 0x3fff_0000_3fff_0000) >> 2);
+    v = (v & 0x0000_0000_0fff_ffff) | ((v & 0x0fff_ffff_0000_0000) >> 4);
+    Some((v, len))
 }
 
 /// Bytes an unsigned LEB128 varint of `v` takes.
@@ -231,6 +291,49 @@ mod tests {
             let n = put_varint(&mut buf, zigzag_encode(v));
             assert_eq!(Reader::new(&buf[..n]).zigzag("v").unwrap(), v);
         }
+    }
+
+    /// The one-word decode agrees with the byte-by-byte one wherever it answers, answers
+    /// for every minimal varint of up to 8 bytes with 8 bytes to read, and never for a
+    /// non-minimal one.
+    #[test]
+    fn varint_in_word_agrees_with_the_bytewise_decode() {
+        let mut state = 0x1234_5678_9abc_def0_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            state
+        };
+        for _ in 0..200_000 {
+            let mut buf = next().to_le_bytes().to_vec();
+            buf.extend_from_slice(&next().to_le_bytes()[..(next() % 4) as usize]);
+            // Bias towards short varints: clear high bits at a random byte.
+            let stop = (next() % 9) as usize;
+            if stop < buf.len() {
+                buf[stop] &= 0x7f;
+            }
+            let bytewise = {
+                let mut r = Reader::new(&buf);
+                r.varint("v").ok().map(|v| (v, r.pos()))
+            };
+            match varint_in_word(&buf) {
+                Some(got) => assert_eq!(Some(got), bytewise, "{buf:02x?}"),
+                None => {
+                    if let Some((v, n)) = bytewise {
+                        assert!(n > 8 || buf.len() < 8, "{buf:02x?} -> {v} in {n}");
+                    }
+                }
+            }
+        }
+        for v in [0, 1, 127, 128, 300, (1 << 56) - 1] {
+            let mut buf = [0u8; 10];
+            let n = put_varint(&mut buf, v);
+            assert_eq!(varint_in_word(&buf), Some((v, n)), "{v}");
+        }
+        assert_eq!(varint_in_word(&[0x80, 0x00, 0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(varint_in_word(&[0x80; 8]), None);
+        assert_eq!(varint_in_word(&[0x05; 7]), None);
     }
 
     #[test]
