@@ -497,7 +497,7 @@ fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
     store.close().unwrap();
     let victim = sealed.last().expect("a sealed segment");
     let (first, last) = victim.ids.unwrap();
-    let i = (first.0 + last.0) / 2 - 1;
+    let i = u64::midpoint(first.0, last.0) - 1;
     assert!(!i.is_multiple_of(997), "a plain event");
     let mut bytes = std::fs::read(&victim.path).unwrap();
     let text = format!(r#""path":"/home/u/{i}","#);
