@@ -690,10 +690,13 @@ fn peek_head(snap: &Snapshot, offset: u64) -> Option<(Option<FrameHead>, usize)>
 fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
     let start = usize::try_from(offset).ok()?;
     let end = usize::try_from(snap.committed_len).ok()?;
-    match crate::format::decode_frame_unchecked(snap.map.get(start..end)?) {
-        Ok(Some((crate::format::Frame::Event(f), len))) => Some((f, len)),
-        _ => None,
-    }
+    let bytes = snap.map.get(start..end)?;
+    crate::format::peek_event(bytes).or_else(|| {
+        match crate::format::decode_frame_unchecked(bytes) {
+            Ok(Some((crate::format::Frame::Event(f), len))) => Some((f, len)),
+            _ => None,
+        }
+    })
 }
 
 /// Where the event frames with compressed payloads start among the frames of `bytes`

@@ -289,6 +289,71 @@ pub fn decode_frame_unchecked(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, 
     decode(buf, false)
 }
 
+/// The event frame at the start of `buf`, decoded without its checksum, when it has the
+/// shape every writer gives one (minimal varints, each ending within 8 bytes); `None` for
+/// anything else (a string definition, a zero length, a cut frame, any rule broken), which
+/// [`decode_frame_unchecked`] then decodes or reports. Where it answers it agrees with that
+/// decode; it is the lean version a scan runs on every frame it matches on.
+#[inline]
+pub fn peek_event(buf: &[u8]) -> Option<(EventFrame<'_>, usize)> {
+    #[inline]
+    fn varint(body: &[u8], pos: &mut usize) -> Option<u64> {
+        let rest = body.get(*pos..)?;
+        // Dictionary references mostly take one byte.
+        if let Some(&b) = rest.first().filter(|&&b| b < 0x80) {
+            *pos += 1;
+            return Some(u64::from(b));
+        }
+        let (v, n) = super::varint_in_word(rest)?;
+        *pos += n;
+        Some(v)
+    }
+    let body_len = u32::from_le_bytes(*buf.first_chunk::<4>()?) as usize;
+    let total = FRAME_HEADER_LEN.checked_add(body_len)?;
+    let body = buf.get(FRAME_HEADER_LEN..total)?;
+    let flags = *body.first()?;
+    if flags & !FLAGS_KNOWN != 0 || flags & KIND_MASK != KIND_EVENT {
+        return None;
+    }
+    let mut pos = 1;
+    let id_delta = varint(body, &mut pos)?;
+    let ts = varint(body, &mut pos)?;
+    let ts_delta = (ts >> 1).cast_signed() ^ -((ts & 1).cast_signed());
+    let type_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
+    let source_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
+    let action_ref = if flags & FLAG_ACTION != 0 {
+        Some(u32::try_from(varint(body, &mut pos)?).ok()?)
+    } else {
+        None
+    };
+    let hash = u64::from_le_bytes(*body.get(pos..)?.first_chunk::<8>()?);
+    pos += 8;
+    let (payload, raw_len) = if flags & FLAG_DATA != 0 {
+        let raw_len = if flags & FLAG_LZ4 != 0 {
+            Some(u32::try_from(varint(body, &mut pos)?).ok()?)
+        } else {
+            None
+        };
+        (Some(body.get(pos..)?), raw_len)
+    } else {
+        if flags & FLAG_LZ4 != 0 || pos != body.len() {
+            return None;
+        }
+        (None, None)
+    };
+    let frame = EventFrame {
+        id_delta,
+        ts_delta,
+        type_ref,
+        source_ref,
+        action_ref,
+        hash,
+        payload,
+        raw_len,
+    };
+    Some((frame, total))
+}
+
 /// Whether the frame at the start of `buf` carries the checksum of its bytes. A frame that
 /// [`decode_frame_unchecked`] decoded and that passes this decodes the same through
 /// [`decode_frame`], so a query that matched on the unchecked decode checks only this
@@ -409,6 +474,52 @@ mod tests {
         let mut buf = vec![0u8; f.encoded_len()];
         assert_eq!(encode_event(&mut buf, f), buf.len());
         buf
+    }
+
+    /// Wherever the lean `peek_event` answers, the full unchecked decode gives the same
+    /// frame: checked on encoded frames of every shape and on each with any one byte
+    /// changed (which covers cut varints, stray flags, wrong lengths).
+    #[test]
+    fn peek_event_agrees_with_the_full_decode() {
+        let data = br#"{"path":"/tmp/x","size":12345}"#;
+        let shapes = [
+            sample(Some(data), None),
+            sample(Some(data), Some(4000)),
+            sample(None, None),
+            EventFrame {
+                id_delta: 1 << 40,
+                ts_delta: i64::MIN / 4,
+                action_ref: None,
+                ..sample(Some(b""), None)
+            },
+        ];
+        let mut answered = 0;
+        for (i, f) in shapes.iter().enumerate() {
+            let buf = encode(f);
+            // The last shape's timestamp delta takes 9 bytes: the full decode's to read.
+            let lean = (i < 3).then_some((*f, buf.len()));
+            assert_eq!(peek_event(&buf), lean, "{f:?}");
+            for i in 0..buf.len() {
+                for x in [0x01, 0x80, 0xff] {
+                    let mut bad = buf.clone();
+                    bad[i] ^= x;
+                    if let Some(got) = peek_event(&bad) {
+                        answered += 1;
+                        let full = decode_frame_unchecked(&bad).ok().flatten();
+                        assert_eq!(
+                            full,
+                            Some((Frame::Event(got.0), got.1)),
+                            "byte {i} ^ {x:#x}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            answered > 100,
+            "most single changes still decode: {answered}"
+        );
+        assert_eq!(peek_event(&[0u8; 16]), None);
     }
 
     /// `checksum_matches` holds exactly where the checked decode succeeds: any flipped

@@ -15,8 +15,8 @@ pub use footer::{
 };
 pub use frame::{
     checksum_matches, decode_frame, decode_frame_unchecked, encode_event, encode_string_def,
-    frame_len_max, peek_compressed, peek_frame, peek_head, EventFrame, Frame, FrameHead,
-    FRAME_HEADER_LEN,
+    frame_len_max, peek_compressed, peek_event, peek_frame, peek_head, EventFrame, Frame,
+    FrameHead, FRAME_HEADER_LEN,
 };
 pub use header::{
     CommitSlot, SegmentHeader, StoreMeta, COMMIT_SLOT_LEN, META_LEN, SEGMENT_HEADER_LEN,
