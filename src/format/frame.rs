@@ -220,10 +220,6 @@ impl From<&EventFrame<'_>> for FrameHead {
 /// them is returned.
 pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
     fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-        if let Some((v, n)) = b.get(*pos..).and_then(super::varint_in_word) {
-            *pos += n;
-            return Some(v);
-        }
         let mut v = 0u64;
         for i in 0..10 {
             let byte = *b.get(*pos + i)?;
