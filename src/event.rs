@@ -396,6 +396,19 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The event borrowed, as [`crate::Events::next_ref`] returns events.
+    pub fn as_event_ref(&self) -> EventRef<'_> {
+        EventRef {
+            id: self.id,
+            timestamp: self.timestamp,
+            event_type: &self.event_type,
+            action: self.action.as_deref(),
+            source: &self.source,
+            data: self.data.as_deref(),
+            hash: self.hash,
+        }
+    }
+
     /// The event as it was appended (without the id).
     ///
     /// # Errors

@@ -6,12 +6,10 @@
 //! (`null` counts as absent). Other keys, such as the `id` and `hash` an export writes, are
 //! ignored, so an export can be ingested again.
 
-use std::fmt::Write as _;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Event, StoredEvent, Timestamp};
+use crate::event::{Event, EventRef, StoredEvent, Timestamp};
 
 #[derive(Deserialize)]
 struct Line<'a> {
@@ -111,28 +109,36 @@ pub fn parse_time_text(s: &str) -> Option<Timestamp> {
 /// The export line of a stored event: `{"id", "timestamp" (float seconds), "event_type",
 /// "action", "source", "data" (the original JSON text), "hash" (16 hex digits)}`.
 pub fn to_line(e: &StoredEvent) -> String {
-    let mut out = String::with_capacity(128 + e.data.as_ref().map_or(0, String::len));
-    out.push_str("{\"id\":");
-    out.push_str(&e.id.0.to_string());
-    out.push_str(",\"timestamp\":");
-    out.push_str(&e.timestamp.to_string());
-    out.push_str(",\"event_type\":");
-    push_json_string(&mut out, &e.event_type);
-    out.push_str(",\"action\":");
-    match &e.action {
-        Some(a) => push_json_string(&mut out, a),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"source\":");
-    push_json_string(&mut out, &e.source);
-    out.push_str(",\"data\":");
-    out.push_str(e.data.as_deref().unwrap_or("null"));
-    let _ = write!(out, ",\"hash\":\"{:016x}\"}}", e.hash);
-    out
+    let mut out = Vec::with_capacity(128 + e.data.as_ref().map_or(0, String::len));
+    push_line(&mut out, &e.as_event_ref());
+    // Made of str and ASCII: always UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("strings always serialise"));
+/// Appends the export line of `e` ([`to_line`]'s text, without a newline) to `out`,
+/// allocating nothing but `out`'s growth: for writing a listing read through
+/// [`crate::Events::next_ref`] with one reused buffer.
+pub fn push_line(out: &mut Vec<u8>, e: &EventRef<'_>) {
+    use std::io::Write as _;
+    // Writes to a Vec cannot fail.
+    let _ = write!(out, "{{\"id\":{},\"timestamp\":{}", e.id.0, e.timestamp);
+    out.extend_from_slice(b",\"event_type\":");
+    push_json_string(out, e.event_type);
+    out.extend_from_slice(b",\"action\":");
+    match e.action {
+        Some(a) => push_json_string(out, a),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"source\":");
+    push_json_string(out, e.source);
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(e.data.unwrap_or("null").as_bytes());
+    let _ = write!(out, ",\"hash\":\"{:016x}\"}}", e.hash);
+}
+
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    // A str always serialises, and a Vec takes every write.
+    let _ = serde_json::to_writer(out, s);
 }
 
 #[cfg(test)]

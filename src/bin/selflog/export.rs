@@ -116,19 +116,20 @@ fn write_events(
     if format == ExportFormat::Json {
         out.write_all(b"[").map_err(w)?;
     }
-    for e in q.run()? {
-        let line = selflog::jsonl::to_line(&e?);
-        match format {
-            ExportFormat::Json => {
-                out.write_all(if n == 0 { b"\n" } else { b",\n" })
-                    .map_err(w)?;
-                out.write_all(line.as_bytes()).map_err(w)?;
-            }
-            ExportFormat::Jsonl => {
-                out.write_all(line.as_bytes()).map_err(w)?;
-                out.write_all(b"\n").map_err(w)?;
-            }
+    // Events are borrowed and each line is built in one reused buffer: nothing is
+    // allocated per event.
+    let mut events = q.run()?;
+    let mut line = Vec::new();
+    while let Some(e) = events.next_ref() {
+        line.clear();
+        if format == ExportFormat::Json {
+            line.extend_from_slice(if n == 0 { b"\n" } else { b",\n" });
         }
+        selflog::jsonl::push_line(&mut line, &e?);
+        if format == ExportFormat::Jsonl {
+            line.push(b'\n');
+        }
+        out.write_all(&line).map_err(w)?;
         n += 1;
         bar.inc(1);
     }

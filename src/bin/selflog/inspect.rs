@@ -181,8 +181,13 @@ fn list(
     }
     let mut out = io::BufWriter::new(io::stdout().lock());
     if json {
-        for e in q.run()? {
-            writeln!(out, "{}", selflog::jsonl::to_line(&e?)).map_err(|e| output::write_err(&e))?;
+        let mut events = q.run()?;
+        let mut line = Vec::new();
+        while let Some(e) = events.next_ref() {
+            line.clear();
+            selflog::jsonl::push_line(&mut line, &e?);
+            line.push(b'\n');
+            out.write_all(&line).map_err(|e| output::write_err(&e))?;
         }
     } else {
         let events: Vec<StoredEvent> = q.run()?.collect::<selflog::Result<_>>()?;
