@@ -1101,7 +1101,17 @@ impl Events {
             return Ok(Vec::new());
         };
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
-        let mut found = Vec::new();
+        // Without a filter on names or text every frame in range matches: room for a
+        // whole block at once instead of growing (and copying) the matches as they come.
+        let unfiltered = self.matcher.is_none()
+            && plan.types.is_none()
+            && plan.sources.is_none()
+            && plan.action.is_none();
+        let mut found = Vec::with_capacity(if unfiltered {
+            crate::index::BLOCK_EVENTS_MAX as usize
+        } else {
+            0
+        });
         // A text search first looks for the text in the block's bytes at once. Where it is
         // not there, no uncompressed payload of the block holds it (each is a slice of those
         // bytes), and when no name in the segment holds it either, only the block's
