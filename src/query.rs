@@ -856,7 +856,9 @@ impl Merge {
     }
 }
 
-/// Streaming query results; see [`Query::run`].
+/// Streaming query results; see [`Query::run`]. As an [`Iterator`] it yields owned
+/// [`StoredEvent`]s; [`Events::next_ref`] yields the same events borrowed ([`EventRef`]),
+/// without allocating per event. Both advance the same listing and may be mixed.
 pub struct Events {
     plans: Vec<Plan>,
     order: Order,
