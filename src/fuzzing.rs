@@ -54,6 +54,26 @@ pub fn decode_everything(bytes: &[u8]) -> usize {
         let _ = format::peek_frame(bytes);
         let _ = format::peek_compressed(bytes);
     }
+    // A query matches on the lean decode and releases after checking the checksum alone:
+    // wherever the lean decode answers, the full unchecked decode gives the same frame,
+    // and a matching checksum makes it the checked decode's.
+    if let Some((f, len)) = format::peek_event(bytes) {
+        let full = format::decode_frame_unchecked(bytes).ok().flatten();
+        assert_eq!(full, Some((format::Frame::Event(f), len)));
+        if format::checksum_matches(bytes) {
+            assert_eq!(
+                format::decode_frame(bytes).ok().flatten(),
+                Some((format::Frame::Event(f), len))
+            );
+        }
+    }
+    // The checksum test alone agrees with the checked decode's.
+    let crc_ok = format::checksum_matches(bytes);
+    match format::decode_frame(bytes) {
+        Ok(Some(_)) => assert!(crc_ok, "a frame the checked decode accepts"),
+        Err(e) if e.what == "frame checksum mismatch" => assert!(!crc_ok),
+        _ => {}
+    }
     accepted += usize::from(SegmentHeader::decode(bytes).is_ok());
     accepted += usize::from(format::CommitSlot::newest(bytes).is_ok());
     accepted += usize::from(Footer::decode(bytes).is_ok());
