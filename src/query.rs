@@ -22,7 +22,7 @@ use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{
-    decompress_payload, materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
+    decompress_payload, frame_name, materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
 };
 use crate::text::TextMatcher;
 
@@ -1444,12 +1444,7 @@ fn borrow_match<'a>(
             }
         }
     };
-    let name = |r: u32| -> Result<&'a str> {
-        snap.strings
-            .get(r as usize)
-            .map(|s| &**s)
-            .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
-    };
+    let name = |r: u32| frame_name(snap, offset, r);
     Ok(EventRef {
         id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
         timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),

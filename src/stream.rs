@@ -415,6 +415,14 @@ pub(crate) fn frame_data_bytes(
     }
 }
 
+/// Dictionary string `r` of `snap`, named by the frame at `offset`.
+pub(crate) fn frame_name(snap: &Snapshot, offset: u64, r: u32) -> Result<&str> {
+    snap.strings
+        .get(r as usize)
+        .map(|s| &**s)
+        .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
+}
+
 /// Builds the stored event of a decoded frame; `data` is its text if already decoded.
 pub(crate) fn materialize(
     snap: &Snapshot,
@@ -433,12 +441,7 @@ pub(crate) fn materialize_cached(
     data: Option<String>,
     cache: Option<&DataCache>,
 ) -> Result<StoredEvent> {
-    let string = |r: u32| -> Result<String> {
-        snap.strings
-            .get(r as usize)
-            .map(|s| String::from(&**s))
-            .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
-    };
+    let string = |r: u32| frame_name(snap, offset, r).map(String::from);
     let segment = snap.header.segment_id;
     let data = match (data, cache) {
         (Some(d), _) => Some(d),

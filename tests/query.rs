@@ -201,6 +201,16 @@ fn needle_store(path: &std::path::Path) -> (Store, Vec<Event>) {
     (store, evs)
 }
 
+/// The store's sealed segments, oldest first.
+fn sealed_segments(store: &Store) -> Vec<selflog::SegmentInfo> {
+    store
+        .segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.sealed)
+        .collect()
+}
+
 /// A rare text is found by scanning hundreds of blocks, which a query reads in parallel
 /// batches once it has read many one at a time: results stay exact and in order, across
 /// sealed segments, compressed payloads, late timestamps, limits and paging.
@@ -253,12 +263,7 @@ fn a_damaged_block_in_a_long_scan_fails_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let (store, evs) = needle_store(&path);
-    let sealed: Vec<_> = store
-        .segments()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.sealed)
-        .collect();
+    let sealed = sealed_segments(&store);
     assert!(sealed.len() >= 5);
     store.close().unwrap();
     // The third-newest sealed segment: a newest-first scan reads a few hundred blocks
@@ -488,12 +493,7 @@ fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let (store, evs) = needle_store(&path);
-    let sealed: Vec<_> = store
-        .segments()
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.sealed)
-        .collect();
+    let sealed = sealed_segments(&store);
     store.close().unwrap();
     let victim = sealed.last().expect("a sealed segment");
     let (first, last) = victim.ids.unwrap();

@@ -242,6 +242,18 @@ pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
     if flags & KIND_MASK != KIND_EVENT {
         return Some((None, total));
     }
+    let (head, _) = event_head(body, flags, varint)?;
+    Some((Some(head), total))
+}
+
+/// The head fields of an event frame's `body` (whose first byte is `flags`) read with
+/// `varint`, and where they end; `None` when they do not decode.
+#[inline]
+fn event_head(
+    body: &[u8],
+    flags: u8,
+    varint: impl Fn(&[u8], &mut usize) -> Option<u64>,
+) -> Option<(FrameHead, usize)> {
     let mut pos = 1;
     let id_delta = varint(body, &mut pos)?;
     let ts = varint(body, &mut pos)?;
@@ -260,7 +272,7 @@ pub fn peek_head(buf: &[u8]) -> Option<(Option<FrameHead>, usize)> {
         source_ref,
         action_ref,
     };
-    Some((Some(head), total))
+    Some((head, pos))
 }
 
 /// Decodes the frame at the start of `buf` and checks its checksum.
@@ -311,17 +323,7 @@ pub fn peek_event(buf: &[u8]) -> Option<(EventFrame<'_>, usize)> {
     if flags & !FLAGS_KNOWN != 0 || flags & KIND_MASK != KIND_EVENT {
         return None;
     }
-    let mut pos = 1;
-    let id_delta = varint(body, &mut pos)?;
-    let ts = varint(body, &mut pos)?;
-    let ts_delta = (ts >> 1).cast_signed() ^ -((ts & 1).cast_signed());
-    let type_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
-    let source_ref = u32::try_from(varint(body, &mut pos)?).ok()?;
-    let action_ref = if flags & FLAG_ACTION != 0 {
-        Some(u32::try_from(varint(body, &mut pos)?).ok()?)
-    } else {
-        None
-    };
+    let (head, mut pos) = event_head(body, flags, varint)?;
     let hash = u64::from_le_bytes(*body.get(pos..)?.first_chunk::<8>()?);
     pos += 8;
     let (payload, raw_len) = if flags & FLAG_DATA != 0 {
@@ -338,11 +340,11 @@ pub fn peek_event(buf: &[u8]) -> Option<(EventFrame<'_>, usize)> {
         (None, None)
     };
     let frame = EventFrame {
-        id_delta,
-        ts_delta,
-        type_ref,
-        source_ref,
-        action_ref,
+        id_delta: head.id_delta,
+        ts_delta: head.ts_delta,
+        type_ref: head.type_ref,
+        source_ref: head.source_ref,
+        action_ref: head.action_ref,
         hash,
         payload,
         raw_len,
