@@ -22,7 +22,8 @@ use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{
-    decompress_payload, frame_name, materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
+    borrowed_data, decompress_payload, event_ref, materialize_cached, raw_frame, utf8, SegmentView,
+    Snapshot,
 };
 use crate::text::TextMatcher;
 
@@ -1353,7 +1354,7 @@ impl Events {
     ///     let e = e?;
     ///     println!("{} {} {}", e.id.0, e.event_type, e.data.unwrap_or("null"));
     /// }
-    /// # Ok::<(), selflog::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
@@ -1417,43 +1418,29 @@ fn borrow_match<'a>(
     let snap = &plan.snap;
     let offset = m.offset;
     let f = released_frame(snap, offset, m.frame.as_ref())?;
-    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
-    let data = match (m.data, f.payload, f.raw_len) {
-        (Some(text), _, _) => {
-            // The buffer changes hands without a copy.
-            *scratch = text.into_bytes();
-            let scratch: &'a Vec<u8> = scratch;
-            Some(utf8(scratch).ok_or_else(not_utf8)?)
-        }
-        (None, None, _) => None,
-        (None, Some(p), None) => Some(utf8(p).ok_or_else(not_utf8)?),
-        (None, Some(p), Some(raw)) => {
-            let segment = snap.header.segment_id;
-            *held = cache.and_then(|c| c.get(segment, offset, f.hash));
-            if held.is_some() {
-                let held: &'a Option<Arc<str>> = held;
-                held.as_deref()
-            } else {
-                decompress_payload(snap, offset, p, raw, scratch)?;
-                let scratch: &'a Vec<u8> = scratch;
-                let text = utf8(scratch).ok_or_else(not_utf8)?;
-                if let Some(c) = cache {
-                    c.insert(segment, offset, f.hash, Arc::from(text));
-                }
-                Some(text)
-            }
-        }
+    let segment = snap.header.segment_id;
+    let cached = match (&m.data, cache) {
+        (None, Some(c)) if f.raw_len.is_some() => c.get(segment, offset, f.hash),
+        _ => None,
     };
-    let name = |r: u32| frame_name(snap, offset, r);
-    Ok(EventRef {
-        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
-        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
-        event_type: name(f.type_ref)?,
-        action: f.action_ref.map(name).transpose()?,
-        source: name(f.source_ref)?,
-        data,
-        hash: f.hash,
-    })
+    let data = if let Some(text) = m.data {
+        // The buffer changes hands without a copy.
+        *scratch = text.into_bytes();
+        let scratch: &'a Vec<u8> = scratch;
+        let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
+        Some(utf8(scratch).ok_or_else(not_utf8)?)
+    } else if cached.is_some() {
+        *held = cached;
+        let held: &'a Option<Arc<str>> = held;
+        held.as_deref()
+    } else {
+        let text = borrowed_data(snap, offset, &f, scratch)?;
+        if let (Some(c), Some(t), Some(_)) = (cache, text, f.raw_len) {
+            c.insert(segment, offset, f.hash, Arc::from(t));
+        }
+        text
+    };
+    event_ref(snap, offset, &f, data)
 }
 
 impl Iterator for Events {

@@ -20,14 +20,16 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::{Config, Durability};
 use crate::dedup::DedupWindow;
 use crate::error::{Error, Result};
-use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
+use crate::event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
 use crate::lock::{WriterLock, LOCK_FILE};
 use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
 use crate::segment::{create_private, sync_dir, StreamKind};
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
-use crate::stream::{read_frame, SegmentView, Snapshot, Stream};
+use crate::stream::{
+    borrowed_data, event_ref, raw_frame, read_frame, SegmentView, Snapshot, Stream,
+};
 use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
 
 /// Name of the file that marks a directory as a store.
@@ -347,7 +349,7 @@ fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> 
         let (frame, next) = match unchecked {
             Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
             Some((_, len)) => (None, offset + len as u64),
-            None => crate::stream::raw_frame(snap, offset)?,
+            None => raw_frame(snap, offset)?,
         };
         if let Some(f) = frame {
             if let Some(key) = frame_dedup_key(snap, offset, &f) {
@@ -1209,6 +1211,7 @@ impl Store {
             current: None,
             from,
             done: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -1396,13 +1399,110 @@ impl Cursor<'_> {
     }
 }
 
-/// A streaming iterator over committed events in id order; see [`Store::scan`].
+/// A streaming iterator over committed events in id order; see [`Store::scan`]. As an
+/// [`Iterator`] it yields owned [`StoredEvent`]s; [`Scan::next_ref`] yields them borrowed.
 pub struct Scan {
     views: Vec<Arc<SegmentView>>,
     next_view: usize,
     current: Option<(Snapshot, u64)>,
     from: EventId,
     done: bool,
+    /// `next_ref`'s decompression buffer, reused from event to event.
+    scratch: Vec<u8>,
+}
+
+impl Scan {
+    /// The next event, borrowed instead of copied: names from the segment's dictionary,
+    /// data from the map or, when stored compressed, from one reused buffer. The borrow
+    /// lasts until the next call; [`Iterator::next`] and this advance the same scan.
+    ///
+    /// # Errors
+    /// As [`Iterator::next`]: a damaged frame ends the scan with its error.
+    pub fn next_ref(&mut self) -> Option<Result<EventRef<'_>>> {
+        if self.done {
+            return None;
+        }
+        // Finds the next event's frame; only then are the snapshot and buffer borrowed.
+        let offset = match self.advance() {
+            Ok(Some(at)) => at,
+            Ok(None) => return None,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        let Some((snap, _)) = &self.current else {
+            unreachable!("advance leaves the frame's segment current");
+        };
+        let event = raw_frame(snap, offset).and_then(|(f, _)| {
+            let f = f.ok_or_else(|| {
+                Error::corrupt(
+                    &snap.path,
+                    offset,
+                    "frame read as an event, decoded as a string",
+                )
+            })?;
+            let data = borrowed_data(snap, offset, &f, &mut self.scratch)?;
+            event_ref(snap, offset, &f, data)
+        });
+        if event.is_err() {
+            self.done = true;
+        }
+        Some(event)
+    }
+
+    /// Moves past the next event frame at or after `from`, returning its offset in the
+    /// current segment (`None` at the end). Frames are stepped over by their length; each
+    /// one passed over (a string definition, an event before `from`) has its checksum
+    /// checked, and one whose shape or checksum is off goes to the checked decode, whose
+    /// error this returns.
+    fn advance(&mut self) -> Result<Option<u64>> {
+        loop {
+            if let Some((snap, offset)) = &mut self.current {
+                let end = snap.committed_len;
+                if *offset < end {
+                    let at = *offset;
+                    let base = snap.header.base_id;
+                    match peek_frame_at(snap, at, end) {
+                        Some((Some(delta), len)) if base.wrapping_add(delta) >= self.from.0 => {
+                            *offset = at + len as u64;
+                            return Ok(Some(at));
+                        }
+                        Some((_, len)) if frame_checksum_matches(snap, at, len) => {
+                            *offset = at + len as u64;
+                        }
+                        _ => {
+                            // Damage (or a shape the peek does not take): the checked decode
+                            // reports it, or steps over the frame it finds.
+                            let (f, next) = raw_frame(snap, at)?;
+                            *offset = next;
+                            if f.is_some_and(|f| base.wrapping_add(f.id_delta) >= self.from.0) {
+                                return Ok(Some(at));
+                            }
+                        }
+                    }
+                    continue;
+                }
+                self.current = None;
+            }
+            let Some(view) = self.views.get(self.next_view) else {
+                return Ok(None);
+            };
+            self.next_view += 1;
+            let start = view
+                .with_index(|ix, _| ix.block_of(self.from.0).map(|b| b.offset))
+                .unwrap_or(SEGMENT_HEADER_LEN as u64);
+            self.current = Some((view.snapshot(), start));
+        }
+    }
+}
+
+/// Whether the `len`-byte frame at `offset` of `snap` carries its checksum.
+fn frame_checksum_matches(snap: &Snapshot, offset: u64, len: usize) -> bool {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|at| snap.map.get(at..at.checked_add(len)?))
+        .is_some_and(crate::format::checksum_matches)
 }
 
 impl Iterator for Scan {

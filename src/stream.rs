@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::error::{Error, Result};
-use crate::event::{EventId, StoredEvent, Timestamp};
+use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{
     self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
 };
@@ -421,6 +421,45 @@ pub(crate) fn frame_name(snap: &Snapshot, offset: u64, r: u32) -> Result<&str> {
         .get(r as usize)
         .map(|s| &**s)
         .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
+}
+
+/// The borrowed event of frame `f` at `offset` of `snap`, whose data text is `data`.
+pub(crate) fn event_ref<'a>(
+    snap: &'a Snapshot,
+    offset: u64,
+    f: &EventFrame<'_>,
+    data: Option<&'a str>,
+) -> Result<EventRef<'a>> {
+    let name = |r: u32| frame_name(snap, offset, r);
+    Ok(EventRef {
+        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
+        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
+        event_type: name(f.type_ref)?,
+        action: f.action_ref.map(name).transpose()?,
+        source: name(f.source_ref)?,
+        data,
+        hash: f.hash,
+    })
+}
+
+/// The data text of frame `f` at `offset`: borrowed from the map when stored as is,
+/// decompressed into `scratch` (reused from call to call) when stored as LZ4.
+pub(crate) fn borrowed_data<'a>(
+    snap: &Snapshot,
+    offset: u64,
+    f: &EventFrame<'a>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Option<&'a str>> {
+    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
+    match (f.payload, f.raw_len) {
+        (None, _) => Ok(None),
+        (Some(p), None) => utf8(p).map(Some).ok_or_else(not_utf8),
+        (Some(p), Some(raw)) => {
+            decompress_payload(snap, offset, p, raw, scratch)?;
+            let scratch: &'a Vec<u8> = scratch;
+            utf8(scratch).map(Some).ok_or_else(not_utf8)
+        }
+    }
 }
 
 /// Builds the stored event of a decoded frame; `data` is its text if already decoded.

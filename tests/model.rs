@@ -179,6 +179,21 @@ fn check(store: &Store, model: &Model, exact: bool) -> usize {
         assert_eq!(s.id, *id);
         assert_eq!(&s.to_event().unwrap(), e, "content of {id}");
     }
+    // The same scan read borrowed, from the start and from the middle, sees the same
+    // events (it may see more: the writer may have committed since).
+    let from = seen.get(seen.len() / 2).map_or(EventId(1), |s| s.id);
+    for start in [EventId(0), from] {
+        let mut scan = store.scan_from(start).unwrap();
+        let mut borrowed = Vec::new();
+        while let Some(e) = scan.next_ref() {
+            borrowed.push(e.unwrap().to_stored());
+        }
+        let want: Vec<_> = seen.iter().filter(|s| s.id >= start).collect();
+        assert!(borrowed.len() >= want.len(), "borrowed scan from {start:?}");
+        for (b, w) in borrowed.iter().zip(want) {
+            assert_eq!(b, w, "borrowed scan from {start:?}");
+        }
+    }
     assert_eq!(
         store.cursor("model").unwrap().position().unwrap(),
         model.cursor

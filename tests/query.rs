@@ -201,6 +201,20 @@ fn needle_store(path: &std::path::Path) -> (Store, Vec<Event>) {
     (store, evs)
 }
 
+/// What `next` gives until it ends or fails, and the failure's text.
+fn until_error<T>(
+    mut next: impl FnMut() -> Option<selflog::Result<T>>,
+) -> (Vec<T>, Option<String>) {
+    let mut got = Vec::new();
+    while let Some(r) = next() {
+        match r {
+            Ok(v) => got.push(v),
+            Err(e) => return (got, Some(e.to_string())),
+        }
+    }
+    (got, None)
+}
+
 /// The store's sealed segments, oldest first.
 fn sealed_segments(store: &Store) -> Vec<selflog::SegmentInfo> {
     store
@@ -510,6 +524,20 @@ fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
     let store = Store::open_read_only(&path).unwrap();
     let want = model(&evs, |_| true, Order::OldestFirst);
     let damaged = want.iter().position(|&id| id == i + 1).unwrap();
+    // A scan in id order stops there too, owned or borrowed.
+    let mut scan = store.scan().unwrap();
+    let (owned, owned_error) = until_error(|| scan.next().map(|r| r.map(|e| e.id.0)));
+    let mut scan = store.scan().unwrap();
+    let (borrowed, borrowed_error) = until_error(|| scan.next_ref().map(|r| r.map(|e| e.id.0)));
+    assert!(scan.next_ref().is_none(), "the scan ends at its error");
+    assert_eq!(
+        owned,
+        (1..=i).collect::<Vec<_>>(),
+        "scan: every event before"
+    );
+    assert_eq!(borrowed, owned, "borrowed scan: every event before");
+    assert_eq!(borrowed_error, owned_error);
+    assert!(owned_error.is_some_and(|e| e.contains("checksum")));
     for limit in [None, Some(u64::MAX)] {
         let query = || {
             let q = store.query().order(Order::OldestFirst);
@@ -518,29 +546,11 @@ fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
                 None => q,
             }
         };
-        let mut owned = Vec::new();
-        let mut owned_error = None;
-        for e in query().run().unwrap() {
-            match e {
-                Ok(e) => owned.push(e),
-                Err(e) => {
-                    owned_error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        let mut borrowed = Vec::new();
-        let mut borrowed_error = None;
         let mut events = query().run().unwrap();
-        while let Some(e) = events.next_ref() {
-            match e {
-                Ok(e) => borrowed.push(e.to_stored()),
-                Err(e) => {
-                    borrowed_error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
+        let (owned, owned_error) = until_error(|| events.next());
+        let mut events = query().run().unwrap();
+        let (borrowed, borrowed_error) =
+            until_error(|| events.next_ref().map(|r| r.map(|e| e.to_stored())));
         assert!(events.next_ref().is_none(), "the listing ends at its error");
         for (what, got, error) in [
             ("owned", &owned, &owned_error),

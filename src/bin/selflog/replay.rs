@@ -46,15 +46,21 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut last_written: Option<EventId> = None;
+    // Events are borrowed and each line is built in one reused buffer.
+    let mut line = Vec::new();
     loop {
         let mut wrote = false;
-        for e in store.scan_from(next)? {
+        let mut scan = store.scan_from(next)?;
+        while let Some(e) = scan.next_ref() {
             let e = e?;
             next = EventId(e.id.0 + 1);
             if args.since.is_some_and(|t| e.timestamp < t) {
                 continue;
             }
-            writeln!(out, "{}", selflog::jsonl::to_line(&e)).map_err(|e| output::write_err(&e))?;
+            line.clear();
+            selflog::jsonl::push_line(&mut line, &e);
+            line.push(b'\n');
+            out.write_all(&line).map_err(|e| output::write_err(&e))?;
             wrote = true;
             last_written = Some(e.id);
         }
