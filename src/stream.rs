@@ -568,6 +568,40 @@ impl Stream {
         Ok(ids)
     }
 
+    /// Opens the views of the segments numbered above `after`, in order.
+    ///
+    /// A directory listing is not atomic against the renames that bring new segments in:
+    /// one renamed in while the listing ran can be missing from it while a newer one is
+    /// there (entries come in hash order), and a view skipped that way would never be
+    /// added, leaving a hole in every later scan. So the listing only bounds the search:
+    /// every number from `after + 1` (from the oldest listed when nothing was seen yet)
+    /// through the newest listed is opened by name. Each one below the newest listed was
+    /// sealed before the newest was created, so its view is complete; the newest becomes
+    /// the last view, which refreshes follow. A number not there was deleted by retention
+    /// (oldest first) while this reader was behind. Nothing past the newest listed is
+    /// opened: a segment rolled after the listing could leave the one before it, opened
+    /// while active, behind as a view no refresh follows.
+    fn open_after(&self, after: u32) -> Result<Vec<Arc<SegmentView>>> {
+        let listed: Vec<u32> = Stream::list(&self.dir, self.kind)?
+            .into_iter()
+            .filter(|&id| id > after)
+            .collect();
+        let (Some(&first), Some(&newest)) = (listed.first(), listed.last()) else {
+            return Ok(Vec::new());
+        };
+        let start = if after == 0 { first } else { after + 1 };
+        let mut added = Vec::new();
+        for id in start..=newest {
+            let path = self.dir.join(self.kind.file_name(id));
+            match SegmentView::open(self.kind, id, path) {
+                Ok(view) => added.push(Arc::new(view)),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(added)
+    }
+
     /// Catches up with everything the writer has published.
     pub fn refresh(&self) -> Result<()> {
         let mut rs = self.refresh_lock.lock();
@@ -582,19 +616,7 @@ impl Stream {
         };
         if need_listing {
             let after = last.as_ref().map_or(0, |v| v.id);
-            let mut added = Vec::new();
-            for id in Stream::list(&self.dir, self.kind)? {
-                if id > after {
-                    let path = self.dir.join(self.kind.file_name(id));
-                    match SegmentView::open(self.kind, id, path) {
-                        Ok(view) => added.push(Arc::new(view)),
-                        // Deleted by retention between listing and opening.
-                        Err(Error::Io { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            let added = self.open_after(after)?;
             if !added.is_empty() {
                 self.views.write().extend(added);
             }
