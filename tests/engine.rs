@@ -570,6 +570,55 @@ fn retention_size_cap_and_dedup_window() {
     assert!(store.retain(false).unwrap().is_empty());
 }
 
+/// A reader left behind while retention deletes segments newer than the newest it has
+/// seen catches up with exactly the segments that exist: new segments are opened by number
+/// from its newest view on, and the numbers retention took in between are passed over.
+#[test]
+fn a_reader_behind_retention_catches_up_with_what_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut c = retention_config();
+    c.retention_age = None;
+    c.retention_bytes_max = Some(200 << 10);
+    let store = Store::open(&path, c).unwrap();
+    for i in 0..300 {
+        store.append(aged(i, 1)).unwrap();
+    }
+    store.flush().unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    let seen = reader.segments().unwrap();
+    assert!(seen.len() >= 2, "{seen:?}");
+    let newest_seen = seen.last().unwrap().segment_id;
+    for i in 300..3000 {
+        store.append(aged(i, 1)).unwrap();
+    }
+    store.flush().unwrap();
+    store.retain(false).unwrap();
+    let now = store.segments().unwrap();
+    assert!(
+        now[0].segment_id > newest_seen + 1,
+        "retention took segments past the reader's newest: {now:?}"
+    );
+    // The reader still holds its old views (their maps stay readable); everything newer
+    // than them is what exists now, in order.
+    let after: Vec<u32> = reader
+        .segments()
+        .unwrap()
+        .iter()
+        .map(|s| s.segment_id)
+        .filter(|&id| id > newest_seen)
+        .collect();
+    let want: Vec<u32> = now.iter().map(|s| s.segment_id).collect();
+    assert_eq!(after, want);
+    let first_kept = now[0].ids.unwrap().0;
+    let ids: Vec<u64> = reader
+        .scan_from(first_kept)
+        .unwrap()
+        .map(|e| e.unwrap().id.0)
+        .collect();
+    assert_eq!(ids, (first_kept.0..=3000).collect::<Vec<_>>());
+}
+
 /// The maintenance thread runs retention every cleanup interval, while the store is open.
 #[test]
 fn maintenance_thread_runs_retention_periodically() {
