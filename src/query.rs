@@ -22,8 +22,8 @@ use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{
-    borrowed_data, decompress_payload, event_ref, materialize_cached, raw_frame, utf8, SegmentView,
-    Snapshot,
+    borrowed_data, checksummed_frame, decompress_payload, event_ref, materialize_cached, raw_frame,
+    utf8, SegmentView, Snapshot,
 };
 use crate::text::TextMatcher;
 
@@ -505,6 +505,11 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 impl SegmentPlan {
+    /// Whether the query filters this segment's events by type, source or action.
+    fn filters_names(&self) -> bool {
+        self.types.is_some() || self.sources.is_some() || self.action.is_some()
+    }
+
     fn candidate_count(&self) -> usize {
         self.candidates.as_ref().map_or(self.all.len(), Vec::len)
     }
@@ -778,14 +783,10 @@ fn released_frame<'a>(
     offset: u64,
     unchecked: Option<&Unchecked>,
 ) -> Result<EventFrame<'a>> {
-    if let Some(u) = unchecked {
-        let bytes = usize::try_from(offset)
-            .ok()
-            .and_then(|at| snap.map.get(at..at.checked_add(u.len as usize)?))
-            .filter(|b| crate::format::checksum_matches(b));
-        if let Some(bytes) = bytes {
-            return Ok(u.frame(bytes));
-        }
+    if let Some((u, bytes)) =
+        unchecked.and_then(|u| Some((u, checksummed_frame(snap, offset, u.len as usize)?)))
+    {
+        return Ok(u.frame(bytes));
     }
     match raw_frame(snap, offset)? {
         (Some(f), _) => Ok(f),
@@ -1106,10 +1107,7 @@ impl Events {
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
         // Without a filter on names or text every frame in range matches: room for a
         // whole block at once instead of growing (and copying) the matches as they come.
-        let unfiltered = self.matcher.is_none()
-            && plan.types.is_none()
-            && plan.sources.is_none()
-            && plan.action.is_none();
+        let unfiltered = self.matcher.is_none() && !plan.filters_names();
         let mut found = Vec::with_capacity(if unfiltered {
             crate::index::BLOCK_EVENTS_MAX as usize
         } else {
@@ -1162,8 +1160,7 @@ impl Events {
         // Where every frame in range matches (no name filter, no text), most of what is
         // scanned is released: the frame is decoded whole here and kept, so that its
         // release only checks the checksum. Elsewhere the scan reads only the head.
-        let whole = self.matcher.is_some()
-            || (plan.types.is_none() && plan.sources.is_none() && plan.action.is_none());
+        let whole = self.matcher.is_some() || !plan.filters_names();
         let (head, data, unchecked, next) = if whole {
             let (frame, unchecked, next) = if let Some((f, len)) = peek_fields(&plan.snap, offset) {
                 (Some(f), Unchecked::of(&f, len), offset + len as u64)

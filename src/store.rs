@@ -21,14 +21,15 @@ use crate::config::{Config, Durability};
 use crate::dedup::DedupWindow;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp};
-use crate::format::{StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{EventFrame, StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
 use crate::lock::{WriterLock, LOCK_FILE};
 use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
 use crate::segment::{create_private, sync_dir, StreamKind};
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
 use crate::stream::{
-    borrowed_data, event_ref, raw_frame, read_frame, SegmentView, Snapshot, Stream,
+    borrowed_data, checksummed_frame, event_ref, materialize, raw_frame, read_frame, SegmentView,
+    Snapshot, Stream,
 };
 use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
 
@@ -1431,17 +1432,7 @@ impl Scan {
                 return Some(Err(e));
             }
         };
-        let Some((snap, _)) = &self.current else {
-            unreachable!("advance leaves the frame's segment current");
-        };
-        let event = raw_frame(snap, offset).and_then(|(f, _)| {
-            let f = f.ok_or_else(|| {
-                Error::corrupt(
-                    &snap.path,
-                    offset,
-                    "frame read as an event, decoded as a string",
-                )
-            })?;
+        let event = event_frame(self.current.as_ref(), offset).and_then(|(snap, f)| {
             let data = borrowed_data(snap, offset, &f, &mut self.scratch)?;
             event_ref(snap, offset, &f, data)
         });
@@ -1468,7 +1459,7 @@ impl Scan {
                             *offset = at + len as u64;
                             return Ok(Some(at));
                         }
-                        Some((_, len)) if frame_checksum_matches(snap, at, len) => {
+                        Some((_, len)) if checksummed_frame(snap, at, len).is_some() => {
                             *offset = at + len as u64;
                         }
                         _ => {
@@ -1497,14 +1488,6 @@ impl Scan {
     }
 }
 
-/// Whether the `len`-byte frame at `offset` of `snap` carries its checksum.
-fn frame_checksum_matches(snap: &Snapshot, offset: u64, len: usize) -> bool {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|at| snap.map.get(at..at.checked_add(len)?))
-        .is_some_and(crate::format::checksum_matches)
-}
-
 impl Iterator for Scan {
     type Item = Result<StoredEvent>;
 
@@ -1512,32 +1495,35 @@ impl Iterator for Scan {
         if self.done {
             return None;
         }
-        loop {
-            if let Some((snap, offset)) = &mut self.current {
-                if *offset < snap.committed_len {
-                    match read_frame(snap, *offset) {
-                        Ok((ev, next)) => {
-                            *offset = next;
-                            match ev {
-                                Some(ev) if ev.id >= self.from => return Some(Ok(ev)),
-                                _ => continue,
-                            }
-                        }
-                        Err(e) => {
-                            self.done = true;
-                            return Some(Err(e));
-                        }
-                    }
-                }
-                self.current = None;
-            }
-            let view = self.views.get(self.next_view)?;
-            self.next_view += 1;
-            let start = view
-                .with_index(|ix, _| ix.block_of(self.from.0).map(|b| b.offset))
-                .unwrap_or(SEGMENT_HEADER_LEN as u64);
-            self.current = Some((view.snapshot(), start));
+        let event = match self.advance() {
+            Ok(Some(offset)) => event_frame(self.current.as_ref(), offset)
+                .and_then(|(snap, f)| materialize(snap, offset, &f, None)),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        if event.is_err() {
+            self.done = true;
         }
+        Some(event)
+    }
+}
+
+/// The event frame at `offset` of the `current` segment of a scan, where
+/// [`Scan::advance`] stopped, decoded with its checksum checked, and the snapshot it lies in.
+fn event_frame(
+    current: Option<&(Snapshot, u64)>,
+    offset: u64,
+) -> Result<(&Snapshot, EventFrame<'_>)> {
+    let Some((snap, _)) = current else {
+        unreachable!("advance leaves the frame's segment current");
+    };
+    match raw_frame(snap, offset)? {
+        (Some(f), _) => Ok((snap, f)),
+        (None, _) => Err(Error::corrupt(
+            &snap.path,
+            offset,
+            "frame read as an event, decoded as a string",
+        )),
     }
 }
 

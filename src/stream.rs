@@ -415,7 +415,18 @@ pub(crate) fn frame_data_bytes(
     }
 }
 
+/// The bytes of the `len`-byte frame at `offset` of `snap`, if they carry their checksum
+/// ([`format::checksum_matches`]).
+#[inline]
+pub(crate) fn checksummed_frame(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|at| snap.map.get(at..at.checked_add(len)?))
+        .filter(|b| format::checksum_matches(b))
+}
+
 /// Dictionary string `r` of `snap`, named by the frame at `offset`.
+#[inline]
 pub(crate) fn frame_name(snap: &Snapshot, offset: u64, r: u32) -> Result<&str> {
     snap.strings
         .get(r as usize)
@@ -424,6 +435,7 @@ pub(crate) fn frame_name(snap: &Snapshot, offset: u64, r: u32) -> Result<&str> {
 }
 
 /// The borrowed event of frame `f` at `offset` of `snap`, whose data text is `data`.
+#[inline]
 pub(crate) fn event_ref<'a>(
     snap: &'a Snapshot,
     offset: u64,
@@ -444,6 +456,7 @@ pub(crate) fn event_ref<'a>(
 
 /// The data text of frame `f` at `offset`: borrowed from the map when stored as is,
 /// decompressed into `scratch` (reused from call to call) when stored as LZ4.
+#[inline]
 pub(crate) fn borrowed_data<'a>(
     snap: &Snapshot,
     offset: u64,
@@ -480,7 +493,6 @@ pub(crate) fn materialize_cached(
     data: Option<String>,
     cache: Option<&DataCache>,
 ) -> Result<StoredEvent> {
-    let string = |r: u32| frame_name(snap, offset, r).map(String::from);
     let segment = snap.header.segment_id;
     let data = match (data, cache) {
         (Some(d), _) => Some(d),
@@ -497,14 +509,10 @@ pub(crate) fn materialize_cached(
         }
         (None, _) => frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned),
     };
+    // The data is moved in, not copied through the borrowed event.
     Ok(StoredEvent {
-        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
-        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
-        event_type: string(f.type_ref)?,
-        action: f.action_ref.map(string).transpose()?,
-        source: string(f.source_ref)?,
         data,
-        hash: f.hash,
+        ..event_ref(snap, offset, f, None)?.to_stored()
     })
 }
 

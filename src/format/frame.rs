@@ -306,13 +306,7 @@ pub fn decode_frame_unchecked(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, 
 pub fn peek_event(buf: &[u8]) -> Option<(EventFrame<'_>, usize)> {
     #[inline]
     fn varint(body: &[u8], pos: &mut usize) -> Option<u64> {
-        let rest = body.get(*pos..)?;
-        // Dictionary references mostly take one byte.
-        if let Some(&b) = rest.first().filter(|&&b| b < 0x80) {
-            *pos += 1;
-            return Some(u64::from(b));
-        }
-        let (v, n) = super::varint_in_word(rest)?;
+        let (v, n) = super::varint_fast(body.get(*pos..)?)?;
         *pos += n;
         Some(v)
     }

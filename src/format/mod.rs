@@ -134,14 +134,7 @@ impl<'a> Reader<'a> {
     /// An unsigned LEB128 varint of at most 10 bytes. `format-spec/FORMAT.md#conventions`
     #[inline]
     pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
-        // Fast path: most values (refs, small deltas) fit in one byte.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(b));
-            }
-        }
-        if let Some((v, n)) = self.buf.get(self.pos..).and_then(varint_in_word) {
+        if let Some((v, n)) = self.buf.get(self.pos..).and_then(varint_fast) {
             self.pos += n;
             return Ok(v);
         }
@@ -190,6 +183,16 @@ impl<'a> Reader<'a> {
     pub(crate) fn zigzag(&mut self, what: &str) -> Result<i64, DecodeError> {
         let v = self.varint(what)?;
         Ok((v >> 1).cast_signed() ^ -((v & 1).cast_signed()))
+    }
+}
+
+/// The varint at the start of `buf` by the quick ways: one byte (most references and
+/// small deltas), else [`varint_in_word`]; `None` leaves it to a byte-by-byte decode.
+#[inline]
+pub(crate) fn varint_fast(buf: &[u8]) -> Option<(u64, usize)> {
+    match buf.first() {
+        Some(&b) if b < 0x80 => Some((u64::from(b), 1)),
+        _ => varint_in_word(buf),
     }
 }
 
