@@ -45,6 +45,7 @@
 #![deny(unsafe_code)]
 
 mod cache;
+mod checked;
 mod config;
 mod cursor;
 mod dedup;

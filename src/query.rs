@@ -22,8 +22,8 @@ use crate::format::{Block, EventFrame, FrameHead};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{
-    borrowed_data, checksummed_frame, decompress_payload, event_ref, materialize_cached, raw_frame,
-    utf8, SegmentView, Snapshot,
+    borrowed_data, checksummed_frame, decompress_payload, event_ref, frame_bytes, frames_check_out,
+    materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
 };
 use crate::text::TextMatcher;
 
@@ -432,10 +432,18 @@ impl<T> Ord for Keyed<T> {
 }
 
 /// A candidate block.
-type Candidate = Keyed<Block>;
+type Candidate = Keyed<Visit>;
+
+/// A block to visit: a closed one with its number in the segment, or the open one.
+#[derive(Clone, Copy)]
+struct Visit {
+    block: Block,
+    /// The block's number among the segment's closed blocks; `None`: the open block.
+    closed: Option<u32>,
+}
 
 /// A block queued for visiting, keyed by the highest order key any of its events can have.
-fn queued_block(order: Order, block: Block) -> Candidate {
+fn queued_block(order: Order, block: Block, closed: Option<u32>) -> Candidate {
     Keyed {
         key: bound_key(
             order,
@@ -444,7 +452,7 @@ fn queued_block(order: Order, block: Block) -> Candidate {
             block.first_id,
             block.last_id,
         ),
-        item: block,
+        item: Visit { block, closed },
     }
 }
 
@@ -566,7 +574,8 @@ impl SegmentPlan {
             return;
         };
         if block_may_match(&block, f, after, order) {
-            self.blocks.push(queued_block(order, block));
+            self.blocks
+                .push(queued_block(order, block, u32::try_from(i).ok()));
         }
     }
 }
@@ -644,7 +653,7 @@ fn plan_segment(
             .open
             .filter(|b| open_allowed && block_may_match(b, f, after, order))
         {
-            blocks.push(queued_block(order, block));
+            blocks.push(queued_block(order, block, None));
         }
         let count = candidates.as_ref().map_or(closed, Vec::len);
         Some(SegmentPlan {
@@ -730,6 +739,9 @@ struct Match {
     data: Option<String>,
     /// The frame, when matching decoded it whole (without its checksum).
     frame: Option<Unchecked>,
+    /// Whether the frame's block was checked whole ([`crate::checked::CheckedBlocks`]): its release then
+    /// need not compute the checksum.
+    checked: bool,
 }
 
 /// An event frame decoded while scanning without its checksum. Its release checks the
@@ -777,16 +789,28 @@ impl Unchecked {
 }
 
 /// The frame of a released match at `offset`: its unchecked decode once the checksum over
-/// its bytes matches, or else the checked decode (which reports any damage).
+/// its bytes matches (or its block was `checked` whole), or else the checked decode (which
+/// reports any damage).
 fn released_frame<'a>(
     snap: &'a Snapshot,
     offset: u64,
     unchecked: Option<&Unchecked>,
+    checked: bool,
 ) -> Result<EventFrame<'a>> {
-    if let Some((u, bytes)) =
-        unchecked.and_then(|u| Some((u, checksummed_frame(snap, offset, u.len as usize)?)))
-    {
+    let bytes = |u: &Unchecked| {
+        if checked {
+            frame_bytes(snap, offset, u.len as usize)
+        } else {
+            checksummed_frame(snap, offset, u.len as usize)
+        }
+    };
+    if let Some((u, bytes)) = unchecked.and_then(|u| Some((u, bytes(u)?))) {
         return Ok(u.frame(bytes));
+    }
+    if checked {
+        if let Some(f) = peek_fields(snap, offset) {
+            return Ok(f.0);
+        }
     }
     match raw_frame(snap, offset)? {
         (Some(f), _) => Ok(f),
@@ -1029,7 +1053,7 @@ impl Events {
             }
             return Ok(());
         }
-        let blocks: Vec<Block> = batch.iter().map(|c| c.item).collect();
+        let blocks: Vec<Visit> = batch.iter().map(|c| c.item).collect();
         let results = self.scan_blocks_parallel(plan_index, &blocks);
         for (i, result) in results.into_iter().enumerate() {
             match result {
@@ -1055,7 +1079,7 @@ impl Events {
     fn scan_blocks_parallel(
         &self,
         plan_index: usize,
-        blocks: &[Block],
+        blocks: &[Visit],
     ) -> Vec<Result<Vec<Pending>>> {
         use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
         let threads = std::thread::available_parallelism()
@@ -1095,16 +1119,46 @@ impl Events {
     }
 
     /// The matches of one block of plan `plan_index`.
+    ///
+    /// A closed block with a match is checked whole once ([`crate::checked::CheckedBlocks`]): its bytes
+    /// are in the cache now, and the releases of its events, by this query and every later
+    /// one, then skip their checksums.
     fn scan_block(
         &self,
         plan_index: usize,
-        block: &Block,
+        visit: &Visit,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<Pending>> {
         let Plan::Expanded(plan) = &self.plans[plan_index] else {
             return Ok(Vec::new());
         };
+        let block = &visit.block;
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
+        let mut found = self.block_matches(plan_index, plan, block, end, scratch)?;
+        // A block closed after the snapshot was taken may reach past its committed end:
+        // what the snapshot holds of it is not the whole block.
+        let whole = end == block.offset + u64::from(block.len);
+        if let (Some(n), Some(_), true) = (visit.closed, found.first(), whole) {
+            let checked = &plan.snap.checked;
+            if checked.contains(n) || frames_check_out(&plan.snap, block.offset, end) {
+                checked.insert(n);
+                for p in &mut found {
+                    p.item.checked = true;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The matches among the frames of `block`, which end at `end`.
+    fn block_matches(
+        &self,
+        plan_index: usize,
+        plan: &SegmentPlan,
+        block: &Block,
+        end: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<Pending>> {
         // Without a filter on names or text every frame in range matches: room for a
         // whole block at once instead of growing (and copying) the matches as they come.
         let unfiltered = self.matcher.is_none() && !plan.filters_names();
@@ -1195,6 +1249,7 @@ impl Events {
                     offset,
                     data,
                     frame: unchecked,
+                    checked: false,
                 },
             }
         });
@@ -1207,7 +1262,7 @@ impl Events {
         let Plan::Expanded(plan) = &self.plans[p.plan] else {
             unreachable!("matches come only from expanded plans, which stay expanded");
         };
-        let f = released_frame(&plan.snap, p.offset, p.frame.as_ref())?;
+        let f = released_frame(&plan.snap, p.offset, p.frame.as_ref(), p.checked)?;
         materialize_cached(&plan.snap, p.offset, &f, p.data, self.cache.as_deref())
     }
 
@@ -1414,7 +1469,7 @@ fn borrow_match<'a>(
     };
     let snap = &plan.snap;
     let offset = m.offset;
-    let f = released_frame(snap, offset, m.frame.as_ref())?;
+    let f = released_frame(snap, offset, m.frame.as_ref(), m.checked)?;
     let segment = snap.header.segment_id;
     let cached = match (&m.data, cache) {
         (None, Some(c)) if f.raw_len.is_some() => c.get(segment, offset, f.hash),

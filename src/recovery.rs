@@ -370,6 +370,7 @@ fn check_payloads(
         committed_len,
         strings: Arc::clone(&index.strings),
         path: Arc::from(path),
+        checked: Arc::new(crate::checked::CheckedBlocks::with_capacity(0)),
     };
     let mut at = SEGMENT_HEADER_LEN as u64;
     while at < committed_len {

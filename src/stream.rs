@@ -15,6 +15,7 @@ use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::{DataCache, DATA_CACHE_BYTES};
+use crate::checked::CheckedBlocks;
 use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{
@@ -45,8 +46,19 @@ struct ViewState {
     map: Arc<Mmap>,
     slot: CommitSlot,
     index: SegmentIndex,
+    /// The closed blocks of `index` checked whole, with room for all of them.
+    checked: Arc<CheckedBlocks>,
     scanned_len: u64,
     file_len: u64,
+}
+
+impl ViewState {
+    /// Gives the marks room for every closed block of the index.
+    fn make_room_for_marks(&mut self) {
+        if self.index.blocks.len() > self.checked.capacity() {
+            self.checked = Arc::new(self.checked.grown(self.index.blocks.len()));
+        }
+    }
 }
 
 /// What a reader needs to decode frames of a segment without holding its lock.
@@ -57,6 +69,9 @@ pub(crate) struct Snapshot {
     pub committed_len: u64,
     pub strings: Arc<Vec<Arc<str>>>,
     pub path: Arc<Path>,
+    /// The view's closed blocks checked whole (room for every block closed at the
+    /// snapshot's moment).
+    pub checked: Arc<CheckedBlocks>,
 }
 
 impl SegmentView {
@@ -80,6 +95,7 @@ impl SegmentView {
                 map: first_map,
                 slot: CommitSlot::default(),
                 index: SegmentIndex::default(),
+                checked: Arc::new(CheckedBlocks::with_capacity(0)),
                 scanned_len: SEGMENT_HEADER_LEN as u64,
                 file_len,
             }),
@@ -115,6 +131,7 @@ impl SegmentView {
             // A sealed segment seen for the first time: trust its checksummed footer.
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
             st.index = index_from_footer(&map, &slot, &self.path)?;
+            st.checked = Arc::new(CheckedBlocks::with_capacity(st.index.blocks.len()));
             st.map = map;
         } else {
             let map_len = if slot.sealed {
@@ -142,6 +159,7 @@ impl SegmentView {
                 }
                 // Committed but never synced, and lost to a power loss: the readable
                 // segment ends before it, as it will once a writer recovers the store.
+                st.make_room_for_marks();
                 st.scanned_len = frame_at;
                 st.slot = CommitSlot {
                     committed_len: frame_at,
@@ -156,7 +174,11 @@ impl SegmentView {
                 // encoded in the map: a daemon that ran for days would otherwise keep every
                 // sealed segment's decoded postings in memory).
                 st.index = index_from_footer(&st.map, &slot, &self.path)?;
+                // Marks name blocks by number: numbers from another build of the index
+                // could name other bytes, so its blocks are checked again.
+                st.checked = Arc::new(CheckedBlocks::with_capacity(st.index.blocks.len()));
             }
+            st.make_room_for_marks();
         }
         st.scanned_len = slot.committed_len;
         st.slot = slot;
@@ -204,6 +226,7 @@ impl SegmentView {
             committed_len: st.slot.committed_len,
             strings: Arc::clone(&st.index.strings),
             path: Arc::clone(&self.shared_path),
+            checked: Arc::clone(&st.checked),
         }
     }
 
@@ -219,6 +242,7 @@ impl SegmentView {
             committed_len: st.slot.committed_len,
             strings: Arc::clone(&st.index.strings),
             path: Arc::clone(&self.shared_path),
+            checked: Arc::clone(&st.checked),
         };
         let t = f(&st.index, &st.slot);
         (snap, t)
@@ -419,10 +443,36 @@ pub(crate) fn frame_data_bytes(
 /// ([`format::checksum_matches`]).
 #[inline]
 pub(crate) fn checksummed_frame(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
+    frame_bytes(snap, offset, len).filter(|b| format::checksum_matches(b))
+}
+
+/// The bytes of the `len`-byte frame at `offset` of `snap`, unchecked: for a frame of a
+/// block checked whole ([`CheckedBlocks`]).
+#[inline]
+pub(crate) fn frame_bytes(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
     usize::try_from(offset)
         .ok()
         .and_then(|at| snap.map.get(at..at.checked_add(len)?))
-        .filter(|b| format::checksum_matches(b))
+}
+
+/// Whether the frames from `from` to `end` (one block's) all pass the checked decode
+/// (checksum and every format rule) and end exactly at `end`: what lets a block be marked
+/// checked whole ([`CheckedBlocks`]).
+pub(crate) fn frames_check_out(snap: &Snapshot, from: u64, end: u64) -> bool {
+    let mut at = from;
+    while at < end {
+        match format::decode_frame(
+            usize::try_from(at)
+                .ok()
+                .zip(usize::try_from(end).ok())
+                .and_then(|(a, b)| snap.map.get(a..b))
+                .unwrap_or_default(),
+        ) {
+            Ok(Some((_, len))) => at += len as u64,
+            _ => return false,
+        }
+    }
+    at == end
 }
 
 /// Dictionary string `r` of `snap`, named by the frame at `offset`.
