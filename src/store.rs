@@ -224,10 +224,10 @@ std::thread_local! {
     static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's cleared compression buffer.
+/// Runs `f` with this thread's compression buffer. Its bytes are what earlier appends
+/// left there: [`Shared::pack`] overwrites them, and only the ranges it returns are read.
 fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     PACKED.with_borrow_mut(|buf| {
-        buf.clear();
         let out = f(buf);
         if buf.capacity() > PACKED_KEEP {
             *buf = Vec::new();
@@ -866,7 +866,7 @@ impl Store {
         let key = shared.dedup_key(&event, home, hash);
         let mut result = Appended::New(EventId(0));
         with_packed(|buf| {
-            let packed = shared.pack(&event, buf).map(|r| &buf[r]);
+            let packed = shared.pack(&event, buf, 0).map(|r| &buf[r]);
             self.enqueue(shared, &[(&event, hash, key, packed)], None, |a| {
                 result = a;
             })
@@ -892,7 +892,7 @@ impl Store {
         let key = shared.dedup_key(&event, event.dedup_home(), hash);
         let mut result = Appended::New(EventId(0));
         with_packed(|buf| {
-            let packed = shared.pack(&event, buf).map(|r| &buf[r]);
+            let packed = shared.pack(&event, buf, 0).map(|r| &buf[r]);
             self.enqueue(shared, &[(&event, hash, key, packed)], Some(id.0), |a| {
                 result = a;
             })
@@ -917,7 +917,16 @@ impl Store {
         }
         let mut out = Vec::with_capacity(events.len());
         with_packed(|buf| {
-            let packed: Vec<_> = events.iter().map(|e| shared.pack(e, buf)).collect();
+            // Each block goes after the one before it.
+            let mut at = 0;
+            let packed: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    let r = shared.pack(e, buf, at);
+                    at = r.as_ref().map_or(at, |r| r.end);
+                    r
+                })
+                .collect();
             let items: Vec<Item> = events
                 .iter()
                 .zip(packed)

@@ -209,33 +209,30 @@ impl Dropper {
     }
 }
 
-/// Appends the LZ4 block of `data` to `out` and returns where it lies there, if `data` is
-/// longer than `compress_len_min` and compression makes it smaller: what a frame stores
-/// instead of the data. The writer compresses into a buffer it keeps from event to event,
-/// an appending thread (while the writer is behind, [`Shared::pack`]) into one of its own;
-/// both give the same bytes. `format-spec/FORMAT.md#frame`
+/// Writes the LZ4 block of `data` into `out` from byte `at` on and returns where it lies
+/// there, if `data` is longer than `compress_len_min` and compression makes it smaller: what
+/// a frame stores instead of the data. `out` only grows, to `at` plus LZ4's bound for
+/// `data`, and its bytes are overwritten, not zeroed again: a buffer kept from event to
+/// event costs no clearing of that bound (a few times the block's size) per event. The
+/// writer compresses into a buffer it keeps, an appending thread (while the writer is
+/// behind, [`Shared::pack`]) into one of its own; both give the same bytes.
+/// `format-spec/FORMAT.md#frame`
 pub(crate) fn compress(
     data: &[u8],
     compress_len_min: usize,
     out: &mut Vec<u8>,
+    at: usize,
 ) -> Option<std::ops::Range<usize>> {
     if data.len() <= compress_len_min {
         return None;
     }
-    let start = out.len();
-    out.resize(
-        start + lz4_flex::block::get_maximum_output_size(data.len()),
-        0,
-    );
-    match lz4_flex::block::compress_into(data, &mut out[start..]) {
-        Ok(n) if n < data.len() => {
-            out.truncate(start + n);
-            Some(start..start + n)
-        }
-        _ => {
-            out.truncate(start);
-            None
-        }
+    let end = at + lz4_flex::block::get_maximum_output_size(data.len());
+    if out.len() < end {
+        out.resize(end, 0);
+    }
+    match lz4_flex::block::compress_into(data, &mut out[at..end]) {
+        Ok(n) if n < data.len() => Some(at..at + n),
+        _ => None,
     }
 }
 
@@ -492,18 +489,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Compresses `event`'s data as the writer would store it, appending the LZ4 block to
-    /// `out` and returning where it lies there, when the writer is behind
-    /// ([`Shared::writer_behind`]) and the data is worth compressing; else `None`, and the
-    /// writer compresses it.
-    pub fn pack(&self, event: &Event, out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+    /// Compresses `event`'s data as the writer would store it, writing the LZ4 block into
+    /// `out` from byte `at` on ([`compress`]) and returning where it lies there, when the
+    /// writer is behind ([`Shared::writer_behind`]) and the data is worth compressing;
+    /// else `None`, and the writer compresses it.
+    pub fn pack(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+        at: usize,
+    ) -> Option<std::ops::Range<usize>> {
         let data = event.data_text()?.as_bytes();
         // Small data first: most events need not even read the flag.
         if data.len() <= self.config.compress_len_min || !self.writer_behind.load(Ordering::Relaxed)
         {
             return None;
         }
-        compress(data, self.config.compress_len_min, out)
+        compress(data, self.config.compress_len_min, out, at)
     }
 
     /// The dedup window's key for `event`, whose home bucket is `home` and content hash
@@ -780,10 +782,9 @@ impl Writer {
         let (payload, raw_len) = if q.raw_len.is_some() {
             (q.data, q.raw_len)
         } else {
-            lz4.clear();
             let packed = q
                 .data
-                .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4))
+                .and_then(|d| compress(d, self.shared.config.compress_len_min, lz4, 0))
                 .map(|r| &lz4[r]);
             let raw_len = packed.and(q.data).map(|d| d.len() as u32);
             (packed.or(q.data), raw_len)
@@ -1013,7 +1014,10 @@ mod tests {
             for e in &events[..30] {
                 shared.writer_behind.store(behind, Ordering::Relaxed);
                 let large = e.data_text().unwrap().len() > 1024;
-                assert_eq!(shared.pack(e, &mut Vec::new()).is_some(), behind && large);
+                assert_eq!(
+                    shared.pack(e, &mut Vec::new(), 0).is_some(),
+                    behind && large
+                );
                 assert!(matches!(store.append(e.clone()), Ok(Appended::New(_))));
             }
             shared.writer_behind.store(behind, Ordering::Relaxed);
