@@ -17,6 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// lock is enough, since it asserts a fact about bytes that every thread sees the same.
 pub(crate) struct CheckedBlocks {
     words: Box<[AtomicU64]>,
+    /// The active segment's open block: its number (high half) and how many of its bytes,
+    /// from its start, hold frames that passed the checked decode (low half). One word, so
+    /// that both change together; the largest value written wins, which keeps the newest
+    /// open block and the longest checked part of it.
+    open: AtomicU64,
 }
 
 impl CheckedBlocks {
@@ -26,6 +31,7 @@ impl CheckedBlocks {
             words: (0..blocks.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            open: AtomicU64::new(0),
         }
     }
 
@@ -42,6 +48,9 @@ impl CheckedBlocks {
             new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         grown
+            .open
+            .store(self.open.load(Ordering::Relaxed), Ordering::Relaxed);
+        grown
     }
 
     /// Whether block `block` was checked whole; `false` beyond the capacity.
@@ -50,6 +59,25 @@ impl CheckedBlocks {
         self.words
             .get(block as usize / 64)
             .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (block % 64)) != 0)
+    }
+
+    /// How many bytes from the start of open block `block` hold frames that passed the
+    /// checked decode (0 when another block was the open one).
+    #[inline]
+    pub fn open_checked(&self, block: u32) -> u32 {
+        let v = self.open.load(Ordering::Relaxed);
+        if v >> 32 == u64::from(block) {
+            v as u32
+        } else {
+            0
+        }
+    }
+
+    /// Records that the frames in the first `len` bytes of open block `block` passed the
+    /// checked decode.
+    pub fn insert_open(&self, block: u32, len: u32) {
+        self.open
+            .fetch_max(u64::from(block) << 32 | u64::from(len), Ordering::Relaxed);
     }
 
     /// Records that every frame of block `block` passed the checked decode. Beyond the
@@ -220,5 +248,43 @@ mod tests {
             assert_eq!(g.contains(b), [0, 63, 64, 69].contains(&b), "block {b}");
         }
         assert_eq!(CheckedBlocks::with_capacity(0).grown(1).capacity(), 64);
+    }
+
+    /// The open block is checked as far as a listing read it, and a later listing that
+    /// reads it grown checks the new frames: the mark follows the block's length.
+    #[test]
+    fn the_open_block_is_checked_as_far_as_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s"), Config::default()).unwrap();
+        let event = |i: i64| {
+            Event::new(
+                Timestamp(1_732_460_000_000_000 + i),
+                "t",
+                None,
+                "s",
+                Some("{}"),
+            )
+            .unwrap()
+        };
+        let open_mark = |store: &Store| {
+            let v = store.views().pop().unwrap();
+            let n = u32::try_from(v.with_index(|ix, _| ix.blocks.len())).unwrap();
+            v.snapshot().checked.open_checked(n)
+        };
+        let newest = |store: &Store, n: u64| -> Vec<u64> {
+            let q = store.query().limit(n).run().unwrap();
+            q.map(|e| e.unwrap().id.0).collect()
+        };
+        store.append_batch((0..5).map(event).collect()).unwrap();
+        store.flush().unwrap();
+        store.refresh().unwrap();
+        assert_eq!(open_mark(&store), 0);
+        assert_eq!(newest(&store, 3), [5, 4, 3]);
+        let first = open_mark(&store);
+        assert!(first > 0, "the open block's frames are marked");
+        store.append_batch((5..10).map(event).collect()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(newest(&store, 20), (1..=10).rev().collect::<Vec<_>>());
+        assert!(open_mark(&store) > first, "and then its new frames");
     }
 }

@@ -434,16 +434,18 @@ impl<T> Ord for Keyed<T> {
 /// A candidate block.
 type Candidate = Keyed<Visit>;
 
-/// A block to visit: a closed one with its number in the segment, or the open one.
+/// A block to visit, with its number in the segment (the open block's is the number of
+/// closed blocks).
 #[derive(Clone, Copy)]
 struct Visit {
     block: Block,
-    /// The block's number among the segment's closed blocks; `None`: the open block.
-    closed: Option<u32>,
+    number: u32,
+    /// Whether the block is closed; else it is the active segment's open block.
+    closed: bool,
 }
 
 /// A block queued for visiting, keyed by the highest order key any of its events can have.
-fn queued_block(order: Order, block: Block, closed: Option<u32>) -> Candidate {
+fn queued_block(order: Order, block: Block, number: u32, closed: bool) -> Candidate {
     Keyed {
         key: bound_key(
             order,
@@ -452,7 +454,11 @@ fn queued_block(order: Order, block: Block, closed: Option<u32>) -> Candidate {
             block.first_id,
             block.last_id,
         ),
-        item: Visit { block, closed },
+        item: Visit {
+            block,
+            number,
+            closed,
+        },
     }
 }
 
@@ -574,8 +580,8 @@ impl SegmentPlan {
             return;
         };
         if block_may_match(&block, f, after, order) {
-            self.blocks
-                .push(queued_block(order, block, u32::try_from(i).ok()));
+            let number = u32::try_from(i).unwrap_or(u32::MAX);
+            self.blocks.push(queued_block(order, block, number, true));
         }
     }
 }
@@ -653,7 +659,8 @@ fn plan_segment(
             .open
             .filter(|b| open_allowed && block_may_match(b, f, after, order))
         {
-            blocks.push(queued_block(order, block, None));
+            let number = u32::try_from(closed).unwrap_or(u32::MAX);
+            blocks.push(queued_block(order, block, number, false));
         }
         let count = candidates.as_ref().map_or(closed, Vec::len);
         Some(SegmentPlan {
@@ -1120,9 +1127,10 @@ impl Events {
 
     /// The matches of one block of plan `plan_index`.
     ///
-    /// A closed block with a match is checked whole once ([`crate::checked::CheckedBlocks`]): its bytes
-    /// are in the cache now, and the releases of its events, by this query and every later
-    /// one, then skip their checksums.
+    /// A block with a match is checked whole once ([`crate::checked::CheckedBlocks`]; the
+    /// open block as far as the snapshot holds it): its bytes are in the cache now, and the
+    /// releases of its events, by this query and every later one, then skip their
+    /// checksums.
     fn scan_block(
         &self,
         plan_index: usize,
@@ -1135,16 +1143,34 @@ impl Events {
         let block = &visit.block;
         let end = (block.offset + u64::from(block.len)).min(plan.snap.committed_len);
         let mut found = self.block_matches(plan_index, plan, block, end, scratch)?;
-        // A block closed after the snapshot was taken may reach past its committed end:
-        // what the snapshot holds of it is not the whole block.
-        let whole = end == block.offset + u64::from(block.len);
-        if let (Some(n), Some(_), true) = (visit.closed, found.first(), whole) {
-            let checked = &plan.snap.checked;
-            if checked.contains(n) || frames_check_out(&plan.snap, block.offset, end) {
-                checked.insert(n);
-                for p in &mut found {
-                    p.item.checked = true;
-                }
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let marks = &plan.snap.checked;
+        let n = visit.number;
+        let checked = if visit.closed {
+            // A block closed after the snapshot was taken may reach past its committed
+            // end: what the snapshot holds of it is not the whole block.
+            let whole = end == block.offset + u64::from(block.len);
+            marks.contains(n)
+                || (whole && frames_check_out(&plan.snap, block.offset, end) && {
+                    marks.insert(n);
+                    true
+                })
+        } else {
+            // The open block grows: what an earlier listing checked of it is kept, and only
+            // the frames after that are checked now.
+            let len = u32::try_from(end.saturating_sub(block.offset)).unwrap_or(u32::MAX);
+            let done = marks.open_checked(n).min(len);
+            done == len
+                || (frames_check_out(&plan.snap, block.offset + u64::from(done), end) && {
+                    marks.insert_open(n, len);
+                    true
+                })
+        };
+        if checked {
+            for p in &mut found {
+                p.item.checked = true;
             }
         }
         Ok(found)
