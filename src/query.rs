@@ -709,6 +709,7 @@ fn peek_head(snap: &Snapshot, offset: u64) -> Option<(Option<FrameHead>, usize)>
 
 /// The fields of the frame at `offset` without checking its checksum, for ruling it out;
 /// `None` when they do not decode (the checked decode then reports why).
+#[inline]
 fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
     let start = usize::try_from(offset).ok()?;
     let end = usize::try_from(snap.committed_len).ok()?;
