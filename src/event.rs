@@ -305,7 +305,12 @@ pub(crate) fn dedup_home(
     h = mix(h, len(action_len));
     h = mix(h, len(data_len));
     if let Some(d) = small_data {
+        // Eight bytes, zero-padded when shorter; a whole word is one load, not a call to
+        // `memcpy` for a length known only at run time.
         let edge = |b: &[u8]| {
+            if let Ok(word) = <[u8; 8]>::try_from(b) {
+                return u64::from_le_bytes(word);
+            }
             let mut w = [0u8; 8];
             w[..b.len()].copy_from_slice(b);
             u64::from_le_bytes(w)
