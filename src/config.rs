@@ -73,18 +73,15 @@ pub struct Config {
     /// How often the maintenance thread appends a system stats record (default 60 s).
     pub stats_interval: Duration,
     /// Bytes of the newest written log the writer leaves in the OS page cache (default
-    /// 64 MiB). Older bytes, once on the disk, are dropped from it (`posix_fadvise`
+    /// 512 MiB). Older bytes, once on the disk, are dropped from it (`posix_fadvise`
     /// `DONTNEED`): the log is written once and mostly its newest part is read again, and
     /// a long-running writer would otherwise fill the page cache at the expense of other
     /// programs (and, on a VM that hands freed memory back to its host, slow down as the
-    /// cache grows: `ARCHITECTURE.md`). A larger value keeps more of the dedup window
-    /// cached, which a writable open reads again to rebuild it and a duplicate's check
-    /// reads its original from: with 512 MiB (the whole window at ~400 bytes per event),
-    /// reopening a 1,000,000-event store took 143 ms instead of 302 ms, but every page of
-    /// that cache is memory the writer touches for the first time, which on this
-    /// project's VM costs ~12 µs per 4 KiB page and slowed sustained appends by ~10%
-    /// (`benches/RESULTS.md`). Pages a reader has mapped stay; a query of older data reads
-    /// it from the disk. `None` leaves the cache alone.
+    /// cache grows: `ARCHITECTURE.md`). The default covers the dedup window at ~400 bytes
+    /// per event, which a writable open reads again to rebuild it and a duplicate's check
+    /// reads its original from: with 64 MiB, reopening a 1,000,000-event store read it
+    /// from the disk (302 ms against 143 ms). Pages a reader has mapped stay; a query of
+    /// older data reads it from the disk. `None` leaves the cache alone.
     pub page_cache_keep: Option<u64>,
     /// Test hook: replaces the content hash as the deduplication key, to force collisions.
     /// The stored hash is always the real one.
@@ -112,7 +109,7 @@ impl Default for Config {
             dedup_key_for_tests: None,
             sidecars: true,
             stats_interval: Duration::from_secs(60),
-            page_cache_keep: Some(64 << 20),
+            page_cache_keep: Some(512 << 20),
         }
     }
 }
