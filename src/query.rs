@@ -18,7 +18,7 @@ use rustc_hash::FxHashSet;
 use crate::cache::DataCache;
 use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
-use crate::format::{Block, EventFrame, FrameHead};
+use crate::format::{Block, EventFrame, FrameHead, Summary};
 use crate::index::{Blocks, Bounds, SegmentIndex};
 use crate::store::Store;
 use crate::stream::{
@@ -199,24 +199,28 @@ impl<'s> Query<'s> {
         let matcher = self.filter.text.as_deref().map(TextMatcher::new);
         // Segments are expanded into candidate blocks only when the merge reaches them, so
         // "the newest 50" touches the newest segments alone.
+        // A sealed segment's summary never changes: one its bounds rule out is passed over
+        // without its lock (at 10M events, 60 segments: a fifth of "the newest 50").
+        let may_match = |s: &Summary| {
+            s.event_count != 0
+                && range_may_match(
+                    s.min_ts_us,
+                    s.max_ts_us,
+                    s.first_id,
+                    s.last_id,
+                    &self.filter,
+                )
+        };
         let plans = self
             .store
-            .views()
+            .views_where(|v| v.sealed_summary().is_none_or(may_match))
             .into_iter()
             .filter_map(|view| {
                 // The snapshot and the bound come from the same moment: the plan must not
                 // see events committed after the bound it was ordered by.
-                let (snap, key) = view.snapshot_and(|ix, _| {
+                let (snap, key) = view.snapshot_if(|ix, _| {
                     let s = &ix.summary;
-                    if s.event_count == 0
-                        || !range_may_match(
-                            s.min_ts_us,
-                            s.max_ts_us,
-                            s.first_id,
-                            s.last_id,
-                            &self.filter,
-                        )
-                    {
+                    if !may_match(s) {
                         return None;
                     }
                     Some(bound_key(
@@ -226,12 +230,8 @@ impl<'s> Query<'s> {
                         s.first_id,
                         s.last_id,
                     ))
-                });
-                Some(Plan::Pending {
-                    view,
-                    key: key?,
-                    snap,
-                })
+                })?;
+                Some(Plan::Pending { view, key, snap })
             })
             .collect();
         // A listing (a query with a limit) is the kind asked again and again, and its large

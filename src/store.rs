@@ -1156,6 +1156,14 @@ impl Store {
         self.stream.views()
     }
 
+    /// The segment views `keep` accepts ([`Stream::views_where`]).
+    pub(crate) fn views_where(
+        &self,
+        keep: impl FnMut(&SegmentView) -> bool,
+    ) -> Vec<Arc<SegmentView>> {
+        self.stream.views_where(keep)
+    }
+
     /// The cache of decompressed data that queries with a limit share.
     pub(crate) fn data_cache(&self) -> Arc<crate::cache::DataCache> {
         Arc::clone(&self.stream.data_cache)

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock};
@@ -19,7 +19,8 @@ use crate::checked::CheckedBlocks;
 use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{
-    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, SEGMENT_HEADER_LEN,
+    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, Summary,
+    SEGMENT_HEADER_LEN,
 };
 use crate::index::{FooterSource, SegmentIndex};
 use crate::segment::{
@@ -40,6 +41,10 @@ pub(crate) struct SegmentView {
     /// Its header.
     pub header: SegmentHeader,
     state: RwLock<ViewState>,
+    /// The summary of the segment once it is seen sealed (it never changes after that),
+    /// readable without the state lock: a query rules out most sealed segments by their
+    /// bounds alone, without a lock, a snapshot or a clone of the view per segment.
+    sealed_summary: OnceLock<Summary>,
 }
 
 struct ViewState {
@@ -99,6 +104,7 @@ impl SegmentView {
                 scanned_len: SEGMENT_HEADER_LEN as u64,
                 file_len,
             }),
+            sealed_summary: OnceLock::new(),
         };
         view.catch_up(slot, file_len)?;
         Ok(view)
@@ -183,7 +189,15 @@ impl SegmentView {
         st.scanned_len = slot.committed_len;
         st.slot = slot;
         st.file_len = file_len;
+        if slot.sealed {
+            let _ = self.sealed_summary.set(st.index.summary);
+        }
         Ok(())
+    }
+
+    /// The segment's summary if it is known to be sealed; `None` while it may still grow.
+    pub fn sealed_summary(&self) -> Option<&Summary> {
+        self.sealed_summary.get()
     }
 
     /// Re-reads the header and catches up with the writer. Returns whether the view is
@@ -246,6 +260,25 @@ impl SegmentView {
         };
         let t = f(&st.index, &st.slot);
         (snap, t)
+    }
+
+    /// `f` of the index and, only when it returns `Some`, a snapshot from the same moment:
+    /// a query passes over a segment its bounds rule out without touching its maps.
+    pub fn snapshot_if<T>(
+        &self,
+        f: impl FnOnce(&SegmentIndex, &CommitSlot) -> Option<T>,
+    ) -> Option<(Snapshot, T)> {
+        let st = self.state.read();
+        let t = f(&st.index, &st.slot)?;
+        let snap = Snapshot {
+            map: Arc::clone(&st.map),
+            header: self.header,
+            committed_len: st.slot.committed_len,
+            strings: Arc::clone(&st.index.strings),
+            path: Arc::clone(&self.shared_path),
+            checked: Arc::clone(&st.checked),
+        };
+        Some((snap, t))
     }
 
     /// Runs `f` on the view's index under its read lock.
@@ -697,6 +730,17 @@ impl Stream {
     /// The current views, oldest first.
     pub fn views(&self) -> Vec<Arc<SegmentView>> {
         self.views.read().clone()
+    }
+
+    /// The current views `keep` accepts, oldest first; `keep` runs under the list's lock,
+    /// so it must not take a view's own lock.
+    pub fn views_where(&self, mut keep: impl FnMut(&SegmentView) -> bool) -> Vec<Arc<SegmentView>> {
+        self.views
+            .read()
+            .iter()
+            .filter(|v| keep(v))
+            .map(Arc::clone)
+            .collect()
     }
 
     /// The view that may hold event `id`.
