@@ -4,7 +4,9 @@
 //! 10,000,000 events); under `cargo test` it runs a small smoke pass so the code stays
 //! working. Events come from the deterministic workload generator: a pool is generated
 //! first, then cloned with fresh timestamps into chunks that each appending thread builds
-//! for itself before each timed stretch.
+//! for itself before each timed stretch. Each row also gives the CPU time per event of the
+//! appending threads, the store's writer and its sync thread over the timed stretches, so a
+//! run shows which side bounds it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,70 @@ struct Run {
     elapsed: Duration,
     peak_anon: u64,
     log_bytes: u64,
+    /// CPU time of the timed stretches: the appending threads', the store's writer
+    /// threads' and its sync threads'.
+    cpu: Cpu,
+}
+
+/// CPU time (user + system) spent by each kind of thread.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    appending: Duration,
+    writer: Duration,
+    sync: Duration,
+}
+
+/// Clock ticks per second of `/proc`'s `utime` and `stime` (`sysconf(_SC_CLK_TCK)`, 100 on
+/// Linux).
+const TICKS_PER_SEC: u64 = 100;
+
+/// User + system CPU of the thread whose `stat` file is at `path`, and its name.
+fn thread_cpu(path: &std::path::Path) -> Option<(String, Duration)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The name is in parentheses and may hold spaces; the fields after it are plain.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat[open + 1..close].to_owned();
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((name, Duration::from_millis(ticks * 1000 / TICKS_PER_SEC)))
+}
+
+/// CPU of this process's threads named `selflog-writer` and `selflog-sync`, by thread id.
+fn store_threads_cpu() -> Vec<(String, String, Duration)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let (name, cpu) = thread_cpu(&e.path().join("stat"))?;
+        let tid = e.file_name().to_string_lossy().into_owned();
+        (name == "selflog-writer" || name == "selflog-sync").then_some((tid, name, cpu))
+    })
+    .collect()
+}
+
+/// What the store's threads spent between two [`store_threads_cpu`] readings (a thread
+/// that started in between counts from zero).
+fn store_cpu_between(
+    before: &[(String, String, Duration)],
+    after: &[(String, String, Duration)],
+) -> (Duration, Duration) {
+    let mut writer = Duration::ZERO;
+    let mut sync = Duration::ZERO;
+    for (tid, name, cpu) in after {
+        let was = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(Duration::ZERO, |b| b.2);
+        let spent = cpu.saturating_sub(was);
+        if name == "selflog-writer" {
+            writer += spent;
+        } else {
+            sync += spent;
+        }
+    }
+    (writer, sync)
 }
 
 fn pool(n: usize) -> Vec<Event> {
@@ -75,6 +141,7 @@ fn run_with(
     };
     let base_ts = Timestamp::now().0 - 86_400_000_000;
     let mut elapsed = Duration::ZERO;
+    let mut cpu = Cpu::default();
     let mut done = 0u64;
     let mut extra = 0u64;
     while done < total {
@@ -100,6 +167,8 @@ fn run_with(
                         })
                         .collect();
                     ready.wait();
+                    let own = std::path::Path::new("/proc/thread-self/stat");
+                    let start = thread_cpu(own).map_or(Duration::ZERO, |c| c.1);
                     if batch == 1 {
                         for e in events {
                             store.append(e).expect("append");
@@ -112,19 +181,24 @@ fn run_with(
                                 .expect("append_batch");
                         }
                     }
+                    thread_cpu(own).map_or(Duration::ZERO, |c| c.1.saturating_sub(start))
                 })
             })
             .collect();
         ready.wait();
+        let store_before = store_threads_cpu();
         let before = rss_anon();
         baseline.fetch_max(before, Ordering::Relaxed);
         peak.store(before, Ordering::Relaxed);
         let start = Instant::now();
         for w in workers {
-            w.join().expect("appender");
+            cpu.appending += w.join().expect("appender");
         }
         store.flush().expect("flush");
         elapsed += start.elapsed();
+        let (writer, sync) = store_cpu_between(&store_before, &store_threads_cpu());
+        cpu.writer += writer;
+        cpu.sync += sync;
         extra = extra.max(peak.swap(0, Ordering::Relaxed).saturating_sub(before));
         done += per_thread * threads;
     }
@@ -138,6 +212,7 @@ fn run_with(
         elapsed,
         peak_anon: extra,
         log_bytes: stats.log_bytes,
+        cpu,
     }
 }
 
@@ -211,23 +286,30 @@ fn main() {
     let cost = |on: &Run, off: &Run| 100.0 * (1.0 - rate(on) / rate(off));
     let (dedup_cost, batch_dedup_cost) = (cost(&runs[0], &runs[1]), cost(&runs[3], &runs[4]));
     println!(
-        "| workload | events | seconds | events/s | bytes/event | RssAnon growth while appending |"
+        "| workload | events | seconds | events/s | bytes/event | RssAnon growth while appending | CPU ns/event: appending / writer / sync |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         let secs = r.elapsed.as_secs_f64();
+        let per_event = |d: Duration| d.as_nanos() as f64 / r.events as f64;
         println!(
-            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} MB |",
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} MB | {:.0} / {:.0} / {:.0} |",
             r.name,
             r.events,
             secs,
             r.events as f64 / secs,
             r.log_bytes as f64 / r.events as f64,
-            r.peak_anon as f64 / 1e6
+            r.peak_anon as f64 / 1e6,
+            per_event(r.cpu.appending),
+            per_event(r.cpu.writer),
+            per_event(r.cpu.sync),
         );
     }
     println!(
         "events are prebuilt in chunks of {CHUNK_EVENTS} by the appending threads (untimed); RssAnon growth is the peak during a timed stretch minus the level before it"
+    );
+    println!(
+        "CPU: user + system time of the timed stretches (/proc, 10 ms ticks), summed over the appending threads, the store's writer threads and its sync threads; on 2 cores, appending + writer + sync near 2 x the elapsed ns/event means the machine is full"
     );
     println!(
         "dedup cost, single appends (medians of {rounds} rounds, each workload once a round): {dedup_cost:.1}%; pairs (events/s with/without): {single_pairs}"
