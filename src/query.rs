@@ -200,7 +200,7 @@ impl<'s> Query<'s> {
         // Segments are expanded into candidate blocks only when the merge reaches them, so
         // "the newest 50" touches the newest segments alone.
         // A sealed segment's summary never changes: one its bounds rule out is passed over
-        // without its lock (at 10M events, 60 segments: a fifth of "the newest 50").
+        // without its lock (at 10M events, 60 segments: two fifths of "the newest 50").
         let may_match = |s: &Summary| {
             s.event_count != 0
                 && range_may_match(

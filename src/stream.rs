@@ -233,7 +233,11 @@ impl SegmentView {
 
     /// A snapshot of what is readable now.
     pub fn snapshot(&self) -> Snapshot {
-        let st = self.state.read();
+        self.snapshot_of(&self.state.read())
+    }
+
+    /// The snapshot `st`, this view's state under its lock, describes.
+    fn snapshot_of(&self, st: &ViewState) -> Snapshot {
         Snapshot {
             map: Arc::clone(&st.map),
             header: self.header,
@@ -250,14 +254,7 @@ impl SegmentView {
         f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T,
     ) -> (Snapshot, T) {
         let st = self.state.read();
-        let snap = Snapshot {
-            map: Arc::clone(&st.map),
-            header: self.header,
-            committed_len: st.slot.committed_len,
-            strings: Arc::clone(&st.index.strings),
-            path: Arc::clone(&self.shared_path),
-            checked: Arc::clone(&st.checked),
-        };
+        let snap = self.snapshot_of(&st);
         let t = f(&st.index, &st.slot);
         (snap, t)
     }
@@ -270,15 +267,7 @@ impl SegmentView {
     ) -> Option<(Snapshot, T)> {
         let st = self.state.read();
         let t = f(&st.index, &st.slot)?;
-        let snap = Snapshot {
-            map: Arc::clone(&st.map),
-            header: self.header,
-            committed_len: st.slot.committed_len,
-            strings: Arc::clone(&st.index.strings),
-            path: Arc::clone(&self.shared_path),
-            checked: Arc::clone(&st.checked),
-        };
-        Some((snap, t))
+        Some((self.snapshot_of(&st), t))
     }
 
     /// Runs `f` on the view's index under its read lock.
