@@ -361,6 +361,177 @@ impl DedupWindow {
     }
 }
 
+/// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
+const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
+/// Version of the image layout, bumped whenever the table's layout or a key's home changes.
+const IMAGE_VERSION: u32 = 1;
+/// Bytes of the image header.
+const IMAGE_HEADER_LEN: usize = 64;
+
+/// What an image's header says about the window it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ImageHeader {
+    /// The newest id in the window: the store's last event when the image was written.
+    pub newest: u64,
+    /// That event's content hash, so that an image is never applied to other events.
+    pub newest_hash: u64,
+}
+
+impl DedupWindow {
+    /// The newest id inserted, if any.
+    pub fn newest(&self) -> Option<u64> {
+        self.base.map(|_| self.newest)
+    }
+
+    /// Ids the window covers: from the oldest inserted that is still in it to the newest
+    /// (0 when empty or disabled).
+    pub fn ids_covered(&self) -> u64 {
+        self.base
+            .map_or(0, |base| (self.newest + 1 - base).min(self.capacity))
+    }
+
+    /// Ids the window covers when full.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Bytes of this window's image.
+    fn image_len(&self) -> usize {
+        IMAGE_HEADER_LEN + self.slots.len() * 8 + self.buckets() + 4
+    }
+
+    /// Writes the window's image to `out`: a header naming the newest event (whose content
+    /// hash is `newest_hash`), the table's entries as little-endian u64s, the overflow
+    /// counts, and a CRC-32 of the entries and counts. Nothing is written for a disabled or
+    /// empty window; returns whether an image was written.
+    pub fn write_image(
+        &self,
+        newest_hash: u64,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<bool> {
+        let Some(base) = self.base.filter(|_| !self.is_disabled()) else {
+            return Ok(false);
+        };
+        let mut h = [0u8; IMAGE_HEADER_LEN];
+        h[0..8].copy_from_slice(IMAGE_MAGIC);
+        h[8..12].copy_from_slice(&IMAGE_VERSION.to_le_bytes());
+        h[16..24].copy_from_slice(&self.capacity.to_le_bytes());
+        h[24..32].copy_from_slice(&(self.buckets() as u64).to_le_bytes());
+        h[32..40].copy_from_slice(&base.to_le_bytes());
+        h[40..48].copy_from_slice(&self.newest.to_le_bytes());
+        h[48..56].copy_from_slice(&newest_hash.to_le_bytes());
+        let crc = crate::format::crc32(&[&h[0..60]]);
+        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        out.write_all(&h)?;
+        let mut body = crc32fast::Hasher::new();
+        let mut chunk = Vec::with_capacity(64 << 10);
+        for i in 0..self.slots.len() {
+            chunk.extend_from_slice(&self.slots.get(i).to_le_bytes());
+            if chunk.len() == chunk.capacity() {
+                body.update(&chunk);
+                out.write_all(&chunk)?;
+                chunk.clear();
+            }
+        }
+        body.update(&chunk);
+        out.write_all(&chunk)?;
+        body.update(&self.overflow);
+        out.write_all(&self.overflow)?;
+        out.write_all(&body.finalize().to_le_bytes())?;
+        Ok(true)
+    }
+
+    /// Reads a window of `capacity` ids back from an image of `len` bytes that
+    /// [`DedupWindow::write_image`] wrote. `Err` says why the image cannot be used (damage,
+    /// another capacity or layout version, entries that do not fit the header); the caller
+    /// then rebuilds the window from the segments.
+    pub fn read_image(
+        capacity: usize,
+        len: u64,
+        input: &mut impl std::io::Read,
+    ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
+        let mut w = DedupWindow::new(capacity);
+        if w.is_disabled() {
+            return Err("deduplication is off".into());
+        }
+        if len != w.image_len() as u64 {
+            return Err(format!(
+                "it is {len} bytes, not the {} of a {capacity}-event window",
+                w.image_len()
+            ));
+        }
+        let io = |e: std::io::Error| format!("reading it failed: {e}");
+        let mut h = [0u8; IMAGE_HEADER_LEN];
+        input.read_exact(&mut h).map_err(io)?;
+        let word = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
+        let half = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
+        if &h[0..8] != IMAGE_MAGIC {
+            return Err("it is not a dedup window image".into());
+        }
+        if half(60) != crate::format::crc32(&[&h[0..60]]) {
+            return Err("its header fails its checksum".into());
+        }
+        if half(8) != IMAGE_VERSION || half(12) != 0 || half(56) != 0 {
+            return Err(format!(
+                "it has layout version {} (this build: {IMAGE_VERSION})",
+                half(8)
+            ));
+        }
+        let (base, newest) = (word(32), word(40));
+        if word(16) != w.capacity || word(24) != w.buckets() as u64 {
+            return Err(format!(
+                "it holds a window of {} events, not {capacity}",
+                word(16)
+            ));
+        }
+        if base == 0 || newest < base || newest - base >= OFFSET_MASK {
+            return Err(format!(
+                "its ids are out of range (base {base}, newest {newest})"
+            ));
+        }
+        input.read_exact(&mut w.slots.map[..]).map_err(io)?;
+        input.read_exact(&mut w.overflow).map_err(io)?;
+        let mut crc = [0u8; 4];
+        input.read_exact(&mut crc).map_err(io)?;
+        let mut body = crc32fast::Hasher::new();
+        body.update(&w.slots.map[..]);
+        body.update(&w.overflow);
+        if u32::from_le_bytes(crc) != body.finalize() {
+            return Err("its entries fail their checksum".into());
+        }
+        // What the table's walks rely on, which a checksum alone does not prove: no entry
+        // past the newest id (an append would wait for an event that does not exist yet),
+        // no more live entries than the window holds (an insert finds a free slot), and a
+        // bucket nothing overflows (a walk along a chain ends).
+        let mut live = 0u64;
+        for i in 0..w.slots.len() {
+            let e = u64::from_le(w.slots.get(i));
+            if e != 0 {
+                let id = base + (e & OFFSET_MASK) - 1;
+                if id > newest {
+                    return Err(format!(
+                        "an entry holds id {id}, past its newest ({newest})"
+                    ));
+                }
+                live += u64::from(id + w.capacity > newest);
+            }
+            w.slots.set(i, e);
+        }
+        if live > w.capacity || !w.overflow.contains(&0) {
+            return Err("its table is not one a window can hold".into());
+        }
+        w.base = Some(base);
+        w.newest = newest;
+        Ok((
+            w,
+            ImageHeader {
+                newest,
+                newest_hash: word(48),
+            },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +650,64 @@ mod tests {
         w.insert(key(2), 1 << 40);
         assert_eq!(w.candidate(key(1)), None);
         assert_eq!(w.candidate(key(2)), Some(1 << 40));
+    }
+
+    /// A window filled past several generations, crowded into few buckets.
+    fn crowded_window(capacity: usize, inserts: u64) -> DedupWindow {
+        let mut w = DedupWindow::new(capacity);
+        for id in 1..=inserts {
+            w.insert(key(id % 97) & !0xFFFF_FFF0 | (id % 3), id);
+        }
+        w
+    }
+
+    #[test]
+    fn an_image_reads_back_as_the_same_window() {
+        let w = crowded_window(64, 500);
+        let mut image = Vec::new();
+        assert!(w.write_image(77, &mut image).unwrap());
+        assert_eq!(image.len(), w.image_len());
+        let (r, header) = DedupWindow::read_image(64, image.len() as u64, &mut &image[..]).unwrap();
+        assert_eq!(
+            header,
+            ImageHeader {
+                newest: 500,
+                newest_hash: 77
+            }
+        );
+        for k in 0..200 {
+            for low in 0..4 {
+                let k = key(k) & !0xFFFF_FFF0 | low;
+                assert_eq!(r.candidate(k), w.candidate(k), "key {k:x}");
+            }
+        }
+        // It goes on as the original does.
+        let (mut a, mut b) = (w, r);
+        for id in 501..700 {
+            a.insert(key(id), id);
+            b.insert(key(id), id);
+            assert_eq!(a.candidate(key(id - 30)), b.candidate(key(id - 30)));
+        }
+    }
+
+    #[test]
+    fn every_changed_byte_of_an_image_is_refused() {
+        let w = crowded_window(64, 300);
+        let mut image = Vec::new();
+        w.write_image(5, &mut image).unwrap();
+        for at in 0..image.len() {
+            let mut bad = image.clone();
+            bad[at] ^= 0x04;
+            assert!(
+                DedupWindow::read_image(64, bad.len() as u64, &mut &bad[..]).is_err(),
+                "byte {at} changed"
+            );
+        }
+        assert!(DedupWindow::read_image(65, image.len() as u64, &mut &image[..]).is_err());
+        assert!(DedupWindow::read_image(0, image.len() as u64, &mut &image[..]).is_err());
+        let mut empty = Vec::new();
+        assert!(!DedupWindow::new(64).write_image(0, &mut empty).unwrap());
+        assert!(empty.is_empty(), "an empty window writes nothing");
     }
 
     proptest::proptest! {

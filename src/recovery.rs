@@ -36,6 +36,16 @@ pub struct OpenReport {
     /// Bytes of frames that were committed but never synced and did not survive (a power
     /// loss in `Buffered` mode). They were discarded; flushed-only events can be among them.
     pub lost_unsynced_bytes: u64,
+    /// When the deduplication window was read from the image the last clean close left
+    /// (`dedup.window`), the newest event that image covered; `None` when it was rebuilt
+    /// from the segments alone.
+    pub dedup_image_id: Option<u64>,
+    /// Why an image that was there could not be used (damage, another window size, events
+    /// it does not match); the window was rebuilt from the segments instead.
+    pub dedup_image_rejected: Option<String>,
+    /// Events read from the segments to bring the window up to date: those after the
+    /// image, or the whole window without one.
+    pub dedup_events_read: u64,
 }
 
 /// Removes leftovers of segment creations a crash interrupted, returning how many.

@@ -118,7 +118,7 @@ pub struct StoreStats {
     /// Segment files of the event stream.
     pub segments: usize,
     /// Bytes the store's files occupy on disk (allocated blocks), including the unused,
-    /// preallocated end of the active segment.
+    /// preallocated end of the active segment and the dedup window image.
     pub disk_bytes: u64,
     /// Bytes of log: segment headers, committed frames and footers.
     pub log_bytes: u64,
@@ -239,24 +239,140 @@ fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
 /// Events of a batch whose dedup buckets are loaded together before they are looked up.
 const DEDUP_TOUCH_AHEAD: usize = 16;
 
-/// Rebuilds the deduplication window from the newest `capacity` stored events, reading
-/// the segments that hold them (on every core: this is most of the time of opening a large
-/// store for writing), so a daemon that re-sends its in-flight events after a crash stores
-/// each once.
-fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
-    let mut window = DedupWindow::new(capacity);
+/// The dedup window's image, written by a clean close and read by the next writable open
+/// (`format-spec/FORMAT.md#dedup-window-image`).
+pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
+
+/// The deduplication window of a store opened for writing: the image the last clean close
+/// left, brought up to date with the events stored after it, or else rebuilt from the
+/// segments. `last_id` is the store's last committed id. Records in `report` where the
+/// window came from.
+fn open_dedup(
+    dir: &Path,
+    stream: &Stream,
+    capacity: usize,
+    last_id: u64,
+    report: &mut OpenReport,
+) -> Result<DedupWindow> {
+    let path = dir.join(DEDUP_IMAGE_FILE);
     if capacity == 0 {
-        return Ok(window);
+        // A stale image of an earlier window is only dead weight on the disk.
+        let _ = std::fs::remove_file(&path);
+        return Ok(DedupWindow::new(0));
+    }
+    let image = match load_dedup_image(&path, stream, capacity, last_id) {
+        Ok(image) => image,
+        Err(why) => {
+            report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));
+            None
+        }
+    };
+    report.dedup_image_id = image.as_ref().and_then(DedupWindow::newest);
+    let (window, read) = rebuild_dedup(stream, capacity, image)?;
+    report.dedup_events_read = read;
+    Ok(window)
+}
+
+/// The window in the image at `path`, checked against the store: `Ok(None)` when there is
+/// none, `Err` saying why one cannot be used.
+fn load_dedup_image(
+    path: &Path,
+    stream: &Stream,
+    capacity: usize,
+    last_id: u64,
+) -> std::result::Result<Option<DedupWindow>, String> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open it: {e}")),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat it: {e}"))?
+        .len();
+    let mut input = std::io::BufReader::with_capacity(1 << 20, &mut file);
+    let (window, header) = DedupWindow::read_image(capacity, len, &mut input)?;
+    if header.newest > last_id {
+        return Err(format!(
+            "it covers events up to {}, past the store's last ({last_id})",
+            header.newest
+        ));
+    }
+    match get_in(stream, EventId(header.newest)) {
+        Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
+        Ok(_) => Err(format!(
+            "event {} is not the one it was written after",
+            header.newest
+        )),
+        Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
+    }
+}
+
+/// Below this many ids in the window (unless it is full), reading the window's events is
+/// no slower than reading a 16 MB image, and no image is written.
+const DEDUP_IMAGE_IDS_MIN: u64 = 50_000;
+
+/// Writes the image of `window` for the next writable open to read instead of the
+/// segments: to a temporary file, renamed over the old image. Not synced: an image a crash
+/// damaged fails its checksum and the window is rebuilt. Best effort: a failure costs the
+/// next open time, nothing else, so the temporary file is removed and nothing reported.
+fn save_dedup_image(dir: &Path, stream: &Stream, window: &DedupWindow) {
+    let path = dir.join(DEDUP_IMAGE_FILE);
+    let Some(newest) = window
+        .newest()
+        .filter(|_| window.ids_covered() >= DEDUP_IMAGE_IDS_MIN.min(window.capacity()))
+    else {
+        // Too few events for the image to beat reading them: an older image would still
+        // be right (the open reads the events after it), but it would be dead weight.
+        let _ = std::fs::remove_file(&path);
+        return;
+    };
+    let Ok(Some(event)) = get_in(stream, EventId(newest)) else {
+        return;
+    };
+    let tmp = dir.join(format!("{DEDUP_IMAGE_FILE}.tmp"));
+    let written = crate::segment::create_private(&tmp).ok().and_then(|f| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        let ok = window.write_image(event.hash, &mut out).ok()? && out.flush().is_ok();
+        ok.then_some(())
+    });
+    if written.is_none() || std::fs::rename(&tmp, &path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Brings the deduplication window up to the newest `capacity` stored events, reading the
+/// segments that hold the events after `from`'s newest (every one of the window when
+/// `from` is `None`), on every core: this is most of the time of opening a large store
+/// for writing without an image. Returns the window and how many events it read. A daemon
+/// that re-sends its in-flight events after a crash thus stores each once.
+fn rebuild_dedup(
+    stream: &Stream,
+    capacity: usize,
+    from: Option<DedupWindow>,
+) -> Result<(DedupWindow, u64)> {
+    let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
+    let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
+    if capacity == 0 {
+        return Ok((window, 0));
     }
     stream.refresh()?;
-    // The newest segments, back to the one holding the window's oldest event.
+    // The newest segments, back to the one holding the window's oldest event or the
+    // image's newest.
     let mut snaps = Vec::new();
     let mut covered = 0u64;
     for view in stream.views().iter().rev() {
         if covered >= capacity as u64 {
             break;
         }
-        let (snap, events) = view.snapshot_and(|ix, _| ix.summary.event_count);
+        let (snap, (events, last)) =
+            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
+        if events == 0 {
+            continue;
+        }
+        if last <= after {
+            break;
+        }
         covered += events;
         snaps.push(snap);
     }
@@ -286,11 +402,12 @@ fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
     });
     let mut all = Vec::with_capacity(usize::try_from(covered).unwrap_or(capacity));
     for entries in walked {
-        all.extend(entries?);
+        all.extend(entries?.into_iter().filter(|&(_, id)| id > after));
     }
+    let all = &all[all.len().saturating_sub(capacity)..];
     // Each insert is a cache miss in a large table: the buckets of the next few are loaded
     // together first, so that their misses overlap.
-    for chunk in all[all.len().saturating_sub(capacity)..].chunks(DEDUP_TOUCH_AHEAD) {
+    for chunk in all.chunks(DEDUP_TOUCH_AHEAD) {
         for &(hash, _) in chunk {
             window.touch(hash);
         }
@@ -298,7 +415,39 @@ fn rebuild_dedup(stream: &Stream, capacity: usize) -> Result<DedupWindow> {
             window.insert(hash, id);
         }
     }
-    Ok(window)
+    Ok((window, all.len() as u64))
+}
+
+/// The committed event with `id` in `stream` ([`Store::get`]).
+fn get_in(stream: &Stream, id: EventId) -> Result<Option<StoredEvent>> {
+    stream.refresh()?;
+    let Some(view) = stream.view_for(id.0) else {
+        return Ok(None);
+    };
+    let Some((block, checkpoint)) = view.with_index(|ix, _| ix.locate(id.0)) else {
+        return Ok(None);
+    };
+    let snap = view.snapshot();
+    let end = (block.offset + u64::from(block.len)).min(snap.committed_len);
+    let base = snap.header.base_id;
+    // Start at the checkpoint when the frame there is the event it names; a checkpoint
+    // that is off (a writer bug under the footer's CRC) costs a walk from the block's
+    // start, never a wrong answer, and `verify` reports it.
+    let start = checkpoint
+        .filter(|&(at, want)| {
+            at < end
+                && matches!(peek_frame_at(&snap, at, end),
+                    Some((Some(delta), _)) if base.wrapping_add(delta) == want)
+        })
+        .map_or(block.offset, |(at, _)| at);
+    let found = find_in_block(&snap, start, end, id, false)?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    // The block's ids say it holds `id`, but the walk that skips frames unchecked did
+    // not find it: a damaged frame on the way lies about its id or length (or a foreign
+    // writer left a gap). Walking again with every frame checked reports the damage.
+    find_in_block(&snap, block.offset, end, id, true)
 }
 
 /// The dedup window key of a stored event frame: what `append` computed for the event
@@ -587,7 +736,7 @@ impl Store {
         } else {
             None
         };
-        let (recovered, report) = recover(&dir)?;
+        let (recovered, mut report) = recover(&dir)?;
         // The store's reader view, loaded once here for the dedup window and kept.
         let generation = Arc::new(AtomicU64::new(0));
         let stream = Arc::new(Stream::new(
@@ -595,7 +744,13 @@ impl Store {
             StreamKind::Events,
             Some(Arc::clone(&generation)),
         ));
-        let dedup = rebuild_dedup(&stream, config.dedup_window)?;
+        let dedup = open_dedup(
+            &dir,
+            &stream,
+            config.dedup_window,
+            recovered.last_id,
+            &mut report,
+        )?;
         let dedup_hint = dedup.hint();
         let duplicates = crate::cursor::read_duplicates(&dir)?;
         let shared = Arc::new(Shared {
@@ -1174,34 +1329,7 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`] if the frames on the way fail their checksum.
     pub fn get(&self, id: EventId) -> Result<Option<StoredEvent>> {
-        self.stream.refresh()?;
-        let Some(view) = self.stream.view_for(id.0) else {
-            return Ok(None);
-        };
-        let Some((block, checkpoint)) = view.with_index(|ix, _| ix.locate(id.0)) else {
-            return Ok(None);
-        };
-        let snap = view.snapshot();
-        let end = (block.offset + u64::from(block.len)).min(snap.committed_len);
-        let base = snap.header.base_id;
-        // Start at the checkpoint when the frame there is the event it names; a checkpoint
-        // that is off (a writer bug under the footer's CRC) costs a walk from the block's
-        // start, never a wrong answer, and `verify` reports it.
-        let start = checkpoint
-            .filter(|&(at, want)| {
-                at < end
-                    && matches!(peek_frame_at(&snap, at, end),
-                        Some((Some(delta), _)) if base.wrapping_add(delta) == want)
-            })
-            .map_or(block.offset, |(at, _)| at);
-        let found = find_in_block(&snap, start, end, id, false)?;
-        if found.is_some() {
-            return Ok(found);
-        }
-        // The block's ids say it holds `id`, but the walk that skips frames unchecked did
-        // not find it: a damaged frame on the way lies about its id or length (or a foreign
-        // writer left a gap). Walking again with every frame checked reports the damage.
-        find_in_block(&snap, block.offset, end, id, true)
+        get_in(&self.stream, id)
     }
 
     /// Every committed event in id order, streaming. Events committed while the scan runs
@@ -1357,6 +1485,13 @@ impl Store {
         let st = w.shared.status.lock();
         if let Some(why) = &st.fatal {
             return Err(Error::Poisoned(why.clone()));
+        }
+        {
+            // Every event the window holds is written (the writer has stopped cleanly).
+            let q = w.shared.queue.lock();
+            if q.dedup.newest().is_some_and(|n| n <= st.written_id) {
+                save_dedup_image(&self.dir, &self.stream, &q.dedup);
+            }
         }
         saved?;
         Ok(())
