@@ -73,15 +73,16 @@ pub struct Config {
     /// How often the maintenance thread appends a system stats record (default 60 s).
     pub stats_interval: Duration,
     /// Bytes of the newest written log the writer leaves in the OS page cache (default
-    /// 512 MiB). Older bytes, once on the disk, are dropped from it (`posix_fadvise`
+    /// 64 MiB). Older bytes, once on the disk, are dropped from it (`posix_fadvise`
     /// `DONTNEED`): the log is written once and mostly its newest part is read again, and
     /// a long-running writer would otherwise fill the page cache at the expense of other
-    /// programs (and, on a VM that hands freed memory back to its host, slow down as the
-    /// cache grows: `ARCHITECTURE.md`). The default covers the dedup window at ~400 bytes
-    /// per event, which a writable open reads again to rebuild it and a duplicate's check
-    /// reads its original from: with 64 MiB, reopening a 1,000,000-event store read it
-    /// from the disk (302 ms against 143 ms). Pages a reader has mapped stay; a query of
-    /// older data reads it from the disk. `None` leaves the cache alone.
+    /// programs (and, on a VM that hands freed memory back to its host, pay for every new
+    /// page it touches: `ARCHITECTURE.md`; dropping close behind the writer lets it reuse
+    /// the pages it just freed). A writable open reads the dedup window from the image the
+    /// last clean close wrote, not from the log, so a small keep does not slow it; after a
+    /// crash it reads the window's events from the disk. A duplicate's check reads its
+    /// original, and a query of older data reads it, from the disk. Pages a reader has
+    /// mapped stay. `None` leaves the cache alone.
     pub page_cache_keep: Option<u64>,
     /// Test hook: replaces the content hash as the deduplication key, to force collisions.
     /// The stored hash is always the real one.
@@ -109,7 +110,7 @@ impl Default for Config {
             dedup_key_for_tests: None,
             sidecars: true,
             stats_interval: Duration::from_secs(60),
-            page_cache_keep: Some(512 << 20),
+            page_cache_keep: Some(64 << 20),
         }
     }
 }
