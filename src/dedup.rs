@@ -204,7 +204,9 @@ impl DedupWindow {
         }
         let tag = tag_of(key);
         let mut b = self.home(key);
-        loop {
+        // A chain ends at a bucket nothing overflows; the bound only matters for a table
+        // whose counts are off (read from a crafted image), where a walk must still end.
+        for _ in 0..self.buckets() {
             for e in self.slots.bucket(b) {
                 if tag_of(e) == tag && self.is_live(e) {
                     return Some(self.id_of(e));
@@ -215,6 +217,7 @@ impl DedupWindow {
             }
             b = self.next_bucket(b);
         }
+        None
     }
 
     /// Starts loading the home bucket of `key` into the cache: a plain read whose value is
@@ -318,7 +321,7 @@ impl DedupWindow {
         // remember the first free (empty or stale) slot.
         let mut free: Option<(usize, usize)> = None;
         let mut b = home;
-        loop {
+        for _ in 0..self.buckets() {
             for i in b * BUCKET..(b + 1) * BUCKET {
                 let e = self.slots.get(i);
                 if self.is_live(e) {
@@ -337,17 +340,18 @@ impl DedupWindow {
             b = self.next_bucket(b);
         }
         // No slot on the chain: read on to the first bucket with one. There are twice as
-        // many slots as live entries, so there is one.
-        let (at, slot) = free.unwrap_or_else(|| loop {
-            b = self.next_bucket(b);
-            let range = b * BUCKET..(b + 1) * BUCKET;
-            if let Some(i) = range
-                .into_iter()
-                .find(|&i| !self.is_live(self.slots.get(i)))
-            {
-                break (b, i);
-            }
-        });
+        // many slots as live entries, so there is one (in a table read from a crafted image
+        // perhaps not: then the key is not recorded, the window being only a hint).
+        let Some((at, slot)) = free.or_else(|| {
+            (0..self.buckets()).find_map(|_| {
+                b = self.next_bucket(b);
+                (b * BUCKET..(b + 1) * BUCKET)
+                    .find(|&i| !self.is_live(self.slots.get(i)))
+                    .map(|i| (b, i))
+            })
+        }) else {
+            return;
+        };
         self.vacate(at, slot);
         let d = self.distance(home, at);
         if d >= DISPLACEMENT_MAX {
@@ -499,10 +503,11 @@ impl DedupWindow {
         if u32::from_le_bytes(crc) != body.finalize() {
             return Err("its entries fail their checksum".into());
         }
-        // What the table's walks rely on, which a checksum alone does not prove: no entry
-        // past the newest id (an append would wait for an event that does not exist yet),
-        // no more live entries than the window holds (an insert finds a free slot), and a
-        // bucket nothing overflows (a walk along a chain ends).
+        // What the table relies on, which a checksum alone does not prove: no entry past
+        // the newest id (an append would wait for an event that does not exist yet), no
+        // displacement beyond the table, no more live entries than the window holds (an
+        // insert finds a free slot), and a bucket nothing overflows (a walk along a chain
+        // ends; walks are bounded as well, for counts that drift from a crafted start).
         let mut live = 0u64;
         for i in 0..w.slots.len() {
             let e = u64::from_le(w.slots.get(i));
@@ -512,6 +517,11 @@ impl DedupWindow {
                     return Err(format!(
                         "an entry holds id {id}, past its newest ({newest})"
                     ));
+                }
+                if displacement_of(e) >= w.buckets() {
+                    return Err(
+                        "an entry lives further from its home than there are buckets".into(),
+                    );
                 }
                 live += u64::from(id + w.capacity > newest);
             }
@@ -530,6 +540,36 @@ impl DedupWindow {
             },
         ))
     }
+}
+
+/// Fuzzing entry ([`crate::fuzzing::read_dedup_image`]): `bytes` as the image of a
+/// 64-event window, resized to its length and with both checksums made to match, so that
+/// the checks behind them are reached; an accepted window is then used as a store uses it.
+/// Returns whether it was accepted.
+pub(crate) fn fuzz_image(bytes: &[u8]) -> bool {
+    const CAPACITY: usize = 64;
+    let len = DedupWindow::new(CAPACITY).image_len();
+    let mut b = bytes.to_vec();
+    b.resize(len, 0);
+    let crc = crate::format::crc32(&[&b[0..60]]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    let crc = crate::format::crc32(&[&b[IMAGE_HEADER_LEN..len - 4]]);
+    b[len - 4..].copy_from_slice(&crc.to_le_bytes());
+    let Ok((mut w, header)) = DedupWindow::read_image(CAPACITY, len as u64, &mut &b[..]) else {
+        return false;
+    };
+    // Keys from the image's own entries (they hit) and others (they miss), looked up and
+    // inserted under new ids: every walk must end, nothing may panic.
+    let keys: Vec<u64> = b[IMAGE_HEADER_LEN..len - 4]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    for (i, &k) in keys.iter().enumerate() {
+        let _ = w.candidate(k);
+        w.insert(k.rotate_left(32), header.newest + 1 + i as u64);
+        let _ = w.candidate(k.rotate_left(32));
+    }
+    true
 }
 
 #[cfg(test)]

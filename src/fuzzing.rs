@@ -181,3 +181,10 @@ fn exercise(dir: &std::path::Path) {
     }
     let _ = crate::verify(dir);
 }
+
+/// Reads arbitrary bytes as a dedup window image (both checksums made to match first) and
+/// uses an accepted window; nothing may panic or loop forever. Returns whether it was
+/// accepted.
+pub fn read_dedup_image(bytes: &[u8]) -> bool {
+    crate::dedup::fuzz_image(bytes)
+}

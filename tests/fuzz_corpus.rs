@@ -43,3 +43,32 @@ fn segment_corpus_replays_without_panic() {
         selflog::fuzzing::open_arbitrary_segment(&bytes);
     }
 }
+
+#[test]
+fn dedup_image_corpus_replays_without_panic() {
+    let accepted = inputs("dedup_image")
+        .iter()
+        .filter(|(_, bytes)| selflog::fuzzing::read_dedup_image(bytes))
+        .count();
+    assert!(
+        accepted >= 2,
+        "the seed corpus includes images a store wrote"
+    );
+}
+
+/// Every single changed byte of a store's image either is refused or leaves a window that
+/// works (the fuzz target's promise, checked exhaustively on one image).
+#[test]
+fn every_changed_byte_of_a_dedup_image_is_refused_or_harmless() {
+    let (_, image) = inputs("dedup_image")
+        .into_iter()
+        .find(|(name, _)| name.ends_with("window-64-crowded"))
+        .unwrap();
+    for at in 0..image.len() {
+        for bit in [0x01, 0x10, 0x80] {
+            let mut b = image.clone();
+            b[at] ^= bit;
+            selflog::fuzzing::read_dedup_image(&b);
+        }
+    }
+}
