@@ -255,6 +255,8 @@ fn open_dedup(
     report: &mut OpenReport,
 ) -> Result<DedupWindow> {
     let path = dir.join(DEDUP_IMAGE_FILE);
+    // What a close killed while writing the image left (the next close would truncate it).
+    let _ = std::fs::remove_file(dir.join(format!("{DEDUP_IMAGE_FILE}.tmp")));
     if capacity == 0 {
         // A stale image of an earlier window is only dead weight on the disk.
         let _ = std::fs::remove_file(&path);

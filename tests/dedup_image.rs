@@ -295,3 +295,18 @@ fn after_a_writer_is_killed_the_image_and_the_log_after_it_make_the_window() {
     assert_eq!(report.dedup_events_read, (stored - 1200).min(1000));
     resend_matches(&store, stored, 1000);
 }
+
+#[test]
+fn a_leftover_temporary_image_is_removed_by_the_writable_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    store_with(&path, 1000, 1000);
+    let tmp = path.join(format!("{IMAGE}.tmp"));
+    std::fs::write(&tmp, vec![7u8; 4096]).unwrap();
+    let store = Store::open_read_only(&path).unwrap();
+    drop(store);
+    assert!(tmp.exists(), "a reader changes nothing");
+    let store = Store::open(&path, config(1000)).unwrap();
+    assert!(!tmp.exists());
+    assert_eq!(store.open_report().dedup_image_id, Some(1000));
+}
