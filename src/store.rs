@@ -1484,14 +1484,18 @@ impl Store {
             let _ = t.join();
         }
         let saved = self.save_duplicates(&w.shared);
-        let st = w.shared.status.lock();
-        if let Some(why) = &st.fatal {
-            return Err(Error::Poisoned(why.clone()));
+        let (fatal, written_id) = {
+            let st = w.shared.status.lock();
+            (st.fatal.clone(), st.written_id)
+        };
+        if let Some(why) = fatal {
+            return Err(Error::Poisoned(why));
         }
         {
-            // Every event the window holds is written (the writer has stopped cleanly).
+            // Only when every event the window holds is written (the writer stopped
+            // cleanly, nothing left queued).
             let q = w.shared.queue.lock();
-            if q.dedup.newest().is_some_and(|n| n <= st.written_id) {
+            if q.dedup.newest().is_some_and(|n| n <= written_id) {
                 save_dedup_image(&self.dir, &self.stream, &q.dedup);
             }
         }
