@@ -25,6 +25,8 @@
 //! other bits (at the default window), so a false candidate (which makes the appender read
 //! a stored event to rule it out) comes up about once in 2^32 / 4 appends.
 
+use crate::event::EventId;
+
 /// Entries per bucket: one cache line of 8-byte entries.
 const BUCKET: usize = 8;
 /// Window events per bucket on average: half of the slots.
@@ -488,7 +490,7 @@ impl DedupWindow {
                 word(16)
             ));
         }
-        if base == 0 || newest < base || newest - base >= OFFSET_MASK {
+        if base == 0 || newest < base || newest - base >= OFFSET_MASK || newest > EventId::MAX.0 {
             return Err(format!(
                 "its ids are out of range (base {base}, newest {newest})"
             ));

@@ -103,6 +103,13 @@ impl fmt::Display for Timestamp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct EventId(pub u64);
 
+impl EventId {
+    /// The largest id [`crate::Store::append_with_id`] takes (2^63 − 1, `SQLite`'s largest
+    /// rowid), so that ids stay far enough from `u64::MAX` for a store's arithmetic on
+    /// them (a window's length added to one) never to overflow.
+    pub const MAX: EventId = EventId(i64::MAX as u64);
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

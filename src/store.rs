@@ -1032,12 +1032,13 @@ impl Store {
     }
 
     /// Appends an event under a given id, for imports that keep their source's ids. `id`
-    /// must be above every id used so far (gaps are allowed); later events continue after
-    /// it. A duplicate within the dedup window is not stored again.
+    /// must be above every id used so far (gaps are allowed) and at most
+    /// [`EventId::MAX`]; later events continue after it. A duplicate within the dedup
+    /// window is not stored again.
     ///
     /// # Errors
-    /// [`Error::InvalidEvent`] naming `id` when it does not increase; otherwise as
-    /// [`Store::append`].
+    /// [`Error::InvalidEvent`] naming `id` when it does not increase or is above
+    /// [`EventId::MAX`]; otherwise as [`Store::append`].
     #[expect(
         clippy::needless_pass_by_value,
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
@@ -1174,6 +1175,12 @@ impl Store {
                 continue;
             }
             if let Some(forced) = forced_id {
+                if forced > EventId::MAX.0 {
+                    return Err(Error::InvalidEvent {
+                        field: "id",
+                        reason: format!("{forced} is above the largest id ({})", EventId::MAX),
+                    });
+                }
                 if forced < q.next_id {
                     return Err(Error::InvalidEvent {
                         field: "id",
@@ -1214,10 +1221,8 @@ impl Store {
     ) -> Result<bool> {
         if let Some(first) = q.events.first_id() {
             if original >= first {
-                let queued = usize::try_from(original - first)
-                    .ok()
-                    .and_then(|i| q.events.get(i))
-                    .filter(|e| e.id == original);
+                // Still queued (every assigned id from the queue's first on is).
+                let queued = q.events.find(original);
                 return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event)));
             }
         }

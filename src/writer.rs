@@ -382,6 +382,18 @@ impl Batch {
         self.entries.get(i).map(|e| self.view(e))
     }
 
+    /// The queued event with id `id`: at its place when no id was skipped (the common
+    /// case), else found by binary search (ids increase along the queue, but an import's
+    /// forced ids leave gaps).
+    pub fn find(&self, id: u64) -> Option<Queued<'_>> {
+        let first = self.first_id()?;
+        let at = usize::try_from(id.checked_sub(first)?)
+            .ok()
+            .filter(|&i| self.entries.get(i).is_some_and(|e| e.id == id))
+            .or_else(|| self.entries.binary_search_by_key(&id, |e| e.id).ok())?;
+        self.get(at)
+    }
+
     /// The queued events in order.
     pub fn iter(&self) -> impl Iterator<Item = Queued<'_>> {
         self.entries.iter().map(|e| self.view(e))

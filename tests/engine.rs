@@ -130,6 +130,76 @@ fn many_threads_append_while_readers_scan() {
     assert_eq!(store.scan().unwrap().count(), 8000);
 }
 
+/// Imported ids may leave gaps, but must increase and stay at most `EventId::MAX`; a
+/// duplicate of an event imported past a gap is found whether it is still queued or
+/// stored.
+#[test]
+fn imported_ids_increase_and_stay_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s"), small_config()).unwrap();
+    let too_big = EventId(EventId::MAX.0 + 1);
+    match store.append_with_id(too_big, event(1, 10)).unwrap_err() {
+        Error::InvalidEvent {
+            field: "id",
+            reason,
+        } => {
+            assert!(reason.contains(&too_big.to_string()), "{reason}");
+        }
+        e => panic!("{e}"),
+    }
+    // Held in the queue (the writer waits for 100 events or 5 s), so the duplicate checks
+    // below meet their originals queued behind a gap.
+    assert_eq!(
+        store.append_with_id(EventId(1000), event(2, 10)).unwrap(),
+        Appended::New(EventId(1000))
+    );
+    assert_eq!(
+        store.append_with_id(EventId(5000), event(3, 10)).unwrap(),
+        Appended::New(EventId(5000))
+    );
+    assert_eq!(
+        store.append(event(3, 10)).unwrap(),
+        Appended::Duplicate(EventId(5000)),
+        "queued past a gap"
+    );
+    assert!(matches!(
+        store
+            .append_with_id(EventId(4999), event(4, 10))
+            .unwrap_err(),
+        Error::InvalidEvent { field: "id", .. }
+    ));
+    assert_eq!(
+        store.append_with_id(EventId::MAX, event(4, 10)).unwrap(),
+        Appended::New(EventId::MAX)
+    );
+    assert_eq!(
+        store.append(event(4, 10)).unwrap(),
+        Appended::Duplicate(EventId::MAX),
+        "queued, next to the largest id"
+    );
+    store.flush().unwrap();
+    assert_eq!(
+        store.append(event(4, 10)).unwrap(),
+        Appended::Duplicate(EventId::MAX),
+        "stored, next to the largest id"
+    );
+    assert_eq!(
+        store.append(event(5, 10)).unwrap(),
+        Appended::New(EventId(EventId::MAX.0 + 1)),
+        "later events continue after it"
+    );
+    store.flush().unwrap();
+    assert_eq!(
+        store
+            .get(EventId::MAX)
+            .unwrap()
+            .unwrap()
+            .to_event()
+            .unwrap(),
+        event(4, 10)
+    );
+}
+
 #[test]
 fn invalid_events_are_rejected_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
