@@ -343,10 +343,10 @@ fn save_dedup_image(dir: &Path, stream: &Stream, window: &DedupWindow) {
     }
 }
 
-/// Brings the deduplication window up to the newest `capacity` stored events, reading the
-/// segments that hold the events after `from`'s newest (every one of the window when
-/// `from` is `None`), on every core: this is most of the time of opening a large store
-/// for writing without an image. Returns the window and how many events it read. A daemon
+/// Brings the deduplication window (`capacity` > 0: [`open_dedup`] handles a disabled one)
+/// up to the newest `capacity` stored events, reading the segments that hold the events
+/// after `from`'s newest (every one of the window when `from` is `None`), on every core:
+/// this is most of the time of opening a large store for writing without an image. Returns the window and how many events it read. A daemon
 /// that re-sends its in-flight events after a crash thus stores each once.
 fn rebuild_dedup(
     stream: &Stream,
@@ -355,9 +355,6 @@ fn rebuild_dedup(
 ) -> Result<(DedupWindow, u64)> {
     let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
     let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
-    if capacity == 0 {
-        return Ok((window, 0));
-    }
     stream.refresh()?;
     // The newest segments, back to the one holding the window's oldest event or the
     // image's newest.
