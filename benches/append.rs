@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use selflog::workload::{Workload, WorkloadConfig};
+use selflog_workload::WorkloadConfig;
+
+#[path = "common/events.rs"]
+mod events;
 use selflog::{Config, Event, Store, Timestamp};
 
 /// Anonymous resident memory of this process, in bytes (Linux `RssAnon`).
@@ -98,7 +101,7 @@ fn store_cpu_between(
 }
 
 fn pool(n: usize) -> Vec<Event> {
-    Workload::new(WorkloadConfig {
+    events::generate(WorkloadConfig {
         count: n as u64,
         duplicate_share: 0.0,
         ..WorkloadConfig::default()

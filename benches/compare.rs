@@ -34,9 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::events::Events;
 use rusqlite::Connection;
-use selflog::workload::{to_json_line, Workload, WorkloadConfig};
 use selflog::{Appended, Config, Durability, Event, Store, Timestamp};
+use selflog_workload::{to_json_line, Workload, WorkloadConfig};
 
 #[allow(
     dead_code,
@@ -166,13 +167,51 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// The generated events of one side: the workload's defaults (1% duplicates, 2% late, 40
 /// days) from `start`.
-fn workload(count: u64, start: Timestamp, seed: u64) -> Workload {
-    Workload::new(WorkloadConfig {
+fn workload(count: u64, start: Timestamp, seed: u64) -> Events {
+    common::events::generate(workload_config(count, start, seed))
+}
+
+/// The generator's configuration for [`workload`].
+fn workload_config(count: u64, start: Timestamp, seed: u64) -> WorkloadConfig {
+    WorkloadConfig {
         count,
-        start,
+        start_us: start.0,
         seed,
         ..WorkloadConfig::default()
-    })
+    }
+}
+
+/// The `selflog` binary, built in release mode by the cargo running this bench: it lives in
+/// `crates/selflog-cli`, another package, so cargo does not hand its path to this one.
+/// `SELFLOG_BIN` names another binary to measure.
+fn selflog_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SELFLOG_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "selflog-cli",
+            "--bin",
+            "selflog",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build for the selflog binary");
+    assert!(status.success(), "cargo build of the selflog binary failed");
+    // This bench runs as target/release/deps/compare-<hash>; the binary is target/release/selflog.
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/release")
+        .join("selflog");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
 }
 
 /// The default workload seed.
@@ -676,15 +715,15 @@ impl Scale {
         let file = dir.join("events.jsonl");
         {
             let mut out = BufWriter::new(std::fs::File::create(&file).expect("create JSONL"));
-            for e in workload(self.n, self.start, seed()) {
-                out.write_all(to_json_line(&e).as_bytes()).expect("write");
+            for r in Workload::new(workload_config(self.n, self.start, seed())) {
+                out.write_all(to_json_line(&r).as_bytes()).expect("write");
                 out.write_all(b"\n").expect("write");
             }
             out.flush().expect("write");
         }
         let store_dir = dir.join("ingested");
         let selflog = measure(
-            Command::new(env!("CARGO_BIN_EXE_selflog"))
+            Command::new(selflog_binary())
                 .env("SELFLOG_STORE", &store_dir)
                 .arg("ingest")
                 .arg(&file)
@@ -916,7 +955,7 @@ fn jsonl_into_sqlite(db: &Path, file: &Path) -> u64 {
 }
 
 /// Inserts `events` into the database at `db` in transactions of 100 until killed.
-fn write_sqlite_until_killed(db: &Path, mut events: Workload) -> ! {
+fn write_sqlite_until_killed(db: &Path, mut events: Events) -> ! {
     let mut conn = open_old_database(db, Synchronous::Normal, false).expect("open SQLite");
     for batch in 0u64.. {
         let tx = conn.transaction().expect("begin");
@@ -935,7 +974,7 @@ fn write_sqlite_until_killed(db: &Path, mut events: Workload) -> ! {
 }
 
 /// Appends `events` to the store at `dir` until killed.
-fn write_selflog_until_killed(dir: &Path, events: Workload) -> ! {
+fn write_selflog_until_killed(dir: &Path, events: Events) -> ! {
     let store = Store::open(dir, store_config(Durability::Buffered)).expect("open store");
     for (i, e) in events.enumerate() {
         store.append(e).expect("append");
@@ -997,7 +1036,7 @@ fn print_report(table: &Table, notes: &[String], full: bool, at_start: &[&str; 2
         took.as_secs_f64()
     );
     println!(
-        "Workload: selflog::workload defaults (1% duplicates, 2% out of order up to 5 s, 40 days, ~2% of events 2-20 KiB); {}",
+        "Workload: selflog_workload defaults (1% duplicates, 2% out of order up to 5 s, 40 days, ~2% of events 2-20 KiB); {}",
         notes.join("; ")
     );
     println!(

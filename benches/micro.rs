@@ -12,7 +12,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use selflog::workload::{Workload, WorkloadConfig};
+use selflog_workload::{Workload, WorkloadConfig};
+
+#[path = "common/events.rs"]
+mod generated;
 use selflog::{Config, Event, EventId, Order, Store, Timestamp};
 
 /// Whether criterion measures (`cargo bench`) or runs each benchmark once (`cargo test`).
@@ -22,7 +25,7 @@ fn measuring() -> bool {
 
 /// Generated events without duplicates.
 fn events(count: u64) -> Vec<Event> {
-    Workload::new(WorkloadConfig {
+    generated::generate(WorkloadConfig {
         count,
         duplicate_share: 0.0,
         ..WorkloadConfig::default()
@@ -51,7 +54,13 @@ fn frame_codec(c: &mut Criterion) {
         b.iter(|| selflog::fuzzing::decode_everything(black_box(&frame)));
     });
     group.bench_function("parse one JSON Lines input line", |b| {
-        let line = selflog::workload::to_json_line(&events(1)[0]);
+        let record = Workload::new(WorkloadConfig {
+            count: 1,
+            ..WorkloadConfig::default()
+        })
+        .next()
+        .expect("one event");
+        let line = selflog_workload::to_json_line(&record);
         b.iter(|| selflog::fuzzing::parse_ingest_line(black_box(line.as_bytes())));
     });
     group.finish();

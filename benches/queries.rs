@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use selflog::workload::{Workload, WorkloadConfig};
 use selflog::{Config, Event, EventId, Store};
+use selflog_workload::WorkloadConfig;
 
 #[allow(
     dead_code,
@@ -149,7 +149,7 @@ fn main() {
         5_000
     };
     let start = Instant::now();
-    let events: Vec<Event> = Workload::new(WorkloadConfig {
+    let events: Vec<Event> = common::events::generate(WorkloadConfig {
         count: n,
         duplicate_share: 0.0,
         ..WorkloadConfig::default()

@@ -800,11 +800,18 @@ mod scale {
         let mut exact: HashMap<u64, u64> = HashMap::new();
         let mut next_id = 1u64;
         let mut disagreements = 0;
-        let events = crate::workload::Workload::new(crate::workload::WorkloadConfig {
+        let events = selflog_workload::Workload::new(selflog_workload::WorkloadConfig {
             count,
-            ..crate::workload::WorkloadConfig::default()
+            ..selflog_workload::WorkloadConfig::default()
         });
-        for event in events {
+        for r in events {
+            let event = crate::Event {
+                timestamp: crate::Timestamp(r.timestamp_us),
+                event_type: r.event_type,
+                action: r.action,
+                source: r.source,
+                data: r.data,
+            };
             let hash = event.content_hash();
             let newest = next_id - 1;
             let want = exact

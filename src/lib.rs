@@ -65,7 +65,6 @@ mod sidecar;
 mod store;
 mod stream;
 mod text;
-pub mod workload;
 mod writer;
 
 pub use config::{Config, Durability, DEDUP_WINDOW_MAX, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};

@@ -8,6 +8,8 @@
 //! old layer did, and the search here then decompresses those rows to test them, which is
 //! what a correct search over the old schema has to do.
 
+pub mod events;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::{Read as _, Write as _};

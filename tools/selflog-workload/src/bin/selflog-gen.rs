@@ -1,7 +1,7 @@
 //! `selflog-gen`: writes a realistic stream of desktop-activity events to standard output
 //! as JSON Lines, one event per line in the form `selflog ingest` reads.
 //!
-//! The events come from [`selflog::workload`], the generator `selflog demo` and the
+//! The events come from [`selflog_workload`], the generator `selflog demo` and the
 //! benchmarks use, so `selflog-gen --count 1000000 | selflog ingest` stores the same kind of
 //! workload they measure. The same seed gives the same events, apart from the timestamps,
 //! which always end now. Exit status: 0 on success, also when the reader closes the pipe
@@ -13,8 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use selflog::workload::{to_json_line, Workload, WorkloadConfig};
-use selflog::Timestamp;
+use selflog_workload::{now_us, to_json_line, Workload, WorkloadConfig};
 
 /// Longest span accepted by `--days`: about 55 years, so timestamps stay after 1970.
 const DAYS_MAX: f64 = 20_000.0;
@@ -105,7 +104,7 @@ fn run(args: &Args) -> io::Result<()> {
         seed: args.seed,
         duplicate_share: args.duplicates,
         late_share: args.late,
-        start: Timestamp(Timestamp::now().0.saturating_sub(span_us)),
+        start_us: now_us().saturating_sub(span_us),
         span,
         count: args.count,
         ..WorkloadConfig::default()

@@ -22,7 +22,52 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use crate::event::{Event, Timestamp};
+/// One generated event: the fields a capture daemon hands to `selflog::Store::append`.
+///
+/// The generator does not depend on the store (the store's benchmarks and tests depend on
+/// the generator), so it yields this plain record; a consumer builds its `selflog::Event`
+/// from the fields, which moves them and checks nothing twice: `data` is already parsed
+/// JSON text.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the event happened, in microseconds since 1970 (UTC).
+    pub timestamp_us: i64,
+    /// What kind of event (`file_op`, `window_change`, ...).
+    pub event_type: String,
+    /// What happened (`modified`, `focused`, ...), absent for about 5% of events.
+    pub action: Option<String>,
+    /// Which application, service or folder it came from.
+    pub source: String,
+    /// A JSON object as text, absent for screen-lock events.
+    pub data: Option<Box<RawValue>>,
+}
+
+impl Record {
+    /// The data's JSON text, if any.
+    pub fn data_text(&self) -> Option<&str> {
+        self.data.as_deref().map(RawValue::get)
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.timestamp_us == other.timestamp_us
+            && self.event_type == other.event_type
+            && self.action == other.action
+            && self.source == other.source
+            && self.data_text() == other.data_text()
+    }
+}
+
+impl Eq for Record {}
+
+/// The current wall-clock time in microseconds since 1970.
+pub fn now_us() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
 
 /// Every event type the generator produces, with its weight: how many of every 10 000
 /// generated (not duplicated) events have that type. `window_change` is the common type
@@ -90,9 +135,10 @@ pub struct WorkloadConfig {
     pub late_share: f64,
     /// How late a late event arrives at most. Default 5 s.
     pub late_max: Duration,
-    /// The earliest timestamp generated. Default: 40 days before now.
-    pub start: Timestamp,
-    /// Timestamps lie in `start..start + span` (all at `start` if the span is zero), spread
+    /// The earliest timestamp generated, in microseconds since 1970 (UTC). Default: 40
+    /// days before now.
+    pub start_us: i64,
+    /// Timestamps lie in `start_us..start_us + span` (all at `start_us` if the span is zero), spread
     /// evenly over it. Default 40 days.
     pub span: Duration,
     /// How many events the stream yields, duplicates included. Default 100 000.
@@ -106,7 +152,7 @@ impl Default for WorkloadConfig {
             duplicate_share: 0.01,
             late_share: 0.02,
             late_max: Duration::from_secs(5),
-            start: Timestamp(Timestamp::now().0.saturating_sub(micros(SPAN_DEFAULT))),
+            start_us: now_us().saturating_sub(micros(SPAN_DEFAULT)),
             span: SPAN_DEFAULT,
             count: 100_000,
         }
@@ -128,7 +174,7 @@ pub struct Workload {
     /// The newest timestamp generated so far; late events lie up to `late_max` before it.
     frontier_us: i64,
     /// The last generated events, oldest overwritten first, for duplicates to copy.
-    recent: Vec<Event>,
+    recent: Vec<Record>,
     recent_next: usize,
     /// `/Users/alice/<root>/<project>`: the folder sources of file operations.
     folders: Vec<String>,
@@ -160,12 +206,12 @@ impl Workload {
         Workload {
             rng: Rng(config.seed),
             position: 0,
-            start_us: config.start.0,
+            start_us: config.start_us,
             span_us,
             late_max_us: micros(config.late_max),
             duplicate_threshold: probability_threshold(config.duplicate_share),
             late_threshold: probability_threshold(config.late_share),
-            frontier_us: config.start.0,
+            frontier_us: config.start_us,
             recent: Vec::with_capacity(
                 RECENT_COUNT_MAX.min(usize::try_from(config.count).unwrap_or(RECENT_COUNT_MAX)),
             ),
@@ -194,7 +240,7 @@ impl Workload {
     }
 
     /// The timestamp of the next generated event: on time, or late behind the frontier.
-    fn timestamp(&mut self, position: u64) -> Timestamp {
+    fn timestamp_us(&mut self, position: u64) -> i64 {
         let on_time = self.on_time_us(position);
         let room = self
             .late_max_us
@@ -202,14 +248,14 @@ impl Workload {
         if room > 0 && position > 0 && self.rng.chance(self.late_threshold) {
             let back = 1 + self.rng.below(room.unsigned_abs());
             let back = i64::try_from(back).expect("at most room, an i64");
-            return Timestamp(self.frontier_us - back);
+            return self.frontier_us - back;
         }
         self.frontier_us = self.frontier_us.max(on_time);
-        Timestamp(on_time)
+        on_time
     }
 
     /// Generates a new event (not a duplicate) with the given timestamp.
-    fn generate(&mut self, timestamp: Timestamp) -> Event {
+    fn generate(&mut self, timestamp_us: i64) -> Record {
         let pick = self.rng.below(u64::from(WEIGHT_TOTAL));
         let mut kind = 0;
         let mut acc = 0;
@@ -240,8 +286,8 @@ impl Workload {
         } else {
             Some(RawValue::from_string(out).expect("the generator writes valid JSON"))
         };
-        Event {
-            timestamp,
+        Record {
+            timestamp_us,
             event_type: EVENT_TYPE_WEIGHTS[kind].0.to_owned(),
             action: action.map(str::to_owned),
             source,
@@ -249,7 +295,7 @@ impl Workload {
         }
     }
 
-    fn remember(&mut self, event: &Event) {
+    fn remember(&mut self, event: &Record) {
         if self.recent.len() < RECENT_COUNT_MAX {
             self.recent.push(event.clone());
         } else {
@@ -928,9 +974,9 @@ impl Workload {
 }
 
 impl Iterator for Workload {
-    type Item = Event;
+    type Item = Record;
 
-    fn next(&mut self) -> Option<Event> {
+    fn next(&mut self) -> Option<Record> {
         if self.position >= self.config.count {
             return None;
         }
@@ -940,8 +986,8 @@ impl Iterator for Workload {
             let index = self.rng.index(self.recent.len());
             return Some(self.recent[index].clone());
         }
-        let timestamp = self.timestamp(position);
-        let event = self.generate(timestamp);
+        let timestamp_us = self.timestamp_us(position);
+        let event = self.generate(timestamp_us);
         self.remember(&event);
         Some(event)
     }
@@ -962,13 +1008,13 @@ impl std::iter::FusedIterator for Workload {}
 /// "action":"..","source":"..","data":<the data's JSON text>}`. `action` and `data` are
 /// left out when absent.
 #[must_use]
-pub fn to_json_line(event: &Event) -> String {
+pub fn to_json_line(event: &Record) -> String {
     let data = event.data.as_deref().map(RawValue::get);
     let mut out = String::with_capacity(
         96 + event.event_type.len() + event.source.len() + data.map_or(0, str::len),
     );
     out.push_str("{\"timestamp\":");
-    push_timestamp(&mut out, event.timestamp);
+    push_timestamp(&mut out, event.timestamp_us);
     out.push_str(",\"event_type\":");
     push_serde_string(&mut out, &event.event_type);
     if let Some(action) = &event.action {
@@ -991,11 +1037,11 @@ fn push_serde_string(out: &mut String, s: &str) {
 
 /// Seconds since 1970 with exactly six decimals, so the microseconds survive parsing as
 /// `f64` for any timestamp of this era.
-fn push_timestamp(out: &mut String, timestamp: Timestamp) {
-    if timestamp.0 < 0 {
+fn push_timestamp(out: &mut String, timestamp_us: i64) {
+    if timestamp_us < 0 {
         out.push('-');
     }
-    let magnitude = timestamp.0.unsigned_abs();
+    let magnitude = timestamp_us.unsigned_abs();
     push_u64(out, magnitude / 1_000_000);
     out.push('.');
     let fraction = magnitude % 1_000_000;
@@ -1725,7 +1771,7 @@ mod tests {
     fn config(seed: u64, count: u64) -> WorkloadConfig {
         WorkloadConfig {
             seed,
-            start: Timestamp(1_730_000_000_000_000),
+            start_us: 1_730_000_000_000_000,
             count,
             ..WorkloadConfig::default()
         }
@@ -1736,7 +1782,7 @@ mod tests {
         part as f64 / whole as f64
     }
 
-    fn events(seed: u64, count: u64) -> Vec<Event> {
+    fn events(seed: u64, count: u64) -> Vec<Record> {
         Workload::new(config(seed, count)).collect()
     }
 
@@ -1827,14 +1873,14 @@ mod tests {
             duplicate_share: 0.0,
             ..config(6, 20_000)
         };
-        let start = cfg.start.0;
+        let start = cfg.start_us;
         let end = start + micros(cfg.span);
         let late_max = micros(cfg.late_max);
-        let all: Vec<Event> = Workload::new(cfg).collect();
+        let all: Vec<Record> = Workload::new(cfg).collect();
         let mut newest = i64::MIN;
         let mut late = 0;
         for e in &all {
-            let t = e.timestamp.0;
+            let t = e.timestamp_us;
             assert!((start..end).contains(&t), "{t} outside {start}..{end}");
             if t < newest {
                 late += 1;
@@ -1845,8 +1891,8 @@ mod tests {
         assert!((250..550).contains(&late), "{late} late of 20 000");
         // Evenly spread: the first and last events sit near the ends of the span.
         let step = (end - start) / 20_000;
-        assert!(all[0].timestamp.0 - start < step);
-        assert!(end - all[19_999].timestamp.0 < 2 * step);
+        assert!(all[0].timestamp_us - start < step);
+        assert!(end - all[19_999].timestamp_us < 2 * step);
     }
 
     #[test]
@@ -1858,11 +1904,13 @@ mod tests {
             span: Duration::from_micros(100),
             ..config(9, 1000)
         };
-        let all: Vec<Event> = Workload::new(cfg).collect();
-        assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        let all: Vec<Record> = Workload::new(cfg).collect();
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].timestamp_us <= w[1].timestamp_us));
         assert!(all
             .iter()
-            .all(|e| (1_730_000_000_000_000..1_730_000_000_000_100).contains(&e.timestamp.0)));
+            .all(|e| (1_730_000_000_000_000..1_730_000_000_000_100).contains(&e.timestamp_us)));
     }
 
     #[test]
@@ -1929,7 +1977,7 @@ mod tests {
             let text = |k: &str| fields.get(k).map(|v| v.get());
             let string = |k: &str| text(k).map(|t| serde_json::from_str::<String>(t).unwrap());
             let secs: f64 = serde_json::from_str(text("timestamp").unwrap()).unwrap();
-            assert_eq!(Timestamp::from_secs_f64(secs), Some(e.timestamp), "{line}");
+            assert_eq!((secs * 1e6).round() as i64, e.timestamp_us, "{line}");
             assert_eq!(string("event_type").as_deref(), Some(e.event_type.as_str()));
             assert_eq!(string("action"), e.action);
             assert_eq!(string("source").as_deref(), Some(e.source.as_str()));
@@ -1942,8 +1990,8 @@ mod tests {
 
     #[test]
     fn json_line_escapes_strings_and_writes_microseconds() {
-        let e = Event {
-            timestamp: Timestamp(1_732_460_000_000_001),
+        let e = Record {
+            timestamp_us: 1_732_460_000_000_001,
             event_type: "clip\"board".into(),
             action: None,
             source: "Term\u{1}inal\\".into(),
@@ -1954,7 +2002,7 @@ mod tests {
             r#"{"timestamp":1732460000.000001,"event_type":"clip\"board","source":"Term\u0001inal\\","data":{"z": 1, "a":"é"}}"#
         );
         let mut s = String::new();
-        push_timestamp(&mut s, Timestamp(-1_500_000));
+        push_timestamp(&mut s, -1_500_000);
         assert_eq!(s, "-1.500000");
     }
 
@@ -1992,7 +2040,7 @@ mod tests {
         assert_eq!(probability_threshold(-1.0), 0);
         assert_eq!(probability_threshold(2.0), u64::MAX);
         assert_eq!(probability_threshold(0.5), 1 << 63);
-        let all: Vec<Event> = Workload::new(WorkloadConfig {
+        let all: Vec<Record> = Workload::new(WorkloadConfig {
             duplicate_share: 1.0,
             ..config(13, 100)
         })

@@ -27,7 +27,7 @@ const CHUNKS_AHEAD: usize = 4;
 /// Parsed lines, by line number, and whether the input paused after the last of them (a
 /// pipe with nothing more to read yet): the appender then flushes.
 struct Chunk {
-    lines: Vec<(u64, Result<Event, String>)>,
+    lines: Vec<(u64, Result<Event, selflog::jsonl::LineError>)>,
     paused: bool,
 }
 
@@ -124,14 +124,16 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         let chunk = chunk
             .map_err(|e| Failure::from(io::Error::new(e.kind(), format!("reading input: {e}"))))?;
         for (line_no, parsed) in chunk.lines {
-            let outcome = parsed.map_err(|why| (why, false)).and_then(|event| {
-                store.append(event).map_err(|e| match e {
-                    selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. } => {
-                        (e.to_string(), false)
-                    }
-                    other => (other.to_string(), true),
-                })
-            });
+            let outcome = parsed
+                .map_err(|why| (why.to_string(), false))
+                .and_then(|event| {
+                    store.append(event).map_err(|e| match e {
+                        selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. } => {
+                            (e.to_string(), false)
+                        }
+                        other => (other.to_string(), true),
+                    })
+                });
             match outcome {
                 Ok(Appended::New(_)) => appended += 1,
                 Ok(Appended::Duplicate(_)) => duplicates += 1,
