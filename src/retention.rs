@@ -12,9 +12,41 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::event::Timestamp;
+use crate::event::{EventId, Timestamp};
 use crate::segment::sync_dir;
-use crate::store::SegmentInfo;
+use crate::stream::Stream;
+
+/// One segment file of the event log, as `Store::segments` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its number in the stream.
+    pub segment_id: u32,
+    /// Events in it.
+    pub events: u64,
+    /// First and last event id, if it holds events.
+    pub ids: Option<(EventId, EventId)>,
+    /// Smallest and largest event timestamp, if it holds events.
+    pub time_range: Option<(Timestamp, Timestamp)>,
+    /// Bytes of the file (for the active segment: its full preallocated length).
+    pub file_len: u64,
+    /// Committed bytes of frames (header included).
+    pub committed_len: u64,
+    /// Sealed (immutable, footer written) or still appended to.
+    pub sealed: bool,
+}
+
+/// A segment retention deletes (or, in a dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deletion {
+    /// The segment.
+    pub segment: SegmentInfo,
+    /// Why.
+    pub reason: Reason,
+}
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy)]
@@ -99,4 +131,29 @@ pub(crate) fn delete(
         deleted.push(s.path.clone());
     }
     Ok(deleted)
+}
+
+/// Describes every segment of `stream` after catching up.
+pub(crate) fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
+    stream.refresh()?;
+    Ok(stream
+        .views()
+        .iter()
+        .map(|v| {
+            v.with_index(|ix, slot| {
+                let s = &ix.summary;
+                let has = s.event_count > 0;
+                SegmentInfo {
+                    path: v.path.clone(),
+                    segment_id: v.id,
+                    events: s.event_count,
+                    ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
+                    time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
+                    file_len: v.file_len(),
+                    committed_len: slot.committed_len,
+                    sealed: slot.sealed,
+                }
+            })
+        })
+        .collect())
 }

@@ -23,15 +23,18 @@ use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{EventFrame, StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
 use crate::lock::{WriterLock, LOCK_FILE};
+use crate::maintenance::{
+    sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
+};
 use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
+use crate::retention::{Deletion, SegmentInfo};
 use crate::segment::{create_private, sync_dir, StreamKind};
-use crate::sidecar::{Pattern, Sidecars, SystemStats};
 use crate::stream::{
     borrowed_data, checksummed_frame, event_ref, materialize, raw_frame, read_frame, SegmentView,
     Snapshot, Stream,
 };
-use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
+use crate::writer::{Batch, QueueState, Recovered, Shared, Status, Writer, HEALTH_OK};
 
 /// Name of the file that marks a directory as a store.
 pub const META_FILE: &str = "selflog.meta";
@@ -48,30 +51,8 @@ pub struct Store {
 struct WriterSide {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    maintenance: Mutex<Option<JoinHandle<()>>>,
+    maintenance: Maintenance,
     _lock: WriterLock,
-}
-
-/// One segment file of the event log, as `Store::segments` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SegmentInfo {
-    /// The file.
-    pub path: PathBuf,
-    /// Its number in the stream.
-    pub segment_id: u32,
-    /// Events in it.
-    pub events: u64,
-    /// First and last event id, if it holds events.
-    pub ids: Option<(EventId, EventId)>,
-    /// Smallest and largest event timestamp, if it holds events.
-    pub time_range: Option<(Timestamp, Timestamp)>,
-    /// Bytes of the file (for the active segment: its full preallocated length).
-    pub file_len: u64,
-    /// Committed bytes of frames (header included).
-    pub committed_len: u64,
-    /// Sealed (immutable, footer written) or still appended to.
-    pub sealed: bool,
 }
 
 /// Which patterns [`Store::patterns`] returns; unset fields match everything.
@@ -89,16 +70,6 @@ pub struct PatternFilter {
     pub since: Option<Timestamp>,
     /// Recorded before this time.
     pub until: Option<Timestamp>,
-}
-
-/// A segment retention deletes (or, in a dry run, would delete).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Deletion {
-    /// The segment.
-    pub segment: SegmentInfo,
-    /// Why.
-    pub reason: crate::retention::Reason,
 }
 
 /// Totals and ranges of a store, read from footers and the in-memory index of the tail.
@@ -510,163 +481,6 @@ fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> 
     Ok(())
 }
 
-/// Starts the maintenance thread: retention every `cleanup_interval`. A failure poisons the
-/// store, like a writer failure: every later call reports it.
-fn spawn_maintenance(
-    dir: &Path,
-    shared: &Arc<Shared>,
-    stream: &Arc<Stream>,
-    sidecars: Option<Arc<Sidecars>>,
-) -> Result<JoinHandle<()>> {
-    let (dir_owned, shared, stream) = (dir.to_path_buf(), Arc::clone(shared), Arc::clone(stream));
-    std::thread::Builder::new()
-        .name("selflog-maintenance".into())
-        .spawn(move || {
-            let cfg = &shared.config;
-            let mut next_retention = Instant::now() + cfg.cleanup_interval;
-            let mut next_stats = Instant::now() + cfg.stats_interval;
-            let mut last = (Instant::now(), total_events(&stream).unwrap_or(0));
-            loop {
-                {
-                    let mut stop = shared.maintenance_stop.lock();
-                    let wake = if sidecars.is_some() {
-                        next_retention.min(next_stats)
-                    } else {
-                        next_retention
-                    };
-                    if !*stop {
-                        shared.maintenance_wake.wait_until(&mut stop, wake);
-                    }
-                    if *stop {
-                        return;
-                    }
-                }
-                let now = Instant::now();
-                if now >= next_retention {
-                    next_retention = now + cfg.cleanup_interval;
-                    let result = {
-                        let _serial = shared.retention.lock();
-                        run_retention(&dir_owned, &stream, cfg, false)
-                    };
-                    if let Err(e) = result {
-                        shared.poison(format!("maintenance thread: retention failed: {e}"));
-                        return;
-                    }
-                }
-                if let Some(sc) = sidecars.as_ref().filter(|_| now >= next_stats) {
-                    next_stats = now + cfg.stats_interval;
-                    if let Err(e) = write_stats(&dir_owned, &stream, &shared, sc, &mut last) {
-                        shared.poison(format!("maintenance thread: stats record failed: {e}"));
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|e| Error::io("start maintenance thread for", dir, e))
-}
-
-/// Events stored, from the segments' summaries.
-fn total_events(stream: &Stream) -> Result<u64> {
-    stream.refresh()?;
-    Ok(stream
-        .views()
-        .iter()
-        .map(|v| v.with_index(|ix, _| ix.summary.event_count))
-        .sum())
-}
-
-/// Bytes the files under `dir` occupy on disk.
-fn disk_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(std::result::Result::ok)
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
-            Ok(m) => m.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Appends one stats record: totals now, the append rate since `last`.
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "rates and sizes as the old schema's REAL"
-)]
-fn write_stats(
-    dir: &Path,
-    stream: &Stream,
-    shared: &Shared,
-    sc: &Sidecars,
-    last: &mut (Instant, u64),
-) -> Result<()> {
-    let total = total_events(stream)?;
-    let secs = last.0.elapsed().as_secs_f64().max(1e-9);
-    let (active_embryos, avg_fitness) = *shared.gauges.lock();
-    let record = SystemStats {
-        timestamp: Timestamp::now(),
-        total_events: total,
-        events_per_second: total.saturating_sub(last.1) as f64 / secs,
-        active_embryos,
-        avg_fitness,
-        storage_mb: disk_bytes(dir) as f64 / f64::from(1u32 << 20),
-    };
-    *last = (Instant::now(), total);
-    sc.stats.append(crate::sidecar::stats_event(&record)?)?;
-    sc.stats.flush()
-}
-
-/// Describes every segment of `stream` after catching up.
-fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
-    stream.refresh()?;
-    Ok(stream
-        .views()
-        .iter()
-        .map(|v| {
-            v.with_index(|ix, slot| {
-                let s = &ix.summary;
-                let has = s.event_count > 0;
-                SegmentInfo {
-                    path: v.path.clone(),
-                    segment_id: v.id,
-                    events: s.event_count,
-                    ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
-                    time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
-                    file_len: v.file_len(),
-                    committed_len: slot.committed_len,
-                    sealed: slot.sealed,
-                }
-            })
-        })
-        .collect())
-}
-
-/// Runs retention over `stream` with the policy of `config`.
-fn run_retention(
-    dir: &Path,
-    stream: &Stream,
-    config: &Config,
-    dry_run: bool,
-) -> Result<Vec<Deletion>> {
-    let policy = crate::retention::Policy {
-        age: config.retention_age,
-        bytes_max: config.retention_bytes_max,
-        dedup_window: config.dedup_window as u64,
-    };
-    let chosen = crate::retention::choose(&segment_infos(stream)?, &policy, Timestamp::now());
-    if !dry_run {
-        crate::retention::delete(dir, &chosen)?;
-        let gone: Vec<u32> = chosen.iter().map(|(s, _)| s.segment_id).collect();
-        stream.forget(&gone);
-    }
-    Ok(chosen
-        .into_iter()
-        .map(|(segment, reason)| Deletion { segment, reason })
-        .collect())
-}
-
 /// Creates a missing store directory (0700, synced in its parent) and refuses a file or a
 /// non-empty directory that is not a store.
 fn prepare_dir(dir: &Path) -> Result<()> {
@@ -711,6 +525,174 @@ pub(crate) fn check_store(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A stream opened for writing: its lock, its recovered tail, its reader view and its
+/// queue with the dedup window. The event log and each sidecar are opened alike.
+struct OpenLog {
+    lock: WriterLock,
+    stream: Arc<Stream>,
+    shared: Arc<Shared>,
+    recovered: Recovered,
+    report: OpenReport,
+}
+
+/// Opens the stream in `dir` for writing, creating it if the directory is missing or empty
+/// and recovering it if its last writer died; starts no thread.
+fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
+    prepare_dir(dir)?;
+    let lock = WriterLock::acquire(dir)?;
+    if read_meta(dir)?.is_none() {
+        write_meta(dir)?;
+    }
+    let (recovered, mut report) = recover(dir)?;
+    // The reader view, loaded once here for the dedup window and kept.
+    let generation = Arc::new(AtomicU64::new(0));
+    let stream = Arc::new(Stream::new(
+        dir,
+        StreamKind::Events,
+        Some(Arc::clone(&generation)),
+    ));
+    let dedup = open_dedup(
+        dir,
+        &stream,
+        config.dedup_window,
+        recovered.last_id,
+        &mut report,
+    )?;
+    let dedup_hint = dedup.hint();
+    let duplicates = crate::cursor::read_duplicates(dir)?;
+    let shared = Arc::new(Shared {
+        config,
+        dir: dir.to_path_buf(),
+        queue: Mutex::new(QueueState {
+            events: Batch::default(),
+            next_id: recovered.last_id + 1,
+            oldest: None,
+            flush_target: 0,
+            shutdown: false,
+            dedup,
+            duplicates,
+            duplicates_saved: duplicates,
+        }),
+        work: Condvar::new(),
+        space: Condvar::new(),
+        status: Mutex::new(Status {
+            written_id: recovered.last_id,
+            durable_id: recovered.last_id,
+            fatal: None,
+            disk_full: None,
+            stopped: false,
+        }),
+        progress: Condvar::new(),
+        health: AtomicU8::new(HEALTH_OK),
+        writer_behind: AtomicBool::new(false),
+        dedup_hint,
+        generation,
+    });
+    Ok(OpenLog {
+        lock,
+        stream,
+        shared,
+        recovered,
+        report,
+    })
+}
+
+/// Opens both sidecars of the store in `dir` for writing, each like an event log, with
+/// writers for the maintenance thread to pump.
+fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
+    let config = sidecar_config(main);
+    let open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
+        let log = open_log(&dir, config.clone())?;
+        let writer = Writer::pumped(Arc::clone(&log.shared), log.recovered);
+        Ok((
+            Sidecar::writable(dir, log.stream, log.shared, log.lock),
+            writer,
+        ))
+    };
+    let [patterns, stats] = Sidecars::dirs(dir);
+    let (patterns, patterns_writer) = open(patterns)?;
+    let (stats, stats_writer) = open(stats)?;
+    Ok((
+        Arc::new(Sidecars { patterns, stats }),
+        Pumps {
+            patterns: patterns_writer,
+            stats: stats_writer,
+        },
+    ))
+}
+
+/// The sidecars of the store in `dir` for reading, if both exist.
+fn open_sidecars_read_only(dir: &Path) -> Result<Option<Sidecars>> {
+    let dirs = Sidecars::dirs(dir);
+    if dirs.iter().any(|d| !d.join(META_FILE).exists()) {
+        return Ok(None);
+    }
+    for d in &dirs {
+        check_store(d)?;
+    }
+    Sidecars::read_only(dir).map(Some)
+}
+
+/// A read-only `Store` over one sidecar's stream, for what takes a store: the query
+/// engine, and the duplicate check of a record being queued. It owns no thread, no lock
+/// and no sidecars of its own.
+fn sidecar_reader(sidecar: &Sidecar) -> Store {
+    Store {
+        dir: sidecar.dir.clone(),
+        stream: Arc::clone(&sidecar.stream),
+        writer: None,
+        report: OpenReport::default(),
+        sidecars: None,
+    }
+}
+
+/// Queues `event` in the sidecar whose queue is `shared`, as [`Store::append`] queues an
+/// event in the log ([`crate::maintenance::AppendFn`]).
+fn append_to_sidecar(shared: &Shared, sidecar: &Sidecar, event: &Event) -> Result<Appended> {
+    event.validate(&shared.config, Timestamp::now_coarse())?;
+    let hash = event.content_hash();
+    let key = shared.dedup_key(event, event.dedup_home(), hash);
+    let mut result = Appended::New(EventId(0));
+    sidecar_reader(sidecar).enqueue(shared, &[(event, hash, key, None)], None, |a| {
+        result = a;
+    })?;
+    Ok(result)
+}
+
+/// After its writer stopped: saves a stream's duplicate count, reports its writer's
+/// failure, and writes its dedup window's image if every event the window holds was
+/// written.
+fn close_log(dir: &Path, stream: &Stream, shared: &Shared) -> Result<()> {
+    let saved = {
+        let mut q = shared.queue.lock();
+        let count = q.duplicates;
+        let changed = count != q.duplicates_saved;
+        q.duplicates_saved = count;
+        drop(q);
+        if changed {
+            crate::cursor::write_duplicates(dir, count)
+        } else {
+            Ok(())
+        }
+    };
+    let (fatal, written_id) = {
+        let st = shared.status.lock();
+        (st.fatal.clone(), st.written_id)
+    };
+    if let Some(why) = fatal {
+        return Err(Error::Poisoned(why));
+    }
+    {
+        // Only when every event the window holds is written (the writer stopped
+        // cleanly, nothing left queued).
+        let q = shared.queue.lock();
+        if q.dedup.newest().is_some_and(|n| n <= written_id) {
+            save_dedup_image(dir, stream, &q.dedup);
+        }
+    }
+    saved
+}
+
 impl Store {
     /// Opens the store in `dir` for appending, creating it (mode 0700) if the directory is
     /// missing or empty, and recovering from a crash if the last writer died.
@@ -723,91 +705,49 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         config.check()?;
-        prepare_dir(&dir)?;
-        let lock = WriterLock::acquire(&dir)?;
-        if read_meta(&dir)?.is_none() {
-            write_meta(&dir)?;
-        }
-        // The pattern and stats streams first: if they cannot be opened, no thread of this
-        // store has started yet.
-        let sidecars = if config.sidecars {
-            Some(Arc::new(Sidecars::open(&dir, &config)?))
+        let OpenLog {
+            lock,
+            stream,
+            shared,
+            recovered,
+            report,
+        } = open_log(&dir, config)?;
+        // The pattern and stats streams before any thread starts: if they cannot be
+        // opened, no thread of this store has started yet.
+        let sidecars = if shared.config.sidecars {
+            Some(open_sidecars(&dir, &shared.config)?)
         } else {
             None
         };
-        let (recovered, mut report) = recover(&dir)?;
-        // The store's reader view, loaded once here for the dedup window and kept.
-        let generation = Arc::new(AtomicU64::new(0));
-        let stream = Arc::new(Stream::new(
-            &dir,
-            StreamKind::Events,
-            Some(Arc::clone(&generation)),
-        ));
-        let dedup = open_dedup(
-            &dir,
-            &stream,
-            config.dedup_window,
-            recovered.last_id,
-            &mut report,
-        )?;
-        let dedup_hint = dedup.hint();
-        let duplicates = crate::cursor::read_duplicates(&dir)?;
-        let shared = Arc::new(Shared {
-            config,
-            dir: dir.clone(),
-            queue: Mutex::new(QueueState {
-                events: Batch::default(),
-                next_id: recovered.last_id + 1,
-                oldest: None,
-                flush_target: 0,
-                shutdown: false,
-                dedup,
-                duplicates,
-                duplicates_saved: duplicates,
-            }),
-            work: Condvar::new(),
-            space: Condvar::new(),
-            status: Mutex::new(Status {
-                written_id: recovered.last_id,
-                durable_id: recovered.last_id,
-                fatal: None,
-                disk_full: None,
-                stopped: false,
-            }),
-            progress: Condvar::new(),
-            health: AtomicU8::new(HEALTH_OK),
-            writer_behind: AtomicBool::new(false),
-            dedup_hint,
-            generation: Arc::clone(&generation),
-            retention: Mutex::new(()),
-            maintenance_stop: Mutex::new(false),
-            maintenance_wake: Condvar::new(),
-            gauges: Mutex::new((0, 0.0)),
-        });
+        let readers = sidecars.as_ref().map(|(sc, _)| Arc::clone(sc));
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
-        let maintenance = spawn_maintenance(&dir, &shared, &stream, sidecars.clone())?;
+        let maintenance = Maintenance::start(
+            &dir,
+            Arc::clone(&shared),
+            Arc::clone(&stream),
+            sidecars,
+            append_to_sidecar,
+        )?;
+        let retention_on_open = shared.config.retention_on_open;
         let store = Store {
-            stream: Arc::clone(&stream),
+            stream,
             dir,
             writer: Some(WriterSide {
                 shared,
                 thread: Mutex::new(Some(thread)),
-                maintenance: Mutex::new(Some(maintenance)),
+                maintenance,
                 _lock: lock,
             }),
             report,
-            sidecars,
+            sidecars: readers,
         };
-        if store
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.shared.config.retention_on_open)
-        {
+        if retention_on_open {
             store.retain(false)?;
+            store.maintenance()?.retain_sidecars()?;
         }
         Ok(store)
     }
@@ -819,80 +759,63 @@ impl Store {
     /// [`Error::NotAStore`] when `dir` is missing, a file, or has no `selflog.meta`;
     /// [`Error::UnsupportedVersion`]; [`Error::Corrupt`]; or an I/O error.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
-        let mut store = Store::open_read_only_plain(dir.as_ref())?;
-        store.sidecars = Sidecars::open_read_only(&store.dir)?.map(Arc::new);
-        Ok(store)
-    }
-
-    /// A read-only store without its sidecars (for the sidecars themselves).
-    pub(crate) fn open_read_only_plain(dir: &Path) -> Result<Store> {
-        let dir = dir.to_path_buf();
+        let dir = dir.as_ref().to_path_buf();
         check_store(&dir)?;
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
+        let sidecars = open_sidecars_read_only(&dir)?.map(Arc::new);
         Ok(Store {
             dir,
             stream,
             writer: None,
             report: OpenReport::default(),
-            sidecars: None,
+            sidecars,
         })
     }
 
     fn sidecars(&self) -> Result<&Sidecars> {
         self.sidecars.as_deref().ok_or_else(|| Error::NotAStore {
-            path: self.dir.join(crate::sidecar::PATTERNS_DIR),
+            path: self.dir.join(crate::maintenance::PATTERNS_DIR),
             reason: "this store has no pattern and stats streams (open it for writing once to create them)".into(),
         })
     }
 
-    /// Records a learning component's finding about the event log (the old `patterns`
-    /// table) in the pattern stream, returning the pattern's id. `pattern_data` is JSON.
-    ///
-    /// # Errors
-    /// [`Error::InvalidEvent`] for a non-finite confidence or invalid JSON; as
-    /// [`Store::append`].
-    pub fn record_pattern(
-        &self,
-        event_id: Option<EventId>,
-        pattern_type: &str,
-        confidence: f64,
-        pattern_data: &str,
-        embryo_id: Option<&str>,
-    ) -> Result<u64> {
-        self.record_pattern_at(
-            event_id,
-            pattern_type,
-            confidence,
-            pattern_data,
-            embryo_id,
-            Timestamp::now(),
-        )
+    fn maintenance(&self) -> Result<&Maintenance> {
+        self.writer
+            .as_ref()
+            .map(|w| &w.maintenance)
+            .ok_or(Error::ReadOnly)
     }
 
-    /// [`Store::record_pattern`] with an explicit creation time (imports). The same pattern
-    /// recorded twice at the same time is stored once.
+    /// Records a learning component's finding about the event log (the old `patterns`
+    /// table) in the pattern stream, returning the pattern's id at once; the maintenance
+    /// thread writes it, and [`Store::flush`] waits for that. The same pattern recorded
+    /// twice with the same creation time (an import run again) is stored once: the second
+    /// call returns the first's id.
+    ///
+    /// ```
+    /// # fn main() -> selflog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = selflog::Store::open(dir.path(), selflog::Config::default())?;
+    /// use selflog::{EventId, NewPattern};
+    /// let id = store.record_pattern(
+    ///     &NewPattern::new("burst", 0.9, r#"{"n":3}"#)
+    ///         .about(EventId(3))
+    ///         .found_by("embryo-1"),
+    /// )?;
+    /// store.flush()?;
+    /// # assert_eq!(id, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// As [`Store::record_pattern`].
-    pub fn record_pattern_at(
-        &self,
-        event_id: Option<EventId>,
-        pattern_type: &str,
-        confidence: f64,
-        pattern_data: &str,
-        embryo_id: Option<&str>,
-        created: Timestamp,
-    ) -> Result<u64> {
-        let e = crate::sidecar::pattern_event(
-            event_id,
-            pattern_type,
-            confidence,
-            pattern_data,
-            embryo_id,
-            created,
-        )?;
-        Ok(self.sidecars()?.patterns.append(e)?.id().0)
+    /// [`Error::InvalidEvent`] for a non-finite confidence or invalid JSON;
+    /// [`Error::NotAStore`] if the store has no pattern stream; as [`Store::append`].
+    pub fn record_pattern(&self, pattern: &NewPattern) -> Result<u64> {
+        let event = crate::maintenance::pattern_event(pattern)?;
+        self.sidecars()?;
+        self.maintenance()?.record_pattern(&event)
     }
 
     /// Patterns matching `filter`, oldest first.
@@ -900,10 +823,10 @@ impl Store {
     /// # Errors
     /// As [`Query::run`]; [`Error::NotAStore`] if the store has no pattern stream.
     pub fn patterns(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
-        let store = &self.sidecars()?.patterns;
-        let mut q = store.query().order(crate::query::Order::OldestFirst);
+        let reader = sidecar_reader(&self.sidecars()?.patterns);
+        let mut q = reader.query().order(crate::query::Order::OldestFirst);
         if let Some(id) = filter.event_id {
-            q = q.source(crate::sidecar::pattern_subject(id));
+            q = q.source(crate::maintenance::pattern_subject(id));
         }
         if let Some(t) = &filter.pattern_type {
             q = q.event_type(t.clone());
@@ -919,7 +842,7 @@ impl Store {
         }
         let mut out = Vec::new();
         for e in q.run()? {
-            if let Some(p) = crate::sidecar::to_pattern(e?) {
+            if let Some(p) = crate::maintenance::to_pattern(e?) {
                 if filter.min_confidence.is_none_or(|c| p.confidence >= c) {
                     out.push(p);
                 }
@@ -928,16 +851,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends a system stats record (the maintenance thread does this every
-    /// `stats_interval`; imports use it for old records).
+    /// Appends a system stats record (imports use it for old records, the application for
+    /// its own). The maintenance thread takes one every `stats_interval`, carrying the
+    /// gauges (`active_embryos`, `avg_fitness`) of the last record recorded here (0
+    /// before any). [`Store::flush`] waits until it is written.
     ///
     /// # Errors
-    /// As [`Store::append`].
+    /// [`Error::NotAStore`] if the store has no stats stream; as [`Store::append`].
     pub fn record_system_stats(&self, s: &SystemStats) -> Result<()> {
-        self.sidecars()?
-            .stats
-            .append(crate::sidecar::stats_event(s)?)?;
-        Ok(())
+        self.sidecars()?;
+        self.maintenance()?.record_stats(s)
     }
 
     /// Stats records with timestamp in `[since, until)`, oldest first.
@@ -949,11 +872,8 @@ impl Store {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<Vec<SystemStats>> {
-        let mut q = self
-            .sidecars()?
-            .stats
-            .query()
-            .order(crate::query::Order::OldestFirst);
+        let reader = sidecar_reader(&self.sidecars()?.stats);
+        let mut q = reader.query().order(crate::query::Order::OldestFirst);
         if let Some(t) = since {
             q = q.since(t);
         }
@@ -962,19 +882,11 @@ impl Store {
         }
         let mut out = Vec::new();
         for e in q.run()? {
-            if let Some(s) = crate::sidecar::to_stats(&e?) {
+            if let Some(s) = crate::maintenance::to_stats(&e?) {
                 out.push(s);
             }
         }
         Ok(out)
-    }
-
-    /// Sets the two gauges the host reports in stats records: active embryos and their
-    /// average fitness.
-    pub fn set_embryo_gauges(&self, active_embryos: u64, avg_fitness: f64) {
-        if let Some(w) = &self.writer {
-            *w.shared.gauges.lock() = (active_embryos, avg_fitness);
-        }
     }
 
     /// The store's directory.
@@ -1271,9 +1183,8 @@ impl Store {
             let done = if sync { st.durable_id } else { st.written_id };
             if done >= target {
                 drop(st);
-                if let Some(sc) = &self.sidecars {
-                    sc.patterns.flush()?;
-                    sc.stats.flush()?;
+                if let Some(w) = &self.writer {
+                    w.maintenance.flush()?;
                 }
                 return self.save_duplicates(shared);
             }
@@ -1395,9 +1306,7 @@ impl Store {
     /// # Errors
     /// [`Error::ReadOnly`] on a read-only store; an I/O error deleting a file.
     pub fn retain(&self, dry_run: bool) -> Result<Vec<Deletion>> {
-        let shared = self.shared()?;
-        let _serial = shared.retention.lock();
-        run_retention(&self.dir, &self.stream, &shared.config, dry_run)
+        self.maintenance()?.retain(dry_run)
     }
 
     /// The segment files of the event log, oldest first.
@@ -1405,7 +1314,7 @@ impl Store {
     /// # Errors
     /// As [`Store::refresh`].
     pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
-        segment_infos(&self.stream)
+        crate::retention::segment_infos(&self.stream)
     }
 
     /// Totals and ranges, from footers and the tail's index; scans no sealed data.
@@ -1468,41 +1377,28 @@ impl Store {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        let Some(w) = &self.writer else {
+        // Taken, so that the drop after a `close` finds nothing left to do; the locks are
+        // released at the end, after the last file is written.
+        let Some(w) = self.writer.take() else {
             return Ok(());
         };
-        {
-            let mut q = w.shared.queue.lock();
-            q.shutdown = true;
-        }
+        w.shared.queue.lock().shutdown = true;
         w.shared.work.notify_all();
         w.shared.space.notify_all();
-        *w.shared.maintenance_stop.lock() = true;
-        w.shared.maintenance_wake.notify_all();
-        if let Some(t) = w.maintenance.lock().take() {
-            let _ = t.join();
-        }
+        // The maintenance thread writes and syncs what the sidecars' queues hold.
+        w.maintenance.stop();
         if let Some(t) = w.thread.lock().take() {
             let _ = t.join();
         }
-        let saved = self.save_duplicates(&w.shared);
-        let (fatal, written_id) = {
-            let st = w.shared.status.lock();
-            (st.fatal.clone(), st.written_id)
-        };
-        if let Some(why) = fatal {
-            return Err(Error::Poisoned(why));
-        }
-        {
-            // Only when every event the window holds is written (the writer stopped
-            // cleanly, nothing left queued).
-            let q = w.shared.queue.lock();
-            if q.dedup.newest().is_some_and(|n| n <= written_id) {
-                save_dedup_image(&self.dir, &self.stream, &q.dedup);
+        let closed = close_log(&self.dir, &self.stream, &w.shared);
+        if let Some(sc) = &self.sidecars {
+            for s in sc.both() {
+                if let Some(log) = &s.log {
+                    close_log(&s.dir, &s.stream, log)?;
+                }
             }
         }
-        saved?;
-        Ok(())
+        closed
     }
 }
 

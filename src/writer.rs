@@ -60,6 +60,9 @@ struct Syncer {
     state: Arc<(Mutex<SyncRequests>, Condvar)>,
     keep: Option<u64>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Off for a writer pumped by the maintenance thread: a sidecar's small segments
+    /// are synced by their seal alone, and the pump starts no thread.
+    enabled: bool,
 }
 
 /// What the writer asked the sync thread for since it last looked.
@@ -79,6 +82,7 @@ impl Syncer {
             state: Arc::default(),
             keep,
             thread: None,
+            enabled: true,
         }
     }
 
@@ -100,7 +104,7 @@ impl Syncer {
     }
 
     fn started(&mut self) -> bool {
-        if self.thread.is_none() {
+        if self.thread.is_none() && self.enabled {
             let state = Arc::clone(&self.state);
             let mut dropper = Dropper::new(self.keep);
             self.thread = std::thread::Builder::new()
@@ -490,14 +494,6 @@ pub(crate) struct Shared {
     pub dedup_hint: crate::dedup::BucketHint,
     /// Counts publications; in-process readers refresh only when it moves.
     pub generation: Arc<AtomicU64>,
-    /// Serialises retention runs (the maintenance thread and `Store::retain`).
-    pub retention: Mutex<()>,
-    /// Tells the maintenance thread to stop.
-    pub maintenance_stop: Mutex<bool>,
-    /// Wakes the maintenance thread.
-    pub maintenance_wake: Condvar,
-    /// The host's gauges for stats records: active embryos, average fitness.
-    pub gauges: Mutex<(u64, f64)>,
 }
 
 impl Shared {
@@ -601,6 +597,68 @@ impl Writer {
             syncer,
             sync_kicked_at: 0,
         }
+    }
+
+    /// A writer without a thread of its own, which the maintenance thread drives with
+    /// [`Writer::pump`]: it never starts the background sync thread either.
+    pub fn pumped(shared: Arc<Shared>, recovered: Recovered) -> Writer {
+        let mut w = Writer::new(shared, recovered);
+        w.syncer.enabled = false;
+        w
+    }
+
+    /// One step of a pumped writer, without waiting: writes the queued events if a batch
+    /// is due (by the rule of [`Writer::run`]: full, timed out, flushed or closing) or the
+    /// events a full disk held back, then syncs if a sync is due (`Buffered`: every batch
+    /// timeout and when closing; `Sync` syncs each batch as it publishes it). Returns when
+    /// it next wants to run (`None`: only when woken for new work). After the queue is
+    /// shut down it writes everything and syncs; events a full disk still holds back are
+    /// then an error.
+    pub fn pump(&mut self) -> Result<Option<Instant>> {
+        let shared = Arc::clone(&self.shared);
+        let cfg = &shared.config;
+        let now = Instant::now();
+        let (mut batch, shutdown) = {
+            let mut q = shared.queue.lock();
+            let n = q.events.len();
+            let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
+            let flush_wanted = q.flush_target > self.last_id;
+            let due = n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out;
+            if self.retained.is_empty() && n > 0 && due {
+                let mut batch = std::mem::take(&mut self.spare);
+                std::mem::swap(&mut batch, &mut q.events);
+                q.oldest = None;
+                let shutdown = q.shutdown;
+                drop(q);
+                shared.space.notify_all();
+                (batch, shutdown)
+            } else {
+                (Batch::default(), q.shutdown)
+            }
+        };
+        if !self.retained.is_empty() {
+            batch = std::mem::take(&mut self.retained);
+        }
+        if !batch.is_empty() {
+            self.write_batch(&mut batch)?;
+        }
+        batch.clear();
+        self.spare = batch;
+        let sync_due = self.last_sync.elapsed() >= cfg.batch_timeout;
+        if self.unsynced && (sync_due || shutdown) {
+            self.sync()?;
+        }
+        if shutdown {
+            if !self.retained.is_empty() {
+                // Disk still full at close: the retained events cannot be written.
+                return Err(shared.health_error().unwrap_or(Error::Closed));
+            }
+            return Ok(None);
+        }
+        let retry = (!self.retained.is_empty()).then(|| Instant::now() + DISK_FULL_RETRY);
+        let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
+        let batch_at = shared.queue.lock().oldest.map(|t| t + cfg.batch_timeout);
+        Ok([retry, sync_at, batch_at].into_iter().flatten().min())
     }
 
     /// The thread's body. Never panics out: a panic is turned into poison.

@@ -19,7 +19,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use selflog::{verify, Config, Event, EventId, PatternFilter, Store, Timestamp};
+use selflog::{verify, Config, Event, EventId, NewPattern, PatternFilter, Store, Timestamp};
 
 mod common;
 use common::{child_command, crash_iters, crash_seed, mix, said, say, Reaper};
@@ -107,7 +107,11 @@ fn child_maintainer() {
         let (kind, data) = pattern_of(i - 1);
         say(&format!("recording {}", i - 1));
         let pid = store
-            .record_pattern(Some(EventId(i - 1)), &kind, 0.5, &data, Some("embryo-1"))
+            .record_pattern(
+                &NewPattern::new(kind, 0.5, data)
+                    .about(EventId(i - 1))
+                    .found_by("embryo-1"),
+            )
             .unwrap();
         store.flush().unwrap();
         say(&format!("recorded {pid} {}", i - 1));

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use selflog::{Appended, Config, Error, Event, EventId, Store, Timestamp};
+use selflog::{Appended, Config, Error, Event, EventId, NewPattern, Store, Timestamp};
 
 const T0: i64 = 1_732_460_000_000_000;
 
@@ -328,7 +328,7 @@ fn store_files_are_private() {
     let store = Store::open(&path, small_config()).unwrap();
     store.append(event(1, 10)).unwrap();
     store
-        .record_pattern(Some(EventId(1)), "p", 0.5, "{}", None)
+        .record_pattern(&NewPattern::new("p", 0.5, "{}").about(EventId(1)))
         .unwrap();
     store.cursor("c").unwrap().commit(EventId(1)).unwrap_or(());
     store.flush().unwrap();
@@ -754,6 +754,18 @@ fn salvage_copies_everything_intact_past_damage() {
     assert_eq!(missing, 1);
 }
 
+/// A stats record the application takes, carrying its gauges, with nothing counted.
+fn gauges(active_embryos: u64, avg_fitness: f64) -> selflog::SystemStats {
+    selflog::SystemStats {
+        timestamp: Timestamp::now(),
+        total_events: 0,
+        events_per_second: 0.0,
+        active_embryos,
+        avg_fitness,
+        storage_mb: 0.0,
+    }
+}
+
 /// Patterns go to their own stream, queryable by event (indexed), type, embryo, confidence
 /// and time; the maintenance thread appends stats records every stats interval with the
 /// host's gauges; both are visible to a read-only opener.
@@ -768,21 +780,31 @@ fn patterns_and_system_stats_streams() {
         store.append(event(i, 10)).unwrap();
     }
     store.flush().unwrap();
-    store.set_embryo_gauges(30, 0.75);
+    // The gauges come from a record the application takes (here with no events counted,
+    // so that it is not one of the thread's, which the loop below waits for).
+    store.record_system_stats(&gauges(30, 0.75)).unwrap();
     let a = store
-        .record_pattern(Some(EventId(3)), "burst", 0.9, r#"{"n":3}"#, Some("e1"))
+        .record_pattern(
+            &NewPattern::new("burst", 0.9, r#"{"n":3}"#)
+                .about(EventId(3))
+                .found_by("e1"),
+        )
         .unwrap();
     let b = store
-        .record_pattern(Some(EventId(4)), "burst", 0.2, "[1,2]", Some("e2"))
+        .record_pattern(
+            &NewPattern::new("burst", 0.2, "[1,2]")
+                .about(EventId(4))
+                .found_by("e2"),
+        )
         .unwrap();
     store
-        .record_pattern(None, "daily", 0.5, "{}", None)
+        .record_pattern(&NewPattern::new("daily", 0.5, "{}"))
         .unwrap();
     assert!(store
-        .record_pattern(None, "bad", f64::NAN, "{}", None)
+        .record_pattern(&NewPattern::new("bad", f64::NAN, "{}"))
         .is_err());
     assert!(store
-        .record_pattern(None, "bad", 0.5, "{not json", None)
+        .record_pattern(&NewPattern::new("bad", 0.5, "{not json"))
         .is_err());
     assert_eq!((a, b), (1, 2));
     store.flush().unwrap();

@@ -267,14 +267,15 @@ fn import_patterns(conn: &Connection, store: &Store, path: &Path) -> Result<(u64
         let (id, event_id, kind, confidence, data, embryo, created) =
             row.map_err(|e| sql_failure(path, &e))?;
         let event_id = event_id.and_then(|e| u64::try_from(e).ok()).map(EventId);
-        match store.record_pattern_at(
+        let pattern = selflog::NewPattern {
             event_id,
-            &kind,
+            pattern_type: kind,
             confidence,
-            &data,
-            embryo.as_deref(),
-            created_at(created.as_deref()),
-        ) {
+            pattern_data: data,
+            embryo_id: embryo,
+            created: created_at(created.as_deref()),
+        };
+        match store.record_pattern(&pattern) {
             Ok(_) => imported += 1,
             Err(e @ (selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. })) => {
                 rejected += 1;

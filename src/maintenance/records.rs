@@ -1,24 +1,18 @@
-//! The pattern and stats streams: learning output and periodic system statistics in logs
-//! of their own, beside the event log.
+//! Pattern and stats records, and how each is kept as an event of its sidecar stream.
 //!
-//! Each is a selflog store in a subdirectory of the main store (`patterns/`, `stats/`), so
-//! it has the same framing, checksums, recovery, retention and reader views as the event
-//! log, and its own writer thread: patterns and stats never queue behind events. A record
-//! is kept as an event whose fields are laid out as follows (`format-spec/FORMAT.md#sidecars`):
+//! A record is kept as an event whose fields are laid out as follows
+//! (`format-spec/FORMAT.md#sidecars`); the bytes on disk are those of any event:
 //! a pattern's type is the event type, its subject event (`event:N`, or `event:-`) the
 //! source, its embryo the action, and `{"event_id", "confidence", "pattern_data"}` the data;
 //! a stats record is an event of type `system_stats` from source `maintenance` whose data
 //! holds the record's fields. The subject event as source makes "patterns of event N" an
 //! indexed query.
 
-use std::path::Path;
-
 use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventId, StoredEvent, Timestamp};
-use crate::store::Store;
 
 /// Subdirectory of the pattern stream.
 pub const PATTERNS_DIR: &str = "patterns";
@@ -44,6 +38,64 @@ pub struct Pattern {
     pub created: Timestamp,
 }
 
+/// A pattern to record ([`crate::Store::record_pattern`]): a [`Pattern`] before it has an
+/// id. [`NewPattern::new`] fills in the rest (no subject event, no embryo, created now).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPattern {
+    /// The event it is about, if any.
+    pub event_id: Option<EventId>,
+    /// Its kind.
+    pub pattern_type: String,
+    /// How sure the finder is, 0 to 1; must be finite.
+    pub confidence: f64,
+    /// Any JSON; must be valid.
+    pub pattern_data: String,
+    /// The embryo (learner) that found it.
+    pub embryo_id: Option<String>,
+    /// When it was found (an import gives the original time).
+    pub created: Timestamp,
+}
+
+impl NewPattern {
+    /// A pattern of `pattern_type` with `confidence` and `pattern_data` (JSON), about no
+    /// event, found by no embryo, created now.
+    pub fn new(
+        pattern_type: impl Into<String>,
+        confidence: f64,
+        pattern_data: impl Into<String>,
+    ) -> NewPattern {
+        NewPattern {
+            event_id: None,
+            pattern_type: pattern_type.into(),
+            confidence,
+            pattern_data: pattern_data.into(),
+            embryo_id: None,
+            created: Timestamp::now(),
+        }
+    }
+
+    /// The same pattern, about event `id`.
+    #[must_use]
+    pub fn about(mut self, id: EventId) -> NewPattern {
+        self.event_id = Some(id);
+        self
+    }
+
+    /// The same pattern, found by `embryo_id`.
+    #[must_use]
+    pub fn found_by(mut self, embryo_id: impl Into<String>) -> NewPattern {
+        self.embryo_id = Some(embryo_id.into());
+        self
+    }
+
+    /// The same pattern, created at `created`.
+    #[must_use]
+    pub fn at(mut self, created: Timestamp) -> NewPattern {
+        self.created = created;
+        self
+    }
+}
+
 /// One periodic statistics record (the old `system_stats` table).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SystemStats {
@@ -53,24 +105,19 @@ pub struct SystemStats {
     pub total_events: u64,
     /// Events appended per second over the interval before it.
     pub events_per_second: f64,
-    /// The host's gauge of active embryos.
+    /// The host's gauge of active embryos. The maintenance thread's records carry the
+    /// value of the last record the application recorded (0 before any).
     pub active_embryos: u64,
-    /// The host's gauge of average embryo fitness.
+    /// The host's gauge of average embryo fitness, carried on like `active_embryos`.
     pub avg_fitness: f64,
     /// Size of the store on disk, in MiB.
     pub storage_mb: f64,
 }
 
-/// The two sidecar stores of a main store.
-pub(crate) struct Sidecars {
-    pub patterns: Store,
-    pub stats: Store,
-}
-
 /// The configuration of a sidecar: the main store's limits and retention, no sidecars of
 /// its own, a small dedup window (so an import run twice stores nothing twice; ~1.6 MB),
 /// small segments.
-fn sidecar_config(main: &Config) -> Config {
+pub(crate) fn sidecar_config(main: &Config) -> Config {
     let mut c = main.clone();
     c.sidecars = false;
     c.dedup_window = main.dedup_window.min(100_000);
@@ -81,43 +128,13 @@ fn sidecar_config(main: &Config) -> Config {
     c
 }
 
-impl Sidecars {
-    /// Opens (creating) both sidecars of the store at `dir` for writing.
-    pub fn open(dir: &Path, main: &Config) -> Result<Sidecars> {
-        let c = sidecar_config(main);
-        Ok(Sidecars {
-            patterns: Store::open(dir.join(PATTERNS_DIR), c.clone())?,
-            stats: Store::open(dir.join(STATS_DIR), c)?,
-        })
-    }
-
-    /// Opens the sidecars that exist, read-only.
-    pub fn open_read_only(dir: &Path) -> Result<Option<Sidecars>> {
-        let p = dir.join(PATTERNS_DIR);
-        let s = dir.join(STATS_DIR);
-        if !p.join(crate::store::META_FILE).exists() || !s.join(crate::store::META_FILE).exists() {
-            return Ok(None);
-        }
-        Ok(Some(Sidecars {
-            patterns: Store::open_read_only_plain(&p)?,
-            stats: Store::open_read_only_plain(&s)?,
-        }))
-    }
-}
-
 fn subject(event_id: Option<EventId>) -> String {
     event_id.map_or_else(|| "event:-".to_owned(), |id| format!("event:{id}"))
 }
 
 /// The event that stores a pattern.
-pub(crate) fn pattern_event(
-    event_id: Option<EventId>,
-    pattern_type: &str,
-    confidence: f64,
-    pattern_data: &str,
-    embryo_id: Option<&str>,
-    created: Timestamp,
-) -> Result<Event> {
+pub(crate) fn pattern_event(p: &NewPattern) -> Result<Event> {
+    let confidence = p.confidence;
     if !confidence.is_finite() {
         return Err(Error::InvalidEvent {
             field: "confidence",
@@ -125,20 +142,20 @@ pub(crate) fn pattern_event(
         });
     }
     let data_json =
-        RawValue::from_string(pattern_data.to_owned()).map_err(|e| Error::InvalidEvent {
+        RawValue::from_string(p.pattern_data.clone()).map_err(|e| Error::InvalidEvent {
             field: "pattern_data",
             reason: format!("is not valid JSON: {e}"),
         })?;
     let data = serde_json::json!({
-        "event_id": event_id.map(|i| i.0),
+        "event_id": p.event_id.map(|i| i.0),
         "confidence": confidence,
         "pattern_data": data_json,
     });
     Event::new(
-        created,
-        pattern_type,
-        embryo_id,
-        subject(event_id),
+        p.created,
+        &p.pattern_type,
+        p.embryo_id.as_deref(),
+        subject(p.event_id),
         Some(&data.to_string()),
     )
 }

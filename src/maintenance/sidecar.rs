@@ -1,0 +1,149 @@
+//! The pattern and stats streams of a store: where they live, how they are read, and the
+//! writing side the maintenance thread drives.
+//!
+//! Each stream is a directory (`patterns/`, `stats/`) laid out as a store of its own
+//! (`format-spec/FORMAT.md#sidecars`), so it has the event log's framing, checksums,
+//! recovery, retention and reader views. A writable open opens each like the event log
+//! (lock, recovery, dedup window) and gets its queue ([`Shared`]) and a [`Writer`] with no
+//! thread of its own: the maintenance thread pumps it. Readers use the stream's views only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Durability;
+use crate::error::{Error, Result};
+use crate::lock::WriterLock;
+use crate::segment::StreamKind;
+use crate::stream::Stream;
+use crate::writer::{Shared, Writer};
+
+use super::records::{PATTERNS_DIR, STATS_DIR};
+
+/// One sidecar stream.
+pub(crate) struct Sidecar {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its reader view.
+    pub stream: Arc<Stream>,
+    /// Its queue and writer status, in a writable open.
+    pub log: Option<Arc<Shared>>,
+    /// Its own writer lock (redundant under the store's, kept so the directory is locked
+    /// like any store's while it is written).
+    _lock: Option<WriterLock>,
+}
+
+impl Sidecar {
+    /// A writable sidecar, opened by the store like its event log.
+    pub fn writable(dir: PathBuf, stream: Arc<Stream>, log: Arc<Shared>, lock: WriterLock) -> Self {
+        Sidecar {
+            dir,
+            stream,
+            log: Some(log),
+            _lock: Some(lock),
+        }
+    }
+
+    /// The sidecar in `dir`, read-only: its segments as they are now.
+    fn read_only(dir: PathBuf) -> Result<Sidecar> {
+        let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
+        stream.refresh()?;
+        Ok(Sidecar {
+            dir,
+            stream,
+            log: None,
+            _lock: None,
+        })
+    }
+
+    /// The queue of a writable sidecar.
+    pub fn log(&self) -> Result<&Arc<Shared>> {
+        self.log.as_ref().ok_or(Error::ReadOnly)
+    }
+}
+
+/// The two sidecar streams of a store.
+pub(crate) struct Sidecars {
+    pub patterns: Sidecar,
+    pub stats: Sidecar,
+}
+
+impl Sidecars {
+    /// The directories of the two sidecars of the store in `dir`.
+    pub fn dirs(dir: &Path) -> [PathBuf; 2] {
+        [dir.join(PATTERNS_DIR), dir.join(STATS_DIR)]
+    }
+
+    /// Both sidecars of the store in `dir`, read-only. The caller has checked that both
+    /// are stores this build reads.
+    pub fn read_only(dir: &Path) -> Result<Sidecars> {
+        let [patterns, stats] = Sidecars::dirs(dir);
+        Ok(Sidecars {
+            patterns: Sidecar::read_only(patterns)?,
+            stats: Sidecar::read_only(stats)?,
+        })
+    }
+
+    /// Both, patterns first.
+    pub fn both(&self) -> [&Sidecar; 2] {
+        [&self.patterns, &self.stats]
+    }
+}
+
+/// The writers of a writable open's two sidecars, which the maintenance thread owns and
+/// pumps.
+pub(crate) struct Pumps {
+    pub patterns: Writer,
+    pub stats: Writer,
+}
+
+impl Pumps {
+    /// Pumps both writers ([`Writer::pump`]); returns when they next want to run. A failure
+    /// names the stream.
+    pub fn pump(&mut self) -> std::result::Result<Option<std::time::Instant>, String> {
+        let p = self
+            .patterns
+            .pump()
+            .map_err(|e| format!("writing the pattern stream failed: {e}"))?;
+        let s = self
+            .stats
+            .pump()
+            .map_err(|e| format!("writing the stats stream failed: {e}"))?;
+        Ok(p.into_iter().chain(s).min())
+    }
+}
+
+/// Waits until the sidecar's writer has written (`Buffered`) or synced (`Sync`) every id up
+/// to `target`, as `Store::flush` waits for the event log's.
+pub(crate) fn wait_written(log: &Shared, target: u64) -> Result<()> {
+    let sync = log.config.durability == Durability::Sync;
+    let mut st = log.status.lock();
+    loop {
+        if let Some(why) = &st.fatal {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        if let Some(path) = &st.disk_full {
+            return Err(Error::DiskFull { path: path.clone() });
+        }
+        let done = if sync { st.durable_id } else { st.written_id };
+        if done >= target {
+            return Ok(());
+        }
+        if st.stopped {
+            return Err(Error::Closed);
+        }
+        log.progress.wait(&mut st);
+    }
+}
+
+/// Saves the sidecar's duplicate count (its `counters` file) if it changed since it was
+/// last saved.
+pub(crate) fn save_duplicates(dir: &Path, log: &Shared) -> Result<()> {
+    let mut q = log.queue.lock();
+    if q.duplicates == q.duplicates_saved {
+        return Ok(());
+    }
+    let count = q.duplicates;
+    q.duplicates_saved = count;
+    drop(q);
+    crate::cursor::write_duplicates(dir, count)
+}
