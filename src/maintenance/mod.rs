@@ -1,17 +1,13 @@
-//! The maintenance thread (`selflog-maintenance`): retention, stats records, and the
-//! writing of the pattern and stats streams.
+//! The maintenance thread (`selflog-maintenance`, one per writable open): retention, stats
+//! records, and the writing of the pattern and stats streams.
 //!
-//! One thread per writable open. Its loop sleeps until the earliest of: retention due
-//! (every `cleanup_interval`, over the event log and both sidecars), a stats record due
-//! (every `stats_interval`), a sidecar batch or sync due, a wake-up from `record_pattern`,
-//! `record_system_stats` or `flush`, or `close`. Each sidecar keeps the event log's
-//! machinery (a bounded queue with its dedup window, a [`Writer`] owning the active
-//! segment) but its writer has no thread: this thread pumps it ([`Writer::pump`]), which
-//! writes due batches, syncs every batch timeout in `Buffered` mode (each batch in `Sync`),
-//! and never starts a sync thread. Recording validates and queues on the caller's thread
-//! (the id is known at once), then wakes this thread; `flush` waits until this thread has
-//! written what was queued before it. A failure here poisons the store and both sidecars.
-//! Retention runs here, on `Store::retain` and at open, serialised by one mutex.
+//! Each sidecar keeps the event log's machinery (a bounded queue with its dedup window, a
+//! `Writer` owning the active segment), but its writer has no thread: this one pumps it
+//! (`Writer::pump`: due batches; a sync every batch timeout in `Buffered`, each batch in
+//! `Sync`; never a sync thread). Recording queues on the caller's thread (the id is known at
+//! once) and wakes this thread; `flush` waits until it has written what was queued before.
+//! It sleeps until a wake-up, a sidecar batch or sync, a stats record (`stats_interval`) or
+//! retention (`cleanup_interval`, log and sidecars) is due. A failure poisons the store.
 
 mod records;
 mod sidecar;
@@ -200,13 +196,23 @@ impl State {
         Ok(())
     }
 
-    /// Queues a stats record taken now, and asks for it to be written at once.
+    /// Queues a stats record taken now, and asks for it to be written at once. This
+    /// thread alone drains the queue, so it must not wait for room in it: while the queue
+    /// is half full (an import of stats records) the record is skipped, and should the
+    /// queue fill up all the same, the wait ends with `QueueFull`, which skips it too.
     fn take_stats(&self, rate: &mut Rate) -> Result<()> {
         let sc = self.sidecars()?;
+        let log = sc.stats.log()?;
+        if log.queue.lock().events.len() >= log.config.queue_events_max / 2 {
+            return Ok(());
+        }
         let gauges = *self.gauges.lock();
         let record = stats::measure(&self.dir, &self.stream, rate, gauges)?;
-        let log = sc.stats.log()?;
-        let id = (self.append)(log, &sc.stats, &records::stats_event(&record)?)?.id();
+        let id = match (self.append)(log, &sc.stats, &records::stats_event(&record)?) {
+            Ok(appended) => appended.id(),
+            Err(Error::QueueFull { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let mut q = log.queue.lock();
         q.flush_target = q.flush_target.max(id.0);
         Ok(())
