@@ -1390,12 +1390,11 @@ impl Store {
         if let Some(t) = w.thread.lock().take() {
             let _ = t.join();
         }
-        let closed = close_log(&self.dir, &self.stream, &w.shared);
-        if let Some(sc) = &self.sidecars {
-            for s in sc.both() {
-                if let Some(log) = &s.log {
-                    close_log(&s.dir, &s.stream, log)?;
-                }
+        let mut closed = close_log(&self.dir, &self.stream, &w.shared);
+        for s in self.sidecars.iter().flat_map(|sc| sc.both()) {
+            if let Some(log) = &s.log {
+                let sidecar = close_log(&s.dir, &s.stream, log);
+                closed = closed.and(sidecar);
             }
         }
         closed

@@ -874,6 +874,67 @@ fn patterns_and_system_stats_streams() {
     assert!(ro.system_stats(None, None).unwrap().len() >= 2);
 }
 
+/// A pattern or stats record recorded again with the same times (an import run twice) is
+/// stored once, also after a reopen, where each sidecar's dedup window is rebuilt; `flush`
+/// waits for both streams in either durability mode. The maintenance thread's own records
+/// carry zero gauges until the application records one (issue 19: the gauges are values of
+/// a record, not state of the writer).
+#[test]
+fn sidecar_records_recorded_twice_are_stored_once() {
+    let created = Timestamp(1_732_460_000_000_000);
+    let pattern = NewPattern::new("habit", 0.7, r#"{"k":1}"#)
+        .about(EventId(1))
+        .at(created);
+    let record = selflog::SystemStats {
+        timestamp: created,
+        ..gauges(2, 0.5)
+    };
+    for durability in [selflog::Durability::Buffered, selflog::Durability::Sync] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let mut c = small_config();
+        c.durability = durability;
+        c.stats_interval = std::time::Duration::from_millis(5);
+        for round in 0..2 {
+            let store = Store::open(&path, c.clone()).unwrap();
+            if round == 0 {
+                // The thread's own records, before the application recorded any.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while store.system_stats(None, None).unwrap().is_empty() {
+                    assert!(std::time::Instant::now() < deadline, "no stats record");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                let own = store.system_stats(None, None).unwrap();
+                assert!(own
+                    .iter()
+                    .all(|s| s.active_embryos == 0 && s.avg_fitness == 0.0));
+            }
+            for _ in 0..2 {
+                assert_eq!(store.record_pattern(&pattern).unwrap(), 1, "{durability:?}");
+                store.record_system_stats(&record).unwrap();
+            }
+            store.flush().unwrap();
+            assert_eq!(
+                store.patterns(&selflog::PatternFilter::default()).unwrap(),
+                [selflog::Pattern {
+                    id: 1,
+                    event_id: Some(EventId(1)),
+                    pattern_type: "habit".into(),
+                    confidence: 0.7,
+                    pattern_data: r#"{"k":1}"#.into(),
+                    embryo_id: None,
+                    created,
+                }]
+            );
+            let imported = store
+                .system_stats(Some(created), Some(Timestamp(created.0 + 1)))
+                .unwrap();
+            assert_eq!(imported, [record], "{durability:?} round {round}");
+            store.close().unwrap();
+        }
+    }
+}
+
 /// Whatever a flush or a duplicate check has been told is written, a read in the same
 /// process finds: an event appended again just after it was written is answered with its
 /// original id (the duplicate check waits for the write, then reads it back), and after
