@@ -20,10 +20,9 @@ use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{Block, EventFrame, FrameHead, Summary};
 use crate::index::{Blocks, Bounds, SegmentIndex};
-use crate::store::Store;
 use crate::stream::{
     borrowed_data, checksummed_frame, decompress_payload, event_ref, frame_bytes, frames_check_out,
-    materialize_cached, raw_frame, utf8, SegmentView, Snapshot,
+    materialize_cached, raw_frame, utf8, SegmentView, Snapshot, Stream,
 };
 use crate::text::TextMatcher;
 
@@ -107,7 +106,7 @@ impl Filter {
 #[derive(Clone)]
 #[must_use]
 pub struct Query<'s> {
-    store: &'s Store,
+    stream: &'s Stream,
     filter: Filter,
     order: Order,
     limit: Option<u64>,
@@ -115,9 +114,9 @@ pub struct Query<'s> {
 }
 
 impl<'s> Query<'s> {
-    pub(crate) fn new(store: &'s Store) -> Query<'s> {
+    pub(crate) fn new(stream: &'s Stream) -> Query<'s> {
         Query {
-            store,
+            stream,
             filter: Filter::default(),
             order: Order::NewestFirst,
             limit: None,
@@ -195,7 +194,7 @@ impl<'s> Query<'s> {
     /// [`Error::Corrupt`] if a visited frame fails its checksum (also yielded by the
     /// iterator, which then stops).
     pub fn run(self) -> Result<Events> {
-        self.store.refresh()?;
+        self.stream.refresh()?;
         let matcher = self.filter.text.as_deref().map(TextMatcher::new);
         // Segments are expanded into candidate blocks only when the merge reaches them, so
         // "the newest 50" touches the newest segments alone.
@@ -212,7 +211,7 @@ impl<'s> Query<'s> {
                 )
         };
         let plans = self
-            .store
+            .stream
             .views_where(|v| v.sealed_summary().is_none_or(may_match))
             .into_iter()
             .filter_map(|view| {
@@ -237,7 +236,7 @@ impl<'s> Query<'s> {
         // A listing (a query with a limit) is the kind asked again and again, and its large
         // events are most of its cost: they go through the decompressed-data cache. A
         // query without one (an export) would only push the listings' entries out.
-        let cache = self.limit.map(|_| self.store.data_cache());
+        let cache = self.limit.map(|_| Arc::clone(&self.stream.data_cache));
         Ok(Events::new(
             plans,
             self.order,
@@ -256,7 +255,7 @@ impl<'s> Query<'s> {
     /// As [`Query::run`].
     pub fn count(self) -> Result<u64> {
         if self.filter.is_everything() && self.after.is_none() {
-            return Ok(self.store.stats()?.total_events);
+            return Ok(self.summary_totals()?.0);
         }
         let mut n = 0;
         for e in self.unordered()? {
@@ -273,7 +272,7 @@ impl<'s> Query<'s> {
     /// As [`Query::run`].
     pub fn counts_by(self, field: Field) -> Result<BTreeMap<String, u64>> {
         if self.filter.is_everything() && self.after.is_none() {
-            if let Some(counts) = self.store_counts(field)? {
+            if let Some(counts) = self.index_counts(field)? {
                 return Ok(counts);
             }
         }
@@ -298,8 +297,7 @@ impl<'s> Query<'s> {
     /// As [`Query::run`].
     pub fn time_bounds(self) -> Result<Option<(Timestamp, Timestamp)>> {
         if self.filter.is_everything() && self.after.is_none() {
-            let s = self.store.stats()?;
-            return Ok(s.first_timestamp.zip(s.last_timestamp));
+            return Ok(self.summary_totals()?.1);
         }
         let mut bounds: Option<(Timestamp, Timestamp)> = None;
         for e in self.unordered()? {
@@ -344,10 +342,10 @@ impl<'s> Query<'s> {
         Ok(events)
     }
 
-    fn store_counts(&self, field: Field) -> Result<Option<BTreeMap<String, u64>>> {
-        self.store.refresh()?;
+    fn index_counts(&self, field: Field) -> Result<Option<BTreeMap<String, u64>>> {
+        self.stream.refresh()?;
         let mut out = BTreeMap::new();
-        for view in self.store.views() {
+        for view in self.stream.views() {
             let complete = view.with_index(|ix, _| {
                 let counts = match field {
                     Field::EventType => Some(&ix.type_counts),
@@ -369,6 +367,27 @@ impl<'s> Query<'s> {
             }
         }
         Ok(Some(out))
+    }
+
+    /// The number of events and their smallest and largest timestamp, from the segments'
+    /// summaries alone (the figures the store's statistics report).
+    fn summary_totals(&self) -> Result<(u64, Option<(Timestamp, Timestamp)>)> {
+        self.stream.refresh()?;
+        let mut total = 0;
+        let mut bounds: Option<(Timestamp, Timestamp)> = None;
+        for view in self.stream.views() {
+            view.with_index(|ix, _| {
+                let s = &ix.summary;
+                if s.event_count == 0 {
+                    return;
+                }
+                total += s.event_count;
+                let (lo, hi) = (Timestamp(s.min_ts_us), Timestamp(s.max_ts_us));
+                bounds =
+                    Some(bounds.map_or((lo, hi), |(first, last)| (first.min(lo), last.max(hi))));
+            });
+        }
+        Ok((total, bounds))
     }
 }
 

@@ -1307,25 +1307,13 @@ impl Store {
 
     /// A query over committed events; see [`Query`].
     pub fn query(&self) -> Query<'_> {
-        Query::new(self)
+        Query::new(&self.stream)
     }
 
-    /// The segment views, oldest first, for the query engine.
+    /// The segment views, oldest first, for tests that look at segments directly.
+    #[cfg(test)]
     pub(crate) fn views(&self) -> Vec<Arc<SegmentView>> {
         self.stream.views()
-    }
-
-    /// The segment views `keep` accepts ([`Stream::views_where`]).
-    pub(crate) fn views_where(
-        &self,
-        keep: impl FnMut(&SegmentView) -> bool,
-    ) -> Vec<Arc<SegmentView>> {
-        self.stream.views_where(keep)
-    }
-
-    /// The cache of decompressed data that queries with a limit share.
-    pub(crate) fn data_cache(&self) -> Arc<crate::cache::DataCache> {
-        Arc::clone(&self.stream.data_cache)
     }
 
     /// The event with `id`, if it is committed.
