@@ -506,12 +506,7 @@ impl Shared {
     /// `out` from byte `at` on ([`compress`]) and returning where it lies there, when the
     /// writer is behind ([`Shared::writer_behind`]) and the data is worth compressing;
     /// else `None`, and the writer compresses it.
-    fn pack(
-        &self,
-        event: &Event,
-        out: &mut Vec<u8>,
-        at: usize,
-    ) -> Option<std::ops::Range<usize>> {
+    fn pack(&self, event: &Event, out: &mut Vec<u8>, at: usize) -> Option<std::ops::Range<usize>> {
         let data = event.data_text()?.as_bytes();
         // Small data first: most events need not even read the flag.
         if data.len() <= self.config.compress_len_min || !self.writer_behind.load(Ordering::Relaxed)
