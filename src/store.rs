@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -26,7 +25,7 @@ use crate::lock::{WriterLock, LOCK_FILE};
 use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
-use crate::query::Query;
+use crate::query::{Order, Query};
 use crate::recovery::{recover, OpenReport};
 use crate::retention::{Deletion, SegmentInfo};
 use crate::segment::{create_private, sync_dir, StreamKind};
@@ -179,33 +178,6 @@ fn write_meta(dir: &Path) -> Result<()> {
 }
 
 const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
-
-/// An event on its way into the queue: the event, its content hash, its dedup window key,
-/// and its data as the appending thread compressed it, if it did.
-type Item<'a> = (&'a Event, u64, u64, Option<&'a [u8]>);
-
-/// Bytes of compressed data an appending thread keeps allocated between appends.
-const PACKED_KEEP: usize = 1 << 20;
-
-std::thread_local! {
-    /// Where an appending thread compresses data while the writer is behind
-    /// ([`Shared::pack`]), reused from append to append: a fresh allocation of LZ4's bound
-    /// each time cost more than the compression (glibc consolidates its free lists for
-    /// every allocation that large).
-    static PACKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's compression buffer. Its bytes are what earlier appends
-/// left there: [`Shared::pack`] overwrites them, and only the ranges it returns are read.
-fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    PACKED.with_borrow_mut(|buf| {
-        let out = f(buf);
-        if buf.capacity() > PACKED_KEEP {
-            *buf = Vec::new();
-        }
-        out
-    })
-}
 
 /// Events of a batch whose dedup buckets are loaded together before they are looked up.
 const DEDUP_TOUCH_AHEAD: usize = 16;
@@ -633,32 +605,6 @@ fn open_sidecars_read_only(dir: &Path) -> Result<Option<Sidecars>> {
     Sidecars::read_only(dir).map(Some)
 }
 
-/// A read-only `Store` over one sidecar's stream, for what takes a store: the query
-/// engine, and the duplicate check of a record being queued. It owns no thread, no lock
-/// and no sidecars of its own.
-fn sidecar_reader(sidecar: &Sidecar) -> Store {
-    Store {
-        dir: sidecar.dir.clone(),
-        stream: Arc::clone(&sidecar.stream),
-        writer: None,
-        report: OpenReport::default(),
-        sidecars: None,
-    }
-}
-
-/// Queues `event` in the sidecar whose queue is `shared`, as [`Store::append`] queues an
-/// event in the log ([`crate::maintenance::AppendFn`]).
-fn append_to_sidecar(shared: &Shared, sidecar: &Sidecar, event: &Event) -> Result<Appended> {
-    event.validate(&shared.config, Timestamp::now_coarse())?;
-    let hash = event.content_hash();
-    let key = shared.dedup_key(event, event.dedup_home(), hash);
-    let mut result = Appended::New(EventId(0));
-    sidecar_reader(sidecar).enqueue(shared, &[(event, hash, key, None)], None, |a| {
-        result = a;
-    })?;
-    Ok(result)
-}
-
 /// After its writer stopped: saves a stream's duplicate count, reports its writer's
 /// failure, and writes its dedup window's image if every event the window holds was
 /// written.
@@ -730,7 +676,7 @@ impl Store {
             Arc::clone(&shared),
             Arc::clone(&stream),
             sidecars,
-            append_to_sidecar,
+            get_in,
         )?;
         let retention_on_open = shared.config.retention_on_open;
         let store = Store {
@@ -823,8 +769,7 @@ impl Store {
     /// # Errors
     /// As [`Query::run`]; [`Error::NotAStore`] if the store has no pattern stream.
     pub fn patterns(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
-        let reader = sidecar_reader(&self.sidecars()?.patterns);
-        let mut q = reader.query().order(crate::query::Order::OldestFirst);
+        let mut q = Query::new(&self.sidecars()?.patterns.stream).order(Order::OldestFirst);
         if let Some(id) = filter.event_id {
             q = q.source(crate::maintenance::pattern_subject(id));
         }
@@ -872,8 +817,7 @@ impl Store {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<Vec<SystemStats>> {
-        let reader = sidecar_reader(&self.sidecars()?.stats);
-        let mut q = reader.query().order(crate::query::Order::OldestFirst);
+        let mut q = Query::new(&self.sidecars()?.stats.stream).order(Order::OldestFirst);
         if let Some(t) = since {
             q = q.since(t);
         }
@@ -923,21 +867,7 @@ impl Store {
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
     )]
     pub fn append(&self, event: Event) -> Result<Appended> {
-        let shared = self.shared()?;
-        event.validate(&shared.config, Timestamp::now_coarse())?;
-        // The bucket is known before the content hash, so its cache miss overlaps hashing.
-        let home = event.dedup_home();
-        shared.dedup_hint.prefetch(u64::from(home));
-        let hash = event.content_hash();
-        let key = shared.dedup_key(&event, home, hash);
-        let mut result = Appended::New(EventId(0));
-        with_packed(|buf| {
-            let packed = shared.pack(&event, buf, 0).map(|r| &buf[r]);
-            self.enqueue(shared, &[(&event, hash, key, packed)], None, |a| {
-                result = a;
-            })
-        })?;
-        Ok(result)
+        self.shared()?.append(&event, |id| self.get(id))
     }
 
     /// Appends an event under a given id, for imports that keep their source's ids. `id`
@@ -953,18 +883,7 @@ impl Store {
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
     )]
     pub fn append_with_id(&self, id: EventId, event: Event) -> Result<Appended> {
-        let shared = self.shared()?;
-        event.validate(&shared.config, Timestamp::now_coarse())?;
-        let hash = event.content_hash();
-        let key = shared.dedup_key(&event, event.dedup_home(), hash);
-        let mut result = Appended::New(EventId(0));
-        with_packed(|buf| {
-            let packed = shared.pack(&event, buf, 0).map(|r| &buf[r]);
-            self.enqueue(shared, &[(&event, hash, key, packed)], Some(id.0), |a| {
-                result = a;
-            })
-        })?;
-        Ok(result)
+        self.shared()?.append_with_id(id, &event, |id| self.get(id))
     }
 
     /// Validates every event, then queues them all in order under consecutive ids. Either
@@ -977,182 +896,7 @@ impl Store {
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
     )]
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
-        let shared = self.shared()?;
-        let now = Timestamp::now_coarse();
-        for e in &events {
-            e.validate(&shared.config, now)?;
-        }
-        let mut out = Vec::with_capacity(events.len());
-        with_packed(|buf| {
-            // Each block goes after the one before it.
-            let mut at = 0;
-            let packed: Vec<_> = events
-                .iter()
-                .map(|e| {
-                    let r = shared.pack(e, buf, at);
-                    at = r.as_ref().map_or(at, |r| r.end);
-                    r
-                })
-                .collect();
-            let items: Vec<Item> = events
-                .iter()
-                .zip(packed)
-                .map(|(e, p)| {
-                    let hash = e.content_hash();
-                    let key = shared.dedup_key(e, e.dedup_home(), hash);
-                    (e, hash, key, p.map(|r| &buf[r]))
-                })
-                .collect();
-            self.enqueue(shared, &items, None, |a| out.push(a))
-        })?;
-        Ok(out)
-    }
-
-    /// Queues events under consecutive ids, telling `sink` what became of each. Each comes
-    /// with its content hash and, if the appending thread compressed it, its packed data;
-    /// the queue copies them, and the caller frees the events after the lock is released.
-    fn enqueue(
-        &self,
-        shared: &Shared,
-        items: &[Item],
-        forced_id: Option<u64>,
-        mut sink: impl FnMut(Appended),
-    ) -> Result<()> {
-        if let Some(e) = shared.health_error() {
-            return Err(e);
-        }
-        let cfg = &shared.config;
-        let mut q = shared.queue.lock();
-        let mut waited_since: Option<Instant> = None;
-        for (i, &(event, hash, key, packed)) in items.iter().enumerate() {
-            if items.len() > 1 && i % DEDUP_TOUCH_AHEAD == 0 {
-                // A batch's dedup lookups are cache misses in a large table: load the next
-                // few buckets together, so that their misses overlap instead of adding up.
-                for &(_, _, key, _) in items.iter().skip(i).take(DEDUP_TOUCH_AHEAD) {
-                    q.dedup.touch(key);
-                }
-            }
-            while q.events.len() >= cfg.queue_events_max {
-                if q.shutdown {
-                    return Err(Error::Closed);
-                }
-                if let Some(e) = shared.health_error() {
-                    return Err(e);
-                }
-                shared.work.notify_one();
-                let since = *waited_since.get_or_insert_with(Instant::now);
-                if shared
-                    .space
-                    .wait_until(&mut q, since + cfg.queue_wait_max)
-                    .timed_out()
-                    && q.events.len() >= cfg.queue_events_max
-                {
-                    return Err(Error::QueueFull {
-                        waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    });
-                }
-            }
-            if q.shutdown {
-                return Err(Error::Closed);
-            }
-            // Without a forced id the event is copied in before the lookup, under the id it
-            // gets if it is new, so that the copy overlaps the lookup's cache miss; a
-            // duplicate takes it out again.
-            let copied = forced_id.is_none();
-            if copied {
-                let id = q.next_id;
-                q.events.push(id, hash, event, packed);
-            }
-            let duplicate = match q.dedup.candidate(key) {
-                None => None,
-                Some(original) => match self.is_same(shared, &q, original, event, hash) {
-                    Ok(same) => same.then_some(original),
-                    Err(e) => {
-                        if copied {
-                            q.events.pop();
-                        }
-                        return Err(e);
-                    }
-                },
-            };
-            if let Some(original) = duplicate {
-                if copied {
-                    q.events.pop();
-                }
-                q.duplicates += 1;
-                sink(Appended::Duplicate(EventId(original)));
-                continue;
-            }
-            if let Some(forced) = forced_id {
-                if forced > EventId::MAX.0 {
-                    return Err(Error::InvalidEvent {
-                        field: "id",
-                        reason: format!("{forced} is above the largest id ({})", EventId::MAX),
-                    });
-                }
-                if forced < q.next_id {
-                    return Err(Error::InvalidEvent {
-                        field: "id",
-                        reason: format!(
-                            "{forced} is not above the last id used ({})",
-                            q.next_id - 1
-                        ),
-                    });
-                }
-                q.next_id = forced;
-            }
-            let id = q.next_id;
-            q.next_id += 1;
-            q.dedup.insert(key, id);
-            if !copied {
-                q.events.push(id, hash, event, packed);
-            }
-            if q.events.len() == 1 {
-                q.oldest = Some(Instant::now());
-            }
-            if q.events.len() == cfg.batch_events {
-                shared.work.notify_one();
-            }
-            sink(Appended::New(EventId(id)));
-        }
-        Ok(())
-    }
-
-    /// Whether the event with id `original` (a dedup candidate) has exactly this content.
-    /// It may be queued, being written (then this waits for its commit), or stored.
-    fn is_same(
-        &self,
-        shared: &Shared,
-        q: &QueueState,
-        original: u64,
-        event: &Event,
-        hash: u64,
-    ) -> Result<bool> {
-        if let Some(first) = q.events.first_id() {
-            if original >= first {
-                // Still queued (every assigned id from the queue's first on is).
-                let queued = q.events.find(original);
-                return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event)));
-            }
-        }
-        {
-            // Taken by the writer and not yet published: wait for it. The writer publishes
-            // without the queue lock, so holding it here cannot deadlock.
-            let mut st = shared.status.lock();
-            while st.written_id < original {
-                if let Some(why) = &st.fatal {
-                    return Err(Error::Poisoned(why.clone()));
-                }
-                if let Some(path) = &st.disk_full {
-                    return Err(Error::DiskFull { path: path.clone() });
-                }
-                shared.progress.wait(&mut st);
-            }
-        }
-        Ok(match self.get(EventId(original))? {
-            Some(stored) => stored.hash == hash && stored.to_event().is_ok_and(|e| e == *event),
-            None => false,
-        })
+        self.shared()?.append_batch(&events, |id| self.get(id))
     }
 
     /// The durability barrier: returns once every event appended before the call is
@@ -1218,25 +962,13 @@ impl Store {
 
     /// A query over committed events; see [`Query`].
     pub fn query(&self) -> Query<'_> {
-        Query::new(self)
+        Query::new(&self.stream)
     }
 
-    /// The segment views, oldest first, for the query engine.
+    /// The segment views, oldest first, for tests that look at segments directly.
+    #[cfg(test)]
     pub(crate) fn views(&self) -> Vec<Arc<SegmentView>> {
         self.stream.views()
-    }
-
-    /// The segment views `keep` accepts ([`Stream::views_where`]).
-    pub(crate) fn views_where(
-        &self,
-        keep: impl FnMut(&SegmentView) -> bool,
-    ) -> Vec<Arc<SegmentView>> {
-        self.stream.views_where(keep)
-    }
-
-    /// The cache of decompressed data that queries with a limit share.
-    pub(crate) fn data_cache(&self) -> Arc<crate::cache::DataCache> {
-        Arc::clone(&self.stream.data_cache)
     }
 
     /// The event with `id`, if it is committed.

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{Appended, Event, Timestamp};
+use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
 use crate::retention::{segment_infos, Deletion};
 use crate::stream::Stream;
 use crate::writer::Shared;
@@ -33,9 +33,9 @@ pub(crate) use sidecar::{Pumps, Sidecar, Sidecars};
 
 use stats::Rate;
 
-/// How an event is queued in a sidecar: validated, hashed, checked against the dedup
-/// window and given its id, exactly as `Store::append` queues one in the event log.
-pub(crate) type AppendFn = fn(&Shared, &Sidecar, &Event) -> Result<Appended>;
+/// Reads the committed event with an id from a stream (`Store::get`): what the dedup check
+/// of a record being queued needs once the original has left the queue.
+pub(crate) type GetFn = fn(&Stream, EventId) -> Result<Option<StoredEvent>>;
 
 /// The maintenance thread of a writable open, and what its callers share with it.
 pub(crate) struct Maintenance {
@@ -51,7 +51,7 @@ struct State {
     /// The event log's reader view, for retention and stats.
     stream: Arc<Stream>,
     sidecars: Option<Arc<Sidecars>>,
-    append: AppendFn,
+    get: GetFn,
     wake: Mutex<Wake>,
     wakeup: Condvar,
     /// Serialises retention runs (this thread's, `Store::retain`'s, the open's).
@@ -76,7 +76,7 @@ impl Maintenance {
         main: Arc<Shared>,
         stream: Arc<Stream>,
         sidecars: Option<(Arc<Sidecars>, Pumps)>,
-        append: AppendFn,
+        get: GetFn,
     ) -> Result<Maintenance> {
         let (sidecars, pumps) = sidecars.unzip();
         let state = Arc::new(State {
@@ -84,7 +84,7 @@ impl Maintenance {
             main,
             stream,
             sidecars,
-            append,
+            get,
             wake: Mutex::new(Wake::default()),
             wakeup: Condvar::new(),
             retention: Mutex::new(()),
@@ -105,7 +105,7 @@ impl Maintenance {
     /// original's, when it is a duplicate).
     pub fn record_pattern(&self, event: &Event) -> Result<u64> {
         let sc = self.state.sidecars()?;
-        let id = (self.state.append)(sc.patterns.log()?, &sc.patterns, event)?.id();
+        let id = self.state.append(&sc.patterns, event)?.id();
         self.wake();
         Ok(id.0)
     }
@@ -115,7 +115,7 @@ impl Maintenance {
     pub fn record_stats(&self, s: &SystemStats) -> Result<()> {
         let sc = self.state.sidecars()?;
         let event = records::stats_event(s)?;
-        (self.state.append)(sc.stats.log()?, &sc.stats, &event)?;
+        self.state.append(&sc.stats, &event)?;
         *self.state.gauges.lock() = (s.active_embryos, s.avg_fitness);
         self.wake();
         Ok(())
@@ -179,6 +179,14 @@ impl Maintenance {
 }
 
 impl State {
+    /// Queues `event` in `sidecar` as `Store::append` queues one in the event log:
+    /// validated, checked against the dedup window, given its id at once.
+    fn append(&self, sidecar: &Sidecar, event: &Event) -> Result<Appended> {
+        sidecar
+            .log()?
+            .append(event, |id| (self.get)(&sidecar.stream, id))
+    }
+
     fn sidecars(&self) -> Result<&Sidecars> {
         self.sidecars.as_deref().ok_or_else(|| {
             Error::InvalidConfig("the store was opened without pattern and stats streams".into())
@@ -208,7 +216,7 @@ impl State {
         }
         let gauges = *self.gauges.lock();
         let record = stats::measure(&self.dir, &self.stream, rate, gauges)?;
-        let id = match (self.append)(log, &sc.stats, &records::stats_event(&record)?) {
+        let id = match self.append(&sc.stats, &records::stats_event(&record)?) {
             Ok(appended) => appended.id(),
             Err(Error::QueueFull { .. }) => return Ok(()),
             Err(e) => return Err(e),

@@ -26,7 +26,7 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
         usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "segment too large to map"))?;
     // SAFETY: `len` is within the file (callers check it against the published committed
     // length or the file's length), and the mapped range is never modified or truncated by
-    // selflog while any map exists: committed bytes are immutable (segment/mod.rs, writer.rs),
+    // selflog while any map exists: committed bytes are immutable (segment/mod.rs, writer/),
     // the active file only shrinks past committed end + footer at seal time (segment/mod.rs
     // `ActiveSegment::seal`), and recovery zeroes a torn tail instead of truncating it.
     let map = unsafe { MmapOptions::new().len(len).map(file) };
