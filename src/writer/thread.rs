@@ -19,7 +19,7 @@ use crate::format::{self, EventFrame, SegmentHeader, FORMAT_VERSION};
 use crate::index::{IndexedEvent, SegmentIndex};
 use crate::segment::{ActiveSegment, StreamKind};
 
-use super::queue::{text, Batch, Queued};
+use super::queue::{text, Batch, QueueState, Queued};
 use super::sync::Syncer;
 use super::{Recovered, Shared, HEALTH_DISK_FULL, HEALTH_OK};
 
@@ -111,53 +111,30 @@ impl Writer {
     }
 
     /// One step of a pumped writer, without waiting: writes the queued events if a batch
-    /// is due (by the rule of [`Writer::run`]: full, timed out, flushed or closing) or the
-    /// events a full disk held back, then syncs if a sync is due (`Buffered`: every batch
-    /// timeout and when closing; `Sync` syncs each batch as it publishes it). Returns when
-    /// it next wants to run (`None`: only when woken for new work). After the queue is
-    /// shut down it writes everything and syncs; events a full disk still holds back are
-    /// then an error.
+    /// is due ([`Writer::take_due`], the thread's rule) or the events a full disk held
+    /// back, then syncs if a sync is due ([`Writer::step`]). Returns when it next wants to
+    /// run (`None`: only when woken for new work). After the queue is shut down it writes
+    /// everything and syncs; events a full disk still holds back are then an error.
     pub fn pump(&mut self) -> Result<Option<Instant>> {
         let shared = Arc::clone(&self.shared);
-        let cfg = &shared.config;
-        let now = Instant::now();
-        let (mut batch, shutdown) = {
+        let (batch, shutdown) = {
             let mut q = shared.queue.lock();
-            let n = q.events.len();
-            let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
-            let flush_wanted = q.flush_target > self.last_id;
-            let due = n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out;
-            if self.retained.is_empty() && n > 0 && due {
-                let mut batch = std::mem::take(&mut self.spare);
-                std::mem::swap(&mut batch, &mut q.events);
-                q.oldest = None;
-                let shutdown = q.shutdown;
-                drop(q);
-                shared.space.notify_all();
-                (batch, shutdown)
+            let batch = if self.retained.is_empty() {
+                self.take_due(&mut q, Instant::now())
             } else {
-                (Batch::default(), q.shutdown)
+                None
+            };
+            let shutdown = q.shutdown;
+            drop(q);
+            if batch.is_some() {
+                shared.space.notify_all();
             }
+            (batch.unwrap_or_default(), shutdown)
         };
-        if !self.retained.is_empty() {
-            batch = std::mem::take(&mut self.retained);
-        }
-        if !batch.is_empty() {
-            self.write_batch(&mut batch)?;
-        }
-        batch.clear();
-        self.spare = batch;
-        let sync_due = self.last_sync.elapsed() >= cfg.batch_timeout;
-        if self.unsynced && (sync_due || shutdown) {
-            self.sync()?;
-        }
-        if shutdown {
-            if !self.retained.is_empty() {
-                // Disk still full at close: the retained events cannot be written.
-                return Err(shared.health_error().unwrap_or(Error::Closed));
-            }
+        if self.step(batch, shutdown)? {
             return Ok(None);
         }
+        let cfg = &shared.config;
         let retry = (!self.retained.is_empty()).then(|| Instant::now() + DISK_FULL_RETRY);
         let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
         let batch_at = shared.queue.lock().oldest.map(|t| t + cfg.batch_timeout);
@@ -183,36 +160,45 @@ impl Writer {
 
     fn run_loop(&mut self) -> Result<()> {
         loop {
-            let (mut batch, shutdown) = self.next_batch();
-            if !self.retained.is_empty() {
-                let mut retained = std::mem::take(&mut self.retained);
-                retained.append(&mut batch);
-                batch = retained;
-            }
-            if !batch.is_empty() {
-                self.write_batch(&mut batch)?;
-            }
-            batch.clear();
-            self.spare = batch;
-            let sync_due = self.last_sync.elapsed() >= self.shared.config.batch_timeout;
-            if self.unsynced && (sync_due || shutdown) {
-                self.sync()?;
-            }
-            if shutdown && self.retained.is_empty() {
+            let (batch, shutdown) = self.next_batch();
+            if self.step(batch, shutdown)? {
                 return Ok(());
             }
-            if shutdown {
-                // Disk still full at close: the retained events cannot be written.
-                return Err(self.shared.health_error().unwrap_or(Error::Closed));
-            }
         }
+    }
+
+    /// Writes `batch` after the events a full disk held back, then syncs if a periodic
+    /// sync is due or the store is closing. Returns whether the writer is done: closing,
+    /// with everything written; closing with events a full disk still holds back is an
+    /// error.
+    fn step(&mut self, mut batch: Batch, shutdown: bool) -> Result<bool> {
+        if !self.retained.is_empty() {
+            let mut retained = std::mem::take(&mut self.retained);
+            retained.append(&mut batch);
+            batch = retained;
+        }
+        if !batch.is_empty() {
+            self.write_batch(&mut batch)?;
+        }
+        batch.clear();
+        self.spare = batch;
+        let sync_due = self.last_sync.elapsed() >= self.shared.config.batch_timeout;
+        if self.unsynced && (sync_due || shutdown) {
+            self.sync()?;
+        }
+        if shutdown && !self.retained.is_empty() {
+            // Disk still full at close: the retained events cannot be written.
+            return Err(self.shared.health_error().unwrap_or(Error::Closed));
+        }
+        Ok(shutdown)
     }
 
     /// Waits until a batch is due and takes it, or until a periodic sync or a disk-full
     /// retry is due (then the batch is empty). Returns whether the store is shutting down.
     fn next_batch(&mut self) -> (Batch, bool) {
-        let cfg = &self.shared.config;
-        let mut q = self.shared.queue.lock();
+        let shared = Arc::clone(&self.shared);
+        let cfg = &shared.config;
+        let mut q = shared.queue.lock();
         loop {
             let now = Instant::now();
             if !self.retained.is_empty() {
@@ -221,26 +207,10 @@ impl Writer {
                 }
                 return (Batch::default(), q.shutdown);
             }
-            let n = q.events.len();
-            let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
-            let flush_wanted = q.flush_target > self.last_id;
-            if n > 0 && (n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out) {
-                let mut batch = std::mem::take(&mut self.spare);
-                std::mem::swap(&mut batch, &mut q.events);
-                q.oldest = None;
-                // Behind while it takes batches of half the queue or more; caught up again
-                // once they are down to a quarter.
-                let behind = if batch.len() >= cfg.queue_events_max / 2 {
-                    Some(true)
-                } else {
-                    (batch.len() <= cfg.queue_events_max / 4).then_some(false)
-                };
-                if let Some(b) = behind {
-                    self.shared.writer_behind.store(b, Ordering::Relaxed);
-                }
+            if let Some(batch) = self.take_due(&mut q, now) {
                 let shutdown = q.shutdown;
                 drop(q);
-                self.shared.space.notify_all();
+                shared.space.notify_all();
                 return (batch, shutdown);
             }
             if q.shutdown {
@@ -258,6 +228,33 @@ impl Writer {
                 None => self.shared.work.wait(&mut q),
             }
         }
+    }
+
+    /// Takes the queued events if a batch is due: `batch_events` of them, a flush waiting
+    /// for them, the oldest queued for the batch timeout, or the store closing. Notes
+    /// whether the writer is behind ([`Shared::writer_behind`]).
+    fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Batch> {
+        let cfg = &self.shared.config;
+        let n = q.events.len();
+        let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
+        let flush_wanted = q.flush_target > self.last_id;
+        if n == 0 || !(n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out) {
+            return None;
+        }
+        let mut batch = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut batch, &mut q.events);
+        q.oldest = None;
+        // Behind while it takes batches of half the queue or more; caught up again once
+        // they are down to a quarter.
+        let behind = if batch.len() >= cfg.queue_events_max / 2 {
+            Some(true)
+        } else {
+            (batch.len() <= cfg.queue_events_max / 4).then_some(false)
+        };
+        if let Some(b) = behind {
+            self.shared.writer_behind.store(b, Ordering::Relaxed);
+        }
+        Some(batch)
     }
 
     fn write_batch(&mut self, batch: &mut Batch) -> Result<()> {
