@@ -227,7 +227,7 @@ pub struct VerifyReport {
 /// [`Error::NotAStore`] or [`Error::UnsupportedVersion`] when `dir` is not a store this
 /// build reads, or an I/O error listing it; damage is reported in the result.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
-    crate::store::check_store(dir)?;
+    crate::layout::check_store(dir)?;
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
     let mut prev_last_id = 0u64;
@@ -444,7 +444,7 @@ pub struct SalvageReport {
 /// # Errors
 /// [`Error::NotAStore`] for `from`; errors opening or writing `to`.
 pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport> {
-    crate::store::check_store(from)?;
+    crate::layout::check_store(from)?;
     let kind = StreamKind::Events;
     let target = crate::Store::open(to, crate::Config::default())?;
     let mut report = SalvageReport::default();

@@ -6,9 +6,8 @@
 //! sees what the writer (in this or another process) has published.
 
 use std::collections::BTreeMap;
-use std::fs::DirBuilder;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc;
@@ -21,20 +20,18 @@ use crate::config::{Config, Durability};
 use crate::dedup::DedupWindow;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp};
-use crate::format::{EventFrame, StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
-use crate::lock::{WriterLock, LOCK_FILE};
+use crate::format::{EventFrame, SEGMENT_HEADER_LEN};
+use crate::layout::{check_store, prepare_dir, read_meta, write_meta};
+use crate::lock::WriterLock;
 use crate::query::Query;
 use crate::recovery::{recover, OpenReport};
-use crate::segment::{create_private, sync_dir, StreamKind};
+use crate::segment::StreamKind;
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
 use crate::stream::{
     borrowed_data, checksummed_frame, event_ref, materialize, raw_frame, read_frame, SegmentView,
     Snapshot, Stream,
 };
 use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
-
-/// Name of the file that marks a directory as a store.
-pub const META_FILE: &str = "selflog.meta";
 
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
 pub struct Store {
@@ -146,68 +143,6 @@ impl StoreStats {
         }
     }
 }
-
-fn not_a_store(dir: &Path, reason: impl Into<String>) -> Error {
-    Error::NotAStore {
-        path: dir.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
-/// Reads and checks `selflog.meta`; `Ok(None)` when it does not exist.
-fn read_meta(dir: &Path) -> Result<Option<StoreMeta>> {
-    let path = dir.join(META_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
-    match StoreMeta::decode(&bytes) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.what.starts_with("unsupported format version") => {
-            Err(Error::UnsupportedVersion {
-                path,
-                found: bytes
-                    .get(8..12)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                supported: FORMAT_VERSION,
-            })
-        }
-        Err(e) if e.offset == 0 => Err(not_a_store(
-            dir,
-            format!("{META_FILE} is not a selflog file"),
-        )),
-        Err(e) => Err(Error::corrupt(&path, e.offset as u64, e.what)),
-    }
-}
-
-/// Checks that `dir` is an existing directory.
-fn check_dir(dir: &Path) -> Result<()> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(not_a_store(dir, "it is a file, not a directory")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(not_a_store(dir, "no such directory"))
-        }
-        Err(e) => Err(Error::io("stat", dir, e)),
-    }
-}
-
-fn write_meta(dir: &Path) -> Result<()> {
-    let meta = StoreMeta {
-        version: FORMAT_VERSION,
-        created_us: Timestamp::now().0,
-    };
-    let tmp = dir.join(format!("{META_FILE}.tmp"));
-    let mut f = create_private(&tmp)?;
-    f.write_all(&meta.encode())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-    std::fs::rename(&tmp, dir.join(META_FILE)).map_err(|e| Error::io("rename", &tmp, e))?;
-    sync_dir(dir)
-}
-
-const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
 
 /// An event on its way into the queue: the event, its content hash, its dedup window key,
 /// and its data as the appending thread compressed it, if it did.
@@ -665,50 +600,6 @@ fn run_retention(
         .into_iter()
         .map(|(segment, reason)| Deletion { segment, reason })
         .collect())
-}
-
-/// Creates a missing store directory (0700, synced in its parent) and refuses a file or a
-/// non-empty directory that is not a store.
-fn prepare_dir(dir: &Path) -> Result<()> {
-    let dir = dir.to_path_buf();
-    match std::fs::metadata(&dir) {
-        Ok(m) if !m.is_dir() => return Err(not_a_store(&dir, "it is a file, not a directory")),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io("create directory", &dir, e))?;
-            // Make the new directory's entry durable in its parent.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        Err(e) => return Err(Error::io("stat", &dir, e)),
-    }
-    if read_meta(&dir)?.is_none() {
-        let foreign = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io("list", &dir, e))?
-            .filter_map(std::result::Result::ok)
-            .any(|e| e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp"));
-        if foreign {
-            return Err(not_a_store(
-                    &dir,
-                    format!("the directory is not empty and has no {META_FILE}; choose an empty or new directory"),
-                ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `dir` is a store this build can read, without opening its segments.
-pub(crate) fn check_store(dir: &Path) -> Result<()> {
-    check_dir(dir)?;
-    if read_meta(dir)?.is_none() {
-        return Err(not_a_store(dir, format!("it has no {META_FILE}")));
-    }
-    Ok(())
 }
 
 impl Store {
