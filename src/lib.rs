@@ -61,6 +61,7 @@ mod lock;
 mod query;
 mod recovery;
 mod retention;
+mod scan;
 mod segment;
 mod sidecar;
 mod store;
@@ -78,4 +79,5 @@ pub use recovery::{salvage, verify, OpenReport, Problem, SalvageReport, VerifyRe
 pub use retention::Reason;
 pub use sidecar::{Pattern, SystemStats, PATTERNS_DIR, STATS_DIR};
 pub use layout::META_FILE;
-pub use store::{Cursor, Deletion, PatternFilter, Scan, SegmentInfo, Store, StoreStats};
+pub use scan::Scan;
+pub use store::{Cursor, Deletion, PatternFilter, SegmentInfo, Store, StoreStats};
