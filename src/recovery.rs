@@ -8,11 +8,16 @@
 //! past the committed end are a torn tail, which recovery zeroes (never truncates, since a
 //! reader in another process may have the file mapped) and reports.
 //! `format-spec/FORMAT.md#recovery`
+//!
+//! Recovery also brings back what is derived from the events: the dedup window of a
+//! writable open ([`open_dedup`]), read from its image or rebuilt by `dedup`, with where it
+//! came from recorded in [`OpenReport`].
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::dedup::{load_dedup_image, rebuild_dedup, DedupWindow, DEDUP_IMAGE_FILE};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
@@ -189,6 +194,38 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
         },
         report,
     ))
+}
+
+/// The deduplication window of a store opened for writing: the image the last clean close
+/// left, brought up to date with the events stored after it, or else rebuilt from the
+/// segments. `last_id` is the store's last committed id. Records in `report` where the
+/// window came from.
+pub(crate) fn open_dedup(
+    dir: &Path,
+    stream: &Stream,
+    capacity: usize,
+    last_id: u64,
+    report: &mut OpenReport,
+) -> Result<DedupWindow> {
+    let path = dir.join(DEDUP_IMAGE_FILE);
+    // What a close killed while writing the image left (the next close would truncate it).
+    let _ = std::fs::remove_file(dir.join(format!("{DEDUP_IMAGE_FILE}.tmp")));
+    if capacity == 0 {
+        // A stale image of an earlier window is only dead weight on the disk.
+        let _ = std::fs::remove_file(&path);
+        return Ok(DedupWindow::new(0));
+    }
+    let image = match load_dedup_image(&path, stream, capacity, last_id) {
+        Ok(image) => image,
+        Err(why) => {
+            report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));
+            None
+        }
+    };
+    report.dedup_image_id = image.as_ref().and_then(DedupWindow::newest);
+    let (window, read) = rebuild_dedup(stream, capacity, image)?;
+    report.dedup_events_read = read;
+    Ok(window)
 }
 
 /// One problem `verify` found.

@@ -51,7 +51,6 @@ pub(crate) fn get_in(stream: &Stream, id: EventId) -> Result<Option<StoredEvent>
     find_in_block(&snap, block.offset, end, id, true)
 }
 
-
 /// A streaming iterator over committed events in id order; see [`Store::scan`]. As an
 /// [`Iterator`] it yields owned [`StoredEvent`]s; [`Scan::next_ref`] yields them borrowed.
 pub struct Scan {

@@ -6,7 +6,6 @@
 //! sees what the writer (in this or another process) has published.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
@@ -17,18 +16,17 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Config, Durability};
-use crate::dedup::DedupWindow;
+use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
-use crate::format::SEGMENT_HEADER_LEN;
 use crate::layout::{check_store, prepare_dir, read_meta, write_meta};
 use crate::lock::WriterLock;
 use crate::query::Query;
-use crate::recovery::{recover, OpenReport};
+use crate::recovery::{open_dedup, recover, OpenReport};
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
-use crate::stream::{raw_frame, SegmentView, Stream};
+use crate::stream::{SegmentView, Stream};
 use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
 
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
@@ -171,245 +169,6 @@ fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
 
 /// Events of a batch whose dedup buckets are loaded together before they are looked up.
 const DEDUP_TOUCH_AHEAD: usize = 16;
-
-/// The dedup window's image, written by a clean close and read by the next writable open
-/// (`format-spec/FORMAT.md#dedup-window-image`).
-pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
-
-/// The deduplication window of a store opened for writing: the image the last clean close
-/// left, brought up to date with the events stored after it, or else rebuilt from the
-/// segments. `last_id` is the store's last committed id. Records in `report` where the
-/// window came from.
-fn open_dedup(
-    dir: &Path,
-    stream: &Stream,
-    capacity: usize,
-    last_id: u64,
-    report: &mut OpenReport,
-) -> Result<DedupWindow> {
-    let path = dir.join(DEDUP_IMAGE_FILE);
-    // What a close killed while writing the image left (the next close would truncate it).
-    let _ = std::fs::remove_file(dir.join(format!("{DEDUP_IMAGE_FILE}.tmp")));
-    if capacity == 0 {
-        // A stale image of an earlier window is only dead weight on the disk.
-        let _ = std::fs::remove_file(&path);
-        return Ok(DedupWindow::new(0));
-    }
-    let image = match load_dedup_image(&path, stream, capacity, last_id) {
-        Ok(image) => image,
-        Err(why) => {
-            report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));
-            None
-        }
-    };
-    report.dedup_image_id = image.as_ref().and_then(DedupWindow::newest);
-    let (window, read) = rebuild_dedup(stream, capacity, image)?;
-    report.dedup_events_read = read;
-    Ok(window)
-}
-
-/// The window in the image at `path`, checked against the store: `Ok(None)` when there is
-/// none, `Err` saying why one cannot be used.
-fn load_dedup_image(
-    path: &Path,
-    stream: &Stream,
-    capacity: usize,
-    last_id: u64,
-) -> std::result::Result<Option<DedupWindow>, String> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat it: {e}"))?
-        .len();
-    let mut input = std::io::BufReader::with_capacity(1 << 20, &mut file);
-    let (window, header) = DedupWindow::read_image(capacity, len, &mut input)?;
-    if header.newest > last_id {
-        return Err(format!(
-            "it covers events up to {}, past the store's last ({last_id})",
-            header.newest
-        ));
-    }
-    match get_in(stream, EventId(header.newest)) {
-        Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
-        Ok(_) => Err(format!(
-            "event {} is not the one it was written after",
-            header.newest
-        )),
-        Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
-    }
-}
-
-/// Below this many ids in the window (unless it is full), reading the window's events is
-/// no slower than reading a 16 MB image, and no image is written.
-const DEDUP_IMAGE_IDS_MIN: u64 = 50_000;
-
-/// Writes the image of `window` for the next writable open to read instead of the
-/// segments: to a temporary file, renamed over the old image. Not synced: an image a crash
-/// damaged fails its checksum and the window is rebuilt. Best effort: a failure costs the
-/// next open time, nothing else, so the temporary file is removed and nothing reported.
-fn save_dedup_image(dir: &Path, stream: &Stream, window: &DedupWindow) {
-    let path = dir.join(DEDUP_IMAGE_FILE);
-    let Some(newest) = window
-        .newest()
-        .filter(|_| window.ids_covered() >= DEDUP_IMAGE_IDS_MIN.min(window.capacity()))
-    else {
-        // Too few events for the image to beat reading them: an older image would still
-        // be right (the open reads the events after it), but it would be dead weight.
-        let _ = std::fs::remove_file(&path);
-        return;
-    };
-    let Ok(Some(event)) = get_in(stream, EventId(newest)) else {
-        return;
-    };
-    let tmp = dir.join(format!("{DEDUP_IMAGE_FILE}.tmp"));
-    let written = crate::segment::create_private(&tmp).ok().and_then(|f| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        let ok = window.write_image(event.hash, &mut out).ok()? && out.flush().is_ok();
-        ok.then_some(())
-    });
-    if written.is_none() || std::fs::rename(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-}
-
-/// Brings the deduplication window (`capacity` > 0: [`open_dedup`] handles a disabled one)
-/// up to the newest `capacity` stored events, reading the segments that hold the events
-/// after `from`'s newest (every one of the window when `from` is `None`), on every core:
-/// this is most of the time of opening a large store for writing without an image. Returns the window and how many events it read. A daemon
-/// that re-sends its in-flight events after a crash thus stores each once.
-fn rebuild_dedup(
-    stream: &Stream,
-    capacity: usize,
-    from: Option<DedupWindow>,
-) -> Result<(DedupWindow, u64)> {
-    let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
-    let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
-    stream.refresh()?;
-    // The newest segments, back to the one holding the window's oldest event or the
-    // image's newest.
-    let mut snaps = Vec::new();
-    let mut covered = 0u64;
-    for view in stream.views().iter().rev() {
-        if covered >= capacity as u64 {
-            break;
-        }
-        let (snap, (events, last)) =
-            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
-        if events == 0 {
-            continue;
-        }
-        if last <= after {
-            break;
-        }
-        covered += events;
-        snaps.push(snap);
-    }
-    snaps.reverse();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(snaps.len())
-        .max(1);
-    let per_thread = snaps.len().div_ceil(threads);
-    let walked: Vec<Result<Vec<(u64, u64)>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = snaps
-            .chunks(per_thread.max(1))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut entries = Vec::new();
-                    for snap in chunk {
-                        segment_hashes(snap, &mut entries)?;
-                    }
-                    Ok(entries)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a dedup rebuild thread panicked"))
-            .collect()
-    });
-    let mut all = Vec::with_capacity(usize::try_from(covered).unwrap_or(capacity));
-    for entries in walked {
-        all.extend(entries?.into_iter().filter(|&(_, id)| id > after));
-    }
-    let all = &all[all.len().saturating_sub(capacity)..];
-    // Each insert is a cache miss in a large table: the buckets of the next few are loaded
-    // together first, so that their misses overlap.
-    for chunk in all.chunks(DEDUP_TOUCH_AHEAD) {
-        for &(hash, _) in chunk {
-            window.touch(hash);
-        }
-        for &(hash, id) in chunk {
-            window.insert(hash, id);
-        }
-    }
-    Ok((window, all.len() as u64))
-}
-
-/// The dedup window key of a stored event frame: what `append` computed for the event
-/// (`Event::dedup_home`, from the frame's names and data, and its stored content hash).
-/// `None` for a frame too damaged to tell (a name undefined, a short payload that does not
-/// decompress): such an event could not be confirmed as an original anyway.
-fn frame_dedup_key(
-    snap: &crate::stream::Snapshot,
-    offset: u64,
-    f: &crate::format::EventFrame<'_>,
-) -> Option<u64> {
-    let name_len = |r: u32| snap.strings.get(r as usize).map(|s| s.len());
-    let data_len = f.raw_len.map(|n| n as usize).or(f.payload.map(<[u8]>::len));
-    // Short data stored compressed (only when `compress_len_min` was set below the edge
-    // limit) is decompressed for its edges.
-    let small = match data_len {
-        Some(n) if n <= crate::event::HOME_EDGES_LEN_MAX => {
-            Some(crate::stream::frame_data_bytes_raw(snap, offset, f).ok()??)
-        }
-        _ => None,
-    };
-    let action_len = match f.action_ref {
-        Some(r) => Some(name_len(r)?),
-        None => None,
-    };
-    let home = crate::event::dedup_home(
-        crate::event::Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
-        name_len(f.type_ref)?,
-        action_len,
-        name_len(f.source_ref)?,
-        data_len,
-        small.as_deref(),
-    );
-    Some(crate::event::dedup_key(home, f.hash))
-}
-
-/// Appends (dedup window key, id) of every event frame of a segment snapshot to `out`.
-fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
-    let mut offset = SEGMENT_HEADER_LEN as u64;
-    while offset < snap.committed_len {
-        // The window is only a hint (a hit is confirmed by content), so the hashes are
-        // read without checking each frame's checksum; a frame whose shape is off gets the
-        // checked decode, which reports the damage.
-        let unchecked = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(snap.committed_len).ok())
-            .and_then(|(a, b)| snap.map.get(a..b))
-            .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
-        let (frame, next) = match unchecked {
-            Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
-            Some((_, len)) => (None, offset + len as u64),
-            None => raw_frame(snap, offset)?,
-        };
-        if let Some(f) = frame {
-            if let Some(key) = frame_dedup_key(snap, offset, &f) {
-                out.push((key, snap.header.base_id.wrapping_add(f.id_delta)));
-            }
-        }
-        offset = next;
-    }
-    Ok(())
-}
 
 /// Starts the maintenance thread: retention every `cleanup_interval`. A failure poisons the
 /// store, like a writer failure: every later call reports it.
@@ -1404,4 +1163,3 @@ impl Cursor<'_> {
         self.store.scan_from(from)
     }
 }
-

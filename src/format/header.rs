@@ -146,7 +146,10 @@ impl SegmentHeader {
         let reserved_c = r.u32("reserved")?;
         let crc = r.u32("header crc")?;
         if crc != crc32(&[&b[0..60]]) {
-            return Err(DecodeError::checksum(60, "segment header checksum mismatch"));
+            return Err(DecodeError::checksum(
+                60,
+                "segment header checksum mismatch",
+            ));
         }
         check_version(version)?;
         if reserved_a != [0, 0, 0] || reserved_b != 0 || reserved_c != 0 {
