@@ -16,6 +16,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Config, Durability};
+use crate::cursor::Cursor;
 use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
@@ -23,10 +24,11 @@ use crate::layout::{check_store, prepare_dir, read_meta, write_meta};
 use crate::lock::WriterLock;
 use crate::query::Query;
 use crate::recovery::{open_dedup, recover, OpenReport};
+use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
 use crate::sidecar::{Pattern, Sidecars, SystemStats};
-use crate::stream::{SegmentView, Stream};
+use crate::stream::{SegmentInfo, SegmentView, Stream};
 use crate::writer::{Batch, QueueState, Shared, Status, Writer, HEALTH_OK};
 
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
@@ -45,28 +47,6 @@ struct WriterSide {
     _lock: WriterLock,
 }
 
-/// One segment file of the event log, as `Store::segments` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SegmentInfo {
-    /// The file.
-    pub path: PathBuf,
-    /// Its number in the stream.
-    pub segment_id: u32,
-    /// Events in it.
-    pub events: u64,
-    /// First and last event id, if it holds events.
-    pub ids: Option<(EventId, EventId)>,
-    /// Smallest and largest event timestamp, if it holds events.
-    pub time_range: Option<(Timestamp, Timestamp)>,
-    /// Bytes of the file (for the active segment: its full preallocated length).
-    pub file_len: u64,
-    /// Committed bytes of frames (header included).
-    pub committed_len: u64,
-    /// Sealed (immutable, footer written) or still appended to.
-    pub sealed: bool,
-}
-
 /// Which patterns [`Store::patterns`] returns; unset fields match everything.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatternFilter {
@@ -82,16 +62,6 @@ pub struct PatternFilter {
     pub since: Option<Timestamp>,
     /// Recorded before this time.
     pub until: Option<Timestamp>,
-}
-
-/// A segment retention deletes (or, in a dry run, would delete).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Deletion {
-    /// The segment.
-    pub segment: SegmentInfo,
-    /// Why.
-    pub reason: crate::retention::Reason,
 }
 
 /// Totals and ranges of a store, read from footers and the in-memory index of the tail.
@@ -976,11 +946,7 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidEvent`] for a bad name.
     pub fn cursor(&self, name: &str) -> Result<Cursor<'_>> {
-        crate::cursor::check_name(name)?;
-        Ok(Cursor {
-            store: self,
-            name: name.to_owned(),
-        })
+        Cursor::new(&self.dir, &self.stream, name)
     }
 
     /// Every committed cursor, by name.
@@ -1113,53 +1079,5 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.shutdown();
-    }
-}
-
-/// A durable named cursor; see [`Store::cursor`].
-pub struct Cursor<'s> {
-    store: &'s Store,
-    name: String,
-}
-
-impl Cursor<'_> {
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The id of the last event processed, `None` if never committed.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
-    pub fn position(&self) -> Result<Option<EventId>> {
-        crate::cursor::read(&self.store.dir, &self.name)
-    }
-
-    /// Records that every event up to `id` is processed: durable and atomic (after a crash
-    /// the cursor holds the old or the new position). Commit only once the work is done.
-    /// Moving a cursor back is allowed (to reprocess).
-    ///
-    /// # Errors
-    /// [`Error::InvalidEvent`] when `id` is past the last committed event; an I/O error.
-    pub fn commit(&self, id: EventId) -> Result<()> {
-        self.store.refresh()?;
-        let last = self.store.stats()?.last_id.unwrap_or(EventId(0));
-        if id > last {
-            return Err(Error::InvalidEvent {
-                field: "cursor",
-                reason: format!("id {id} is past the last committed event {last}"),
-            });
-        }
-        crate::cursor::write(&self.store.dir, &self.name, id)
-    }
-
-    /// The events after the cursor ("unprocessed"), in id order.
-    ///
-    /// # Errors
-    /// As [`Store::scan`] and [`Cursor::position`].
-    pub fn unprocessed(&self) -> Result<Scan> {
-        let from = self.position()?.map_or(EventId(0), |p| EventId(p.0 + 1));
-        self.store.scan_from(from)
     }
 }
