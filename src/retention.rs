@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::event::Timestamp;
 use crate::segment::sync_dir;
-use crate::store::SegmentInfo;
+use crate::stream::SegmentInfo;
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,16 @@ pub enum Reason {
     Expired,
     /// The log was over its size cap.
     OverSizeCap,
+}
+
+/// A segment retention deletes (or, in a dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deletion {
+    /// The segment.
+    pub segment: SegmentInfo,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// The segments retention deletes (or would delete, in a dry run), oldest first.

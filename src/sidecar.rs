@@ -95,7 +95,8 @@ impl Sidecars {
     pub fn open_read_only(dir: &Path) -> Result<Option<Sidecars>> {
         let p = dir.join(PATTERNS_DIR);
         let s = dir.join(STATS_DIR);
-        if !p.join(crate::store::META_FILE).exists() || !s.join(crate::store::META_FILE).exists() {
+        if !p.join(crate::layout::META_FILE).exists() || !s.join(crate::layout::META_FILE).exists()
+        {
             return Ok(None);
         }
         Ok(Some(Sidecars {

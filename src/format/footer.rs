@@ -297,7 +297,7 @@ impl Footer {
         let (content, crc_bytes) = b.split_at(len - 4);
         let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
         if crc != crc32(&[content]) {
-            return Err(DecodeError::new(len - 4, "footer checksum mismatch"));
+            return Err(DecodeError::checksum(len - 4, "footer checksum mismatch"));
         }
         Ok(content)
     }

@@ -369,7 +369,7 @@ fn decode(buf: &[u8], check_crc: bool) -> Result<Option<(Frame<'_>, usize)>, Dec
     let crc = r.u32("frame crc")?;
     let body = r.take(body_len, "frame body")?;
     if check_crc && crc != crc32(&[&buf[0..4], body]) {
-        return Err(DecodeError::new(0, "frame checksum mismatch"));
+        return Err(DecodeError::checksum(0, "frame checksum mismatch"));
     }
     let total = FRAME_HEADER_LEN + body_len;
     let at = |r: &Reader<'_>| FRAME_HEADER_LEN + r.pos();

@@ -37,6 +37,22 @@ pub struct DecodeError {
     pub offset: usize,
     /// What was wrong.
     pub what: String,
+    /// The kind of failure, for callers that act on it; `what` is only for people.
+    pub kind: DecodeKind,
+}
+
+/// The failures of a decoder that its callers tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// The bytes are not a valid encoding of the structure.
+    Malformed,
+    /// The structure's checksum does not match its bytes.
+    Checksum,
+    /// The structure is of a format version newer than this build reads.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
 }
 
 impl DecodeError {
@@ -44,6 +60,15 @@ impl DecodeError {
         DecodeError {
             offset,
             what: what.into(),
+            kind: DecodeKind::Malformed,
+        }
+    }
+
+    /// A checksum that does not match its bytes.
+    pub(crate) fn checksum(offset: usize, what: impl Into<String>) -> DecodeError {
+        DecodeError {
+            kind: DecodeKind::Checksum,
+            ..DecodeError::new(offset, what)
         }
     }
 }
