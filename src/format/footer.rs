@@ -6,26 +6,26 @@ use super::{crc32, push_varint, DecodeError, Reader};
 /// First eight bytes of a footer.
 pub const FOOTER_MAGIC: &[u8; 8] = b"SLOGFOOT";
 
-const SECTION_SUMMARY: u16 = 1;
-const SECTION_STRINGS: u16 = 2;
-const SECTION_BLOCKS: u16 = 3;
-const SECTION_TYPE_COUNTS: u16 = 4;
-const SECTION_POSTINGS: u16 = 5;
-const SECTION_SOURCE_COUNTS: u16 = 6;
-const SECTION_ACTION_COUNTS: u16 = 7;
-const SECTION_CHECKPOINTS: u16 = 8;
+pub(crate) const SECTION_SUMMARY: u16 = 1;
+pub(crate) const SECTION_STRINGS: u16 = 2;
+pub(crate) const SECTION_BLOCKS: u16 = 3;
+pub(crate) const SECTION_TYPE_COUNTS: u16 = 4;
+pub(crate) const SECTION_POSTINGS: u16 = 5;
+pub(crate) const SECTION_SOURCE_COUNTS: u16 = 6;
+pub(crate) const SECTION_ACTION_COUNTS: u16 = 7;
+pub(crate) const SECTION_CHECKPOINTS: u16 = 8;
 const SECTION_KINDS: usize = 9;
 /// Event frames from one checkpoint of a block to the next.
 pub const CHECKPOINT_STRIDE: u32 = 4;
 /// Checkpoints per block: where its event frames 4, 8, .., 28 start (frame 0 starts at the
 /// block's offset). `format-spec/FORMAT.md#checkpoints`
 pub const CHECKPOINT_SLOTS: usize = 7;
-const SUMMARY_LEN: usize = 80;
+pub(crate) const SUMMARY_LEN: usize = 80;
 /// Encoded length of one block entry.
 pub const BLOCK_LEN: usize = 48;
-const TYPE_COUNT_LEN: usize = 12;
-const FOOTER_FIXED_LEN: usize = 16 + 4;
-const SECTION_HEADER_LEN: usize = 8;
+pub(crate) const TYPE_COUNT_LEN: usize = 12;
+pub(crate) const FOOTER_FIXED_LEN: usize = 16 + 4;
+pub(crate) const SECTION_HEADER_LEN: usize = 8;
 
 /// Counts and ranges of a segment's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,6 +155,9 @@ impl Footer {
     }
 
     /// Encodes the footer.
+    ///
+    /// # Panics
+    /// Only for counts or lengths past `u32`, which no segment (at most 2 GiB) can hold.
     pub fn encode(&self) -> Vec<u8> {
         let s = &self.summary;
         let mut out = Vec::with_capacity(Footer::len_bound(&self.size()));
