@@ -8,6 +8,7 @@
 mod footer;
 mod frame;
 mod header;
+mod sections;
 
 pub use footer::{
     Block, Deferred, Footer, FooterSize, PostingListAt, Summary, BLOCK_LEN, CHECKPOINT_SLOTS,
