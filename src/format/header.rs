@@ -12,9 +12,12 @@ pub const COMMIT_SLOT_LEN: usize = 56;
 /// Offsets of commit slots A and B in the segment header.
 pub const SLOT_OFFSETS: [usize; 2] = [64, 120];
 
-const META_MAGIC: &[u8; 8] = b"SLOGSTOR";
-const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
-const FIXED_HEADER_LEN: usize = 64;
+/// First eight bytes of `selflog.meta`.
+pub(crate) const META_MAGIC: &[u8; 8] = b"SLOGSTOR";
+/// First eight bytes of a segment file.
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
+/// Length of the segment header's fixed part, which slot A follows.
+pub(crate) const FIXED_HEADER_LEN: usize = 64;
 
 const _: () = assert!(SLOT_OFFSETS[0] >= FIXED_HEADER_LEN);
 const _: () = assert!(SLOT_OFFSETS[1] >= SLOT_OFFSETS[0] + COMMIT_SLOT_LEN);
@@ -196,7 +199,8 @@ pub struct CommitSlot {
     pub sealed: bool,
 }
 
-const SLOT_FLAG_SEALED: u32 = 1;
+/// Commit slot flag: the segment is sealed.
+pub(crate) const SLOT_FLAG_SEALED: u32 = 1;
 
 impl CommitSlot {
     /// The slot this publication is written to: sequences alternate between A and B, so
