@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::event::{Event, Timestamp, NAME_LEN_MAX};
 use crate::format;
 
 /// What a committed batch survives.
@@ -87,7 +88,7 @@ pub struct Config {
     /// Test hook: replaces the content hash as the deduplication key, to force collisions.
     /// The stored hash is always the real one.
     #[doc(hidden)]
-    pub dedup_key_for_tests: Option<fn(&crate::event::Event) -> u64>,
+    pub dedup_key_for_tests: Option<fn(&Event) -> u64>,
 }
 
 impl Default for Config {
@@ -149,7 +150,7 @@ impl Config {
         }
         // A largest event must fit in an empty segment with room for its footer.
         // ... after the definitions of its three strings, each up to NAME_LEN_MAX bytes.
-        let string_defs = 3 * (format::FRAME_HEADER_LEN + 6 + crate::event::NAME_LEN_MAX);
+        let string_defs = 3 * (format::FRAME_HEADER_LEN + 6 + NAME_LEN_MAX);
         let need = format::SEGMENT_HEADER_LEN as u64
             + format::frame_len_max(self.data_len_max) as u64
             + string_defs as u64
@@ -176,5 +177,19 @@ impl Config {
             return bad("batch_timeout must be positive".into());
         }
         Ok(())
+    }
+}
+
+// `Event::validate` is defined here, beside the limits it applies, so that `event` does not
+// depend on `config` (`config` names `Event` and `NAME_LEN_MAX`): the rules themselves
+// live in `Event::check`, which takes the limits as values.
+impl Event {
+    /// Checks the event against the rules every stored event obeys. `now` is the append
+    /// clock, used to reject timestamps further ahead than `config.future_skew_max`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] naming the field, or [`Error::TooLarge`] naming the limit.
+    pub fn validate(&self, config: &Config, now: Timestamp) -> Result<()> {
+        self.check(config.data_len_max, config.future_skew_max, now)
     }
 }

@@ -6,6 +6,10 @@
 //! crash it holds either the old or the new position. Cursor files are independent of the
 //! writer lock: a consumer in another process (`selflog replay --cursor NAME --commit`)
 //! commits its own cursor while the daemon writes. `format-spec/FORMAT.md#cursors`
+//!
+//! [`Cursor`] is a consumer's handle on one cursor of an open store ([`Store::cursor`]): it
+//! reads and commits its file here and scans the events after it. A commit past the last
+//! committed event is refused, so a cursor never points at an event that may not exist.
 
 use std::fs::DirBuilder;
 use std::io::Write as _;
@@ -15,7 +19,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::event::EventId;
 use crate::format::{crc32, Reader};
+use crate::scan::Scan;
 use crate::segment::{create_private, sync_dir};
+use crate::stream::Stream;
+#[cfg(doc)]
+use crate::Store;
 
 /// Directory of cursor files inside a store.
 pub const CURSOR_DIR: &str = "cursors";
@@ -25,6 +33,77 @@ pub const CURSOR_NAME_LEN_MAX: usize = 64;
 const CURSOR_MAGIC: &[u8; 8] = b"SLOGCURS";
 const CURSOR_LEN: usize = 32;
 const CURSOR_VERSION: u32 = 1;
+
+/// A durable named cursor; see [`Store::cursor`].
+pub struct Cursor<'s> {
+    dir: &'s Path,
+    stream: &'s Stream,
+    name: String,
+}
+
+impl<'s> Cursor<'s> {
+    /// The cursor `name` of the store in `dir`, whose events `stream` reads
+    /// ([`Store::cursor`]).
+    pub(crate) fn new(dir: &'s Path, stream: &'s Stream, name: &str) -> Result<Cursor<'s>> {
+        check_name(name)?;
+        Ok(Cursor {
+            dir,
+            stream,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The id of the last event processed, `None` if never committed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
+    pub fn position(&self) -> Result<Option<EventId>> {
+        read(self.dir, &self.name)
+    }
+
+    /// Records that every event up to `id` is processed: durable and atomic (after a crash
+    /// the cursor holds the old or the new position). Commit only once the work is done.
+    /// Moving a cursor back is allowed (to reprocess).
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] when `id` is past the last committed event; an I/O error.
+    pub fn commit(&self, id: EventId) -> Result<()> {
+        self.stream.refresh()?;
+        // The last committed id, from the newest segment that holds events.
+        let last = self
+            .stream
+            .views()
+            .iter()
+            .rev()
+            .find_map(|v| {
+                v.with_index(|ix, _| {
+                    (ix.summary.event_count > 0).then_some(EventId(ix.summary.last_id))
+                })
+            })
+            .unwrap_or(EventId(0));
+        if id > last {
+            return Err(Error::InvalidEvent {
+                field: "cursor",
+                reason: format!("id {id} is past the last committed event {last}"),
+            });
+        }
+        write(self.dir, &self.name, id)
+    }
+
+    /// The events after the cursor ("unprocessed"), in id order.
+    ///
+    /// # Errors
+    /// As [`Store::scan`] and [`Cursor::position`].
+    pub fn unprocessed(&self) -> Result<Scan> {
+        let from = self.position()?.map_or(EventId(0), |p| EventId(p.0 + 1));
+        Scan::new(self.stream, from)
+    }
+}
 
 /// Checks a cursor name: 1 to 64 bytes of ASCII letters, digits, `-`, `_` and `.`, not
 /// starting with `.` (it names a file).

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 
-use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Longest event type, action or source accepted, in bytes.
@@ -197,12 +196,20 @@ impl Event {
         self.data.as_deref().map(RawValue::get)
     }
 
-    /// Checks the event against the rules every stored event obeys. `now` is the append
-    /// clock, used to reject timestamps further ahead than `config.future_skew_max`.
+    /// Checks the event against the rules every stored event obeys, with the configured
+    /// limits given as values (so that this module does not depend on `config`, which
+    /// depends on it): data of at most `data_len_max` bytes and a timestamp at most
+    /// `future_skew_max` ahead of `now`, the append clock. [`Event::validate`] calls it
+    /// with a `Config`'s limits.
     ///
     /// # Errors
     /// [`Error::InvalidEvent`] naming the field, or [`Error::TooLarge`] naming the limit.
-    pub fn validate(&self, config: &Config, now: Timestamp) -> Result<()> {
+    pub(crate) fn check(
+        &self,
+        data_len_max: usize,
+        future_skew_max: Duration,
+        now: Timestamp,
+    ) -> Result<()> {
         check_name("event_type", &self.event_type, true)?;
         check_name("source", &self.source, true)?;
         if let Some(action) = &self.action {
@@ -214,24 +221,24 @@ impl Event {
                 reason: format!("is before 1970 ({} s)", self.timestamp),
             });
         }
-        let latest = now.saturating_add(config.future_skew_max);
+        let latest = now.saturating_add(future_skew_max);
         if self.timestamp > latest {
             return Err(Error::InvalidEvent {
                 field: "timestamp",
                 reason: format!(
                     "is {} s, more than {} s ahead of now ({} s); fix the capturing clock or raise future_skew_max",
                     self.timestamp,
-                    config.future_skew_max.as_secs(),
+                    future_skew_max.as_secs(),
                     now
                 ),
             });
         }
         if let Some(data) = self.data_text() {
-            if data.len() > config.data_len_max {
+            if data.len() > data_len_max {
                 return Err(Error::TooLarge {
                     what: "event data",
                     len: data.len() as u64,
-                    len_max: config.data_len_max as u64,
+                    len_max: data_len_max as u64,
                 });
             }
         }

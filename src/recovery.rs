@@ -8,11 +8,16 @@
 //! past the committed end are a torn tail, which recovery zeroes (never truncates, since a
 //! reader in another process may have the file mapped) and reports.
 //! `format-spec/FORMAT.md#recovery`
+//!
+//! Recovery also brings back what is derived from the events: the dedup window of a
+//! writable open ([`open_dedup`]), read from its image or rebuilt by `dedup`, with where it
+//! came from recorded in [`OpenReport`].
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::dedup::{load_dedup_image, rebuild_dedup, DedupWindow, DEDUP_IMAGE_FILE};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
@@ -191,6 +196,38 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
     ))
 }
 
+/// The deduplication window of a store opened for writing: the image the last clean close
+/// left, brought up to date with the events stored after it, or else rebuilt from the
+/// segments. `last_id` is the store's last committed id. Records in `report` where the
+/// window came from.
+pub(crate) fn open_dedup(
+    dir: &Path,
+    stream: &Stream,
+    capacity: usize,
+    last_id: u64,
+    report: &mut OpenReport,
+) -> Result<DedupWindow> {
+    let path = dir.join(DEDUP_IMAGE_FILE);
+    // What a close killed while writing the image left (the next close would truncate it).
+    let _ = std::fs::remove_file(dir.join(format!("{DEDUP_IMAGE_FILE}.tmp")));
+    if capacity == 0 {
+        // A stale image of an earlier window is only dead weight on the disk.
+        let _ = std::fs::remove_file(&path);
+        return Ok(DedupWindow::new(0));
+    }
+    let image = match load_dedup_image(&path, stream, capacity, last_id) {
+        Ok(image) => image,
+        Err(why) => {
+            report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));
+            None
+        }
+    };
+    report.dedup_image_id = image.as_ref().and_then(DedupWindow::newest);
+    let (window, read) = rebuild_dedup(stream, capacity, image)?;
+    report.dedup_events_read = read;
+    Ok(window)
+}
+
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -227,7 +264,7 @@ pub struct VerifyReport {
 /// [`Error::NotAStore`] or [`Error::UnsupportedVersion`] when `dir` is not a store this
 /// build reads, or an I/O error listing it; damage is reported in the result.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
-    crate::store::check_store(dir)?;
+    crate::layout::check_store(dir)?;
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
     let mut prev_last_id = 0u64;
@@ -419,131 +456,4 @@ fn nonzero_tail_len(file: &File, from: u64, end: u64) -> u64 {
         at += n as u64;
     }
     last_nonzero.map_or(0, |p| p + 1 - from)
-}
-
-/// What [`salvage`] copied and what it had to leave behind.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SalvageReport {
-    /// Events copied into the new store, with their original ids.
-    pub events_copied: u64,
-    /// Events whose frames were intact but whose strings were lost with damaged frames.
-    pub events_unreadable: u64,
-    /// Damaged regions skipped, each with the file and offset where it starts.
-    pub skipped: Vec<Problem>,
-    /// Bytes skipped in those regions.
-    pub bytes_skipped: u64,
-}
-
-/// Copies every event whose frame still passes its checksum from the damaged store at
-/// `from` into a new store at `to`, keeping ids. Past a damaged frame it resynchronises by
-/// trying every following offset until a frame decodes and passes its checksum again (a
-/// false match needs a CRC-32 collision on bytes shaped like a frame). Reads `from` without
-/// modifying it; `to` must be new or empty.
-///
-/// # Errors
-/// [`Error::NotAStore`] for `from`; errors opening or writing `to`.
-pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport> {
-    crate::store::check_store(from)?;
-    let kind = StreamKind::Events;
-    let target = crate::Store::open(to, crate::Config::default())?;
-    let mut report = SalvageReport::default();
-    for id in Stream::list(from, kind)? {
-        let path = from.join(kind.file_name(id));
-        salvage_segment(&path, &target, &mut report)?;
-    }
-    target.close()?;
-    Ok(report)
-}
-
-fn salvage_segment(path: &Path, target: &crate::Store, report: &mut SalvageReport) -> Result<()> {
-    use crate::format::{decode_frame, Frame, SegmentHeader};
-    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-    let Some(header) = bytes.get(..64).and_then(|h| SegmentHeader::decode(h).ok()) else {
-        report.skipped.push(Problem {
-            path: path.to_path_buf(),
-            offset: 0,
-            what: "segment header unreadable: the whole segment is lost".into(),
-        });
-        report.bytes_skipped += bytes.len() as u64;
-        return Ok(());
-    };
-    // The footer's dictionary, if it survived, covers strings whose frames did not.
-    let footer_strings: Vec<String> = crate::format::CommitSlot::newest(&bytes)
-        .ok()
-        .filter(|s| s.sealed)
-        .and_then(|s| read_footer(&bytes, &s, path).ok())
-        .map(|f| f.strings)
-        .unwrap_or_default();
-    let mut strings: Vec<Option<String>> = footer_strings.into_iter().map(Some).collect();
-    let end = crate::format::CommitSlot::newest(&bytes)
-        .ok()
-        .map_or(bytes.len(), |s| {
-            usize::try_from(s.committed_len)
-                .unwrap_or(bytes.len())
-                .min(bytes.len())
-        });
-    let mut at = SEGMENT_HEADER_LEN;
-    let mut damaged_since: Option<usize> = None;
-    while at < end {
-        if let Ok(Some((frame, len))) = decode_frame(&bytes[at..end]) {
-            if let Some(start) = damaged_since.take() {
-                report.bytes_skipped += (at - start) as u64;
-            }
-            match frame {
-                Frame::StringDef { string_ref, text } => {
-                    let i = string_ref as usize;
-                    if strings.len() <= i {
-                        strings.resize(i + 1, None);
-                    }
-                    strings[i] = Some(text.to_owned());
-                }
-                Frame::Event(f) => {
-                    let name = |r: u32| strings.get(r as usize).cloned().flatten();
-                    let event = (|| {
-                        let data = crate::stream::frame_data_bytes(&f).ok()?;
-                        crate::event::Event::new(
-                            crate::event::Timestamp(
-                                header.base_timestamp_us.wrapping_add(f.ts_delta),
-                            ),
-                            name(f.type_ref)?,
-                            f.action_ref
-                                .map(name)
-                                .map_or(Some(None), |a| a.map(Some))?
-                                .as_deref(),
-                            name(f.source_ref)?,
-                            data.as_deref(),
-                        )
-                        .ok()
-                    })();
-                    match event {
-                        Some(e) => {
-                            let id = crate::event::EventId(header.base_id.wrapping_add(f.id_delta));
-                            if target.append_with_id(id, e).is_ok() {
-                                report.events_copied += 1;
-                            } else {
-                                report.events_unreadable += 1;
-                            }
-                        }
-                        None => report.events_unreadable += 1,
-                    }
-                }
-            }
-            at += len;
-        } else {
-            if damaged_since.is_none() {
-                damaged_since = Some(at);
-                report.skipped.push(Problem {
-                    path: path.to_path_buf(),
-                    offset: at as u64,
-                    what: "damaged frames skipped".into(),
-                });
-            }
-            at += 1;
-        }
-    }
-    if let Some(start) = damaged_since {
-        report.bytes_skipped += (end - start) as u64;
-    }
-    Ok(())
 }

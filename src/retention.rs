@@ -14,39 +14,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
 use crate::segment::sync_dir;
-use crate::stream::Stream;
-
-/// One segment file of the event log, as `Store::segments` describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SegmentInfo {
-    /// The file.
-    pub path: PathBuf,
-    /// Its number in the stream.
-    pub segment_id: u32,
-    /// Events in it.
-    pub events: u64,
-    /// First and last event id, if it holds events.
-    pub ids: Option<(EventId, EventId)>,
-    /// Smallest and largest event timestamp, if it holds events.
-    pub time_range: Option<(Timestamp, Timestamp)>,
-    /// Bytes of the file (for the active segment: its full preallocated length).
-    pub file_len: u64,
-    /// Committed bytes of frames (header included).
-    pub committed_len: u64,
-    /// Sealed (immutable, footer written) or still appended to.
-    pub sealed: bool,
-}
-
-/// A segment retention deletes (or, in a dry run, would delete).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Deletion {
-    /// The segment.
-    pub segment: SegmentInfo,
-    /// Why.
-    pub reason: Reason,
-}
+use crate::stream::{SegmentInfo, Stream};
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +35,16 @@ pub enum Reason {
     Expired,
     /// The log was over its size cap.
     OverSizeCap,
+}
+
+/// A segment retention deletes (or, in a dry run, would delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deletion {
+    /// The segment.
+    pub segment: SegmentInfo,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// The segments retention deletes (or would delete, in a dry run), oldest first.

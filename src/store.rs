@@ -6,9 +6,7 @@
 //! sees what the writer (in this or another process) has published.
 
 use std::collections::BTreeMap;
-use std::fs::DirBuilder;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::Arc;
@@ -17,26 +15,22 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Config, Durability};
-use crate::dedup::DedupWindow;
+use crate::cursor::Cursor;
+use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
-use crate::event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp};
-use crate::format::{EventFrame, StoreMeta, FORMAT_VERSION, META_LEN, SEGMENT_HEADER_LEN};
-use crate::lock::{WriterLock, LOCK_FILE};
+use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
+use crate::layout::{check_store, prepare_dir, read_meta, write_meta, META_FILE};
+use crate::lock::WriterLock;
 use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{recover, OpenReport};
-use crate::retention::{Deletion, SegmentInfo};
-use crate::segment::{create_private, sync_dir, StreamKind};
-use crate::stream::{
-    borrowed_data, checksummed_frame, event_ref, materialize, raw_frame, read_frame, SegmentView,
-    Snapshot, Stream,
-};
+use crate::recovery::{open_dedup, recover, OpenReport};
+use crate::retention::Deletion;
+use crate::scan::{get_in, Scan};
+use crate::segment::StreamKind;
+use crate::stream::{SegmentInfo, Stream};
 use crate::writer::{Batch, QueueState, Recovered, Shared, Status, Writer, HEALTH_OK};
-
-/// Name of the file that marks a directory as a store.
-pub const META_FILE: &str = "selflog.meta";
 
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
 pub struct Store {
@@ -115,386 +109,6 @@ impl StoreStats {
             self.log_bytes as f64 / self.total_events as f64
         }
     }
-}
-
-fn not_a_store(dir: &Path, reason: impl Into<String>) -> Error {
-    Error::NotAStore {
-        path: dir.to_path_buf(),
-        reason: reason.into(),
-    }
-}
-
-/// Reads and checks `selflog.meta`; `Ok(None)` when it does not exist.
-fn read_meta(dir: &Path) -> Result<Option<StoreMeta>> {
-    let path = dir.join(META_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", &path, e)),
-    };
-    match StoreMeta::decode(&bytes) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.what.starts_with("unsupported format version") => {
-            Err(Error::UnsupportedVersion {
-                path,
-                found: bytes
-                    .get(8..12)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-                supported: FORMAT_VERSION,
-            })
-        }
-        Err(e) if e.offset == 0 => Err(not_a_store(
-            dir,
-            format!("{META_FILE} is not a selflog file"),
-        )),
-        Err(e) => Err(Error::corrupt(&path, e.offset as u64, e.what)),
-    }
-}
-
-/// Checks that `dir` is an existing directory.
-fn check_dir(dir: &Path) -> Result<()> {
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(not_a_store(dir, "it is a file, not a directory")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(not_a_store(dir, "no such directory"))
-        }
-        Err(e) => Err(Error::io("stat", dir, e)),
-    }
-}
-
-fn write_meta(dir: &Path) -> Result<()> {
-    let meta = StoreMeta {
-        version: FORMAT_VERSION,
-        created_us: Timestamp::now().0,
-    };
-    let tmp = dir.join(format!("{META_FILE}.tmp"));
-    let mut f = create_private(&tmp)?;
-    f.write_all(&meta.encode())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-    std::fs::rename(&tmp, dir.join(META_FILE)).map_err(|e| Error::io("rename", &tmp, e))?;
-    sync_dir(dir)
-}
-
-const _: () = assert!(META_LEN < SEGMENT_HEADER_LEN);
-
-/// Events of a batch whose dedup buckets are loaded together before they are looked up.
-const DEDUP_TOUCH_AHEAD: usize = 16;
-
-/// The dedup window's image, written by a clean close and read by the next writable open
-/// (`format-spec/FORMAT.md#dedup-window-image`).
-pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
-
-/// The deduplication window of a store opened for writing: the image the last clean close
-/// left, brought up to date with the events stored after it, or else rebuilt from the
-/// segments. `last_id` is the store's last committed id. Records in `report` where the
-/// window came from.
-fn open_dedup(
-    dir: &Path,
-    stream: &Stream,
-    capacity: usize,
-    last_id: u64,
-    report: &mut OpenReport,
-) -> Result<DedupWindow> {
-    let path = dir.join(DEDUP_IMAGE_FILE);
-    // What a close killed while writing the image left (the next close would truncate it).
-    let _ = std::fs::remove_file(dir.join(format!("{DEDUP_IMAGE_FILE}.tmp")));
-    if capacity == 0 {
-        // A stale image of an earlier window is only dead weight on the disk.
-        let _ = std::fs::remove_file(&path);
-        return Ok(DedupWindow::new(0));
-    }
-    let image = match load_dedup_image(&path, stream, capacity, last_id) {
-        Ok(image) => image,
-        Err(why) => {
-            report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));
-            None
-        }
-    };
-    report.dedup_image_id = image.as_ref().and_then(DedupWindow::newest);
-    let (window, read) = rebuild_dedup(stream, capacity, image)?;
-    report.dedup_events_read = read;
-    Ok(window)
-}
-
-/// The window in the image at `path`, checked against the store: `Ok(None)` when there is
-/// none, `Err` saying why one cannot be used.
-fn load_dedup_image(
-    path: &Path,
-    stream: &Stream,
-    capacity: usize,
-    last_id: u64,
-) -> std::result::Result<Option<DedupWindow>, String> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat it: {e}"))?
-        .len();
-    let mut input = std::io::BufReader::with_capacity(1 << 20, &mut file);
-    let (window, header) = DedupWindow::read_image(capacity, len, &mut input)?;
-    if header.newest > last_id {
-        return Err(format!(
-            "it covers events up to {}, past the store's last ({last_id})",
-            header.newest
-        ));
-    }
-    match get_in(stream, EventId(header.newest)) {
-        Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
-        Ok(_) => Err(format!(
-            "event {} is not the one it was written after",
-            header.newest
-        )),
-        Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
-    }
-}
-
-/// Below this many ids in the window (unless it is full), reading the window's events is
-/// no slower than reading a 16 MB image, and no image is written.
-const DEDUP_IMAGE_IDS_MIN: u64 = 50_000;
-
-/// Writes the image of `window` for the next writable open to read instead of the
-/// segments: to a temporary file, renamed over the old image. Not synced: an image a crash
-/// damaged fails its checksum and the window is rebuilt. Best effort: a failure costs the
-/// next open time, nothing else, so the temporary file is removed and nothing reported.
-fn save_dedup_image(dir: &Path, stream: &Stream, window: &DedupWindow) {
-    let path = dir.join(DEDUP_IMAGE_FILE);
-    let Some(newest) = window
-        .newest()
-        .filter(|_| window.ids_covered() >= DEDUP_IMAGE_IDS_MIN.min(window.capacity()))
-    else {
-        // Too few events for the image to beat reading them: an older image would still
-        // be right (the open reads the events after it), but it would be dead weight.
-        let _ = std::fs::remove_file(&path);
-        return;
-    };
-    let Ok(Some(event)) = get_in(stream, EventId(newest)) else {
-        return;
-    };
-    let tmp = dir.join(format!("{DEDUP_IMAGE_FILE}.tmp"));
-    let written = crate::segment::create_private(&tmp).ok().and_then(|f| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        let ok = window.write_image(event.hash, &mut out).ok()? && out.flush().is_ok();
-        ok.then_some(())
-    });
-    if written.is_none() || std::fs::rename(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-}
-
-/// Brings the deduplication window (`capacity` > 0: [`open_dedup`] handles a disabled one)
-/// up to the newest `capacity` stored events, reading the segments that hold the events
-/// after `from`'s newest (every one of the window when `from` is `None`), on every core:
-/// this is most of the time of opening a large store for writing without an image. Returns the window and how many events it read. A daemon
-/// that re-sends its in-flight events after a crash thus stores each once.
-fn rebuild_dedup(
-    stream: &Stream,
-    capacity: usize,
-    from: Option<DedupWindow>,
-) -> Result<(DedupWindow, u64)> {
-    let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
-    let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
-    stream.refresh()?;
-    // The newest segments, back to the one holding the window's oldest event or the
-    // image's newest.
-    let mut snaps = Vec::new();
-    let mut covered = 0u64;
-    for view in stream.views().iter().rev() {
-        if covered >= capacity as u64 {
-            break;
-        }
-        let (snap, (events, last)) =
-            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
-        if events == 0 {
-            continue;
-        }
-        if last <= after {
-            break;
-        }
-        covered += events;
-        snaps.push(snap);
-    }
-    snaps.reverse();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(snaps.len())
-        .max(1);
-    let per_thread = snaps.len().div_ceil(threads);
-    let walked: Vec<Result<Vec<(u64, u64)>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = snaps
-            .chunks(per_thread.max(1))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut entries = Vec::new();
-                    for snap in chunk {
-                        segment_hashes(snap, &mut entries)?;
-                    }
-                    Ok(entries)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a dedup rebuild thread panicked"))
-            .collect()
-    });
-    let mut all = Vec::with_capacity(usize::try_from(covered).unwrap_or(capacity));
-    for entries in walked {
-        all.extend(entries?.into_iter().filter(|&(_, id)| id > after));
-    }
-    let all = &all[all.len().saturating_sub(capacity)..];
-    // Each insert is a cache miss in a large table: the buckets of the next few are loaded
-    // together first, so that their misses overlap.
-    for chunk in all.chunks(DEDUP_TOUCH_AHEAD) {
-        for &(hash, _) in chunk {
-            window.touch(hash);
-        }
-        for &(hash, id) in chunk {
-            window.insert(hash, id);
-        }
-    }
-    Ok((window, all.len() as u64))
-}
-
-/// The committed event with `id` in `stream` ([`Store::get`]).
-fn get_in(stream: &Stream, id: EventId) -> Result<Option<StoredEvent>> {
-    stream.refresh()?;
-    let Some(view) = stream.view_for(id.0) else {
-        return Ok(None);
-    };
-    let Some((block, checkpoint)) = view.with_index(|ix, _| ix.locate(id.0)) else {
-        return Ok(None);
-    };
-    let snap = view.snapshot();
-    let end = (block.offset + u64::from(block.len)).min(snap.committed_len);
-    let base = snap.header.base_id;
-    // Start at the checkpoint when the frame there is the event it names; a checkpoint
-    // that is off (a writer bug under the footer's CRC) costs a walk from the block's
-    // start, never a wrong answer, and `verify` reports it.
-    let start = checkpoint
-        .filter(|&(at, want)| {
-            at < end
-                && matches!(peek_frame_at(&snap, at, end),
-                    Some((Some(delta), _)) if base.wrapping_add(delta) == want)
-        })
-        .map_or(block.offset, |(at, _)| at);
-    let found = find_in_block(&snap, start, end, id, false)?;
-    if found.is_some() {
-        return Ok(found);
-    }
-    // The block's ids say it holds `id`, but the walk that skips frames unchecked did
-    // not find it: a damaged frame on the way lies about its id or length (or a foreign
-    // writer left a gap). Walking again with every frame checked reports the damage.
-    find_in_block(&snap, block.offset, end, id, true)
-}
-
-/// The dedup window key of a stored event frame: what `append` computed for the event
-/// (`Event::dedup_home`, from the frame's names and data, and its stored content hash).
-/// `None` for a frame too damaged to tell (a name undefined, a short payload that does not
-/// decompress): such an event could not be confirmed as an original anyway.
-fn frame_dedup_key(
-    snap: &crate::stream::Snapshot,
-    offset: u64,
-    f: &crate::format::EventFrame<'_>,
-) -> Option<u64> {
-    let name_len = |r: u32| snap.strings.get(r as usize).map(|s| s.len());
-    let data_len = f.raw_len.map(|n| n as usize).or(f.payload.map(<[u8]>::len));
-    // Short data stored compressed (only when `compress_len_min` was set below the edge
-    // limit) is decompressed for its edges.
-    let small = match data_len {
-        Some(n) if n <= crate::event::HOME_EDGES_LEN_MAX => {
-            Some(crate::stream::frame_data_bytes_raw(snap, offset, f).ok()??)
-        }
-        _ => None,
-    };
-    let action_len = match f.action_ref {
-        Some(r) => Some(name_len(r)?),
-        None => None,
-    };
-    let home = crate::event::dedup_home(
-        crate::event::Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
-        name_len(f.type_ref)?,
-        action_len,
-        name_len(f.source_ref)?,
-        data_len,
-        small.as_deref(),
-    );
-    Some(crate::event::dedup_key(home, f.hash))
-}
-
-/// Appends (dedup window key, id) of every event frame of a segment snapshot to `out`.
-fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
-    let mut offset = SEGMENT_HEADER_LEN as u64;
-    while offset < snap.committed_len {
-        // The window is only a hint (a hit is confirmed by content), so the hashes are
-        // read without checking each frame's checksum; a frame whose shape is off gets the
-        // checked decode, which reports the damage.
-        let unchecked = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(snap.committed_len).ok())
-            .and_then(|(a, b)| snap.map.get(a..b))
-            .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
-        let (frame, next) = match unchecked {
-            Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),
-            Some((_, len)) => (None, offset + len as u64),
-            None => raw_frame(snap, offset)?,
-        };
-        if let Some(f) = frame {
-            if let Some(key) = frame_dedup_key(snap, offset, &f) {
-                out.push((key, snap.header.base_id.wrapping_add(f.id_delta)));
-            }
-        }
-        offset = next;
-    }
-    Ok(())
-}
-
-/// Creates a missing store directory (0700, synced in its parent) and refuses a file or a
-/// non-empty directory that is not a store.
-fn prepare_dir(dir: &Path) -> Result<()> {
-    let dir = dir.to_path_buf();
-    match std::fs::metadata(&dir) {
-        Ok(m) if !m.is_dir() => return Err(not_a_store(&dir, "it is a file, not a directory")),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io("create directory", &dir, e))?;
-            // Make the new directory's entry durable in its parent.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        Err(e) => return Err(Error::io("stat", &dir, e)),
-    }
-    if read_meta(&dir)?.is_none() {
-        let foreign = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io("list", &dir, e))?
-            .filter_map(std::result::Result::ok)
-            .any(|e| e.file_name() != LOCK_FILE && e.file_name() != *format!("{META_FILE}.tmp"));
-        if foreign {
-            return Err(not_a_store(
-                    &dir,
-                    format!("the directory is not empty and has no {META_FILE}; choose an empty or new directory"),
-                ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `dir` is a store this build can read, without opening its segments.
-pub(crate) fn check_store(dir: &Path) -> Result<()> {
-    check_dir(dir)?;
-    if read_meta(dir)?.is_none() {
-        return Err(not_a_store(dir, format!("it has no {META_FILE}")));
-    }
-    Ok(())
 }
 
 /// A stream opened for writing: its lock, its recovered tail, its reader view and its
@@ -671,13 +285,8 @@ impl Store {
             .name("selflog-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start writer thread for", &dir, e))?;
-        let maintenance = Maintenance::start(
-            &dir,
-            Arc::clone(&shared),
-            Arc::clone(&stream),
-            sidecars,
-            get_in,
-        )?;
+        let maintenance =
+            Maintenance::start(&dir, Arc::clone(&shared), Arc::clone(&stream), sidecars)?;
         let retention_on_open = shared.config.retention_on_open;
         let store = Store {
             stream,
@@ -967,7 +576,7 @@ impl Store {
 
     /// The segment views, oldest first, for tests that look at segments directly.
     #[cfg(test)]
-    pub(crate) fn views(&self) -> Vec<Arc<SegmentView>> {
+    pub(crate) fn views(&self) -> Vec<Arc<crate::stream::SegmentView>> {
         self.stream.views()
     }
 
@@ -993,19 +602,7 @@ impl Store {
     /// # Errors
     /// As [`Store::scan`].
     pub fn scan_from(&self, from: EventId) -> Result<Scan> {
-        self.stream.refresh()?;
-        let views = self.stream.views();
-        let first = views
-            .partition_point(|v| v.header.base_id <= from.0)
-            .saturating_sub(1);
-        Ok(Scan {
-            views,
-            next_view: first,
-            current: None,
-            from,
-            done: false,
-            scratch: Vec::new(),
-        })
+        Scan::new(&self.stream, from)
     }
 
     /// The named consumer cursor `name` (the `processed` flag of the old schema). Names are
@@ -1015,11 +612,7 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidEvent`] for a bad name.
     pub fn cursor(&self, name: &str) -> Result<Cursor<'_>> {
-        crate::cursor::check_name(name)?;
-        Ok(Cursor {
-            store: self,
-            name: name.to_owned(),
-        })
+        Cursor::new(&self.dir, &self.stream, name)
     }
 
     /// Every committed cursor, by name.
@@ -1137,220 +730,4 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
-}
-
-/// A durable named cursor; see [`Store::cursor`].
-pub struct Cursor<'s> {
-    store: &'s Store,
-    name: String,
-}
-
-impl Cursor<'_> {
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The id of the last event processed, `None` if never committed.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
-    pub fn position(&self) -> Result<Option<EventId>> {
-        crate::cursor::read(&self.store.dir, &self.name)
-    }
-
-    /// Records that every event up to `id` is processed: durable and atomic (after a crash
-    /// the cursor holds the old or the new position). Commit only once the work is done.
-    /// Moving a cursor back is allowed (to reprocess).
-    ///
-    /// # Errors
-    /// [`Error::InvalidEvent`] when `id` is past the last committed event; an I/O error.
-    pub fn commit(&self, id: EventId) -> Result<()> {
-        self.store.refresh()?;
-        let last = self.store.stats()?.last_id.unwrap_or(EventId(0));
-        if id > last {
-            return Err(Error::InvalidEvent {
-                field: "cursor",
-                reason: format!("id {id} is past the last committed event {last}"),
-            });
-        }
-        crate::cursor::write(&self.store.dir, &self.name, id)
-    }
-
-    /// The events after the cursor ("unprocessed"), in id order.
-    ///
-    /// # Errors
-    /// As [`Store::scan`] and [`Cursor::position`].
-    pub fn unprocessed(&self) -> Result<Scan> {
-        let from = self.position()?.map_or(EventId(0), |p| EventId(p.0 + 1));
-        self.store.scan_from(from)
-    }
-}
-
-/// A streaming iterator over committed events in id order; see [`Store::scan`]. As an
-/// [`Iterator`] it yields owned [`StoredEvent`]s; [`Scan::next_ref`] yields them borrowed.
-pub struct Scan {
-    views: Vec<Arc<SegmentView>>,
-    next_view: usize,
-    current: Option<(Snapshot, u64)>,
-    from: EventId,
-    done: bool,
-    /// `next_ref`'s decompression buffer, reused from event to event.
-    scratch: Vec<u8>,
-}
-
-impl Scan {
-    /// The next event, borrowed instead of copied: names from the segment's dictionary,
-    /// data from the map or, when stored compressed, from one reused buffer. The borrow
-    /// lasts until the next call; [`Iterator::next`] and this advance the same scan.
-    ///
-    /// # Errors
-    /// As [`Iterator::next`]: a damaged frame ends the scan with its error.
-    pub fn next_ref(&mut self) -> Option<Result<EventRef<'_>>> {
-        if self.done {
-            return None;
-        }
-        // Finds the next event's frame; only then are the snapshot and buffer borrowed.
-        let offset = match self.advance() {
-            Ok(Some(at)) => at,
-            Ok(None) => return None,
-            Err(e) => {
-                self.done = true;
-                return Some(Err(e));
-            }
-        };
-        let event = event_frame(self.current.as_ref(), offset).and_then(|(snap, f)| {
-            let data = borrowed_data(snap, offset, &f, &mut self.scratch)?;
-            event_ref(snap, offset, &f, data)
-        });
-        if event.is_err() {
-            self.done = true;
-        }
-        Some(event)
-    }
-
-    /// Moves past the next event frame at or after `from`, returning its offset in the
-    /// current segment (`None` at the end). Frames are stepped over by their length; each
-    /// one passed over (a string definition, an event before `from`) has its checksum
-    /// checked, and one whose shape or checksum is off goes to the checked decode, whose
-    /// error this returns.
-    fn advance(&mut self) -> Result<Option<u64>> {
-        loop {
-            if let Some((snap, offset)) = &mut self.current {
-                let end = snap.committed_len;
-                if *offset < end {
-                    let at = *offset;
-                    let base = snap.header.base_id;
-                    match peek_frame_at(snap, at, end) {
-                        Some((Some(delta), len)) if base.wrapping_add(delta) >= self.from.0 => {
-                            *offset = at + len as u64;
-                            return Ok(Some(at));
-                        }
-                        Some((_, len)) if checksummed_frame(snap, at, len).is_some() => {
-                            *offset = at + len as u64;
-                        }
-                        _ => {
-                            // Damage (or a shape the peek does not take): the checked decode
-                            // reports it, or steps over the frame it finds.
-                            let (f, next) = raw_frame(snap, at)?;
-                            *offset = next;
-                            if f.is_some_and(|f| base.wrapping_add(f.id_delta) >= self.from.0) {
-                                return Ok(Some(at));
-                            }
-                        }
-                    }
-                    continue;
-                }
-                self.current = None;
-            }
-            let Some(view) = self.views.get(self.next_view) else {
-                return Ok(None);
-            };
-            self.next_view += 1;
-            let start = view
-                .with_index(|ix, _| ix.block_of(self.from.0).map(|b| b.offset))
-                .unwrap_or(SEGMENT_HEADER_LEN as u64);
-            self.current = Some((view.snapshot(), start));
-        }
-    }
-}
-
-impl Iterator for Scan {
-    type Item = Result<StoredEvent>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let event = match self.advance() {
-            Ok(Some(offset)) => event_frame(self.current.as_ref(), offset)
-                .and_then(|(snap, f)| materialize(snap, offset, &f, None)),
-            Ok(None) => return None,
-            Err(e) => Err(e),
-        };
-        if event.is_err() {
-            self.done = true;
-        }
-        Some(event)
-    }
-}
-
-/// The event frame at `offset` of the `current` segment of a scan, where
-/// [`Scan::advance`] stopped, decoded with its checksum checked, and the snapshot it lies in.
-fn event_frame(
-    current: Option<&(Snapshot, u64)>,
-    offset: u64,
-) -> Result<(&Snapshot, EventFrame<'_>)> {
-    let Some((snap, _)) = current else {
-        unreachable!("advance leaves the frame's segment current");
-    };
-    match raw_frame(snap, offset)? {
-        (Some(f), _) => Ok((snap, f)),
-        (None, _) => Err(Error::corrupt(
-            &snap.path,
-            offset,
-            "frame read as an event, decoded as a string",
-        )),
-    }
-}
-
-/// The id and length of the frame at `offset` (id `None` for a string definition), from its
-/// first bytes alone, without its checksum; `None` when its shape is off.
-fn peek_frame_at(snap: &Snapshot, offset: u64, end: u64) -> Option<(Option<u64>, usize)> {
-    let from = usize::try_from(offset).ok()?;
-    let to = usize::try_from(end).ok()?;
-    crate::format::peek_frame(snap.map.get(from..to)?)
-}
-
-/// Event `id` among the frames from `offset` to `end` of one block. Unless `checked`, frames
-/// before it are skipped by their length and id alone; the frame returned, and any frame
-/// whose shape is off, is decoded and checked against its CRC either way.
-fn find_in_block(
-    snap: &Snapshot,
-    mut offset: u64,
-    end: u64,
-    id: EventId,
-    checked: bool,
-) -> Result<Option<StoredEvent>> {
-    let base = snap.header.base_id;
-    while offset < end {
-        let peeked = if checked {
-            None
-        } else {
-            peek_frame_at(snap, offset, end)
-        };
-        match peeked {
-            Some((Some(delta), len)) if base.wrapping_add(delta) < id.0 => offset += len as u64,
-            Some((None, len)) => offset += len as u64,
-            _ => {
-                let (ev, next) = read_frame(snap, offset)?;
-                match ev {
-                    Some(ev) if ev.id == id => return Ok(Some(ev)),
-                    Some(ev) if ev.id > id => return Ok(None),
-                    _ => offset = next,
-                }
-            }
-        }
-    }
-    Ok(None)
 }

@@ -30,6 +30,28 @@ use crate::segment::{
 /// Largest decompressed payload a reader will allocate for; larger claims are corruption.
 const RAW_LEN_MAX: u32 = 1 << 30;
 
+/// One segment file of the event log, as `Store::segments` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its number in the stream.
+    pub segment_id: u32,
+    /// Events in it.
+    pub events: u64,
+    /// First and last event id, if it holds events.
+    pub ids: Option<(EventId, EventId)>,
+    /// Smallest and largest event timestamp, if it holds events.
+    pub time_range: Option<(Timestamp, Timestamp)>,
+    /// Bytes of the file (for the active segment: its full preallocated length).
+    pub file_len: u64,
+    /// Committed bytes of frames (header included).
+    pub committed_len: u64,
+    /// Sealed (immutable, footer written) or still appended to.
+    pub sealed: bool,
+}
+
 /// One segment as a reader sees it.
 pub(crate) struct SegmentView {
     /// The segment's number.

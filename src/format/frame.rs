@@ -6,13 +6,14 @@ use super::{crc32, put_varint, varint_len, zigzag_encode, DecodeError, Reader};
 /// Bytes before a frame's body: `body_len` and `crc`.
 pub const FRAME_HEADER_LEN: usize = 8;
 
-const KIND_MASK: u8 = 0b11;
-const KIND_EVENT: u8 = 1;
-const KIND_STRING: u8 = 2;
-const FLAG_LZ4: u8 = 1 << 2;
-const FLAG_ACTION: u8 = 1 << 3;
-const FLAG_DATA: u8 = 1 << 4;
-const FLAGS_KNOWN: u8 = KIND_MASK | FLAG_LZ4 | FLAG_ACTION | FLAG_DATA;
+// The flags byte that opens every frame body. `format-spec/FORMAT.md#frame`
+pub(crate) const KIND_MASK: u8 = 0b11;
+pub(crate) const KIND_EVENT: u8 = 1;
+pub(crate) const KIND_STRING: u8 = 2;
+pub(crate) const FLAG_LZ4: u8 = 1 << 2;
+pub(crate) const FLAG_ACTION: u8 = 1 << 3;
+pub(crate) const FLAG_DATA: u8 = 1 << 4;
+pub(crate) const FLAGS_KNOWN: u8 = KIND_MASK | FLAG_LZ4 | FLAG_ACTION | FLAG_DATA;
 
 /// Longest possible event frame for data of `data_len_max` bytes: header, flags, six
 /// varints of at most 10 bytes, the hash, and the data (compressed data is only stored when
@@ -369,7 +370,7 @@ fn decode(buf: &[u8], check_crc: bool) -> Result<Option<(Frame<'_>, usize)>, Dec
     let crc = r.u32("frame crc")?;
     let body = r.take(body_len, "frame body")?;
     if check_crc && crc != crc32(&[&buf[0..4], body]) {
-        return Err(DecodeError::new(0, "frame checksum mismatch"));
+        return Err(DecodeError::checksum(0, "frame checksum mismatch"));
     }
     let total = FRAME_HEADER_LEN + body_len;
     let at = |r: &Reader<'_>| FRAME_HEADER_LEN + r.pos();

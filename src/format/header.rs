@@ -1,7 +1,7 @@
 //! The store's identity file and the segment header with its two commit slots.
 //! `format-spec/FORMAT.md#store-meta`, `#segment-header`, `#commit-slot`
 
-use super::{crc32, DecodeError, Reader, FORMAT_VERSION};
+use super::{crc32, DecodeError, DecodeKind, Reader, FORMAT_VERSION};
 
 /// Length of `selflog.meta`.
 pub const META_LEN: usize = 32;
@@ -12,9 +12,12 @@ pub const COMMIT_SLOT_LEN: usize = 56;
 /// Offsets of commit slots A and B in the segment header.
 pub const SLOT_OFFSETS: [usize; 2] = [64, 120];
 
-const META_MAGIC: &[u8; 8] = b"SLOGSTOR";
-const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
-const FIXED_HEADER_LEN: usize = 64;
+/// First eight bytes of `selflog.meta`.
+pub(crate) const META_MAGIC: &[u8; 8] = b"SLOGSTOR";
+/// First eight bytes of a segment file.
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
+/// Length of the segment header's fixed part, which slot A follows.
+pub(crate) const FIXED_HEADER_LEN: usize = 64;
 
 const _: () = assert!(SLOT_OFFSETS[0] >= FIXED_HEADER_LEN);
 const _: () = assert!(SLOT_OFFSETS[1] >= SLOT_OFFSETS[0] + COMMIT_SLOT_LEN);
@@ -25,10 +28,10 @@ fn check_version(found: u32) -> Result<(), DecodeError> {
         return Err(DecodeError::new(8, "format version 0 is invalid"));
     }
     if found > FORMAT_VERSION {
-        return Err(DecodeError::new(
-            8,
-            format!("unsupported format version {found}"),
-        ));
+        return Err(DecodeError {
+            kind: DecodeKind::UnsupportedVersion { found },
+            ..DecodeError::new(8, format!("unsupported format version {found}"))
+        });
     }
     Ok(())
 }
@@ -76,7 +79,7 @@ impl StoreMeta {
         let reserved = r.u32("reserved")?;
         let crc = r.u32("crc")?;
         if crc != crc32(&[&b[0..28]]) {
-            return Err(DecodeError::new(28, "store meta checksum mismatch"));
+            return Err(DecodeError::checksum(28, "store meta checksum mismatch"));
         }
         check_version(version)?;
         if flags != 0 || reserved != 0 {
@@ -146,7 +149,10 @@ impl SegmentHeader {
         let reserved_c = r.u32("reserved")?;
         let crc = r.u32("header crc")?;
         if crc != crc32(&[&b[0..60]]) {
-            return Err(DecodeError::new(60, "segment header checksum mismatch"));
+            return Err(DecodeError::checksum(
+                60,
+                "segment header checksum mismatch",
+            ));
         }
         check_version(version)?;
         if reserved_a != [0, 0, 0] || reserved_b != 0 || reserved_c != 0 {
@@ -193,7 +199,8 @@ pub struct CommitSlot {
     pub sealed: bool,
 }
 
-const SLOT_FLAG_SEALED: u32 = 1;
+/// Commit slot flag: the segment is sealed.
+pub(crate) const SLOT_FLAG_SEALED: u32 = 1;
 
 impl CommitSlot {
     /// The slot this publication is written to: sequences alternate between A and B, so
@@ -238,7 +245,7 @@ impl CommitSlot {
         let flags = r.u32("flags")?;
         let crc = r.u32("slot crc")?;
         if crc != crc32(&[&raw[0..52]]) {
-            return Err(DecodeError::new(52, "commit slot checksum mismatch"));
+            return Err(DecodeError::checksum(52, "commit slot checksum mismatch"));
         }
         if flags & !SLOT_FLAG_SEALED != 0 {
             return Err(DecodeError::new(48, "reserved commit slot flags set"));
@@ -281,7 +288,10 @@ impl CommitSlot {
                 Ok(Some(s)) if best.is_none_or(|b| s.sequence > b.sequence) => best = Some(s),
                 Ok(_) => {}
                 Err(e) => {
-                    first_err.get_or_insert(DecodeError::new(off + e.offset, e.what));
+                    first_err.get_or_insert(DecodeError {
+                        offset: off + e.offset,
+                        ..e
+                    });
                 }
             }
         }
@@ -325,6 +335,12 @@ mod tests {
         h.version = FORMAT_VERSION + 1;
         let err = SegmentHeader::decode(&h.encode()).unwrap_err();
         assert!(err.what.contains("version"), "{err:?}");
+        assert_eq!(
+            err.kind,
+            DecodeKind::UnsupportedVersion {
+                found: FORMAT_VERSION + 1
+            }
+        );
     }
 
     #[test]

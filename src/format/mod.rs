@@ -8,20 +8,30 @@
 mod footer;
 mod frame;
 mod header;
+mod sections;
 
 pub use footer::{
     Block, Deferred, Footer, FooterSize, PostingListAt, Summary, BLOCK_LEN, CHECKPOINT_SLOTS,
-    CHECKPOINT_STRIDE,
+    CHECKPOINT_STRIDE, FOOTER_MAGIC,
+};
+pub(crate) use footer::{
+    FOOTER_FIXED_LEN, SECTION_ACTION_COUNTS, SECTION_BLOCKS, SECTION_CHECKPOINTS,
+    SECTION_HEADER_LEN, SECTION_POSTINGS, SECTION_SOURCE_COUNTS, SECTION_STRINGS, SECTION_SUMMARY,
+    SECTION_TYPE_COUNTS, SUMMARY_LEN, TYPE_COUNT_LEN,
 };
 pub use frame::{
     checksum_matches, decode_frame, decode_frame_unchecked, encode_event, encode_string_def,
     frame_len_max, peek_compressed, peek_event, peek_frame, peek_head, EventFrame, Frame,
     FrameHead, FRAME_HEADER_LEN,
 };
+pub(crate) use frame::{
+    FLAGS_KNOWN, FLAG_ACTION, FLAG_DATA, FLAG_LZ4, KIND_EVENT, KIND_MASK, KIND_STRING,
+};
 pub use header::{
     CommitSlot, SegmentHeader, StoreMeta, COMMIT_SLOT_LEN, META_LEN, SEGMENT_HEADER_LEN,
     SLOT_OFFSETS,
 };
+pub(crate) use header::{FIXED_HEADER_LEN, META_MAGIC, SEGMENT_MAGIC, SLOT_FLAG_SEALED};
 
 /// The format version this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -37,6 +47,22 @@ pub struct DecodeError {
     pub offset: usize,
     /// What was wrong.
     pub what: String,
+    /// The kind of failure, for callers that act on it; `what` is only for people.
+    pub kind: DecodeKind,
+}
+
+/// The failures of a decoder that its callers tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// The bytes are not a valid encoding of the structure.
+    Malformed,
+    /// The structure's checksum does not match its bytes.
+    Checksum,
+    /// The structure is of a format version newer than this build reads.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
 }
 
 impl DecodeError {
@@ -44,6 +70,15 @@ impl DecodeError {
         DecodeError {
             offset,
             what: what.into(),
+            kind: DecodeKind::Malformed,
+        }
+    }
+
+    /// A checksum that does not match its bytes.
+    pub(crate) fn checksum(offset: usize, what: impl Into<String>) -> DecodeError {
+        DecodeError {
+            kind: DecodeKind::Checksum,
+            ..DecodeError::new(offset, what)
         }
     }
 }

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
+use crate::event::{Event, Timestamp};
 use crate::retention::{segment_infos, Deletion};
 use crate::stream::Stream;
 use crate::writer::Shared;
@@ -32,10 +32,6 @@ pub use records::{NewPattern, Pattern, SystemStats, PATTERNS_DIR, STATS_DIR};
 pub(crate) use sidecar::{Pumps, Sidecar, Sidecars};
 
 use stats::Rate;
-
-/// Reads the committed event with an id from a stream (`Store::get`): what the dedup check
-/// of a record being queued needs once the original has left the queue.
-pub(crate) type GetFn = fn(&Stream, EventId) -> Result<Option<StoredEvent>>;
 
 /// The maintenance thread of a writable open, and what its callers share with it.
 pub(crate) struct Maintenance {
@@ -51,7 +47,6 @@ struct State {
     /// The event log's reader view, for retention and stats.
     stream: Arc<Stream>,
     sidecars: Option<Arc<Sidecars>>,
-    get: GetFn,
     wake: Mutex<Wake>,
     wakeup: Condvar,
     /// Serialises retention runs (this thread's, `Store::retain`'s, the open's).
@@ -76,7 +71,6 @@ impl Maintenance {
         main: Arc<Shared>,
         stream: Arc<Stream>,
         sidecars: Option<(Arc<Sidecars>, Pumps)>,
-        get: GetFn,
     ) -> Result<Maintenance> {
         let (sidecars, pumps) = sidecars.unzip();
         let state = Arc::new(State {
@@ -84,7 +78,6 @@ impl Maintenance {
             main,
             stream,
             sidecars,
-            get,
             wake: Mutex::new(Wake::default()),
             wakeup: Condvar::new(),
             retention: Mutex::new(()),
@@ -105,7 +98,7 @@ impl Maintenance {
     /// original's, when it is a duplicate).
     pub fn record_pattern(&self, event: &Event) -> Result<u64> {
         let sc = self.state.sidecars()?;
-        let id = self.state.append(&sc.patterns, event)?.id();
+        let id = sc.patterns.append(event)?.id();
         self.wake();
         Ok(id.0)
     }
@@ -115,7 +108,7 @@ impl Maintenance {
     pub fn record_stats(&self, s: &SystemStats) -> Result<()> {
         let sc = self.state.sidecars()?;
         let event = records::stats_event(s)?;
-        self.state.append(&sc.stats, &event)?;
+        sc.stats.append(&event)?;
         *self.state.gauges.lock() = (s.active_embryos, s.avg_fitness);
         self.wake();
         Ok(())
@@ -179,14 +172,6 @@ impl Maintenance {
 }
 
 impl State {
-    /// Queues `event` in `sidecar` as `Store::append` queues one in the event log:
-    /// validated, checked against the dedup window, given its id at once.
-    fn append(&self, sidecar: &Sidecar, event: &Event) -> Result<Appended> {
-        sidecar
-            .log()?
-            .append(event, |id| (self.get)(&sidecar.stream, id))
-    }
-
     fn sidecars(&self) -> Result<&Sidecars> {
         self.sidecars.as_deref().ok_or_else(|| {
             Error::InvalidConfig("the store was opened without pattern and stats streams".into())
@@ -216,7 +201,7 @@ impl State {
         }
         let gauges = *self.gauges.lock();
         let record = stats::measure(&self.dir, &self.stream, rate, gauges)?;
-        let id = match self.append(&sc.stats, &records::stats_event(&record)?) {
+        let id = match sc.stats.append(&records::stats_event(&record)?) {
             Ok(appended) => appended.id(),
             Err(Error::QueueFull { .. }) => return Ok(()),
             Err(e) => return Err(e),

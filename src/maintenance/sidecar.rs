@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::event::{Appended, Event};
 use crate::lock::WriterLock;
+use crate::scan::get_in;
 use crate::segment::StreamKind;
 use crate::stream::Stream;
 use crate::writer::{Shared, Writer};
@@ -53,6 +55,13 @@ impl Sidecar {
             log: None,
             _lock: None,
         })
+    }
+
+    /// Queues `event` as `Store::append` queues one in the event log: validated, checked
+    /// against the dedup window (an original already written is read back from the
+    /// stream), given its id at once.
+    pub fn append(&self, event: &Event) -> Result<Appended> {
+        self.log()?.append(event, |id| get_in(&self.stream, id))
     }
 
     /// The queue of a writable sidecar.

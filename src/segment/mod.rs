@@ -203,10 +203,10 @@ pub(crate) fn sealed_len(
 const SLOT_OFFSETS_FIRST: u64 = format::SLOT_OFFSETS[0] as u64;
 
 fn header_error(path: &Path, e: format::DecodeError) -> Error {
-    if let Some(found) = e.what.strip_prefix("unsupported format version ") {
+    if let format::DecodeKind::UnsupportedVersion { found } = e.kind {
         return Error::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: found.parse().unwrap_or(0),
+            found,
             supported: format::FORMAT_VERSION,
         };
     }

@@ -14,6 +14,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::dedup::DEDUP_TOUCH_AHEAD;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
 
@@ -267,9 +268,6 @@ fn with_packed<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
         out
     })
 }
-
-/// Events of a batch whose dedup buckets are loaded together before they are looked up.
-const DEDUP_TOUCH_AHEAD: usize = 16;
 
 /// Admission: what `Store::append`, `Store::append_with_id` and `Store::append_batch` do on
 /// the appending thread. `stored` reads a committed event by id, for a dedup candidate that

@@ -10,8 +10,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use selflog::Store;
 
 use crate::filter::FilterArgs;
-use crate::inspect::ExportFormat;
 use crate::{output, Failure, Outcome};
+
+/// Formats of `export`; `inspect export --format` names one.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
 
 pub fn run(
     store_dir: &Path,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use selflog::{EventId, Store, StoredEvent};
 
+use crate::export::ExportFormat;
 use crate::filter::FilterArgs;
 use crate::{output, Failure, Outcome};
 
@@ -110,15 +111,6 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ExportFormat>,
     },
-}
-
-/// Formats of `export`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// One JSON array.
-    Json,
-    /// One JSON object per line.
-    Jsonl,
 }
 
 pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {

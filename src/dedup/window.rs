@@ -25,25 +25,27 @@
 //! other bits (at the default window), so a false candidate (which makes the appender read
 //! a stored event to rule it out) comes up about once in 2^32 / 4 appends.
 
-use crate::event::EventId;
-
 /// Entries per bucket: one cache line of 8-byte entries.
 const BUCKET: usize = 8;
 /// Window events per bucket on average: half of the slots.
 const EVENTS_PER_BUCKET: usize = BUCKET / 2;
 /// Bits of an entry's id offset (stored plus one, so that 0 is an empty slot).
 const OFFSET_BITS: u32 = 28;
-const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
+pub(super) const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 /// The largest displacement an entry records; the overflow counts along a longer one are
 /// saturated, so they never need it.
 const DISPLACEMENT_MAX: usize = 15;
 
 const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2);
 
+/// Events whose dedup buckets are loaded together before they are looked up or inserted
+/// ([`DedupWindow::touch`]): a batch's appends and the rebuild at open.
+pub(crate) const DEDUP_TOUCH_AHEAD: usize = 16;
+
 /// The table's entries, in an anonymous map asked to use huge pages: a lookup is one
 /// random read in megabytes, and with 4 KiB pages most would also miss the TLB.
-struct Slots {
-    map: memmap2::MmapMut,
+pub(super) struct Slots {
+    pub(super) map: memmap2::MmapMut,
     len: usize,
 }
 
@@ -57,16 +59,16 @@ impl Slots {
         Slots { map, len }
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    fn get(&self, i: usize) -> u64 {
+    pub(super) fn get(&self, i: usize) -> u64 {
         let b: [u8; 8] = self.map[i * 8..i * 8 + 8].try_into().expect("8 bytes");
         u64::from_ne_bytes(b)
     }
 
-    fn set(&mut self, i: usize, v: u64) {
+    pub(super) fn set(&mut self, i: usize, v: u64) {
         self.map[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
     }
 
@@ -109,24 +111,24 @@ fn home_bucket(key: u64, buckets: usize) -> usize {
 /// The window.
 pub(crate) struct DedupWindow {
     /// Events (ids) the window covers; 0 disables it.
-    capacity: u64,
+    pub(super) capacity: u64,
     /// `buckets * BUCKET` entries: tag << 32 | displacement << 28 | (id - base + 1); 0 is
     /// an empty slot.
-    slots: Slots,
+    pub(super) slots: Slots,
     /// Per bucket: entries living past it whose home is at or before it (saturating: 255
     /// stays forever, which only costs extra reading).
-    overflow: Vec<u8>,
+    pub(super) overflow: Vec<u8>,
     /// The id offsets count from; set by the first insert.
-    base: Option<u64>,
+    pub(super) base: Option<u64>,
     /// The newest id inserted; ids above `newest - capacity` are in the window.
-    newest: u64,
+    pub(super) newest: u64,
 }
 
 fn tag_of(key: u64) -> u32 {
     (key >> 32) as u32
 }
 
-fn displacement_of(entry: u64) -> usize {
+pub(super) fn displacement_of(entry: u64) -> usize {
     ((entry >> OFFSET_BITS) & 0xF) as usize
 }
 
@@ -162,7 +164,7 @@ impl DedupWindow {
         self.capacity == 0
     }
 
-    fn buckets(&self) -> usize {
+    pub(super) fn buckets(&self) -> usize {
         self.overflow.len()
     }
 
@@ -367,22 +369,6 @@ impl DedupWindow {
     }
 }
 
-/// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
-const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
-/// Version of the image layout, bumped whenever the table's layout or a key's home changes.
-const IMAGE_VERSION: u32 = 1;
-/// Bytes of the image header.
-const IMAGE_HEADER_LEN: usize = 64;
-
-/// What an image's header says about the window it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ImageHeader {
-    /// The newest id in the window: the store's last event when the image was written.
-    pub newest: u64,
-    /// That event's content hash, so that an image is never applied to other events.
-    pub newest_hash: u64,
-}
-
 impl DedupWindow {
     /// The newest id inserted, if any.
     pub fn newest(&self) -> Option<u64> {
@@ -400,186 +386,14 @@ impl DedupWindow {
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
-
-    /// Bytes of this window's image.
-    fn image_len(&self) -> usize {
-        IMAGE_HEADER_LEN + self.slots.len() * 8 + self.buckets() + 4
-    }
-
-    /// Writes the window's image to `out`: a header naming the newest event (whose content
-    /// hash is `newest_hash`), the table's entries as little-endian u64s, the overflow
-    /// counts, and a CRC-32 of the entries and counts. Nothing is written for a disabled or
-    /// empty window; returns whether an image was written.
-    pub fn write_image(
-        &self,
-        newest_hash: u64,
-        out: &mut impl std::io::Write,
-    ) -> std::io::Result<bool> {
-        let Some(base) = self.base.filter(|_| !self.is_disabled()) else {
-            return Ok(false);
-        };
-        let mut h = [0u8; IMAGE_HEADER_LEN];
-        h[0..8].copy_from_slice(IMAGE_MAGIC);
-        h[8..12].copy_from_slice(&IMAGE_VERSION.to_le_bytes());
-        h[16..24].copy_from_slice(&self.capacity.to_le_bytes());
-        h[24..32].copy_from_slice(&(self.buckets() as u64).to_le_bytes());
-        h[32..40].copy_from_slice(&base.to_le_bytes());
-        h[40..48].copy_from_slice(&self.newest.to_le_bytes());
-        h[48..56].copy_from_slice(&newest_hash.to_le_bytes());
-        let crc = crate::format::crc32(&[&h[0..60]]);
-        h[60..64].copy_from_slice(&crc.to_le_bytes());
-        out.write_all(&h)?;
-        let mut body = crc32fast::Hasher::new();
-        let mut chunk = Vec::with_capacity(64 << 10);
-        for i in 0..self.slots.len() {
-            chunk.extend_from_slice(&self.slots.get(i).to_le_bytes());
-            if chunk.len() == chunk.capacity() {
-                body.update(&chunk);
-                out.write_all(&chunk)?;
-                chunk.clear();
-            }
-        }
-        body.update(&chunk);
-        out.write_all(&chunk)?;
-        body.update(&self.overflow);
-        out.write_all(&self.overflow)?;
-        out.write_all(&body.finalize().to_le_bytes())?;
-        Ok(true)
-    }
-
-    /// Reads a window of `capacity` ids back from an image of `len` bytes that
-    /// [`DedupWindow::write_image`] wrote. `Err` says why the image cannot be used (damage,
-    /// another capacity or layout version, entries that do not fit the header); the caller
-    /// then rebuilds the window from the segments.
-    pub fn read_image(
-        capacity: usize,
-        len: u64,
-        input: &mut impl std::io::Read,
-    ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
-        let mut w = DedupWindow::new(capacity);
-        if w.is_disabled() {
-            return Err("deduplication is off".into());
-        }
-        if len != w.image_len() as u64 {
-            return Err(format!(
-                "it is {len} bytes, not the {} of a {capacity}-event window",
-                w.image_len()
-            ));
-        }
-        let io = |e: std::io::Error| format!("reading it failed: {e}");
-        let mut h = [0u8; IMAGE_HEADER_LEN];
-        input.read_exact(&mut h).map_err(io)?;
-        let word = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
-        let half = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
-        if &h[0..8] != IMAGE_MAGIC {
-            return Err("it is not a dedup window image".into());
-        }
-        if half(60) != crate::format::crc32(&[&h[0..60]]) {
-            return Err("its header fails its checksum".into());
-        }
-        if half(8) != IMAGE_VERSION || half(12) != 0 || half(56) != 0 {
-            return Err(format!(
-                "it has layout version {} (this build: {IMAGE_VERSION})",
-                half(8)
-            ));
-        }
-        let (base, newest) = (word(32), word(40));
-        if word(16) != w.capacity || word(24) != w.buckets() as u64 {
-            return Err(format!(
-                "it holds a window of {} events, not {capacity}",
-                word(16)
-            ));
-        }
-        if base == 0 || newest < base || newest - base >= OFFSET_MASK || newest > EventId::MAX.0 {
-            return Err(format!(
-                "its ids are out of range (base {base}, newest {newest})"
-            ));
-        }
-        input.read_exact(&mut w.slots.map[..]).map_err(io)?;
-        input.read_exact(&mut w.overflow).map_err(io)?;
-        let mut crc = [0u8; 4];
-        input.read_exact(&mut crc).map_err(io)?;
-        let mut body = crc32fast::Hasher::new();
-        body.update(&w.slots.map[..]);
-        body.update(&w.overflow);
-        if u32::from_le_bytes(crc) != body.finalize() {
-            return Err("its entries fail their checksum".into());
-        }
-        // What the table relies on, which a checksum alone does not prove: no entry past
-        // the newest id (an append would wait for an event that does not exist yet), no
-        // displacement beyond the table, no more live entries than the window holds (an
-        // insert finds a free slot), and a bucket nothing overflows (a walk along a chain
-        // ends; walks are bounded as well, for counts that drift from a crafted start).
-        let mut live = 0u64;
-        for i in 0..w.slots.len() {
-            let e = u64::from_le(w.slots.get(i));
-            if e != 0 {
-                let id = base + (e & OFFSET_MASK) - 1;
-                if id > newest {
-                    return Err(format!(
-                        "an entry holds id {id}, past its newest ({newest})"
-                    ));
-                }
-                if displacement_of(e) >= w.buckets() {
-                    return Err(
-                        "an entry lives further from its home than there are buckets".into(),
-                    );
-                }
-                live += u64::from(id + w.capacity > newest);
-            }
-            w.slots.set(i, e);
-        }
-        if live > w.capacity || !w.overflow.contains(&0) {
-            return Err("its table is not one a window can hold".into());
-        }
-        w.base = Some(base);
-        w.newest = newest;
-        Ok((
-            w,
-            ImageHeader {
-                newest,
-                newest_hash: word(48),
-            },
-        ))
-    }
-}
-
-/// Fuzzing entry ([`crate::fuzzing::read_dedup_image`]): `bytes` as the image of a
-/// 64-event window, resized to its length and with both checksums made to match, so that
-/// the checks behind them are reached; an accepted window is then used as a store uses it.
-/// Returns whether it was accepted.
-pub(crate) fn fuzz_image(bytes: &[u8]) -> bool {
-    const CAPACITY: usize = 64;
-    let len = DedupWindow::new(CAPACITY).image_len();
-    let mut b = bytes.to_vec();
-    b.resize(len, 0);
-    let crc = crate::format::crc32(&[&b[0..60]]);
-    b[60..64].copy_from_slice(&crc.to_le_bytes());
-    let crc = crate::format::crc32(&[&b[IMAGE_HEADER_LEN..len - 4]]);
-    b[len - 4..].copy_from_slice(&crc.to_le_bytes());
-    let Ok((mut w, header)) = DedupWindow::read_image(CAPACITY, len as u64, &mut &b[..]) else {
-        return false;
-    };
-    // Keys from the image's own entries (they hit) and others (they miss), looked up and
-    // inserted under new ids: every walk must end, nothing may panic.
-    let keys: Vec<u64> = b[IMAGE_HEADER_LEN..len - 4]
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect();
-    for (i, &k) in keys.iter().enumerate() {
-        let _ = w.candidate(k);
-        w.insert(k.rotate_left(32), header.newest + 1 + i as u64);
-        let _ = w.candidate(k.rotate_left(32));
-    }
-    true
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Keys whose tags are well spread.
-    fn key(i: u64) -> u64 {
+    pub(in crate::dedup) fn key(i: u64) -> u64 {
         i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
@@ -694,64 +508,6 @@ mod tests {
         assert_eq!(w.candidate(key(2)), Some(1 << 40));
     }
 
-    /// A window filled past several generations, crowded into few buckets.
-    fn crowded_window(capacity: usize, inserts: u64) -> DedupWindow {
-        let mut w = DedupWindow::new(capacity);
-        for id in 1..=inserts {
-            w.insert(key(id % 97) & !0xFFFF_FFF0 | (id % 3), id);
-        }
-        w
-    }
-
-    #[test]
-    fn an_image_reads_back_as_the_same_window() {
-        let w = crowded_window(64, 500);
-        let mut image = Vec::new();
-        assert!(w.write_image(77, &mut image).unwrap());
-        assert_eq!(image.len(), w.image_len());
-        let (r, header) = DedupWindow::read_image(64, image.len() as u64, &mut &image[..]).unwrap();
-        assert_eq!(
-            header,
-            ImageHeader {
-                newest: 500,
-                newest_hash: 77
-            }
-        );
-        for k in 0..200 {
-            for low in 0..4 {
-                let k = key(k) & !0xFFFF_FFF0 | low;
-                assert_eq!(r.candidate(k), w.candidate(k), "key {k:x}");
-            }
-        }
-        // It goes on as the original does.
-        let (mut a, mut b) = (w, r);
-        for id in 501..700 {
-            a.insert(key(id), id);
-            b.insert(key(id), id);
-            assert_eq!(a.candidate(key(id - 30)), b.candidate(key(id - 30)));
-        }
-    }
-
-    #[test]
-    fn every_changed_byte_of_an_image_is_refused() {
-        let w = crowded_window(64, 300);
-        let mut image = Vec::new();
-        w.write_image(5, &mut image).unwrap();
-        for at in 0..image.len() {
-            let mut bad = image.clone();
-            bad[at] ^= 0x04;
-            assert!(
-                DedupWindow::read_image(64, bad.len() as u64, &mut &bad[..]).is_err(),
-                "byte {at} changed"
-            );
-        }
-        assert!(DedupWindow::read_image(65, image.len() as u64, &mut &image[..]).is_err());
-        assert!(DedupWindow::read_image(0, image.len() as u64, &mut &image[..]).is_err());
-        let mut empty = Vec::new();
-        assert!(!DedupWindow::new(64).write_image(0, &mut empty).unwrap());
-        assert!(empty.is_empty(), "an empty window writes nothing");
-    }
-
     proptest::proptest! {
         /// The window answers as a plain list of (tag, id) would: the newest id with the
         /// key's tag among the last `capacity` ids, whatever the crowding and id gaps.
@@ -787,7 +543,7 @@ mod tests {
 mod scale {
     /// The window against an exact map over the workload generator's events (1%
     /// duplicates), used as a store uses it: lookup, then insert when not a duplicate.
-    /// `cargo test --release --lib dedup::scale -- --ignored` (10M events, ~35 s;
+    /// `cargo test --release --lib dedup::window::scale -- --ignored` (10M events, ~35 s;
     /// `SELFLOG_DEDUP_SCALE` sets the count).
     #[test]
     #[ignore = "long: run with --release --ignored"]
