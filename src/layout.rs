@@ -4,7 +4,7 @@
 //! once), `LOCK` (the writer lock, `lock.rs`), the segment files of the event stream
 //! (`stream.rs` names them), and what the store derives or records beside them: `cursors/`
 //! and `counters` (`cursor.rs`), `dedup.window` (`dedup/image.rs`), and the pattern and
-//! stats streams (`sidecar.rs`). Each file name is a constant of the module that owns the
+//! stats streams (`maintenance/`). Each file name is a constant of the module that owns the
 //! file; this module owns `selflog.meta` and the directory itself.
 //! `format-spec/FORMAT.md#store-meta`, `#file-names`
 //!

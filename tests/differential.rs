@@ -1225,7 +1225,7 @@ fn an_empty_time_range() {
 }
 
 /// Regression: `count()` with `after` on a newest-first query counted the events that sort
-/// *before* the position (it forces oldest-first order, src/query.rs `Query::count`), not the
+/// *before* the position (it forces oldest-first order, src/query/aggregate.rs `Query::count`), not the
 /// rest of the listing that `run()` and the other aggregations see.
 #[test]
 fn count_after_a_position_counts_the_rest_of_a_newest_first_listing() {
