@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::config::{Config, Durability};
+use crate::config::Config;
 use crate::cursor::Cursor;
 use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
@@ -524,40 +524,11 @@ impl Store {
             shared.work.notify_one();
             target
         };
-        let sync = shared.config.durability == Durability::Sync;
-        let mut st = shared.status.lock();
-        loop {
-            if let Some(why) = &st.fatal {
-                return Err(Error::Poisoned(why.clone()));
-            }
-            if let Some(path) = &st.disk_full {
-                return Err(Error::DiskFull { path: path.clone() });
-            }
-            let done = if sync { st.durable_id } else { st.written_id };
-            if done >= target {
-                drop(st);
-                if let Some(w) = &self.writer {
-                    w.maintenance.flush()?;
-                }
-                return self.save_duplicates(shared);
-            }
-            if st.stopped {
-                return Err(Error::Closed);
-            }
-            shared.progress.wait(&mut st);
+        shared.wait_written(target)?;
+        if let Some(w) = &self.writer {
+            w.maintenance.flush()?;
         }
-    }
-
-    /// Saves the duplicate count if it changed since it was last saved.
-    fn save_duplicates(&self, shared: &Shared) -> Result<()> {
-        let mut q = shared.queue.lock();
-        if q.duplicates == q.duplicates_saved {
-            return Ok(());
-        }
-        let count = q.duplicates;
-        q.duplicates_saved = count;
-        drop(q);
-        crate::cursor::write_duplicates(&self.dir, count)
+        shared.save_duplicates(&self.dir)
     }
 
     /// Catches up with what the writer has published (in this or another process).

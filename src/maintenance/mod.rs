@@ -129,8 +129,8 @@ impl Maintenance {
         self.wake();
         for (target, s) in targets.into_iter().zip(sc.both()) {
             let log = s.log()?;
-            sidecar::wait_written(log, target)?;
-            sidecar::save_duplicates(&s.dir, log)?;
+            log.wait_written(target)?;
+            log.save_duplicates(&s.dir)?;
         }
         Ok(())
     }

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event};
 use crate::lock::WriterLock;
@@ -119,40 +118,4 @@ impl Pumps {
             .map_err(|e| format!("writing the stats stream failed: {e}"))?;
         Ok(p.into_iter().chain(s).min())
     }
-}
-
-/// Waits until the sidecar's writer has written (`Buffered`) or synced (`Sync`) every id up
-/// to `target`, as `Store::flush` waits for the event log's.
-pub(crate) fn wait_written(log: &Shared, target: u64) -> Result<()> {
-    let sync = log.config.durability == Durability::Sync;
-    let mut st = log.status.lock();
-    loop {
-        if let Some(why) = &st.fatal {
-            return Err(Error::Poisoned(why.clone()));
-        }
-        if let Some(path) = &st.disk_full {
-            return Err(Error::DiskFull { path: path.clone() });
-        }
-        let done = if sync { st.durable_id } else { st.written_id };
-        if done >= target {
-            return Ok(());
-        }
-        if st.stopped {
-            return Err(Error::Closed);
-        }
-        log.progress.wait(&mut st);
-    }
-}
-
-/// Saves the sidecar's duplicate count (its `counters` file) if it changed since it was
-/// last saved.
-pub(crate) fn save_duplicates(dir: &Path, log: &Shared) -> Result<()> {
-    let mut q = log.queue.lock();
-    if q.duplicates == q.duplicates_saved {
-        return Ok(());
-    }
-    let count = q.duplicates;
-    q.duplicates_saved = count;
-    drop(q);
-    crate::cursor::write_duplicates(dir, count)
 }

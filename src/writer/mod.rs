@@ -22,14 +22,14 @@ mod queue;
 mod sync;
 mod thread;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::config::Config;
-use crate::error::Error;
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
 use crate::index::SegmentIndex;
 use crate::segment::ActiveSegment;
 
@@ -104,6 +104,42 @@ impl Shared {
                 .as_ref()
                 .map(|p| Error::DiskFull { path: p.clone() })
         }
+    }
+
+    /// Waits until the writer has written (`Buffered`) or synced (`Sync`) every id up to
+    /// `target`: the wait of a flush, of the event log's or a sidecar's.
+    pub fn wait_written(&self, target: u64) -> Result<()> {
+        let sync = self.config.durability == Durability::Sync;
+        let mut st = self.status.lock();
+        loop {
+            if let Some(why) = &st.fatal {
+                return Err(Error::Poisoned(why.clone()));
+            }
+            if let Some(path) = &st.disk_full {
+                return Err(Error::DiskFull { path: path.clone() });
+            }
+            let done = if sync { st.durable_id } else { st.written_id };
+            if done >= target {
+                return Ok(());
+            }
+            if st.stopped {
+                return Err(Error::Closed);
+            }
+            self.progress.wait(&mut st);
+        }
+    }
+
+    /// Saves the duplicate count (the `counters` file in `dir`) if it changed since it was
+    /// last saved.
+    pub fn save_duplicates(&self, dir: &Path) -> Result<()> {
+        let mut q = self.queue.lock();
+        if q.duplicates == q.duplicates_saved {
+            return Ok(());
+        }
+        let count = q.duplicates;
+        q.duplicates_saved = count;
+        drop(q);
+        crate::cursor::write_duplicates(dir, count)
     }
 }
 
