@@ -273,3 +273,157 @@ fn ingest_of_a_huge_line_stays_in_bounded_memory() {
         "peak memory {peak_kib} KiB for a {HUGE_LEN}-byte line"
     );
 }
+
+/// A store of 100,000 events (~30 MB of JSON to export, over a second in a debug build),
+/// built once per test run under the target directory and shared by the export tests.
+fn big_store() -> &'static Path {
+    static STORE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        let store = Path::new(env!("CARGO_TARGET_TMPDIR")).join("truth-big-store");
+        let _ = std::fs::remove_dir_all(&store);
+        let out = selflog_stdin(&store, &["ingest"], &event_lines(100_000));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        store
+    })
+}
+
+/// The hidden temporary files (`.NAME.PID.tmp`) in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && Path::new(n).extension().is_some_and(|e| e == "tmp"))
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Issue 20: `inspect export out.json` over an existing file overwrote it silently, and its
+/// 0600 became 0644.
+#[test]
+fn export_over_an_existing_file_refuses_without_force() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let out = selflog_stdin(&store, &["ingest"], &event_lines(10));
+    assert_eq!(out.status.code(), Some(0));
+    let file = dir.path().join("out.json");
+    std::fs::write(&file, b"precious").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = selflog(&store, &["inspect", "export", file.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "selflog: {} exists; not overwritten\nhint: pass --force to replace it, or choose another name\n",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert_eq!(mode(&file), 0o600);
+    assert!(temp_files(dir.path()).is_empty());
+    let out = selflog(
+        &store,
+        &["inspect", "export", file.to_str().unwrap(), "--force"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let array: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(array.len(), 10);
+    assert_eq!(mode(&file), 0o600, "a replaced file is private too");
+}
+
+/// Issue 20: exports of private data followed the umask (0644 under umask 022); they must
+/// be created 0600 like the store's files, under any umask.
+#[test]
+fn export_creates_a_private_file_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    selflog_stdin(&store, &["ingest"], &event_lines(10));
+    for (umask, name) in [("022", "a.jsonl"), ("000", "b.json"), ("277", "c.json")] {
+        let file = dir.path().join(name);
+        let script = format!(
+            "umask {umask}; exec '{}' --store '{}' inspect export '{}'",
+            env!("CARGO_BIN_EXE_selflog"),
+            store.display(),
+            file.display()
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(mode(&file), 0o600, "umask {umask}");
+    }
+}
+
+/// Starts `inspect export` of the big store to `file`, and returns once its temporary file
+/// exists, with the process stopped (SIGSTOP) so that a signal sent next arrives mid-export.
+fn export_caught_writing(file: &Path) -> std::process::Child {
+    let child = command(big_store(), &["inspect", "export", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = file.parent().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while temp_files(dir).is_empty() {
+        assert!(Instant::now() < deadline, "no temporary file appeared");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kill(child.id(), "STOP");
+    assert!(
+        !temp_files(dir).is_empty() && !file.exists(),
+        "the export finished before it could be stopped"
+    );
+    child
+}
+
+/// Issue 20: Ctrl-C during `inspect export` left a hidden `.NAME.PID.tmp` for good.
+#[test]
+fn export_interrupted_removes_its_temporary_file() {
+    for signal in ["INT", "TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("all.json");
+        let child = export_caught_writing(&file);
+        kill(child.id(), signal);
+        kill(child.id(), "CONT");
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains("export interrupted"), "{err}");
+        assert_eq!(temp_files(dir.path()), Vec::<String>::new(), "SIG{signal}");
+        assert!(!file.exists(), "SIG{signal}: no partial export");
+    }
+}
+
+/// Issue 20: `kill -9` during `inspect export` left its temporary file for good; the next
+/// export to the same name removes it, as its process is gone.
+#[test]
+fn export_after_a_killed_export_removes_the_stale_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.jsonl");
+    let mut child = export_caught_writing(&file);
+    kill(child.id(), "KILL");
+    child.wait().unwrap();
+    let stale = temp_files(dir.path());
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    // One of a live process stays: it may be an export still running.
+    let alive = dir
+        .path()
+        .join(format!(".all.jsonl.{}.tmp", std::process::id()));
+    std::fs::write(&alive, b"").unwrap();
+    let store = dir.path().join("s");
+    selflog_stdin(&store, &["ingest"], &event_lines(5));
+    let out = selflog(&store, &["inspect", "export", file.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("removed {}", dir.path().join(&stale[0]).display())),
+        "{err}"
+    );
+    let left = temp_files(dir.path());
+    assert_eq!(left, [format!(".all.jsonl.{}.tmp", std::process::id())]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 5);
+}
