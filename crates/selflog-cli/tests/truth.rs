@@ -427,3 +427,138 @@ fn export_after_a_killed_export_removes_the_stale_temporary_file() {
     assert_eq!(left, [format!(".all.jsonl.{}.tmp", std::process::id())]);
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 5);
 }
+
+/// An old `SelFlow` `events.db` (the old schema's columns that matter here): events 1, 2,
+/// 3, 5, 8 with distinct sources, a pattern about event 3 and one about event 99, which the
+/// old system had cleaned up.
+fn old_database(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL NOT NULL,
+           event_type TEXT NOT NULL, action TEXT, source TEXT NOT NULL, data_json TEXT,
+           data_compressed BLOB, hash TEXT UNIQUE, processed BOOLEAN DEFAULT FALSE,
+           created_at DATETIME DEFAULT CURRENT_TIMESTAMP);
+         CREATE TABLE patterns (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER,
+           pattern_type TEXT NOT NULL, confidence REAL NOT NULL, pattern_data TEXT NOT NULL,
+           embryo_id TEXT, created_at DATETIME DEFAULT CURRENT_TIMESTAMP);
+         CREATE TABLE system_stats (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL NOT NULL,
+           total_events INTEGER, events_per_second REAL, active_embryos INTEGER, avg_fitness REAL,
+           storage_mb REAL, created_at DATETIME DEFAULT CURRENT_TIMESTAMP);
+         INSERT INTO events (id, timestamp, event_type, source, data_json, processed) VALUES
+           (1, 1732460000.5, 'file_op', 'old-1', '{\"path\":\"/a\"}', 1),
+           (2, 1732460001, 'app_launch', 'old-2', NULL, 1),
+           (3, 1732460002, 'clipboard', 'old-3', '{\"text\":\"copied\"}', 1),
+           (5, 1732460003, 'file_op', 'old-5', NULL, 0),
+           (8, 1732460004, 'idle', 'old-8', NULL, 1);
+         INSERT INTO patterns (event_id, pattern_type, confidence, pattern_data, embryo_id,
+           created_at) VALUES (3, 'burst', 0.9, '{}', 'e1', '2024-11-24 15:00:00'),
+           (99, 'gone', 0.5, '{}', NULL, '2024-11-24 15:00:01');",
+    )
+    .unwrap();
+}
+
+/// The pattern of `pattern_type` in `store`, as `inspect patterns --json` prints it.
+fn pattern(store: &Path, pattern_type: &str) -> serde_json::Value {
+    let out = selflog(store, &["inspect", "patterns", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|p| p["pattern_type"] == pattern_type)
+        .unwrap_or_else(|| panic!("no pattern {pattern_type}"))
+}
+
+/// Issue 20: `import-sqlite` into a non-empty store renumbered events silently and left
+/// `patterns.event_id` as it was, so patterns pointed at unrelated events. A pattern must
+/// stay on the event with the same content, and the summary must say how ids were mapped.
+#[test]
+fn import_into_a_non_empty_store_keeps_patterns_on_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    old_database(&db);
+    let store = dir.path().join("s");
+    let out = selflog_stdin(&store, &["ingest"], &event_lines(4));
+    assert_eq!(out.status.code(), Some(0));
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("ids renumbered, as the store already held ids up to 4: old ids 1..8 imported as 5..9; patterns moved with their events (1 patterns about events not in the database lost their event id)"),
+        "{s}"
+    );
+    let burst = pattern(&store, "burst");
+    let id = burst["event_id"].as_u64().expect("burst keeps an event id");
+    let out = selflog(&store, &["inspect", "get", &id.to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let event = json(&out);
+    assert_eq!(event["source"], "old-3", "the pattern is about old event 3");
+    assert_eq!(event["data"]["text"], "copied");
+    assert_eq!(
+        pattern(&store, "gone")["event_id"],
+        serde_json::Value::Null,
+        "old event 99 is not in the store: no event id rather than another event's"
+    );
+    // Again: nothing twice, and the patterns' ids map to the events already stored.
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["duplicates"], 5, "{v}");
+    assert_eq!(v["ids"], "renumbered", "{v}");
+    assert_eq!(total_events(&store), 9);
+    let out = selflog(&store, &["inspect", "patterns", "--json"]);
+    assert_eq!(text(&out.stdout).lines().count(), 2, "patterns stored once");
+}
+
+/// Into an empty store the original ids are kept, and the summary says so.
+#[test]
+fn import_into_an_empty_store_keeps_ids_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    old_database(&db);
+    let store = dir.path().join("s");
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\nids kept: 1..8"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap(), "--json"]);
+    let v = json(&out);
+    assert_eq!(v["duplicates"], 5, "{v}");
+    assert_eq!(
+        v["ids"], "kept",
+        "duplicates of events under their own ids: {v}"
+    );
+    let out = selflog(&store, &["inspect", "patterns", "--json"]);
+    assert_eq!(text(&out.stdout).lines().count(), 2, "patterns stored once");
+    assert_eq!(pattern(&store, "burst")["event_id"], 3);
+    assert_eq!(pattern(&store, "gone")["event_id"], 99);
+    let out = selflog(&store, &["inspect", "get", "3", "--json"]);
+    assert_eq!(json(&out)["source"], "old-3");
+}
+
+/// A database row whose data is larger than the store accepts is rejected by its size,
+/// named with its column, without being fetched; the other rows are imported.
+#[test]
+fn import_rejects_a_huge_row_by_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    old_database(&db);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO events (id, timestamp, event_type, source, data_json) VALUES (9, 1732460005, 't', 'big', ?1)",
+        [format!("\"{}\"", "x".repeat(16 << 20))],
+    )
+    .unwrap();
+    drop(conn);
+    let store = dir.path().join("s");
+    let out = selflog(&store, &["import-sqlite", db.to_str().unwrap(), "--json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("events row id 9: data_json is 16777218 bytes, over the limit of"),
+        "{err}"
+    );
+    assert_eq!(json(&out)["imported"], 5);
+}
