@@ -519,10 +519,15 @@ fn after_failure(
         });
         let _ = writeln!(io::stdout().lock(), "{v}");
     }
+    let before = if resume_line > 1 {
+        format!("every line before line {resume_line} is stored, a duplicate or reported; ")
+    } else {
+        String::new()
+    };
     Failure::hinted(
         message,
         format!(
-            "{} events of this input are stored ({} duplicates, {} lines rejected); every line before line {resume_line} is stored, a duplicate or reported; fix the cause and ingest again from line {resume_line}",
+            "{} events of this input are stored ({} duplicates, {} lines rejected); {before}fix the cause and ingest again from line {resume_line}",
             tally.stored, tally.duplicates, tally.rejected
         ),
     )
