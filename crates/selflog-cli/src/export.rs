@@ -1,16 +1,28 @@
 //! `selflog inspect export FILE`: events to a JSON array (`.json`), JSON Lines (`.jsonl`),
 //! or JSON Lines on stdout (`-`). A file appears only once complete: the events are written
-//! to a temporary file in the same directory, synced, then renamed over FILE.
+//! to a temporary file `.NAME.PID.tmp` in the same directory, synced, then linked to FILE.
+//!
+//! An export holds private data, so the file is created 0600 like the store's files,
+//! whatever the umask. An existing FILE is never replaced without `--force`, not even one
+//! created while the export ran (the final step fails if FILE exists). SIGINT or SIGTERM
+//! stops the export and removes its temporary file (exit 130); a temporary file left by an
+//! export that was killed outright (`kill -9`) is removed by the next export to the same
+//! name, once no process has the pid its name holds.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, IsTerminal as _, Write};
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use selflog::Store;
 
 use crate::filter::FilterArgs;
+use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
+
+/// Permissions of an export: the owner's alone, like the store's files.
+const EXPORT_MODE: u32 = 0o600;
 
 /// Formats of `export`; `inspect export --format` names one.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,24 +39,13 @@ pub fn run(
     filter: &FilterArgs,
     limit: Option<u64>,
     format: Option<ExportFormat>,
+    force: bool,
 ) -> Outcome {
     let to_stdout = file == Path::new("-");
-    let format = match (format, to_stdout) {
-        (Some(f), _) => f,
-        (None, true) => ExportFormat::Jsonl,
-        (None, false) => match file.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("json") => ExportFormat::Json,
-            Some(e) if e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson") => {
-                ExportFormat::Jsonl
-            }
-            _ => {
-                return Err(Failure::hinted(
-                    format!("cannot tell the format of {} from its name", file.display()),
-                    "name it .json or .jsonl, or pass --format json|jsonl",
-                ))
-            }
-        },
-    };
+    let format = format_of(file, format, to_stdout)?;
+    if !to_stdout && !force && file.symlink_metadata().is_ok() {
+        return Err(exists(file));
+    }
     let store = Store::open_read_only(store_dir)?;
     // An export reads like a backup: oldest first.
     let mut q = filter.query(&store)?.order(selflog::Order::OldestFirst);
@@ -67,7 +68,7 @@ pub fn run(
     );
     if to_stdout {
         let mut out = BufWriter::new(io::stdout().lock());
-        write_events(&mut out, q, format, &bar)?;
+        write_events(&mut out, q, format, &bar, None)?;
         out.flush().map_err(|e| output::write_err(&e))?;
         return Ok(0);
     }
@@ -78,37 +79,143 @@ pub fn run(
     let name = file
         .file_name()
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    remove_stale_temps(dir, &name);
+    let interrupt = Interrupt::install()?;
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let f = File::create(&tmp).map_err(|e| {
-            Failure::from(io::Error::new(
-                e.kind(),
-                format!("cannot create {}: {e}", tmp.display()),
-            ))
-        })?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(EXPORT_MODE)
+            .open(&tmp)
+            .map_err(|e| {
+                Failure::from(io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", tmp.display()),
+                ))
+            })?;
+        // The mode above is filtered by the umask, which may take the owner's bits too.
+        f.set_permissions(std::fs::Permissions::from_mode(EXPORT_MODE))?;
         let mut out = BufWriter::new(f);
-        let n = write_events(&mut out, q, format, &bar)?;
+        let Some(n) = write_events(&mut out, q, format, &bar, Some(&interrupt))? else {
+            return Ok(None);
+        };
         let f = out
             .into_inner()
             .map_err(|e| Failure::from(e.into_error()))?;
         f.sync_all()?;
-        std::fs::rename(&tmp, file).map_err(|e| {
-            Failure::from(io::Error::new(
-                e.kind(),
-                format!("cannot rename to {}: {e}", file.display()),
-            ))
-        })?;
-        Ok::<u64, Failure>(n)
+        publish(&tmp, file, force)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok::<Option<u64>, Failure>(Some(n))
     })();
     bar.finish_and_clear();
     match result {
-        Ok(n) => {
+        Ok(Some(n)) => {
             eprintln!("exported {n} events to {}", file.display());
             Ok(0)
+        }
+        Ok(None) => {
+            let _ = std::fs::remove_file(&tmp);
+            eprintln!(
+                "selflog: export interrupted; {} was not written and the temporary file is removed",
+                file.display()
+            );
+            Ok(EXIT_INTERRUPTED)
         }
         Err(f) => {
             let _ = std::fs::remove_file(&tmp);
             Err(f)
+        }
+    }
+}
+
+/// The format `--format` names, or the one `file`'s extension implies.
+fn format_of(
+    file: &Path,
+    format: Option<ExportFormat>,
+    to_stdout: bool,
+) -> Result<ExportFormat, Failure> {
+    Ok(match (format, to_stdout) {
+        (Some(f), _) => f,
+        (None, true) => ExportFormat::Jsonl,
+        (None, false) => match file.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => ExportFormat::Json,
+            Some(e) if e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson") => {
+                ExportFormat::Jsonl
+            }
+            _ => {
+                return Err(Failure::hinted(
+                    format!("cannot tell the format of {} from its name", file.display()),
+                    "name it .json or .jsonl, or pass --format json|jsonl",
+                ))
+            }
+        },
+    })
+}
+
+/// The refusal to replace `file`.
+fn exists(file: &Path) -> Failure {
+    Failure::hinted(
+        format!("{} exists; not overwritten", file.display()),
+        "pass --force to replace it, or choose another name",
+    )
+}
+
+/// Gives the complete temporary file its final name. Without `force` a hard link, which
+/// fails when `file` exists, even if it appeared while the export ran; then the temporary
+/// name is removed. Where the file system has no hard links, a rename after a check.
+fn publish(tmp: &Path, file: &Path, force: bool) -> Result<(), Failure> {
+    let rename_err = |e: io::Error| {
+        Failure::from(io::Error::new(
+            e.kind(),
+            format!("cannot rename to {}: {e}", file.display()),
+        ))
+    };
+    if force {
+        return std::fs::rename(tmp, file).map_err(rename_err);
+    }
+    match std::fs::hard_link(tmp, file) {
+        Ok(()) => {
+            std::fs::remove_file(tmp)?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists(file)),
+        Err(_) if file.symlink_metadata().is_ok() => Err(exists(file)),
+        Err(_) => std::fs::rename(tmp, file).map_err(rename_err),
+    }
+}
+
+/// Removes the temporary files `.NAME.PID.tmp` in `dir` of earlier exports to `name` whose
+/// process is gone (killed outright), saying so on stderr. A file whose pid is alive may
+/// belong to a running export and is left.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        if !gone {
+            continue;
+        }
+        let path: PathBuf = entry.path();
+        if std::fs::remove_file(&path).is_ok() {
+            eprintln!(
+                "selflog: removed {}, left by an export that was killed (process {pid} is gone)",
+                path.display()
+            );
         }
     }
 }
@@ -118,7 +225,8 @@ fn write_events(
     q: selflog::Query<'_>,
     format: ExportFormat,
     bar: &ProgressBar,
-) -> Result<u64, Failure> {
+    interrupt: Option<&Interrupt>,
+) -> Result<Option<u64>, Failure> {
     let w = |e: io::Error| output::write_err(&e);
     let mut n = 0u64;
     if format == ExportFormat::Json {
@@ -129,6 +237,9 @@ fn write_events(
     let mut events = q.run()?;
     let mut line = Vec::new();
     while let Some(e) = events.next_ref() {
+        if interrupt.is_some_and(Interrupt::is_set) {
+            return Ok(None);
+        }
         line.clear();
         if format == ExportFormat::Json {
             line.extend_from_slice(if n == 0 { b"\n" } else { b",\n" });
@@ -145,5 +256,5 @@ fn write_events(
         out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
             .map_err(w)?;
     }
-    Ok(n)
+    Ok(Some(n))
 }

@@ -5,15 +5,23 @@
 //! producer's events become visible (and durable) as they arrive.
 //!
 //! A second thread reads and parses the input (most of the work: JSON parsing) while this
-//! one appends, chunk by chunk, in line order.
+//! one appends, chunk by chunk, in line order. Memory stays bounded whatever the input: a
+//! line is read in pieces and rejected as soon as it passes [`line_len_max`], the rest of it
+//! discarded up to the next newline, and chunks are bounded in lines and in bytes.
+//!
+//! What ingest says it stored is what the store holds. When the store fails (a full disk,
+//! a file-size limit), ingest closes it and counts the events of this run that were
+//! committed, by id, and names the line to ingest again from. SIGINT or SIGTERM stops the
+//! reading; what was read is committed and the summary printed, with exit status 130.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use selflog::{Appended, Config, Event, Store};
+use selflog::{Appended, Config, Event, EventId, Store};
 
+use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
 
 /// Lines rejected before ingest gives up reporting each one (it keeps counting).
@@ -21,62 +29,193 @@ const REPORTED_LINES_MAX: u64 = 100;
 
 /// Lines the parsing thread hands over at once (fewer when the input pauses).
 const CHUNK_LINES: usize = 256;
+/// Bytes of input lines the parsing thread hands over at once, at most (plus one line):
+/// 256 lines of 4 MiB would otherwise make a 1 GiB chunk.
+const CHUNK_BYTES_MAX: usize = 8 << 20;
 /// Chunks parsed ahead of the appending thread: bounds memory when the store is slower.
 const CHUNKS_AHEAD: usize = 4;
+/// Events appended but not yet acknowledged by a flush, at most: ingest remembers the line
+/// of each (16 bytes) to say, after a failure, which lines were stored.
+const UNACKNOWLEDGED_MAX: usize = 1 << 16;
+/// Room in a line for everything but the event data: three names of at most
+/// `NAME_LEN_MAX` bytes, a timestamp, the keys and some whitespace.
+const LINE_OVERHEAD_LEN: usize = 3 * selflog::NAME_LEN_MAX + 1024;
+
+/// Longest line accepted, in bytes before its newline: the store's default limit on event
+/// data (4 MiB) plus room for the other fields. A longer line cannot hold a storable event.
+pub fn line_len_max() -> usize {
+    Config::default().data_len_max + LINE_OVERHEAD_LEN
+}
 
 /// Parsed lines, by line number, and whether the input paused after the last of them (a
 /// pipe with nothing more to read yet): the appender then flushes.
 struct Chunk {
-    lines: Vec<(u64, Result<Event, selflog::jsonl::LineError>)>,
+    lines: Vec<(u64, Result<Event, String>)>,
     paused: bool,
 }
 
+/// What the parsing thread (and the signal thread) send the appender.
+enum Msg {
+    Lines(Chunk),
+    /// Reading the input failed after the lines sent before.
+    ReadFailed(io::Error),
+    /// The input ended after the lines sent before.
+    End,
+    /// SIGINT or SIGTERM arrived: wakes an appender waiting for input.
+    Interrupted,
+}
+
+/// Splits the input into lines of at most `len_max` bytes, holding at most that much of
+/// one line: a longer line is reported as soon as it passes the limit, and its rest is
+/// discarded as it is read.
+struct Lines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    line_no: u64,
+    len_max: usize,
+    /// The current line passed the limit and was reported; skip to its newline.
+    skipping: bool,
+}
+
+/// One step of [`Lines`].
+enum Piece<'a> {
+    /// A whole line (without its newline), and its number.
+    Line(u64, &'a [u8]),
+    /// Line number N passed the limit; its rest will be skipped.
+    TooLong(u64),
+    /// The input ended.
+    End,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(input: R, len_max: usize) -> Lines<R> {
+        Lines {
+            reader: BufReader::with_capacity(1 << 20, input),
+            line: Vec::new(),
+            line_no: 0,
+            len_max,
+            skipping: false,
+        }
+    }
+
+    /// Whether everything read from the input so far has been handed out.
+    fn drained(&self) -> bool {
+        self.reader.buffer().is_empty()
+    }
+
+    fn next_piece(&mut self) -> io::Result<Piece<'_>> {
+        self.line.clear();
+        if self.line.capacity() > 1 << 20 {
+            // Memory of a long line goes back once it is done.
+            self.line = Vec::new();
+        }
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if buf.is_empty() {
+                // The end; a last line without a newline still counts.
+                if self.skipping {
+                    self.skipping = false;
+                    return Ok(Piece::End);
+                }
+                if self.line.is_empty() {
+                    return Ok(Piece::End);
+                }
+                self.line_no += 1;
+                return Ok(Piece::Line(self.line_no, &self.line));
+            }
+            let (content_len, ends) = match memchr_newline(buf) {
+                Some(i) => (i, true),
+                None => (buf.len(), false),
+            };
+            if !self.skipping {
+                if self.line.len() + content_len > self.len_max {
+                    self.skipping = true;
+                    self.line = Vec::new();
+                    // Consume nothing yet: the next call skips to the newline.
+                    return Ok(Piece::TooLong(self.line_no + 1));
+                }
+                self.line.extend_from_slice(&buf[..content_len]);
+            }
+            self.reader.consume(content_len + usize::from(ends));
+            if ends {
+                self.line_no += 1;
+                if std::mem::take(&mut self.skipping) {
+                    self.line.clear();
+                    continue;
+                }
+                return Ok(Piece::Line(self.line_no, &self.line));
+            }
+        }
+    }
+}
+
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
 /// Reads and parses `input` into chunks sent to `tx`, until the input ends, a read fails
-/// (sent as the last message) or the receiver is gone.
+/// (sent as the last message), a signal arrives or the receiver is gone.
 fn parse_input(
     input: Box<dyn Read + Send>,
     is_pipe: bool,
-    tx: &mpsc::SyncSender<io::Result<Chunk>>,
+    interrupt: &Interrupt,
+    tx: &mpsc::SyncSender<Msg>,
 ) {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    let mut lines = Vec::with_capacity(CHUNK_LINES);
+    let len_max = line_len_max();
+    let mut lines = Lines::new(input, len_max);
+    let mut chunk = Vec::with_capacity(CHUNK_LINES);
+    let mut chunk_len = 0usize;
+    let send = |chunk: &mut Vec<_>, paused: bool| {
+        let lines = std::mem::replace(chunk, Vec::with_capacity(CHUNK_LINES));
+        tx.send(Msg::Lines(Chunk { lines, paused })).is_ok()
+    };
     loop {
-        line.clear();
-        let n = match reader.read_until(b'\n', &mut line) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = tx.send(Ok(Chunk {
-                    lines,
-                    paused: false,
-                }));
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        if n == 0 {
-            let _ = tx.send(Ok(Chunk {
-                lines,
-                paused: false,
-            }));
+        if interrupt.is_set() {
+            let _ = send(&mut chunk, false);
             return;
         }
-        line_no += 1;
-        let text = trim_line(&line);
-        if !text.iter().all(u8::is_ascii_whitespace) {
-            lines.push((line_no, selflog::jsonl::parse_line(text)));
+        let (line_no, result, len) = match lines.next_piece() {
+            Err(e) => {
+                let _ = send(&mut chunk, false);
+                let _ = tx.send(Msg::ReadFailed(e));
+                return;
+            }
+            Ok(Piece::End) => {
+                if send(&mut chunk, false) {
+                    let _ = tx.send(Msg::End);
+                }
+                return;
+            }
+            Ok(Piece::TooLong(line_no)) => (
+                line_no,
+                Some(Err(format!(
+                    "is longer than the limit of {len_max} bytes per line (event data is at most {} bytes); skipped",
+                    Config::default().data_len_max
+                ))),
+                None,
+            ),
+            Ok(Piece::Line(line_no, line)) => {
+                let text = trim_line(line);
+                let parsed = (!text.iter().all(u8::is_ascii_whitespace))
+                    .then(|| selflog::jsonl::parse_line(text).map_err(|e| e.to_string()));
+                (line_no, parsed, Some(text.len()))
+            }
+        };
+        // A line over the limit is reported at once, before its rest is read.
+        let too_long = len.is_none();
+        let len = len.unwrap_or(0);
+        if let Some(result) = result {
+            chunk.push((line_no, result));
+            chunk_len += len;
         }
-        let paused = is_pipe && reader.buffer().is_empty();
-        if paused || lines.len() == CHUNK_LINES {
-            let full = std::mem::replace(&mut lines, Vec::with_capacity(CHUNK_LINES));
-            if tx
-                .send(Ok(Chunk {
-                    lines: full,
-                    paused,
-                }))
-                .is_err()
-            {
+        let paused = is_pipe && lines.drained();
+        if paused || too_long || chunk.len() == CHUNK_LINES || chunk_len >= CHUNK_BYTES_MAX {
+            chunk_len = 0;
+            if !send(&mut chunk, paused) {
                 return;
             }
         }
@@ -84,12 +223,65 @@ fn parse_input(
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Lines longer than 4 MiB plus room for the other fields are rejected as soon as \
+they pass the limit; memory stays bounded.\n\
+On a store failure (a full disk) ingest says how many events of this run the store holds \
+and from which line to ingest again, and exits 1. SIGINT (Ctrl-C) or SIGTERM stops the \
+reading; what was read is stored, the summary printed, and the exit status is 130."
+)]
 pub struct Args {
     /// JSON Lines file to read; `-` or nothing reads standard input.
     file: Option<PathBuf>,
-    /// Print the summary as JSON: {"appended": N, "duplicates": N, "rejected": N}.
+    /// Print the summary as JSON: `{"appended": N, "duplicates": N, "rejected": N}`, plus
+    /// `"interrupted": true` and `"lines_read": N` when a signal stopped it, or `"error"`
+    /// and `"resume_line"` when the store failed.
     #[arg(long)]
     json: bool,
+}
+
+/// What a run did: counts of lines, and which events are not yet known to be committed.
+#[derive(Default)]
+struct Tally {
+    /// Events acknowledged by a flush.
+    stored: u64,
+    /// Appended since the last successful flush: id and line number.
+    unacknowledged: Vec<(EventId, u64)>,
+    duplicates: u64,
+    rejected: u64,
+    /// The last line handed to the store or rejected.
+    last_line: u64,
+}
+
+impl Tally {
+    fn acknowledge(&mut self) {
+        self.stored += self.unacknowledged.len() as u64;
+        self.unacknowledged.clear();
+    }
+
+    /// After a failure: counts the unacknowledged events the store committed anyway (ids up
+    /// to `last_committed`), and returns the line of the first one it did not.
+    fn settle(&mut self, last_committed: Option<EventId>) -> Option<u64> {
+        let lost = self
+            .unacknowledged
+            .iter()
+            .position(|&(id, _)| Some(id) > last_committed);
+        let kept = lost.unwrap_or(self.unacknowledged.len());
+        let first_lost_line = lost.map(|i| self.unacknowledged[i].1);
+        self.stored += kept as u64;
+        self.unacknowledged.clear();
+        first_lost_line
+    }
+}
+
+/// Why the appender stopped before the end of the input.
+enum Stop {
+    /// The store failed at this line, or after the last line read when flushing (`None`).
+    Failed {
+        line: Option<u64>,
+        failure: Failure,
+    },
+    Interrupted,
 }
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
@@ -106,79 +298,239 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
             (Box::new(f), false)
         }
     };
+    let interrupt = Interrupt::install()?;
     let store = Store::open(store_dir, Config::default())?;
     let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
-    // Not joined: on a store failure this thread may be blocked reading a pipe, and the
-    // process exits; otherwise it has ended when its last chunk arrives.
+    let wake = tx.clone();
+    interrupt.on_signal(move || {
+        // Only to wake an appender waiting for input; when the channel is full the appender
+        // is busy and sees the flag itself.
+        let _ = wake.try_send(Msg::Interrupted);
+    })?;
+    // Not joined: on a store failure or a signal this thread may be blocked reading a pipe,
+    // and the process exits; otherwise it has ended when its last chunk arrives.
+    let parser_interrupt = interrupt.clone();
     std::thread::Builder::new()
         .name("selflog-parse".into())
-        .spawn(move || parse_input(input, is_pipe, &tx))
+        .spawn(move || parse_input(input, is_pipe, &parser_interrupt, &tx))
         .map_err(|e| {
             Failure::from(io::Error::new(
                 e.kind(),
                 format!("starting the parser: {e}"),
             ))
         })?;
-    let (mut appended, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
-    for chunk in rx {
-        let chunk = chunk
-            .map_err(|e| Failure::from(io::Error::new(e.kind(), format!("reading input: {e}"))))?;
+    let mut tally = Tally::default();
+    let stop = append_all(&store, &rx, &interrupt, &mut tally);
+    drop(rx);
+    // Close, so that nothing more can be committed after the count below.
+    let stop = match (stop, store.close()) {
+        (None, Ok(())) => {
+            tally.acknowledge();
+            None
+        }
+        (Some(Stop::Interrupted), Ok(())) => {
+            tally.acknowledge();
+            Some(Stop::Interrupted)
+        }
+        (Some(failed @ Stop::Failed { .. }), _) => Some(failed),
+        (_, Err(e)) => Some(Stop::Failed {
+            line: None,
+            failure: store_failure(e),
+        }),
+    };
+    match stop {
+        None => {
+            summary(store_dir, args, &tally, None)?;
+            Ok(u8::from(tally.rejected > 0))
+        }
+        Some(Stop::Interrupted) => {
+            summary(store_dir, args, &tally, Some(tally.last_line))?;
+            Ok(EXIT_INTERRUPTED)
+        }
+        Some(Stop::Failed { line, failure }) => {
+            Err(after_failure(store_dir, args, &mut tally, line, &failure))
+        }
+    }
+}
+
+/// Appends every chunk from `rx` until the input ends (`None`), the store fails or a
+/// signal arrives. Flushes when the input pauses and every `UNACKNOWLEDGED_MAX` events.
+fn append_all(
+    store: &Store,
+    rx: &mpsc::Receiver<Msg>,
+    interrupt: &Interrupt,
+    tally: &mut Tally,
+) -> Option<Stop> {
+    let failed = |line: Option<u64>, e: selflog::Error| {
+        Some(Stop::Failed {
+            line,
+            failure: store_failure(e),
+        })
+    };
+    for msg in rx {
+        let chunk = match msg {
+            Msg::Lines(chunk) => chunk,
+            Msg::End => break,
+            Msg::Interrupted => return Some(Stop::Interrupted),
+            Msg::ReadFailed(e) => {
+                return Some(Stop::Failed {
+                    line: None,
+                    failure: Failure::from(io::Error::new(e.kind(), format!("reading input: {e}"))),
+                })
+            }
+        };
         for (line_no, parsed) in chunk.lines {
-            let outcome = parsed
-                .map_err(|why| (why.to_string(), false))
-                .and_then(|event| {
-                    store.append(event).map_err(|e| match e {
-                        selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. } => {
-                            (e.to_string(), false)
-                        }
-                        other => (other.to_string(), true),
-                    })
-                });
+            if interrupt.is_set() {
+                return Some(Stop::Interrupted);
+            }
+            let outcome = parsed.and_then(|event| match store.append(event) {
+                Err(
+                    e @ (selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. }),
+                ) => Err(e.to_string()),
+                other => Ok(other),
+            });
             match outcome {
-                Ok(Appended::New(_)) => appended += 1,
-                Ok(Appended::Duplicate(_)) => duplicates += 1,
-                Err((why, false)) => {
-                    rejected += 1;
-                    if rejected <= REPORTED_LINES_MAX {
+                Ok(Ok(Appended::New(id))) => tally.unacknowledged.push((id, line_no)),
+                Ok(Ok(Appended::Duplicate(_))) => tally.duplicates += 1,
+                Ok(Err(e)) => return failed(Some(line_no), e),
+                Err(why) => {
+                    tally.rejected += 1;
+                    if tally.rejected <= REPORTED_LINES_MAX {
                         eprintln!("selflog: line {line_no}: {why}");
-                    } else if rejected == REPORTED_LINES_MAX + 1 {
+                    } else if tally.rejected == REPORTED_LINES_MAX + 1 {
                         eprintln!(
                             "selflog: more lines rejected; only the count is reported from here on"
                         );
                     }
                 }
-                Err((why, true)) => {
-                    // The store itself failed: stop, keeping what was committed.
-                    let _ = store.flush();
-                    return Err(Failure::hinted(
-                        format!("line {line_no}: {why}"),
-                        format!("{appended} events before this line were stored; fix the cause and ingest the rest"),
-                    ));
+            }
+            tally.last_line = line_no;
+            if tally.unacknowledged.len() >= UNACKNOWLEDGED_MAX {
+                if let Err(e) = store.flush() {
+                    return failed(None, e);
                 }
+                tally.acknowledge();
             }
         }
         if chunk.paused {
-            store.flush()?;
+            if let Err(e) = store.flush() {
+                return failed(None, e);
+            }
+            tally.acknowledge();
+        }
+        if interrupt.is_set() {
+            return Some(Stop::Interrupted);
         }
     }
-    store.flush()?;
-    store.close()?;
+    if interrupt.is_set() {
+        return Some(Stop::Interrupted);
+    }
+    if let Err(e) = store.flush() {
+        return failed(None, e);
+    }
+    tally.acknowledge();
+    None
+}
+
+/// A store failure that ends the run. The library's words on a full disk promise that
+/// events held in memory are written once space returns, which holds for a process that
+/// stays; ingest closes the store, so its hint says what was stored instead.
+fn store_failure(e: selflog::Error) -> Failure {
+    match e {
+        selflog::Error::DiskFull { path } => Failure {
+            message: format!("disk full while writing {}", path.display()),
+            hint: None,
+        },
+        other => other.into(),
+    }
+}
+
+/// Prints the summary; `interrupted_after` is the last line read when a signal stopped the
+/// run.
+fn summary(
+    store_dir: &Path,
+    args: &Args,
+    tally: &Tally,
+    interrupted_after: Option<u64>,
+) -> Result<(), Failure> {
+    let Tally {
+        stored,
+        duplicates,
+        rejected,
+        ..
+    } = *tally;
     let mut out = io::stdout().lock();
     let res = if args.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({"appended": appended, "duplicates": duplicates, "rejected": rejected})
-        )
+        let mut v =
+            serde_json::json!({"appended": stored, "duplicates": duplicates, "rejected": rejected});
+        if let Some(line) = interrupted_after {
+            v["interrupted"] = true.into();
+            v["lines_read"] = line.into();
+        }
+        writeln!(out, "{v}")
     } else {
+        let tail = interrupted_after.map_or_else(String::new, |line| {
+            format!("; interrupted after line {line}, the rest of the input was not read")
+        });
         writeln!(
             out,
-            "ingested {appended} events into {} ({duplicates} duplicates, {rejected} lines rejected)",
+            "ingested {stored} events into {} ({duplicates} duplicates, {rejected} lines rejected){tail}",
             store_dir.display()
         )
     };
-    res.map_err(|e| output::write_err(&e))?;
-    Ok(u8::from(rejected > 0))
+    res.map_err(|e| output::write_err(&e))
+}
+
+/// The failure to report after the store failed at `line` (or after the last line read):
+/// how many events of this run the store holds, counted by id once the store is closed, and
+/// the line to ingest again from.
+fn after_failure(
+    store_dir: &Path,
+    args: &Args,
+    tally: &mut Tally,
+    line: Option<u64>,
+    failure: &Failure,
+) -> Failure {
+    let message = match line {
+        Some(line) => format!("line {line}: {}", failure.message),
+        None => format!("after line {}: {}", tally.last_line, failure.message),
+    };
+    let line = line.unwrap_or(tally.last_line + 1);
+    let last_committed = match Store::open_read_only(store_dir).and_then(|s| s.stats()) {
+        Ok(s) => s.last_id,
+        Err(e) => {
+            return Failure::hinted(
+                message,
+                format!(
+                    "cannot tell how many events were stored ({e}); at most {} of this input; run `selflog inspect stats`",
+                    tally.stored + tally.unacknowledged.len() as u64
+                ),
+            )
+        }
+    };
+    let resume_line = tally.settle(last_committed).unwrap_or(line);
+    if args.json {
+        let v = serde_json::json!({
+            "appended": tally.stored,
+            "duplicates": tally.duplicates,
+            "rejected": tally.rejected,
+            "error": failure.message,
+            "resume_line": resume_line,
+        });
+        let _ = writeln!(io::stdout().lock(), "{v}");
+    }
+    let before = if resume_line > 1 {
+        format!("every line before line {resume_line} is stored, a duplicate or reported; ")
+    } else {
+        String::new()
+    };
+    Failure::hinted(
+        message,
+        format!(
+            "{} events of this input are stored ({} duplicates, {} lines rejected); {before}fix the cause and ingest again from line {resume_line}",
+            tally.stored, tally.duplicates, tally.rejected
+        ),
+    )
 }
 
 /// The line without its `\n` or `\r\n`.

@@ -100,7 +100,7 @@ pub enum Command {
     },
     /// Write events to FILE: `.json` (one array), `.jsonl` (JSON Lines), `-` (stdout, JSON Lines).
     Export {
-        /// Destination; it appears only once complete.
+        /// Destination; it appears only once complete, readable by its owner only (0600).
         file: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
@@ -110,6 +110,9 @@ pub enum Command {
         /// Override the format the file name implies.
         #[arg(long, value_enum)]
         format: Option<ExportFormat>,
+        /// Replace FILE if it exists (without this, an existing FILE is an error).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -155,7 +158,8 @@ pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
             filter,
             limit,
             format,
-        } => crate::export::run(store_dir, file, filter, *limit, *format),
+            force,
+        } => crate::export::run(store_dir, file, filter, *limit, *format, *force),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! This binary uses only the library's public API. Data goes to stdout, diagnostics to
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
-//! rejected input), 2 usage error.
+//! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
 mod demo;
 mod export;
@@ -10,6 +10,7 @@ mod filter;
 mod import;
 mod ingest;
 mod inspect;
+mod interrupt;
 mod maintain;
 mod output;
 mod replay;
@@ -28,7 +29,8 @@ const EXIT_ERROR: u8 = 1;
     name = "selflog",
     version,
     about = "An append-only event store for desktop activity capture",
-    after_help = "Exit status: 0 on success, 1 on an error or rejected input, 2 on a usage error."
+    after_help = "Exit status: 0 on success, 1 on an error or rejected input, 2 on a usage error, \
+130 when SIGINT (Ctrl-C) or SIGTERM stopped `ingest` or `inspect export` cleanly."
 )]
 struct Cli {
     /// The store directory.
@@ -118,6 +120,10 @@ pub type Outcome = Result<u8, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = interrupt::survive_file_size_limit() {
+        eprintln!("selflog: cannot handle SIGXFSZ: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let result = match cli.command {
         Command::Ingest(args) => ingest::run(&cli.store, &args),
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
