@@ -117,8 +117,22 @@ pub(super) fn copy_file(
         let (first_id, ids) = resolve_ids(&located, &events, state, anchor.as_ref(), first_file);
         let decoded: Vec<std::result::Result<Event, &'static str>> =
             events.iter().map(|(_, f)| decode(f, &strings)).collect();
-        let (base_ts, timestamps) =
-            resolve_time(&bytes, &located, &events, &decoded, state, anchor.as_ref());
+        let file_times = std::fs::metadata(path).ok().map(|m| {
+            let us = |t: std::io::Result<std::time::SystemTime>| {
+                let since = t.ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+                i64::try_from(since.as_micros()).ok()
+            };
+            (us(m.created()), us(m.modified()))
+        });
+        let (base_ts, timestamps) = resolve_time(
+            &bytes,
+            &located,
+            &events,
+            &decoded,
+            state,
+            anchor.as_ref(),
+            file_times.unwrap_or_default(),
+        );
         report.ids = ids;
         report.timestamps = timestamps;
         let check_hash = !matches!(timestamps, TimeOrigin::Header | TimeOrigin::Guessed { .. });
@@ -385,6 +399,7 @@ fn resolve_time(
     decoded: &[std::result::Result<Event, &'static str>],
     state: &StreamState,
     next: Option<&Anchor>,
+    (created_us, modified_us): (Option<i64>, Option<i64>),
 ) -> (i64, TimeOrigin) {
     if let Some(h) = &located.header {
         return (h.base_timestamp_us, TimeOrigin::Header);
@@ -453,6 +468,10 @@ fn resolve_time(
             .slot
             .and_then(|s| s.commit_time_us.checked_sub(last_delta)),
         field(48),
+        // A segment is created for its first event and last written for its last one:
+        // with events captured as they happen, the file's times are close to theirs.
+        created_us,
+        modified_us.and_then(|m| m.checked_sub(last_delta)),
         located.footer.as_ref().and_then(|(_, f)| {
             let min = events.iter().map(|(_, e)| e.ts_delta).min()?;
             f.summary.min_ts_us.checked_sub(min)

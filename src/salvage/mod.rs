@@ -351,7 +351,7 @@ fn copy_stream(
 ) -> Result<Totals> {
     let kind = StreamKind::Events;
     let ids = Stream::list(dir, kind)?;
-    let paths: Vec<PathBuf> = ids.iter().map(|&id| dir.join(kind.file_name(id))).collect();
+    let paths = in_id_order(ids.iter().map(|&id| dir.join(kind.file_name(id))).collect());
     let mut state = copy::StreamState::default();
     let mut totals = Totals::default();
     for (i, path) in paths.iter().enumerate() {
@@ -380,6 +380,33 @@ fn copy_stream(
         report.files.push(f);
     }
     Ok(totals)
+}
+
+/// `paths` (in file-name order) in the order of the ids they hold, so that files renamed
+/// or swapped are copied with their ids: a file whose header holds sorts by its `base_id`,
+/// one whose header is lost stays right after the file named before it.
+fn in_id_order(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut key = 0u64;
+    let mut keyed: Vec<(u64, usize, PathBuf)> = paths
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| {
+            if let Some(h) = read_header(&path) {
+                key = h.base_id;
+            }
+            (key, i, path)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, _, p)| p).collect()
+}
+
+/// The fixed header of the segment at `path`, if its checksum holds.
+fn read_header(path: &Path) -> Option<crate::format::SegmentHeader> {
+    use std::io::Read as _;
+    let mut head = [0u8; crate::format::SEGMENT_HEADER_LEN];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    crate::format::SegmentHeader::decode(&head).ok()
 }
 
 /// Copies every cursor of `from` whose file holds into `to`, reporting the others.

@@ -10,7 +10,7 @@
 //! `--json` prints one object:
 //! - `events_copied`, `events_unreadable`, `events_lost`: the event log's counts (intact
 //!   frames not copied; events known lost with damaged bytes);
-//! - `bytes_skipped` and `skipped` (`[{file, offset, bytes, what}]`): damaged regions of
+//! - `bytes_skipped` and `skipped` (`[{file, offset, what}]`): damaged regions of
 //!   every file;
 //! - `meta_damaged`: why `selflog.meta` was not used, or null;
 //! - `patterns_copied`, `stats_copied`: records copied into the sidecar streams;
