@@ -448,3 +448,23 @@ fn swapped_segments_are_copied_with_their_ids() {
     assert_eq!(report.events_copied, N, "{report:#?}");
     assert_eq!(check_copy(&copy), N);
 }
+
+/// A sealed segment cut inside its header: nothing of it holds, and nothing in it says how
+/// many events it had; the ids missing between its neighbours are counted lost.
+#[test]
+fn segment_cut_inside_its_header_the_ids_between_its_neighbours_are_counted_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = written(dir.path());
+    let (first, last) = ids_by_segment(&store)[1];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment(&store, 2))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let copy = dir.path().join("copy");
+    let report = selflog::salvage(&store, &copy).unwrap();
+    assert_eq!(report.files[1].events_lost, last - first + 1, "{report:#?}");
+    assert_eq!(report.events_copied + report.events_lost, N);
+    assert_eq!(check_copy(&copy), report.events_copied);
+}

@@ -107,6 +107,9 @@ pub(super) fn copy_file(
     }
     let intact = events.len() as u64 + unreadable.values().sum::<u64>();
     report.events_lost = known_lost(&located, &scanned.skipped, &events, intact);
+    if events.is_empty() && located.footer.is_none() && located.slot.is_none() {
+        neighbours_gap(next, state, &mut report);
+    }
 
     if !events.is_empty() {
         let anchor = if located.header.is_some() {
@@ -117,13 +120,6 @@ pub(super) fn copy_file(
         let (first_id, ids) = resolve_ids(&located, &events, state, anchor.as_ref(), first_file);
         let decoded: Vec<std::result::Result<Event, &'static str>> =
             events.iter().map(|(_, f)| decode(f, &strings)).collect();
-        let file_times = std::fs::metadata(path).ok().map(|m| {
-            let us = |t: std::io::Result<std::time::SystemTime>| {
-                let since = t.ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-                i64::try_from(since.as_micros()).ok()
-            };
-            (us(m.created()), us(m.modified()))
-        });
         let (base_ts, timestamps) = resolve_time(
             &bytes,
             &located,
@@ -131,16 +127,18 @@ pub(super) fn copy_file(
             &decoded,
             state,
             anchor.as_ref(),
-            file_times.unwrap_or_default(),
+            file_times(path),
         );
         report.ids = ids;
         report.timestamps = timestamps;
         let check_hash = !matches!(timestamps, TimeOrigin::Header | TimeOrigin::Guessed { .. });
         let first_delta = events[0].1.id_delta;
-        let mapped = events
-            .iter()
-            .zip(decoded)
-            .map(|((_, f), event)| (first_id + (f.id_delta - first_delta), f, event));
+        let mapped = events.iter().zip(decoded).map(|((_, f), event)| {
+            let id = first_id
+                .checked_add(f.id_delta - first_delta)
+                .filter(|&id| id <= EventId::MAX.0);
+            (id, f, event)
+        });
         append_all(
             mapped,
             base_ts,
@@ -161,6 +159,39 @@ pub(super) fn copy_file(
         report,
         skipped: scanned.skipped,
     })
+}
+
+/// For a file of which nothing holds that says how many events it had: counts the ids
+/// missing between its neighbours as lost.
+fn neighbours_gap(next: Option<&Path>, state: &StreamState, report: &mut FileReport) {
+    if state.last_id == 0 {
+        return;
+    }
+    let Some(gap) = next
+        .and_then(read_anchor)
+        .and_then(|n| n.base_id.checked_sub(state.last_id + 1))
+        .filter(|&g| g > 0)
+    else {
+        return;
+    };
+    report.events_lost = gap;
+    report.notes.push(format!(
+        "no intact event: ids {}..={} between the neighbouring files are missing",
+        state.last_id + 1,
+        state.last_id + gap
+    ));
+}
+
+/// The file's creation and modification times, in µs since the epoch, where known.
+fn file_times(path: &Path) -> (Option<i64>, Option<i64>) {
+    let Ok(m) = std::fs::metadata(path) else {
+        return (None, None);
+    };
+    let us = |t: std::io::Result<std::time::SystemTime>| {
+        let since = t.ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(since.as_micros()).ok()
+    };
+    (us(m.created()), us(m.modified()))
 }
 
 /// What the file's header, slots and footer say about its damage, one sentence each.
@@ -192,7 +223,7 @@ fn damage_notes(located: &Located) -> Vec<String> {
 fn append_all<'a>(
     events: impl Iterator<
         Item = (
-            u64,
+            Option<u64>,
             &'a EventFrame<'a>,
             std::result::Result<Event, &'static str>,
         ),
@@ -205,6 +236,10 @@ fn append_all<'a>(
     unreadable: &mut BTreeMap<&'static str, u64>,
 ) -> Result<()> {
     for (id, f, event) in events {
+        let Some(id) = id else {
+            *unreadable.entry("its id is out of range").or_default() += 1;
+            continue;
+        };
         let mut event = match event {
             Ok(e) => e,
             Err(why) => {
