@@ -468,3 +468,32 @@ fn segment_cut_inside_its_header_the_ids_between_its_neighbours_are_counted_lost
     assert_eq!(report.events_copied + report.events_lost, N);
     assert_eq!(check_copy(&copy), report.events_copied);
 }
+
+/// A segment cut short, then the last segment's header zeroed: the cut segment's commit
+/// slot still says which ids it held, so the last segment's ids continue after those, not
+/// after the last id copied (which would give its events ids that others had).
+#[test]
+fn header_zeroed_after_a_cut_segment_ids_continue_after_what_the_cut_one_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = written(dir.path());
+    let count = segment_count(&store);
+    let prev = segment(&store, count - 1);
+    let len = std::fs::metadata(&prev).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&prev)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let last = segment(&store, count);
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes[..256].fill(0);
+    std::fs::write(&last, &bytes).unwrap();
+    let copy = dir.path().join("copy");
+    let report = selflog::salvage(&store, &copy).unwrap();
+    let file = report.files.last().unwrap();
+    assert_eq!(file.ids, IdOrigin::PreviousFile, "{file:#?}");
+    assert_eq!(file.ids_copied.unwrap().1, EventId(N));
+    assert_eq!(report.events_copied + report.events_lost, N);
+    assert_eq!(check_copy(&copy), report.events_copied);
+}

@@ -27,6 +27,10 @@ use crate::store::Store;
 pub(super) struct StreamState {
     /// The last id appended to the new stream, 0 before any.
     last_id: u64,
+    /// The last id the files read so far held, as far as they tell (a cut file's commit
+    /// slot names ids that were lost with its end): the next file's ids are above it.
+    /// At least `last_id`.
+    held_id: u64,
     /// The timestamp of the last event appended.
     last_ts: Option<i64>,
     /// Files of the stream read so far.
@@ -48,6 +52,10 @@ struct Anchor {
 /// Bases are searched this far (µs) on either side of each guess: 2^23 µs ≈ 8.4 s, some
 /// 17 million content hashes per guess, well under a second.
 const SEARCH_RADIUS_US: i64 = 1 << 23;
+
+/// The neighbours' guesses are then searched this far (2^27 µs ≈ 2.2 minutes: events
+/// captured seconds apart), some 270 million hashes each, a few seconds.
+const SEARCH_RADIUS_FAR_US: i64 = 1 << 27;
 
 /// Copies the file at `path` into `target`; `next` is the stream's following file, read
 /// only when this file's bases must be recovered.
@@ -149,6 +157,7 @@ pub(super) fn copy_file(
             &mut unreadable,
         )?;
     }
+    note_held(&located, state);
     for (why, n) in &unreadable {
         report
             .notes
@@ -161,15 +170,28 @@ pub(super) fn copy_file(
     })
 }
 
+/// Raises the stream's `held_id` to the last id the file's slot or footer counts.
+fn note_held(located: &Located, state: &mut StreamState) {
+    // The slot and footer hold absolute ids: whatever became of the frames, the next
+    // file's ids are above these.
+    let counted_last = located
+        .footer
+        .as_ref()
+        .map(|(_, f)| f.summary.last_id)
+        .or(located.slot.map(|s| s.last_id))
+        .filter(|&id| id <= EventId::MAX.0);
+    state.held_id = state.held_id.max(counted_last.unwrap_or(0));
+}
+
 /// For a file of which nothing holds that says how many events it had: counts the ids
 /// missing between its neighbours as lost.
 fn neighbours_gap(next: Option<&Path>, state: &StreamState, report: &mut FileReport) {
-    if state.last_id == 0 {
+    if state.held_id == 0 {
         return;
     }
     let Some(gap) = next
         .and_then(read_anchor)
-        .and_then(|n| n.base_id.checked_sub(state.last_id + 1))
+        .and_then(|n| n.base_id.checked_sub(state.held_id + 1))
         .filter(|&g| g > 0)
     else {
         return;
@@ -177,8 +199,8 @@ fn neighbours_gap(next: Option<&Path>, state: &StreamState, report: &mut FileRep
     report.events_lost = gap;
     report.notes.push(format!(
         "no intact event: ids {}..={} between the neighbouring files are missing",
-        state.last_id + 1,
-        state.last_id + gap
+        state.held_id + 1,
+        state.held_id + gap
     ));
 }
 
@@ -278,6 +300,7 @@ fn append_all<'a>(
         }
         report.events_copied += 1;
         state.last_id = id;
+        state.held_id = state.held_id.max(id);
         state.last_ts = Some(ts);
         let first = report.ids_copied.map_or(EventId(id), |(f, _)| f);
         report.ids_copied = Some((first, EventId(id)));
@@ -399,23 +422,23 @@ fn resolve_ids(
                 .map(|b| (b, IdOrigin::CommitSlot))
         })
         .or_else(|| {
-            let after_prev = (state.last_id > 0).then_some(state.last_id + 1);
+            let after_prev = (state.held_id > 0).then_some(state.held_id + 1);
             let before_next = next.and_then(|n| n.base_id.checked_sub(last_delta + 1));
             match (after_prev, before_next) {
                 (Some(p), Some(n)) if p == n => Some((p, IdOrigin::Neighbours)),
                 (Some(p), Some(n)) if p <= n => Some((p, IdOrigin::PreviousFile)),
                 (Some(p), None) => Some((p, IdOrigin::PreviousFile)),
-                (_, Some(n)) if n > state.last_id && n >= 1 => Some((n, IdOrigin::NextFile)),
+                (_, Some(n)) if n > state.held_id && n >= 1 => Some((n, IdOrigin::NextFile)),
                 (None, None) if first_file => Some((1, IdOrigin::FirstFile)),
                 _ => None,
             }
         });
     match base.and_then(|(b, o)| Some((b.checked_add(first_delta)?, o))) {
-        Some((first, origin)) if first > state.last_id && first <= EventId::MAX.0 => {
+        Some((first, origin)) if first > state.held_id && first <= EventId::MAX.0 => {
             (first, origin)
         }
         _ => {
-            let first = state.last_id + 1;
+            let first = state.held_id + 1;
             (
                 first,
                 IdOrigin::Reassigned {
@@ -424,6 +447,29 @@ fn resolve_ids(
             )
         }
     }
+}
+
+/// The timestamp base the footer gives: from a block whose every event was found, its
+/// smallest timestamp minus the smallest difference among them, if `holds` confirms it.
+fn footer_base(
+    located: &Located,
+    events: &[(usize, EventFrame<'_>)],
+    holds: &impl Fn(i64) -> bool,
+) -> Option<i64> {
+    let (_, footer) = located.footer.as_ref()?;
+    footer.blocks.iter().find_map(|b| {
+        let (lo, hi) = (b.offset, b.offset + u64::from(b.len));
+        let deltas: Vec<i64> = events
+            .iter()
+            .filter(|(o, _)| (lo..hi).contains(&(*o as u64)))
+            .map(|(_, f)| f.ts_delta)
+            .collect();
+        if deltas.len() != b.event_count as usize {
+            return None;
+        }
+        let base = b.min_ts_us.checked_sub(*deltas.iter().min()?)?;
+        holds(base).then_some(base)
+    })
 }
 
 /// The timestamp base of the file, and where it came from.
@@ -464,27 +510,8 @@ fn resolve_time(
                 })
             })
     };
-    // The footer's blocks: a block whose every event was found gives the base exactly.
-    if let Some((_, footer)) = &located.footer {
-        for b in &footer.blocks {
-            let (lo, hi) = (b.offset, b.offset + u64::from(b.len));
-            let deltas: Vec<i64> = events
-                .iter()
-                .filter(|(o, _)| (lo..hi).contains(&(*o as u64)))
-                .map(|(_, f)| f.ts_delta)
-                .collect();
-            if deltas.len() == b.event_count as usize {
-                if let Some(base) = deltas
-                    .iter()
-                    .min()
-                    .and_then(|m| b.min_ts_us.checked_sub(*m))
-                {
-                    if holds(base) {
-                        return (base, TimeOrigin::Footer);
-                    }
-                }
-            }
-        }
+    if let Some(base) = footer_base(located, events, &holds) {
+        return (base, TimeOrigin::Footer);
     }
     let field = |at: usize| {
         bytes
@@ -516,21 +543,29 @@ fn resolve_time(
     .flatten()
     .collect();
     if let Some((f, e)) = probes.first() {
-        for &g in &guesses {
-            for k in 0..=SEARCH_RADIUS_US {
-                for base in [g.checked_add(k), g.checked_sub(k)].into_iter().flatten() {
-                    let Some(t) = base.checked_add(f.ts_delta) else {
-                        continue;
-                    };
-                    let hash = content_hash(
-                        Timestamp(t),
-                        &e.event_type,
-                        e.action.as_deref(),
-                        &e.source,
-                        e.data_text(),
-                    );
-                    if hash == f.hash && holds(base) {
-                        return (base, TimeOrigin::Searched);
+        let try_base = |base: i64| {
+            base.checked_add(f.ts_delta).is_some_and(|t| {
+                content_hash(
+                    Timestamp(t),
+                    &e.event_type,
+                    e.action.as_deref(),
+                    &e.source,
+                    e.data_text(),
+                ) == f.hash
+            }) && holds(base)
+        };
+        // Every guess near, then the neighbours' (the first two) farther out.
+        let rounds = [
+            (0, SEARCH_RADIUS_US, guesses.len()),
+            (SEARCH_RADIUS_US + 1, SEARCH_RADIUS_FAR_US, 2),
+        ];
+        for (from, to, count) in rounds {
+            for &g in guesses.iter().take(count) {
+                for k in from..=to {
+                    for base in [g.checked_add(k), g.checked_sub(k)].into_iter().flatten() {
+                        if try_base(base) {
+                            return (base, TimeOrigin::Searched);
+                        }
                     }
                 }
             }
