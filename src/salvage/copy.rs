@@ -53,9 +53,9 @@ struct Anchor {
 /// 17 million content hashes per guess, well under a second.
 const SEARCH_RADIUS_US: i64 = 1 << 23;
 
-/// The neighbours' guesses are then searched this far (2^27 µs ≈ 2.2 minutes: events
-/// captured seconds apart), some 270 million hashes each, a few seconds.
-const SEARCH_RADIUS_FAR_US: i64 = 1 << 27;
+/// The neighbours' guesses are then searched this far (2^26 µs ≈ 67 s: events captured
+/// seconds apart), some 130 million hashes each, a few seconds.
+const SEARCH_RADIUS_FAR_US: i64 = 1 << 26;
 
 /// Copies the file at `path` into `target`; `next` is the stream's following file, read
 /// only when this file's bases must be recovered.
