@@ -39,6 +39,15 @@ pub enum Error {
         /// Why it was not accepted.
         reason: String,
     },
+    /// A destination that must be new or empty is not, or is the source itself (salvage
+    /// refuses it before writing anything).
+    #[error("{path} cannot be the destination: {reason}")]
+    DestinationRefused {
+        /// The destination that was given.
+        path: PathBuf,
+        /// Why it was refused, and what to do instead.
+        reason: String,
+    },
     /// Another process holds the store's writer lock.
     #[error("store {path} is already open for writing by process {pid}; stop that process or open read-only")]
     Locked {
