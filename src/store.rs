@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::{Config, Durability};
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, CursorList};
 use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
@@ -95,8 +95,13 @@ pub struct StoreStats {
     /// Events per event type.
     pub events_by_type: BTreeMap<String, u64>,
     /// Duplicates `append` dropped since the store was created (saved at each `flush` and
-    /// at close).
+    /// at close). 0 when unknown: see `duplicates_unknown`.
     pub duplicates_dropped: u64,
+    /// Set when `duplicates_dropped` is unknown, saying why: a read-only open found the
+    /// `counters` file damaged (or unreadable). That count is kept nowhere else and cannot
+    /// be rebuilt from the log; the next writable open restarts it at 0 and rewrites the
+    /// file. Every other figure is still exact.
+    pub duplicates_unknown: Option<String>,
 }
 
 impl StoreStats {
@@ -145,7 +150,8 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         &mut report,
     )?;
     let dedup_hint = dedup.hint();
-    let duplicates = crate::cursor::read_duplicates(dir)?;
+    let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
+    report.counters_reset = counters_reset;
     let shared = Arc::new(Shared {
         config,
         dir: dir.to_path_buf(),
@@ -207,16 +213,14 @@ fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
     ))
 }
 
-/// The sidecars of the store in `dir` for reading, if both exist.
-fn open_sidecars_read_only(dir: &Path) -> Result<Option<Sidecars>> {
+/// The sidecars of the store in `dir` for reading, if both exist. Damage in a sidecar
+/// fails only the reads of that sidecar, never this open.
+fn open_sidecars_read_only(dir: &Path) -> Option<Sidecars> {
     let dirs = Sidecars::dirs(dir);
     if dirs.iter().any(|d| !d.join(META_FILE).exists()) {
-        return Ok(None);
+        return None;
     }
-    for d in &dirs {
-        check_store(d)?;
-    }
-    Sidecars::read_only(dir).map(Some)
+    Some(Sidecars::read_only(dir))
 }
 
 /// After its writer stopped: saves a stream's duplicate count, reports its writer's
@@ -318,7 +322,7 @@ impl Store {
         check_store(&dir)?;
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
-        let sidecars = open_sidecars_read_only(&dir)?.map(Arc::new);
+        let sidecars = open_sidecars_read_only(&dir).map(Arc::new);
         Ok(Store {
             dir,
             stream,
@@ -378,7 +382,7 @@ impl Store {
     /// # Errors
     /// As [`Query::run`]; [`Error::NotAStore`] if the store has no pattern stream.
     pub fn patterns(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
-        let mut q = Query::new(&self.sidecars()?.patterns.stream).order(Order::OldestFirst);
+        let mut q = Query::new(self.sidecars()?.patterns.reader()?).order(Order::OldestFirst);
         if let Some(id) = filter.event_id {
             q = q.source(crate::maintenance::pattern_subject(id));
         }
@@ -426,7 +430,7 @@ impl Store {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<Vec<SystemStats>> {
-        let mut q = Query::new(&self.sidecars()?.stats.stream).order(Order::OldestFirst);
+        let mut q = Query::new(self.sidecars()?.stats.reader()?).order(Order::OldestFirst);
         if let Some(t) = since {
             q = q.since(t);
         }
@@ -610,16 +614,18 @@ impl Store {
     /// consumer in another process commits its own cursor.
     ///
     /// # Errors
-    /// [`Error::InvalidEvent`] for a bad name.
+    /// [`Error::InvalidEvent`] for a bad name. A damaged cursor file is reported by
+    /// [`Cursor::position`] and replaced by [`Cursor::commit`].
     pub fn cursor(&self, name: &str) -> Result<Cursor<'_>> {
         Cursor::new(&self.dir, &self.stream, name)
     }
 
-    /// Every committed cursor, by name.
+    /// Every committed cursor, by name: the sound ones with their positions, and the
+    /// damaged ones with the file and why, so that one damaged file hides no other cursor.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
-    pub fn cursors(&self) -> Result<Vec<(String, EventId)>> {
+    /// An I/O error listing the `cursors` directory.
+    pub fn cursors(&self) -> Result<CursorList> {
         crate::cursor::list(&self.dir)
     }
 
@@ -642,10 +648,12 @@ impl Store {
         crate::retention::segment_infos(&self.stream)
     }
 
-    /// Totals and ranges, from footers and the tail's index; scans no sealed data.
+    /// Totals and ranges, from footers and the tail's index; scans no sealed data. A
+    /// damaged `counters` file does not fail it: `duplicates_dropped` is then 0 and
+    /// [`StoreStats::duplicates_unknown`] says why.
     ///
     /// # Errors
-    /// An I/O error reading the directory.
+    /// As [`Store::refresh`]; an I/O error reading the directory.
     pub fn stats(&self) -> Result<StoreStats> {
         self.stream.refresh()?;
         let mut s = StoreStats::default();
@@ -685,10 +693,14 @@ impl Store {
                 s.disk_bytes += m.blocks() * 512;
             }
         }
-        s.duplicates_dropped = match &self.writer {
-            Some(w) => w.shared.queue.lock().duplicates,
-            None => crate::cursor::read_duplicates(&self.dir)?,
-        };
+        // A damaged `counters` file costs this one figure, never the others.
+        match &self.writer {
+            Some(w) => s.duplicates_dropped = w.shared.queue.lock().duplicates,
+            None => match crate::cursor::read_duplicates(&self.dir) {
+                Ok(n) => s.duplicates_dropped = n,
+                Err(e) => s.duplicates_unknown = Some(e.to_string()),
+            },
+        }
         Ok(s)
     }
 
