@@ -57,6 +57,11 @@ pub struct OpenReport {
     /// count of duplicates dropped is kept nowhere else and cannot be rebuilt from the log,
     /// so it restarted at 0 and a sound file replaced the damaged one.
     pub counters_reset: Option<String>,
+    /// Damage that kept a pattern or stats sidecar from being opened for writing (which
+    /// would have refused the open): the store was opened without writing either sidecar,
+    /// so `record_pattern` and `record_system_stats` fail and no stats records are taken;
+    /// the events are appended as ever, and what is intact of the sidecars is still read.
+    pub sidecars_unwritable: Option<Problem>,
 }
 
 /// Removes leftovers of segment creations a crash interrupted, returning how many.

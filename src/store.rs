@@ -25,7 +25,7 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, recover, OpenReport};
+use crate::recovery::{open_dedup, recover, OpenReport, Problem};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -213,6 +213,46 @@ fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
     ))
 }
 
+/// The sidecars of a writable open of the store in `dir`, for the maintenance thread and
+/// for reading, when `config` has them. Damage that keeps a sidecar from opening for
+/// writing (a damaged meta, header or synced frame, which would refuse this open) never
+/// stops the events: the store opens without writing either sidecar, reads what it can of
+/// them, and `report.sidecars_unwritable` names the damage.
+#[expect(
+    clippy::type_complexity,
+    reason = "the writable pair and the readers, as `Store::open` uses them"
+)]
+fn open_sidecars_unless_damaged(
+    dir: &Path,
+    config: &Config,
+    report: &mut OpenReport,
+) -> Result<(Option<(Arc<Sidecars>, Pumps)>, Option<Arc<Sidecars>>)> {
+    if !config.sidecars {
+        return Ok((None, None));
+    }
+    let problem = match open_sidecars(dir, config) {
+        Ok(sc) => {
+            let readers = Arc::clone(&sc.0);
+            return Ok((Some(sc), Some(readers)));
+        }
+        Err(Error::Corrupt { path, offset, what }) => Problem { path, offset, what },
+        Err(e @ (Error::UnsupportedVersion { .. } | Error::NotAStore { .. })) => {
+            let (Error::UnsupportedVersion { path, .. } | Error::NotAStore { path, .. }) = &e
+            else {
+                return Err(e);
+            };
+            Problem {
+                path: path.clone(),
+                offset: 0,
+                what: e.to_string(),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    report.sidecars_unwritable = Some(problem);
+    Ok((None, open_sidecars_read_only(dir).map(Arc::new)))
+}
+
 /// The sidecars of the store in `dir` for reading, if both exist. Damage in a sidecar
 /// fails only the reads of that sidecar, never this open.
 fn open_sidecars_read_only(dir: &Path) -> Option<Sidecars> {
@@ -274,16 +314,11 @@ impl Store {
             stream,
             shared,
             recovered,
-            report,
+            mut report,
         } = open_log(&dir, config)?;
         // The pattern and stats streams before any thread starts: if they cannot be
         // opened, no thread of this store has started yet.
-        let sidecars = if shared.config.sidecars {
-            Some(open_sidecars(&dir, &shared.config)?)
-        } else {
-            None
-        };
-        let readers = sidecars.as_ref().map(|(sc, _)| Arc::clone(sc));
+        let (sidecars, readers) = open_sidecars_unless_damaged(&dir, &shared.config, &mut report)?;
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
@@ -339,6 +374,21 @@ impl Store {
         })
     }
 
+    /// Checks that the sidecars are there and were opened for writing.
+    fn sidecars_writable(&self) -> Result<()> {
+        if let Some(p) = &self.report.sidecars_unwritable {
+            return Err(Error::Corrupt {
+                path: p.path.clone(),
+                offset: p.offset,
+                what: format!(
+                    "the pattern and stats streams were not opened for writing: {}",
+                    p.what
+                ),
+            });
+        }
+        self.sidecars().map(|_| ())
+    }
+
     fn maintenance(&self) -> Result<&Maintenance> {
         self.writer
             .as_ref()
@@ -373,7 +423,7 @@ impl Store {
     /// [`Error::NotAStore`] if the store has no pattern stream; as [`Store::append`].
     pub fn record_pattern(&self, pattern: &NewPattern) -> Result<u64> {
         let event = crate::maintenance::pattern_event(pattern)?;
-        self.sidecars()?;
+        self.sidecars_writable()?;
         self.maintenance()?.record_pattern(&event)
     }
 
@@ -417,7 +467,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotAStore`] if the store has no stats stream; as [`Store::append`].
     pub fn record_system_stats(&self, s: &SystemStats) -> Result<()> {
-        self.sidecars()?;
+        self.sidecars_writable()?;
         self.maintenance()?.record_stats(s)
     }
 

@@ -312,6 +312,33 @@ fn a_damaged_sidecar_segment_is_reported_by_verify_and_stops_no_read_of_the_even
         Err(Error::Corrupt { path, .. }) => assert_eq!(path, seg),
         other => panic!("expected the pattern stream's damage, got {other:?}"),
     }
+    drop(store);
+
+    // The writable open (`ingest`) refused the store for the sidecar's damaged synced frame.
+    // Now it appends events, writes neither sidecar, and says why.
+    let store = Store::open(&path, config()).unwrap();
+    let why = store
+        .open_report()
+        .sidecars_unwritable
+        .clone()
+        .expect("reported");
+    assert_eq!(why.path, seg);
+    assert_eq!(store.append(event(11)).unwrap(), Appended::New(EventId(11)));
+    store.flush().unwrap();
+    assert!(matches!(
+        store.record_pattern(&NewPattern::new("burst", 0.5, "{}")),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(store.system_stats(None, None).unwrap().len(), 5);
+    store.close().unwrap();
+    assert_eq!(
+        Store::open_read_only(&path)
+            .unwrap()
+            .stats()
+            .unwrap()
+            .total_events,
+        11
+    );
 }
 
 /// A sidecar whose `selflog.meta` is garbage: the other sidecar and the event log stay
@@ -341,6 +368,11 @@ fn a_damaged_sidecar_meta_is_reported_by_verify_and_stops_no_other_read() {
         5
     );
     assert!(store.system_stats(None, None).is_err());
+    drop(store);
+    let store = Store::open(&path, config()).unwrap();
+    assert!(store.open_report().sidecars_unwritable.is_some());
+    store.append(event(11)).unwrap();
+    store.close().unwrap();
 }
 
 /// A sidecar's own `counters` is checked like the store's.
