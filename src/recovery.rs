@@ -64,6 +64,27 @@ pub struct OpenReport {
     pub sidecars_unwritable: Option<Problem>,
 }
 
+impl OpenReport {
+    /// One line per finding a user should be told about (a file of the store was damaged
+    /// and something was lost or left out), each naming the file; empty for a normal open.
+    /// What recovery repairs without loss (a torn tail, a refused dedup image) is not here.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.counters_reset {
+            out.push(format!("duplicates dropped count reset: {why}"));
+        }
+        if let Some(p) = &self.sidecars_unwritable {
+            out.push(format!(
+                "patterns and system stats are not being recorded: {}: {} at byte offset {}",
+                p.path.display(),
+                p.what,
+                p.offset
+            ));
+        }
+        out
+    }
+}
+
 /// Removes leftovers of segment creations a crash interrupted, returning how many.
 fn remove_temp_files(dir: &Path, kind: StreamKind) -> Result<usize> {
     let mut removed = 0;

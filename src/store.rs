@@ -191,10 +191,21 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
 
 /// Opens both sidecars of the store in `dir` for writing, each like an event log, with
 /// writers for the maintenance thread to pump.
-fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
+/// A sidecar's reset `counters` is added to `report`'s.
+fn open_sidecars(
+    dir: &Path,
+    main: &Config,
+    report: &mut OpenReport,
+) -> Result<(Arc<Sidecars>, Pumps)> {
     let config = sidecar_config(main);
-    let open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
+    let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
         let log = open_log(&dir, config.clone())?;
+        if let Some(why) = log.report.counters_reset {
+            report.counters_reset = Some(match report.counters_reset.take() {
+                Some(main) => format!("{main}; {why}"),
+                None => why,
+            });
+        }
         let writer = Writer::pumped(Arc::clone(&log.shared), log.recovered);
         Ok((
             Sidecar::writable(dir, log.stream, log.shared, log.lock),
@@ -230,7 +241,7 @@ fn open_sidecars_unless_damaged(
     if !config.sidecars {
         return Ok((None, None));
     }
-    let problem = match open_sidecars(dir, config) {
+    let problem = match open_sidecars(dir, config, report) {
         Ok(sc) => {
             let readers = Arc::clone(&sc.0);
             return Ok((Some(sc), Some(readers)));

@@ -98,6 +98,12 @@ fn garbage_in_counters_is_reported_by_verify_and_stops_neither_stats_nor_a_writa
         .clone()
         .expect("reported");
     assert!(reset.contains("restarted at 0"), "{reset}");
+    let warnings = store.open_report().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("duplicates dropped count reset: "),
+        "{warnings:?}"
+    );
     assert_eq!(store.append(event(21)).unwrap(), Appended::New(EventId(21)));
     assert_eq!(
         store.append(event(2)).unwrap(),
@@ -383,4 +389,39 @@ fn garbage_in_a_sidecar_counters_is_reported_by_verify() {
     let counters = path.join("patterns").join("counters");
     std::fs::write(&counters, garbage(32)).unwrap();
     assert_eq!(problems_about(&path, &counters).len(), 1);
+    let store = Store::open(&path, config()).unwrap();
+    let reset = store
+        .open_report()
+        .counters_reset
+        .clone()
+        .expect("reported");
+    assert!(reset.contains(&counters.display().to_string()), "{reset}");
+    store.close().unwrap();
+    assert!(selflog::verify(&path).unwrap().problems.is_empty());
+}
+
+/// A cursor past the store's last event (its events lost, say a segment removed) was taken
+/// as "all processed" without a word (#20): `verify` names it.
+#[test]
+fn a_cursor_past_the_last_event_is_reported_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_with(dir.path(), 10);
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let longer = store_with(&other, 20);
+    Store::open_read_only(&longer)
+        .unwrap()
+        .cursor("learner")
+        .unwrap()
+        .commit(EventId(20))
+        .unwrap();
+    std::fs::create_dir(path.join("cursors")).unwrap();
+    let cursor = path.join("cursors").join("learner");
+    std::fs::copy(longer.join("cursors").join("learner"), &cursor).unwrap();
+    let problems = problems_about(&path, &cursor);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("past the store's last event (10)"),
+        "{problems:?}"
+    );
 }

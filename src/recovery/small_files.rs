@@ -16,6 +16,7 @@ use crate::cursor::COUNTERS_FILE;
 use crate::dedup::{load_dedup_image, DedupWindow, DEDUP_IMAGE_FILE, IMAGE_HEADER_LEN};
 use crate::error::Error;
 use crate::format::crc32;
+use crate::layout::META_FILE;
 use crate::maintenance::{PATTERNS_DIR, STATS_DIR};
 use crate::segment::StreamKind;
 use crate::stream::Stream;
@@ -217,13 +218,16 @@ fn verify_sidecars(dir: &Path, report: &mut VerifyReport) {
             });
             continue;
         }
+        let consequence = "this sidecar can be neither read nor written (a writable open appends \
+                           events without writing patterns or stats); the event log is not affected";
         match verify(d) {
             Ok(r) => report.problems.extend(r.problems),
-            Err(e) => report.problems.push(problem(
-                d,
-                e,
-                "this sidecar cannot be read (the event log can); `selflog salvage` copies what is intact",
-            )),
+            Err(Error::NotAStore { reason, .. }) => report.problems.push(Problem {
+                path: d.join(META_FILE),
+                offset: 0,
+                what: format!("{reason}; {consequence}"),
+            }),
+            Err(e) => report.problems.push(problem(d, e, consequence)),
         }
     }
 }

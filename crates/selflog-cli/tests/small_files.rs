@@ -48,14 +48,17 @@ fn ok(out: &Output) -> String {
 
 /// `n` distinct events as JSON Lines.
 fn lines(from: u64, n: u64) -> String {
-    (from..from + n)
-        .map(|i| {
-            format!(
-                "{{\"timestamp\": {}, \"event_type\": \"file_op\", \"source\": \"Finder\", \"data\": {{\"i\": {i}}}}}\n",
-                1_732_460_000 + i
-            )
-        })
-        .collect()
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for i in from..from + n {
+        writeln!(
+            out,
+            "{{\"timestamp\": {}, \"event_type\": \"file_op\", \"source\": \"Finder\", \"data\": {{\"i\": {i}}}}}",
+            1_732_460_000 + i
+        )
+        .unwrap();
+    }
+    out
 }
 
 /// A store at `dir/s` with 5 events ingested twice over (5 duplicates dropped).
@@ -169,6 +172,9 @@ fn a_damaged_dedup_image_is_named_by_verify() {
     let mut config = selflog::Config::default();
     config.dedup_window = 1000;
     config.sidecars = false;
+    // Small segments: verify reads an active segment's whole preallocated tail.
+    config.segment_len = 256 << 10;
+    config.data_len_max = 16 << 10;
     let s = selflog::Store::open(&store, config).unwrap();
     for i in 0..1100 {
         s.append(
