@@ -425,3 +425,58 @@ fn a_cursor_past_the_last_event_is_reported_by_verify() {
         "{problems:?}"
     );
 }
+
+/// A writable open killed while creating a sidecar leaves its directory without
+/// `selflog.meta`; the next writable open completes it. That is not damage.
+#[test]
+fn a_sidecar_whose_creation_was_interrupted_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_with_sidecars(dir.path());
+    let stats_dir = path.join("stats");
+    std::fs::remove_dir_all(&stats_dir).unwrap();
+    std::fs::create_dir(&stats_dir).unwrap();
+    std::fs::write(stats_dir.join("LOCK"), b"").unwrap();
+    let report = selflog::verify(&path).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // Removed altogether while the other exists: damage.
+    std::fs::remove_dir_all(&stats_dir).unwrap();
+    let report = selflog::verify(&path).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].path, stats_dir);
+}
+
+/// The image a close left stays on disk while the next writer runs; once that writer's
+/// retention deletes the segment holding the image's newest event, the image is outdated,
+/// not damaged, and `verify` must not call the store damaged (found by `tests/model.rs`).
+#[test]
+fn an_image_outdated_by_retention_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = store_with(dir.path(), 1200);
+    let pad = "p".repeat(400);
+    let mut c = config();
+    c.retention_bytes_max = Some(512 << 10);
+    c.retention_on_open = false;
+    let store = Store::open(&path, c).unwrap();
+    for i in 2000..6000 {
+        let e = Event::new(
+            Timestamp(T0 + i64::try_from(i).unwrap() * 1000),
+            "app_switch",
+            None,
+            "Dock",
+            Some(&format!(r#"{{"i":{i},"pad":"{pad}"}}"#)),
+        )
+        .unwrap();
+        store.append(e).unwrap();
+    }
+    store.flush().unwrap();
+    let deleted = store.retain(false).unwrap();
+    assert!(
+        deleted.iter().any(|d| d.segment.ids.unwrap().1 .0 >= 1200),
+        "the image's newest event was deleted: {deleted:?}"
+    );
+    assert!(store.get(EventId(1200)).unwrap().is_none());
+    let report = selflog::verify(&path).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    store.close().unwrap();
+    assert!(selflog::verify(&path).unwrap().problems.is_empty());
+}

@@ -13,11 +13,13 @@ use std::io::Read as _;
 use std::path::Path;
 
 use crate::cursor::COUNTERS_FILE;
-use crate::dedup::{load_dedup_image, DedupWindow, DEDUP_IMAGE_FILE, IMAGE_HEADER_LEN};
+use crate::dedup::{DedupWindow, DEDUP_IMAGE_FILE, IMAGE_HEADER_LEN};
 use crate::error::Error;
+use crate::event::EventId;
 use crate::format::crc32;
 use crate::layout::META_FILE;
 use crate::maintenance::{PATTERNS_DIR, STATS_DIR};
+use crate::scan::get_in;
 use crate::segment::StreamKind;
 use crate::stream::Stream;
 
@@ -167,23 +169,46 @@ fn verify_dedup_image(
         ));
         return;
     };
-    let why = match stream {
-        Some(stream) => {
-            // The image may be newer than what the segment checks saw, never older.
-            let last_id = last_id_now(stream).unwrap_or(0).max(last_id);
-            load_dedup_image(&path, stream, capacity, last_id).err()
-        }
-        // The segments cannot be read: the image's own checks still can be made.
-        None => std::fs::File::open(&path)
-            .map_err(|e| format!("cannot open it: {e}"))
-            .and_then(|f| {
-                let mut input = std::io::BufReader::with_capacity(1 << 20, f);
-                DedupWindow::read_image(capacity, len, &mut input).map(|_| ())
-            })
-            .err(),
-    };
-    if let Some(why) = why {
+    if let Err(why) = check_image(&path, capacity, len, last_id, stream) {
         report.problems.push(image_problem(&path, &why));
+    }
+}
+
+/// The checks of a writable open's `load_dedup_image`, but for one: an image whose newest
+/// event is no longer in the log is outdated, not damaged. A running writer's retention
+/// deletes old segments while the image of the last close stays on disk until the next
+/// close replaces it; the next writable open rebuilds the window all the same.
+fn check_image(
+    path: &Path,
+    capacity: usize,
+    len: u64,
+    last_id: u64,
+    stream: Option<&Stream>,
+) -> std::result::Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
+    let (_, header) = DedupWindow::read_image(capacity, len, &mut input)?;
+    // The segments cannot be read: the image's own checks are all that can be made.
+    let Some(stream) = stream else {
+        return Ok(());
+    };
+    // The log may have grown since the segments were checked, never shrunk.
+    let last_id = last_id_now(stream).unwrap_or(0).max(last_id);
+    if header.newest > last_id {
+        return Err(format!(
+            "it covers events up to {}, past the store's last ({last_id})",
+            header.newest
+        ));
+    }
+    match get_in(stream, EventId(header.newest)) {
+        Ok(Some(e)) if e.hash != header.newest_hash => Err(format!(
+            "event {} is not the one it was written after (an image of another store, or of \
+             events since replaced)",
+            header.newest
+        )),
+        // Deleted by retention since (outdated), or unreadable (a damaged segment, which
+        // the segment checks report).
+        _ => Ok(()),
     }
 }
 
@@ -198,6 +223,17 @@ fn image_problem(path: &Path, why: &str) -> Problem {
     }
 }
 
+/// Whether `dir` holds at most what a writable open leaves before it writes `selflog.meta`
+/// (`format-spec/FORMAT.md#store-meta`): `LOCK` and `selflog.meta.tmp`.
+fn creation_interrupted(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let name = e.file_name();
+            name == "LOCK" || name == "selflog.meta.tmp"
+        })
+    })
+}
+
 /// Checks each sidecar as `verify` checks a store (segments, frames, checksums, footers,
 /// and its own small files). A store without sidecars (never opened for writing with them)
 /// has neither directory, which is not damage; one of the two missing is.
@@ -208,6 +244,11 @@ fn verify_sidecars(dir: &Path, report: &mut VerifyReport) {
         return;
     }
     for d in &dirs {
+        if !d.join(META_FILE).exists() && creation_interrupted(d) {
+            // A writable open killed while creating the sidecar: the next one completes
+            // it, and until then neither sidecar is read. Not damage.
+            continue;
+        }
         if !d.exists() {
             report.problems.push(Problem {
                 path: d.clone(),
