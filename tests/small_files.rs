@@ -457,9 +457,9 @@ fn an_image_outdated_by_retention_is_not_damage() {
     c.retention_bytes_max = Some(512 << 10);
     c.retention_on_open = false;
     let store = Store::open(&path, c).unwrap();
-    for i in 2000..6000 {
+    for i in 2000..6000_i64 {
         let e = Event::new(
-            Timestamp(T0 + i64::try_from(i).unwrap() * 1000),
+            Timestamp(T0 + i * 1000),
             "app_switch",
             None,
             "Dock",
