@@ -61,14 +61,17 @@ impl<'s> Cursor<'s> {
     /// The id of the last event processed, `None` if never committed.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
+    /// [`Error::Corrupt`] naming the file (`cursors/NAME`) and what is wrong with it when
+    /// it is damaged, [`Error::UnsupportedVersion`], or an I/O error. [`Cursor::commit`]
+    /// replaces a damaged file.
     pub fn position(&self) -> Result<Option<EventId>> {
         read(self.dir, &self.name)
     }
 
     /// Records that every event up to `id` is processed: durable and atomic (after a crash
     /// the cursor holds the old or the new position). Commit only once the work is done.
-    /// Moving a cursor back is allowed (to reprocess).
+    /// Moving a cursor back is allowed (to reprocess). A damaged cursor file is replaced by
+    /// a sound one.
     ///
     /// # Errors
     /// [`Error::InvalidEvent`] when `id` is past the last committed event; an I/O error.
@@ -215,15 +218,39 @@ pub(crate) fn write(dir: &Path, name: &str, id: EventId) -> Result<()> {
     result
 }
 
-/// Every committed cursor of the store at `dir`, by name.
-pub(crate) fn list(dir: &Path) -> Result<Vec<(String, EventId)>> {
+/// A cursor whose file could not be read; see [`Store::cursors`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DamagedCursor {
+    /// The cursor's name.
+    pub name: String,
+    /// Its file, `cursors/NAME` in the store.
+    pub path: PathBuf,
+    /// Why it could not be read: [`Error::Corrupt`] (garbage, wrong length, checksum),
+    /// [`Error::UnsupportedVersion`], or an I/O error; each names the file.
+    pub error: Error,
+}
+
+/// Every committed cursor of a store, sound or not; see [`Store::cursors`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct CursorList {
+    /// The cursors whose file holds a position, by name.
+    pub sound: Vec<(String, EventId)>,
+    /// The cursors whose file is damaged, by name. Committing one rewrites it soundly.
+    pub damaged: Vec<DamagedCursor>,
+}
+
+/// Every committed cursor of the store at `dir`, by name: one damaged file is reported
+/// among the others, never hiding them.
+pub(crate) fn list(dir: &Path) -> Result<CursorList> {
     let cursors: PathBuf = dir.join(CURSOR_DIR);
     let entries = match std::fs::read_dir(&cursors) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CursorList::default()),
         Err(e) => return Err(Error::io("list", &cursors, e)),
     };
-    let mut out = Vec::new();
+    let mut out = CursorList::default();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", &cursors, e))?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
@@ -232,11 +259,18 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(String, EventId)>> {
         if check_name(&name).is_err() {
             continue; // temporary files of an interrupted commit, or foreign files
         }
-        if let Some(id) = read(dir, &name)? {
-            out.push((name, id));
+        match read(dir, &name) {
+            Ok(Some(id)) => out.sound.push((name, id)),
+            Ok(None) => {} // removed since it was listed
+            Err(error) => out.damaged.push(DamagedCursor {
+                path: cursors.join(&name),
+                name,
+                error,
+            }),
         }
     }
-    out.sort();
+    out.sound.sort();
+    out.damaged.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
@@ -244,6 +278,10 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(String, EventId)>> {
 pub const COUNTERS_FILE: &str = "counters";
 
 /// Reads the persistent duplicate count; 0 if never written.
+///
+/// # Errors
+/// [`Error::Corrupt`] or [`Error::UnsupportedVersion`] naming the file when it is damaged,
+/// or an I/O error reading it.
 pub(crate) fn read_duplicates(dir: &Path) -> Result<u64> {
     let path = dir.join(COUNTERS_FILE);
     match std::fs::read(&path) {
@@ -253,15 +291,43 @@ pub(crate) fn read_duplicates(dir: &Path) -> Result<u64> {
     }
 }
 
+/// The duplicate count a writable open of the stream in `dir` starts from, and, when the
+/// `counters` file could not be read, why. The count of duplicates dropped is recorded
+/// nowhere else, so the log cannot rebuild it: a damaged file restarts it at 0, and a sound
+/// file saying 0 replaces it at once (`format-spec/FORMAT.md#counters`).
+///
+/// # Errors
+/// An I/O error writing the replacement.
+pub(crate) fn open_duplicates(dir: &Path) -> Result<(u64, Option<String>)> {
+    match read_duplicates(dir) {
+        Ok(count) => Ok((count, None)),
+        Err(e) => {
+            write_duplicates(dir, 0)?;
+            Ok((
+                0,
+                Some(format!(
+                    "{e}; the count of duplicates dropped cannot be rebuilt from the log: it restarted at 0 and the file was rewritten"
+                )),
+            ))
+        }
+    }
+}
+
 /// Replaces the persistent duplicate count atomically (temporary file, rename). It is a
 /// statistic: the file is not synced, a crash may lose the last increments.
 pub(crate) fn write_duplicates(dir: &Path, count: u64) -> Result<()> {
     let path = dir.join(COUNTERS_FILE);
     let tmp = dir.join(format!(".{COUNTERS_FILE}.{}.tmp", std::process::id()));
-    let mut f = create_private(&tmp)?;
-    f.write_all(&encode(count))
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))
+    let result = (|| {
+        let mut f = create_private(&tmp)?;
+        f.write_all(&encode(count))
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

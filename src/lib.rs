@@ -71,7 +71,7 @@ mod text;
 mod writer;
 
 pub use config::{Config, Durability, DEDUP_WINDOW_MAX, SEGMENT_LEN_MAX, SEGMENT_LEN_MIN};
-pub use cursor::{Cursor, CURSOR_DIR, CURSOR_NAME_LEN_MAX};
+pub use cursor::{Cursor, CursorList, DamagedCursor, CURSOR_DIR, CURSOR_NAME_LEN_MAX};
 pub use error::{Error, Result};
 pub use event::{Appended, Event, EventId, EventRef, StoredEvent, Timestamp, NAME_LEN_MAX};
 pub use format::FORMAT_VERSION;

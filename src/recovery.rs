@@ -27,6 +27,8 @@ use crate::segment::{
 use crate::stream::{read_footer, read_frame, Snapshot, Stream};
 use crate::writer::Recovered;
 
+mod small_files;
+
 /// What opening a store for writing found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -51,6 +53,36 @@ pub struct OpenReport {
     /// Events read from the segments to bring the window up to date: those after the
     /// image, or the whole window without one.
     pub dedup_events_read: u64,
+    /// Why the `counters` file could not be read (garbage, wrong length, checksum): the
+    /// count of duplicates dropped is kept nowhere else and cannot be rebuilt from the log,
+    /// so it restarted at 0 and a sound file replaced the damaged one.
+    pub counters_reset: Option<String>,
+    /// Damage that kept a pattern or stats sidecar from being opened for writing (which
+    /// would have refused the open): the store was opened without writing either sidecar,
+    /// so `record_pattern` and `record_system_stats` fail and no stats records are taken;
+    /// the events are appended as ever, and what is intact of the sidecars is still read.
+    pub sidecars_unwritable: Option<Problem>,
+}
+
+impl OpenReport {
+    /// One line per finding a user should be told about (a file of the store was damaged
+    /// and something was lost or left out), each naming the file; empty for a normal open.
+    /// What recovery repairs without loss (a torn tail, a refused dedup image) is not here.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.counters_reset {
+            out.push(format!("duplicates dropped count reset: {why}"));
+        }
+        if let Some(p) = &self.sidecars_unwritable {
+            out.push(format!(
+                "patterns and system stats are not being recorded: {}: {} at byte offset {}",
+                p.path.display(),
+                p.what,
+                p.offset
+            ));
+        }
+        out
+    }
 }
 
 /// Removes leftovers of segment creations a crash interrupted, returning how many.
@@ -257,8 +289,10 @@ pub struct VerifyReport {
 }
 
 /// Checks every segment of the store in `dir`: headers, commit slots, every frame's checksum
-/// and structure, and that each sealed footer matches the frames it summarises. Takes no
-/// lock and modifies nothing, so it may run while a writer appends.
+/// and structure, and that each sealed footer matches the frames it summarises; then the
+/// small files beside them: `counters`, each cursor file, the dedup window image, and both
+/// sidecar streams as a store's segments are checked. Takes no lock and modifies nothing,
+/// so it may run while a writer appends.
 ///
 /// # Errors
 /// [`Error::NotAStore`] or [`Error::UnsupportedVersion`] when `dir` is not a store this
@@ -285,6 +319,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             }),
         }
     }
+    small_files::verify_small_files(dir, prev_last_id, &mut report);
     Ok(report)
 }
 

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, CursorList};
 use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
@@ -25,7 +25,7 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, recover, OpenReport};
+use crate::recovery::{open_dedup, recover, OpenReport, Problem};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -95,8 +95,13 @@ pub struct StoreStats {
     /// Events per event type.
     pub events_by_type: BTreeMap<String, u64>,
     /// Duplicates `append` dropped since the store was created (saved at each `flush` and
-    /// at close).
+    /// at close). 0 when unknown: see `duplicates_unknown`.
     pub duplicates_dropped: u64,
+    /// Set when `duplicates_dropped` is unknown, saying why: a read-only open found the
+    /// `counters` file damaged (or unreadable). That count is kept nowhere else and cannot
+    /// be rebuilt from the log; the next writable open restarts it at 0 and rewrites the
+    /// file. Every other figure is still exact.
+    pub duplicates_unknown: Option<String>,
 }
 
 impl StoreStats {
@@ -145,7 +150,8 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         &mut report,
     )?;
     let dedup_hint = dedup.hint();
-    let duplicates = crate::cursor::read_duplicates(dir)?;
+    let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
+    report.counters_reset = counters_reset;
     let shared = Arc::new(Shared {
         config,
         dir: dir.to_path_buf(),
@@ -185,10 +191,21 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
 
 /// Opens both sidecars of the store in `dir` for writing, each like an event log, with
 /// writers for the maintenance thread to pump.
-fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
+/// A sidecar's reset `counters` is added to `report`'s.
+fn open_sidecars(
+    dir: &Path,
+    main: &Config,
+    report: &mut OpenReport,
+) -> Result<(Arc<Sidecars>, Pumps)> {
     let config = sidecar_config(main);
-    let open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
+    let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
         let log = open_log(&dir, config.clone())?;
+        if let Some(why) = log.report.counters_reset {
+            report.counters_reset = Some(match report.counters_reset.take() {
+                Some(main) => format!("{main}; {why}"),
+                None => why,
+            });
+        }
         let writer = Writer::pumped(Arc::clone(&log.shared), log.recovered);
         Ok((
             Sidecar::writable(dir, log.stream, log.shared, log.lock),
@@ -207,16 +224,54 @@ fn open_sidecars(dir: &Path, main: &Config) -> Result<(Arc<Sidecars>, Pumps)> {
     ))
 }
 
-/// The sidecars of the store in `dir` for reading, if both exist.
-fn open_sidecars_read_only(dir: &Path) -> Result<Option<Sidecars>> {
+/// The sidecars of a writable open of the store in `dir`, for the maintenance thread and
+/// for reading, when `config` has them. Damage that keeps a sidecar from opening for
+/// writing (a damaged meta, header or synced frame, which would refuse this open) never
+/// stops the events: the store opens without writing either sidecar, reads what it can of
+/// them, and `report.sidecars_unwritable` names the damage.
+#[expect(
+    clippy::type_complexity,
+    reason = "the writable pair and the readers, as `Store::open` uses them"
+)]
+fn open_sidecars_unless_damaged(
+    dir: &Path,
+    config: &Config,
+    report: &mut OpenReport,
+) -> Result<(Option<(Arc<Sidecars>, Pumps)>, Option<Arc<Sidecars>>)> {
+    if !config.sidecars {
+        return Ok((None, None));
+    }
+    let problem = match open_sidecars(dir, config, report) {
+        Ok(sc) => {
+            let readers = Arc::clone(&sc.0);
+            return Ok((Some(sc), Some(readers)));
+        }
+        Err(Error::Corrupt { path, offset, what }) => Problem { path, offset, what },
+        Err(e @ (Error::UnsupportedVersion { .. } | Error::NotAStore { .. })) => {
+            let (Error::UnsupportedVersion { path, .. } | Error::NotAStore { path, .. }) = &e
+            else {
+                return Err(e);
+            };
+            Problem {
+                path: path.clone(),
+                offset: 0,
+                what: e.to_string(),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    report.sidecars_unwritable = Some(problem);
+    Ok((None, open_sidecars_read_only(dir).map(Arc::new)))
+}
+
+/// The sidecars of the store in `dir` for reading, if both exist. Damage in a sidecar
+/// fails only the reads of that sidecar, never this open.
+fn open_sidecars_read_only(dir: &Path) -> Option<Sidecars> {
     let dirs = Sidecars::dirs(dir);
     if dirs.iter().any(|d| !d.join(META_FILE).exists()) {
-        return Ok(None);
+        return None;
     }
-    for d in &dirs {
-        check_store(d)?;
-    }
-    Sidecars::read_only(dir).map(Some)
+    Some(Sidecars::read_only(dir))
 }
 
 /// After its writer stopped: saves a stream's duplicate count, reports its writer's
@@ -270,16 +325,11 @@ impl Store {
             stream,
             shared,
             recovered,
-            report,
+            mut report,
         } = open_log(&dir, config)?;
         // The pattern and stats streams before any thread starts: if they cannot be
         // opened, no thread of this store has started yet.
-        let sidecars = if shared.config.sidecars {
-            Some(open_sidecars(&dir, &shared.config)?)
-        } else {
-            None
-        };
-        let readers = sidecars.as_ref().map(|(sc, _)| Arc::clone(sc));
+        let (sidecars, readers) = open_sidecars_unless_damaged(&dir, &shared.config, &mut report)?;
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
@@ -318,7 +368,7 @@ impl Store {
         check_store(&dir)?;
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
-        let sidecars = open_sidecars_read_only(&dir)?.map(Arc::new);
+        let sidecars = open_sidecars_read_only(&dir).map(Arc::new);
         Ok(Store {
             dir,
             stream,
@@ -333,6 +383,21 @@ impl Store {
             path: self.dir.join(crate::maintenance::PATTERNS_DIR),
             reason: "this store has no pattern and stats streams (open it for writing once to create them)".into(),
         })
+    }
+
+    /// Checks that the sidecars are there and were opened for writing.
+    fn sidecars_writable(&self) -> Result<()> {
+        if let Some(p) = &self.report.sidecars_unwritable {
+            return Err(Error::Corrupt {
+                path: p.path.clone(),
+                offset: p.offset,
+                what: format!(
+                    "the pattern and stats streams were not opened for writing: {}",
+                    p.what
+                ),
+            });
+        }
+        self.sidecars().map(|_| ())
     }
 
     fn maintenance(&self) -> Result<&Maintenance> {
@@ -369,7 +434,7 @@ impl Store {
     /// [`Error::NotAStore`] if the store has no pattern stream; as [`Store::append`].
     pub fn record_pattern(&self, pattern: &NewPattern) -> Result<u64> {
         let event = crate::maintenance::pattern_event(pattern)?;
-        self.sidecars()?;
+        self.sidecars_writable()?;
         self.maintenance()?.record_pattern(&event)
     }
 
@@ -378,7 +443,7 @@ impl Store {
     /// # Errors
     /// As [`Query::run`]; [`Error::NotAStore`] if the store has no pattern stream.
     pub fn patterns(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
-        let mut q = Query::new(&self.sidecars()?.patterns.stream).order(Order::OldestFirst);
+        let mut q = Query::new(self.sidecars()?.patterns.reader()?).order(Order::OldestFirst);
         if let Some(id) = filter.event_id {
             q = q.source(crate::maintenance::pattern_subject(id));
         }
@@ -413,7 +478,7 @@ impl Store {
     /// # Errors
     /// [`Error::NotAStore`] if the store has no stats stream; as [`Store::append`].
     pub fn record_system_stats(&self, s: &SystemStats) -> Result<()> {
-        self.sidecars()?;
+        self.sidecars_writable()?;
         self.maintenance()?.record_stats(s)
     }
 
@@ -426,7 +491,7 @@ impl Store {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<Vec<SystemStats>> {
-        let mut q = Query::new(&self.sidecars()?.stats.stream).order(Order::OldestFirst);
+        let mut q = Query::new(self.sidecars()?.stats.reader()?).order(Order::OldestFirst);
         if let Some(t) = since {
             q = q.since(t);
         }
@@ -581,16 +646,18 @@ impl Store {
     /// consumer in another process commits its own cursor.
     ///
     /// # Errors
-    /// [`Error::InvalidEvent`] for a bad name.
+    /// [`Error::InvalidEvent`] for a bad name. A damaged cursor file is reported by
+    /// [`Cursor::position`] and replaced by [`Cursor::commit`].
     pub fn cursor(&self, name: &str) -> Result<Cursor<'_>> {
         Cursor::new(&self.dir, &self.stream, name)
     }
 
-    /// Every committed cursor, by name.
+    /// Every committed cursor, by name: the sound ones with their positions, and the
+    /// damaged ones with the file and why, so that one damaged file hides no other cursor.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] for a damaged cursor file, or an I/O error.
-    pub fn cursors(&self) -> Result<Vec<(String, EventId)>> {
+    /// An I/O error listing the `cursors` directory.
+    pub fn cursors(&self) -> Result<CursorList> {
         crate::cursor::list(&self.dir)
     }
 
@@ -613,10 +680,12 @@ impl Store {
         crate::retention::segment_infos(&self.stream)
     }
 
-    /// Totals and ranges, from footers and the tail's index; scans no sealed data.
+    /// Totals and ranges, from footers and the tail's index; scans no sealed data. A
+    /// damaged `counters` file does not fail it: `duplicates_dropped` is then 0 and
+    /// [`StoreStats::duplicates_unknown`] says why.
     ///
     /// # Errors
-    /// An I/O error reading the directory.
+    /// As [`Store::refresh`]; an I/O error reading the directory.
     pub fn stats(&self) -> Result<StoreStats> {
         self.stream.refresh()?;
         let mut s = StoreStats::default();
@@ -656,10 +725,14 @@ impl Store {
                 s.disk_bytes += m.blocks() * 512;
             }
         }
-        s.duplicates_dropped = match &self.writer {
-            Some(w) => w.shared.queue.lock().duplicates,
-            None => crate::cursor::read_duplicates(&self.dir)?,
-        };
+        // A damaged `counters` file costs this one figure, never the others.
+        match &self.writer {
+            Some(w) => s.duplicates_dropped = w.shared.queue.lock().duplicates,
+            None => match crate::cursor::read_duplicates(&self.dir) {
+                Ok(n) => s.duplicates_dropped = n,
+                Err(e) => s.duplicates_unknown = Some(e.to_string()),
+            },
+        }
         Ok(s)
     }
 

@@ -369,7 +369,7 @@ fn cursors_are_durable_named_and_bounded() {
     drop(store);
     let ro = Store::open_read_only(&path).unwrap();
     assert_eq!(
-        ro.cursors().unwrap(),
+        ro.cursors().unwrap().sound,
         [
             ("other".to_owned(), EventId(3)),
             ("processed".to_owned(), EventId(15))

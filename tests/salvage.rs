@@ -377,7 +377,7 @@ fn cursors_patterns_and_stats_copied() {
     assert_eq!(report.stats_copied, stats.len() as u64);
     let copied = Store::open_read_only(&copy).unwrap();
     assert_eq!(
-        copied.cursors().unwrap(),
+        copied.cursors().unwrap().sound,
         vec![
             ("exporter".to_owned(), EventId(7)),
             ("learner".to_owned(), EventId(150))

@@ -18,7 +18,7 @@ use crate::stream::Stream;
 use super::window::{displacement_of, DedupWindow, OFFSET_MASK};
 
 /// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
-const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
+pub(crate) const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
 /// Version of the image layout, bumped whenever the table's layout or a key's home changes.
 const IMAGE_VERSION: u32 = 1;
 /// Bytes of the image header.

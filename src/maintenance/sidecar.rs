@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event};
+use crate::layout::check_store;
 use crate::lock::WriterLock;
 use crate::scan::get_in;
 use crate::segment::StreamKind;
@@ -31,6 +32,9 @@ pub(crate) struct Sidecar {
     /// Its own writer lock (redundant under the store's, kept so the directory is locked
     /// like any store's while it is written).
     _lock: Option<WriterLock>,
+    /// Whether its `selflog.meta` was sound when it was opened; if not, [`Sidecar::reader`]
+    /// checks it again to report the damage.
+    meta_sound: bool,
 }
 
 impl Sidecar {
@@ -41,19 +45,33 @@ impl Sidecar {
             stream,
             log: Some(log),
             _lock: Some(lock),
+            meta_sound: true,
         }
     }
 
-    /// The sidecar in `dir`, read-only: its segments as they are now.
-    fn read_only(dir: PathBuf) -> Result<Sidecar> {
+    /// The sidecar in `dir`, read-only. Nothing is read yet: damage in a sidecar fails
+    /// only the reads of that sidecar ([`Sidecar::reader`], then the query's refresh),
+    /// never the open of the store or the reads of the event log.
+    fn read_only(dir: PathBuf) -> Sidecar {
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
-        stream.refresh()?;
-        Ok(Sidecar {
+        Sidecar {
+            meta_sound: check_store(&dir).is_ok(),
             dir,
             stream,
             log: None,
             _lock: None,
-        })
+        }
+    }
+
+    /// Its reader view, once its `selflog.meta` is known to be sound.
+    ///
+    /// # Errors
+    /// As `layout::check_store` for a damaged `selflog.meta` of the sidecar.
+    pub fn reader(&self) -> Result<&Arc<Stream>> {
+        if !self.meta_sound {
+            check_store(&self.dir)?;
+        }
+        Ok(&self.stream)
     }
 
     /// Queues `event` as `Store::append` queues one in the event log: validated, checked
@@ -81,14 +99,13 @@ impl Sidecars {
         [dir.join(PATTERNS_DIR), dir.join(STATS_DIR)]
     }
 
-    /// Both sidecars of the store in `dir`, read-only. The caller has checked that both
-    /// are stores this build reads.
-    pub fn read_only(dir: &Path) -> Result<Sidecars> {
+    /// Both sidecars of the store in `dir`, read-only; see `Sidecar::read_only`.
+    pub fn read_only(dir: &Path) -> Sidecars {
         let [patterns, stats] = Sidecars::dirs(dir);
-        Ok(Sidecars {
-            patterns: Sidecar::read_only(patterns)?,
-            stats: Sidecar::read_only(stats)?,
-        })
+        Sidecars {
+            patterns: Sidecar::read_only(patterns),
+            stats: Sidecar::read_only(stats),
+        }
     }
 
     /// Both, patterns first.

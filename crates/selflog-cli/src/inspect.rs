@@ -13,12 +13,20 @@ use crate::{output, Failure, Outcome};
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Totals, time span, size on disk, compression and events per type.
+    ///
+    /// A damaged `counters` file does not fail it: the duplicates dropped are shown as
+    /// `unknown (counters damaged)` (`null` in JSON), with one stderr line
+    /// `selflog: warning: duplicates dropped unknown: <why>`; exit status 0.
     Stats {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
     },
-    /// Check every frame's checksum and every segment's metadata.
+    /// Check every frame's checksum and every segment's metadata, then `counters`, every
+    /// cursor file, the dedup window image and the pattern and stats streams.
+    ///
+    /// Prints one line per problem, `FILE: byte OFFSET: WHAT`, then a summary line
+    /// (`sound: ...` or `DAMAGED: ...`). Exit status 1 when there is any problem, else 0.
     Verify {
         /// Print one JSON object.
         #[arg(long)]
@@ -55,6 +63,10 @@ pub enum Command {
         json: bool,
     },
     /// The durable consumer cursors and how many events each has left to process.
+    ///
+    /// The sound cursors go to stdout; each damaged cursor file is one stderr line
+    /// `selflog: cursor "NAME" damaged: <what, with the file>`. Exit status 1 when any
+    /// cursor is damaged (after listing the sound ones), else 0.
     Cursors {
         /// JSON Lines: one cursor per line.
         #[arg(long)]
@@ -219,6 +231,9 @@ fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
 fn stats(store_dir: &Path, json: bool) -> Outcome {
     let store = Store::open_read_only(store_dir)?;
     let s = store.stats()?;
+    if let Some(why) = &s.duplicates_unknown {
+        eprintln!("selflog: warning: duplicates dropped unknown: {why}");
+    }
     // Recent rate: events whose timestamp falls in the last hour, per second.
     let hour = std::time::Duration::from_secs(3600);
     let last_hour = store
@@ -250,7 +265,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             "data_raw_bytes": s.data_raw_bytes,
             "data_stored_bytes": s.data_stored_bytes,
             "compression_ratio": ratio,
-            "duplicates_dropped": s.duplicates_dropped,
+            "duplicates_dropped": s.duplicates_unknown.is_none().then_some(s.duplicates_dropped),
             "events_last_hour": last_hour,
             "recent_events_per_second": recent_rate,
             "events_by_type": s.events_by_type,
@@ -280,7 +295,11 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             s.compressed_events,
             output::human_bytes(s.data_raw_bytes),
             output::human_bytes(s.data_stored_bytes),
-            s.duplicates_dropped,
+            if s.duplicates_unknown.is_some() {
+                "unknown (counters damaged)".to_owned()
+            } else {
+                s.duplicates_dropped.to_string()
+            },
         );
         if !s.events_by_type.is_empty() {
             let mut rows: Vec<_> = s.events_by_type.iter().collect();
@@ -369,7 +388,8 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
                 report.problems.len(),
                 store_dir.display()
             ),
-            "undamaged segments stay readable; the listed offsets locate the damage",
+            "each line names a damaged file and what its damage costs; `selflog salvage --to DIR` \
+             copies every intact event into a new store",
         ))
     }
 }
@@ -462,6 +482,9 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     let list = store.cursors()?;
+    for d in &list.damaged {
+        eprintln!("selflog: cursor {:?} damaged: {}", d.name, d.error);
+    }
     if !json {
         writeln!(
             out,
@@ -470,7 +493,7 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
         )
         .map_err(w)?;
     }
-    for (name, id) in list {
+    for (name, id) in &list.sound {
         let behind = unprocessed(id.0)?;
         if json {
             writeln!(
@@ -484,7 +507,21 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
         }
     }
     out.flush().map_err(w)?;
-    Ok(0)
+    if list.damaged.is_empty() {
+        Ok(0)
+    } else {
+        drop(out);
+        Err(Failure::hinted(
+            format!(
+                "{} of {} cursors damaged in {}",
+                list.damaged.len(),
+                list.damaged.len() + list.sound.len(),
+                store_dir.display()
+            ),
+            "the consumer's next commit (`Cursor::commit`) rewrites a damaged cursor; removing its \
+             file makes that consumer start over from the first event",
+        ))
+    }
 }
 
 fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Outcome {
