@@ -25,7 +25,7 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, recover, OpenReport};
+use crate::recovery::{open_dedup, read_only_warnings, recover, OnLoss, OpenReport, Problem};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -129,7 +129,7 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     if read_meta(dir)?.is_none() {
         write_meta(dir)?;
     }
-    let (recovered, mut report) = recover(dir)?;
+    let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
     let stream = Arc::new(Stream::new(
@@ -242,6 +242,18 @@ fn close_log(dir: &Path, stream: &Stream, shared: &Shared) -> Result<()> {
     if let Some(why) = fatal {
         return Err(Error::Poisoned(why));
     }
+    // Every event is written and synced: the manifest records where the log ends, so a
+    // later loss of its tail is noticed. `format-spec/FORMAT.md#segment-manifest`
+    stream.refresh()?;
+    let log_end = stream
+        .views()
+        .iter()
+        .rev()
+        .find_map(|v| {
+            v.with_index(|ix, _| (ix.summary.event_count > 0).then_some(ix.summary.last_id))
+        })
+        .unwrap_or(0);
+    crate::manifest::record_close(dir, log_end, written_id)?;
     {
         // Only when every event the window holds is written (the writer stopped
         // cleanly, nothing left queued).
@@ -261,7 +273,9 @@ impl Store {
     /// [`Error::Locked`] if another process writes the store, [`Error::NotAStore`] if `dir`
     /// is a file or a non-empty directory without `selflog.meta`,
     /// [`Error::UnsupportedVersion`], [`Error::Corrupt`] if a committed frame of the tail
-    /// segment is damaged, [`Error::InvalidConfig`], or an I/O error.
+    /// segment is damaged, [`Error::Incomplete`] if segments or events the store recorded
+    /// are gone (a file deleted, moved, swapped or copied over; [`Store::open_read_only`]
+    /// still reads the rest), [`Error::InvalidConfig`], or an I/O error.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         config.check()?;
@@ -319,11 +333,15 @@ impl Store {
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
         let sidecars = open_sidecars_read_only(&dir)?.map(Arc::new);
+        let report = OpenReport {
+            warnings: read_only_warnings(&dir)?,
+            ..OpenReport::default()
+        };
         Ok(Store {
             dir,
             stream,
             writer: None,
-            report: OpenReport::default(),
+            report,
             sidecars,
         })
     }
@@ -452,9 +470,18 @@ impl Store {
         self.writer.is_none()
     }
 
-    /// What recovery found when the store was opened for writing.
+    /// What recovery found when the store was opened for writing (for a read-only open,
+    /// only its warnings).
     pub fn open_report(&self) -> &OpenReport {
         &self.report
+    }
+
+    /// What the open noticed that the user should be told: for a read-only open, segments
+    /// and events the store recorded that are gone (it serves the rest); for both, a
+    /// damaged segment manifest and cursors past the last event that exists. Empty when
+    /// all is well.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.report.warnings
     }
 
     pub(crate) fn shared(&self) -> Result<&Arc<Shared>> {
