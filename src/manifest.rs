@@ -136,8 +136,8 @@ pub(crate) fn record_close(dir: &Path, last_id: u64, handed_out: u64) -> Result<
             .unwrap_or(0)
             .max(last_id)
             .max(handed_out);
-        m.id_high_water = floor;
         m.durable_last_id = m.durable_last_id.max(last_id);
+        m.id_high_water = floor.max(m.durable_last_id);
     })
     .map(drop)
 }

@@ -674,3 +674,48 @@ fn nonzero_tail_len(file: &File, from: u64, end: u64) -> u64 {
     }
     last_nonzero.map_or(0, |p| p + 1 - from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{recover, OnLoss};
+    use crate::{Config, Event, Store, Timestamp};
+
+    /// Issue 20: after the newest segment was lost, a new event got an id an earlier event
+    /// had. A writable open refuses such a store; were it to go on, ids would still start
+    /// above the recorded high-water.
+    #[test]
+    fn ids_are_not_reused_after_the_newest_segment_is_lost_even_past_the_refusal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        let mut c = Config::default();
+        c.segment_len = 64 << 10;
+        c.data_len_max = 16 << 10;
+        c.sidecars = false;
+        let store = Store::open(&dir, c).unwrap();
+        let mut last = 0;
+        while store.stats().unwrap().segments < 3 {
+            let data = format!(r#"{{"n":{last},"pad":"{}"}}"#, "x".repeat(300));
+            let e = Event::new(Timestamp(1), "t", None, "s", Some(&data)).unwrap();
+            last = store.append(e).unwrap().id().0;
+            store.flush().unwrap();
+        }
+        let newest = store.segments().unwrap().last().unwrap().path.clone();
+        store.close().unwrap();
+        std::fs::remove_file(&newest).unwrap();
+
+        assert!(matches!(
+            recover(&dir, OnLoss::Refuse),
+            Err(crate::Error::Incomplete { .. })
+        ));
+        let (recovered, report) = recover(&dir, OnLoss::Proceed).unwrap();
+        assert!(
+            recovered.last_id >= last,
+            "next id {} would reuse ids up to {last}",
+            recovered.last_id + 1
+        );
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.what.contains("it was the newest segment")));
+    }
+}

@@ -385,3 +385,47 @@ fn the_manifest_follows_rolls_while_the_writer_runs() {
     assert_eq!(problems(&dir), Vec::<String>::new());
     store.close().unwrap();
 }
+
+/// The manifest deleted along with the newest segment: nothing records the loss any more,
+/// but a cursor still shows which ids a consumer saw, so new ids start above it and the
+/// cursor is reported as past the end, never silently "all processed".
+#[test]
+fn with_the_manifest_gone_too_new_ids_still_start_above_every_cursor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let last = build(&dir, 3);
+    {
+        let store = Store::open(&dir, config()).unwrap();
+        store
+            .cursor("learner")
+            .unwrap()
+            .commit(EventId(last))
+            .unwrap();
+        store.close().unwrap();
+    }
+    let newest = segment_count(&dir);
+    std::fs::remove_file(seg(&dir, newest)).unwrap();
+    std::fs::remove_file(dir.join(selflog::fuzzing::MANIFEST_FILE)).unwrap();
+
+    let store = Store::open(&dir, config()).unwrap();
+    assert!(
+        store
+            .warnings()
+            .iter()
+            .any(|w| w.what.contains("cursor \"learner\" is at event")),
+        "{:?}",
+        store.warnings()
+    );
+    let id = store.append(event(last + 1)).unwrap().id();
+    store.flush().unwrap();
+    assert!(id.0 > last, "new id {id} reuses an id up to {last}");
+    let unprocessed: Vec<u64> = store
+        .cursor("learner")
+        .unwrap()
+        .unprocessed()
+        .unwrap()
+        .map(|e| e.unwrap().id.0)
+        .collect();
+    assert_eq!(unprocessed, [id.0], "the new event is unprocessed");
+    store.close().unwrap();
+}

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use selflog::{EventId, Store, StoredEvent};
+use selflog::{EventId, StoredEvent};
 
 use crate::export::ExportFormat;
 use crate::filter::FilterArgs;
@@ -166,7 +166,7 @@ fn list(
     limit: u64,
     json: bool,
 ) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut q = filter.query(&store)?.limit(limit);
     if let Some(t) = text {
         q = q.text(t);
@@ -193,7 +193,7 @@ fn list(
 }
 
 fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let Some(e) = store.get(EventId(id))? else {
         return Err(Failure::hinted(
             format!("no event with id {id} in {}", store_dir.display()),
@@ -213,7 +213,7 @@ fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
 }
 
 fn stats(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let s = store.stats()?;
     // Recent rate: events whose timestamp falls in the last hour, per second.
     let hour = std::time::Duration::from_secs(3600);
@@ -375,7 +375,7 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
 const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 fn segments(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     let segs = store.segments()?;
@@ -435,7 +435,7 @@ fn segments(store_dir: &Path, json: bool) -> Outcome {
 }
 
 fn cursors(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let segs = store.segments()?;
     // Exact even with id gaps (imports): whole segments by their counts, the one the
     // cursor falls in by counting.
@@ -484,7 +484,7 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
 }
 
 fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     if !json {
@@ -534,7 +534,7 @@ fn system_stats(
     until: Option<selflog::Timestamp>,
     json: bool,
 ) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     if !json {

@@ -95,6 +95,9 @@ impl From<selflog::Error> for Failure {
             selflog::Error::Locked { .. } => Some(
                 "inspect commands work while another process writes; only one writer at a time",
             ),
+            selflog::Error::Incomplete { .. } => Some(
+                "`selflog inspect verify` lists everything missing; read commands still serve what is there",
+            ),
             _ => None,
         };
         Failure {
@@ -111,6 +114,25 @@ impl From<std::io::Error> for Failure {
             hint: None,
         }
     }
+}
+
+/// Opens the store read-only for a read command, printing one warning line to stderr when
+/// the open noticed segments or events gone, a damaged manifest or a cursor past the end:
+/// the command still serves what is there.
+pub fn open_read_only(store_dir: &std::path::Path) -> Result<selflog::Store, Failure> {
+    let store = selflog::Store::open_read_only(store_dir)?;
+    if let Some(first) = store.warnings().first() {
+        let more = match store.warnings().len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        eprintln!(
+            "selflog: warning: {}: {}{more}; results leave it out; run `selflog inspect verify`",
+            first.path.display(),
+            first.what
+        );
+    }
+    Ok(store)
 }
 
 /// What a command returns: its exit status, or a failure to print.
