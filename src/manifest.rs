@@ -83,7 +83,10 @@ pub(crate) fn write(dir: &Path, m: &Manifest) -> Result<()> {
 /// writes it back, all under the process-wide lock. Returns the manifest written.
 pub(crate) fn update(dir: &Path, change: impl FnOnce(&mut Manifest)) -> Result<Manifest> {
     let _serial = UPDATE.lock();
-    let mut m = read(dir)?.unwrap_or_default();
+    // A manifest damaged while the writer runs (nothing of selflog writes it but this
+    // process, under the lock) is started afresh rather than stopping the writer: the next
+    // writable open fills it in from the segments present.
+    let mut m = read(dir).ok().flatten().unwrap_or_default();
     change(&mut m);
     write(dir, &m)?;
     Ok(m)
@@ -222,71 +225,110 @@ fn time_range(min_us: i64, max_us: i64) -> String {
 /// # Errors
 /// An I/O error listing the directory; damage is reported in the result.
 pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
-    let mut c = Continuity::default();
-    match read(dir) {
-        Ok(m) => c.manifest = m,
-        Err(e) => c.manifest_error = Some(e),
-    }
-    let listed = crate::stream::Stream::list(dir, kind)?;
-    // Numbers whose file exists but cannot be told (a damaged header): not called missing
-    // here; the segment's own checks report the damage.
-    let mut unreadable = Vec::new();
-    let mut misplaced = BTreeMap::new();
-    for &id in &listed {
-        let path = dir.join(kind.file_name(id));
-        let Ok(file) = File::open(&path) else {
-            unreadable.push(id);
-            continue;
-        };
-        match read_header(&file, &path) {
-            Ok((h, slot)) if h.stream_kind == kind.code() && h.segment_id == id => {
-                c.present.insert(
-                    id,
-                    Present {
-                        base_id: h.base_id,
-                        base_ts_us: h.base_timestamp_us,
-                        sealed: slot.sealed,
-                        event_count: slot.event_count,
-                        last_id: slot.last_id,
-                    },
-                );
-            }
-            Ok((h, _)) => {
-                misplaced.insert(id, h.segment_id);
-            }
-            Err(_) => unreadable.push(id),
+    // The manifest is read before the listing, so a segment the writer creates meanwhile is
+    // listed if the manifest names it. Retention records a deletion before unlinking, so a
+    // listing taken after the manifest could miss a file the manifest still names: if the
+    // manifest changed while the check ran, it is run again.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let c = check_once(dir, kind)?;
+        if c.losses.is_empty() || attempts == 3 || read(dir).ok() == Some(c.manifest.clone()) {
+            return Ok(c);
         }
     }
-    let entries: BTreeMap<u32, ManifestEntry> = c
-        .manifest
-        .iter()
-        .flat_map(|m| m.entries.iter().map(|e| (e.segment_id, *e)))
-        .collect();
-    let high_water = c.manifest.as_ref().map_or(0, |m| m.id_high_water);
-    // The numbers the stream must have: the manifest's, or else every number between the
-    // oldest and newest file (retention deletes oldest first, so a gap is a loss).
-    let all_files = || {
-        c.present
-            .keys()
-            .chain(misplaced.keys())
-            .chain(&unreadable)
-            .copied()
-    };
-    let required: Vec<u32> = match (entries.keys().next(), entries.keys().next_back()) {
-        (Some(&a), Some(&b)) => (a..=b).collect(),
-        _ => match (all_files().min(), all_files().max()) {
+}
+
+/// The segment files of a stream directory, by number, as their headers describe them.
+#[derive(Default)]
+struct Files {
+    /// Files whose header names their own number.
+    present: BTreeMap<u32, Present>,
+    /// File number -> the segment its header names instead.
+    misplaced: BTreeMap<u32, u32>,
+    /// Files that cannot be told (a damaged header): not called missing here; the
+    /// segment's own checks report the damage.
+    unreadable: Vec<u32>,
+}
+
+impl Files {
+    fn read(dir: &Path, kind: StreamKind) -> Result<Files> {
+        let mut f = Files::default();
+        for id in crate::stream::Stream::list(dir, kind)? {
+            let path = dir.join(kind.file_name(id));
+            let Ok(file) = File::open(&path) else {
+                f.unreadable.push(id);
+                continue;
+            };
+            match read_header(&file, &path) {
+                Ok((h, slot)) if h.stream_kind == kind.code() && h.segment_id == id => {
+                    f.present.insert(
+                        id,
+                        Present {
+                            base_id: h.base_id,
+                            base_ts_us: h.base_timestamp_us,
+                            sealed: slot.sealed,
+                            event_count: slot.event_count,
+                            last_id: slot.last_id,
+                        },
+                    );
+                }
+                Ok((h, _)) => {
+                    f.misplaced.insert(id, h.segment_id);
+                }
+                Err(_) => f.unreadable.push(id),
+            }
+        }
+        Ok(f)
+    }
+
+    /// The numbers the stream must have: the manifest's, or else every number between the
+    /// oldest and newest file (retention deletes oldest first, so a gap is a loss).
+    fn required(&self, entries: &BTreeMap<u32, ManifestEntry>) -> Vec<u32> {
+        if let (Some(&a), Some(&b)) = (entries.keys().next(), entries.keys().next_back()) {
+            return (a..=b).collect();
+        }
+        let all = || {
+            self.present
+                .keys()
+                .chain(self.misplaced.keys())
+                .chain(&self.unreadable)
+                .copied()
+        };
+        match (all().min(), all().max()) {
             (Some(a), Some(b)) => (a..=b).collect(),
             _ => Vec::new(),
-        },
-    };
+        }
+    }
+
+    /// The last event id present, 0 if none.
+    fn log_end(&self) -> u64 {
+        self.present
+            .values()
+            .map(Present::end_id)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The required segments without their file (or whose file holds another segment), each
+/// with what the manifest says it held; and whether the newest recorded one is among them.
+fn missing(
+    dir: &Path,
+    kind: StreamKind,
+    files: &Files,
+    entries: &BTreeMap<u32, ManifestEntry>,
+    high_water: u64,
+) -> (Vec<Finding>, bool) {
+    let required = files.required(entries);
     let newest_required = required.last().copied();
     let mut newest_lost = false;
+    let mut out = Vec::new();
     for &k in &required {
-        if c.present.contains_key(&k) || unreadable.contains(&k) {
+        if files.present.contains_key(&k) || files.unreadable.contains(&k) {
             continue;
         }
-        let path = dir.join(kind.file_name(k));
-        let why = match misplaced.get(&k) {
+        let why = match files.misplaced.get(&k) {
             Some(other) => format!(
                 "its file holds segment {other} (moved, swapped or copied over), so segment {k} is missing"
             ),
@@ -300,23 +342,19 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
                 e.event_count,
                 time_range(e.min_ts_us, e.max_ts_us)
             ),
-            Some(e) => {
-                newest_lost = true;
-                format!(
-                    "{why}: it was the newest segment, holding the events from {} on (up to {} at most), written since {}",
-                    e.first_id,
-                    high_water.max(e.first_id),
-                    Timestamp(e.min_ts_us)
-                )
-            }
+            Some(e) => format!(
+                "{why}: it was the newest segment, holding the events from {} on (up to {} at most), written since {}",
+                e.first_id,
+                high_water.max(e.first_id),
+                Timestamp(e.min_ts_us)
+            ),
             None => {
-                let before = c
+                let before = files
                     .present
                     .range(..k)
                     .next_back()
                     .map_or(0, |(_, p)| p.end_id());
-                let after = c.present.range(k + 1..).next().map(|(_, p)| p.base_id);
-                match after {
+                match files.present.range(k + 1..).next().map(|(_, p)| p.base_id) {
                     Some(a) if a > before + 1 => format!(
                         "{why}: events {}..{} (at most {} events)",
                         before + 1,
@@ -327,23 +365,35 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
                 }
             }
         };
-        if Some(k) == newest_required && !entries.contains_key(&k) {
-            newest_lost = true;
-        }
-        c.losses.push(Finding {
-            path,
-            offset: if misplaced.contains_key(&k) { 16 } else { 0 },
+        newest_lost |= Some(k) == newest_required;
+        out.push(Finding {
+            path: dir.join(kind.file_name(k)),
+            offset: if files.misplaced.contains_key(&k) {
+                16
+            } else {
+                0
+            },
             what,
         });
     }
-    // Present files against their entries: a file replaced by another copy shows other ids.
-    for (&k, p) in &c.present {
+    (out, newest_lost)
+}
+
+/// Present files whose ids are not the ones their entry records: replaced by another copy.
+fn replaced(
+    dir: &Path,
+    kind: StreamKind,
+    files: &Files,
+    entries: &BTreeMap<u32, ManifestEntry>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (&k, p) in &files.present {
         let Some(e) = entries.get(&k) else {
             continue;
         };
         let path = dir.join(kind.file_name(k));
         if p.base_id != e.first_id {
-            c.losses.push(Finding {
+            out.push(Finding {
                 path,
                 offset: 24,
                 what: format!(
@@ -354,7 +404,7 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
         } else if e.sealed
             && (!p.sealed || p.event_count != e.event_count || p.last_id != e.last_id)
         {
-            c.losses.push(Finding {
+            out.push(Finding {
                 path,
                 offset: 64,
                 what: format!(
@@ -369,12 +419,17 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
             });
         }
     }
-    // Ids must increase from segment to segment.
+    out
+}
+
+/// Present files whose first id is not above the last id of the file numbered before.
+fn out_of_order(dir: &Path, kind: StreamKind, files: &Files) -> Vec<Finding> {
+    let mut out = Vec::new();
     let mut prev: Option<(u32, u64)> = None;
-    for (&k, p) in &c.present {
+    for (&k, p) in &files.present {
         if let Some((pk, end)) = prev {
             if p.base_id <= end {
-                c.losses.push(Finding {
+                out.push(Finding {
                     path: dir.join(kind.file_name(k)),
                     offset: 24,
                     what: format!(
@@ -386,10 +441,30 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
         }
         prev = Some((k, p.end_id()));
     }
-    let log_end = c.present.values().map(Present::end_id).max().unwrap_or(0);
+    out
+}
+
+fn check_once(dir: &Path, kind: StreamKind) -> Result<Continuity> {
+    let mut c = Continuity::default();
+    match read(dir) {
+        Ok(m) => c.manifest = m,
+        Err(e) => c.manifest_error = Some(e),
+    }
+    let files = Files::read(dir, kind)?;
+    let entries: BTreeMap<u32, ManifestEntry> = c
+        .manifest
+        .iter()
+        .flat_map(|m| m.entries.iter().map(|e| (e.segment_id, *e)))
+        .collect();
+    let high_water = c.manifest.as_ref().map_or(0, |m| m.id_high_water);
+    let (lost, newest_lost) = missing(dir, kind, &files, &entries, high_water);
+    c.losses = lost;
+    c.losses.extend(replaced(dir, kind, &files, &entries));
+    c.losses.extend(out_of_order(dir, kind, &files));
+    let log_end = files.log_end();
     if let Some(m) = &c.manifest {
         if !newest_lost && m.durable_last_id > log_end {
-            let newest = c.present.keys().next_back().copied().unwrap_or(1);
+            let newest = files.present.keys().next_back().copied().unwrap_or(1);
             c.losses.push(Finding {
                 path: dir.join(kind.file_name(newest)),
                 offset: 64,
@@ -410,6 +485,7 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
     if let Some(m) = &c.manifest {
         c.id_floor = c.id_floor.max(m.durable_last_id);
     }
+    c.present = files.present;
     Ok(c)
 }
 

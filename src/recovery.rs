@@ -687,10 +687,12 @@ mod tests {
     fn ids_are_not_reused_after_the_newest_segment_is_lost_even_past_the_refusal() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("s");
-        let mut c = Config::default();
-        c.segment_len = 64 << 10;
-        c.data_len_max = 16 << 10;
-        c.sidecars = false;
+        let c = Config {
+            segment_len: 64 << 10,
+            data_len_max: 16 << 10,
+            sidecars: false,
+            ..Config::default()
+        };
         let store = Store::open(&dir, c).unwrap();
         let mut last = 0;
         while store.stats().unwrap().segments < 3 {

@@ -144,7 +144,7 @@ impl Manifest {
             ));
         }
         let body = &b[MANIFEST_HEADER_LEN..want - 4];
-        let body_crc = u32::from_le_bytes(b[want - 4..].try_into().expect("4 bytes"));
+        let body_crc = Reader::new(&b[want - 4..]).u32("entries_crc")?;
         if body_crc != crc32(&[body]) {
             return Err(DecodeError::checksum(
                 want - 4,
@@ -156,44 +156,7 @@ impl Manifest {
         }
         let mut entries: Vec<ManifestEntry> = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            let at = r.pos();
-            let segment_id = r.u32("segment_id")?;
-            let flags = r.u32("flags")?;
-            let e = ManifestEntry {
-                segment_id,
-                sealed: flags & ENTRY_FLAG_SEALED != 0,
-                first_id: r.u64("first_id")?,
-                last_id: r.u64("last_id")?,
-                event_count: r.u64("event_count")?,
-                min_ts_us: r.i64("min_ts_us")?,
-                max_ts_us: r.i64("max_ts_us")?,
-            };
-            if flags & !ENTRY_FLAG_SEALED != 0 {
-                return Err(DecodeError::new(at + 4, "reserved entry flags set"));
-            }
-            if segment_id == 0 {
-                return Err(DecodeError::new(at, "segment 0 is invalid"));
-            }
-            if let Some(prev) = entries.last() {
-                if prev.segment_id.checked_add(1) != Some(segment_id) {
-                    return Err(DecodeError::new(at, "entries are not consecutive"));
-                }
-                if !prev.sealed {
-                    return Err(DecodeError::new(at, "only the last entry may be unsealed"));
-                }
-                let prev_last = prev.last_id.max(prev.first_id);
-                if e.first_id <= prev_last && prev.event_count > 0 {
-                    return Err(DecodeError::new(at + 8, "ids overlap the entry before"));
-                }
-            }
-            let ids_ok = if e.sealed && e.event_count > 0 {
-                e.first_id >= 1 && e.first_id <= e.last_id && e.last_id <= id_high_water
-            } else {
-                e.first_id >= 1 && e.last_id == 0 && e.event_count == 0
-            };
-            if !ids_ok {
-                return Err(DecodeError::new(at + 8, "entry ids out of range"));
-            }
+            let e = decode_entry(&mut r, entries.last(), id_high_water)?;
             entries.push(e);
         }
         Ok(Manifest {
@@ -202,6 +165,52 @@ impl Manifest {
             entries,
         })
     }
+}
+
+/// Decodes and checks the entry at `r`'s position, which follows `prev`.
+fn decode_entry(
+    r: &mut Reader<'_>,
+    prev: Option<&ManifestEntry>,
+    id_high_water: u64,
+) -> Result<ManifestEntry, DecodeError> {
+    let at = r.pos();
+    let segment_id = r.u32("segment_id")?;
+    let flags = r.u32("flags")?;
+    let e = ManifestEntry {
+        segment_id,
+        sealed: flags & ENTRY_FLAG_SEALED != 0,
+        first_id: r.u64("first_id")?,
+        last_id: r.u64("last_id")?,
+        event_count: r.u64("event_count")?,
+        min_ts_us: r.i64("min_ts_us")?,
+        max_ts_us: r.i64("max_ts_us")?,
+    };
+    if flags & !ENTRY_FLAG_SEALED != 0 {
+        return Err(DecodeError::new(at + 4, "reserved entry flags set"));
+    }
+    if segment_id == 0 {
+        return Err(DecodeError::new(at, "segment 0 is invalid"));
+    }
+    if let Some(prev) = prev {
+        if prev.segment_id.checked_add(1) != Some(segment_id) {
+            return Err(DecodeError::new(at, "entries are not consecutive"));
+        }
+        if !prev.sealed {
+            return Err(DecodeError::new(at, "only the last entry may be unsealed"));
+        }
+        if prev.event_count > 0 && e.first_id <= prev.last_id {
+            return Err(DecodeError::new(at + 8, "ids overlap the entry before"));
+        }
+    }
+    let ids_ok = if e.sealed && e.event_count > 0 {
+        e.first_id >= 1 && e.first_id <= e.last_id && e.last_id <= id_high_water
+    } else {
+        e.first_id >= 1 && e.last_id == 0 && e.event_count == 0
+    };
+    if !ids_ok {
+        return Err(DecodeError::new(at + 8, "entry ids out of range"));
+    }
+    Ok(e)
 }
 
 #[cfg(test)]

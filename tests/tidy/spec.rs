@@ -1363,10 +1363,8 @@ fn cursor_counters_and_dedup_image_tables_agree_with_files_a_store_writes() {
     finish(&errors);
 }
 
-#[test]
-fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
-    let all = tables(&spec());
-    let mut errors = Vec::new();
+/// The manifest a closed store of three small segments wrote, and those segments.
+fn a_written_manifest() -> (Vec<u8>, Vec<selflog::SegmentInfo>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = selflog::Config::default();
     config.sidecars = false;
@@ -1386,8 +1384,16 @@ fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
         .unwrap()
         .segments()
         .unwrap();
-    let last_id = segments.last().unwrap().ids.unwrap().1 .0;
     let bytes = std::fs::read(dir.path().join(f::MANIFEST_FILE)).unwrap();
+    (bytes, segments)
+}
+
+#[test]
+fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
+    let all = tables(&spec());
+    let mut errors = Vec::new();
+    let (bytes, segments) = a_written_manifest();
+    let last_id = segments.last().unwrap().ids.unwrap().1 .0;
     let len = bytes.len();
     let count = segments.len();
 

@@ -106,12 +106,12 @@ fn removing_the_newest_segment_makes_ingest_refuse() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     build(&dir);
-    let newest = std::fs::read_dir(&dir)
+    let segments = selflog::Store::open_read_only(&dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("events-") && n.ends_with(".seg"))
-        .max()
+        .segments()
         .unwrap();
+    let newest = segments.last().unwrap().path.file_name().unwrap();
+    let newest = newest.to_string_lossy().into_owned();
     std::fs::remove_file(dir.join(&newest)).unwrap();
     let line = br#"{"timestamp": 1732460000, "event_type": "t", "source": "x"}"#;
     let out = selflog(&dir, &["ingest"], line);
