@@ -54,6 +54,8 @@ pub const MANIFEST_VERSION: u32 = format::MANIFEST_VERSION;
 pub const MANIFEST_HEADER_LEN: usize = format::MANIFEST_HEADER_LEN;
 /// Bytes of one manifest entry.
 pub const MANIFEST_ENTRY_LEN: usize = format::MANIFEST_ENTRY_LEN;
+/// Manifest header flag: the high-water is exact.
+pub const MANIFEST_FLAG_EXACT: u32 = format::MANIFEST_FLAG_EXACT;
 /// Manifest entry flag: sealed.
 pub const ENTRY_FLAG_SEALED: u32 = format::ENTRY_FLAG_SEALED;
 /// File name of the segment manifest in a store directory.

@@ -117,14 +117,34 @@ pub(crate) fn record_roll(
             m.entries.clear();
         }
         m.entries.push(new);
-        m.id_high_water = m.id_high_water.max(high_water);
+        if high_water > m.id_high_water {
+            m.id_high_water = high_water;
+            m.exact = false;
+        }
     })
 }
 
 /// Raises the recorded high-water to `high_water` (the writer, before publishing ids
 /// above the old one).
 pub(crate) fn record_high_water(dir: &Path, high_water: u64) -> Result<Manifest> {
-    update(dir, |m| m.id_high_water = m.id_high_water.max(high_water))
+    update(dir, |m| {
+        if high_water > m.id_high_water {
+            m.id_high_water = high_water;
+            m.exact = false;
+        }
+    })
+}
+
+/// Records that every id up to `id` counts as handed out ([`crate::Store::reserve_ids_through`]):
+/// exactly, so that the next open starts above it.
+pub(crate) fn record_reserved(dir: &Path, id: u64) -> Result<()> {
+    update(dir, |m| {
+        if id >= m.id_high_water {
+            m.id_high_water = id;
+            m.exact = true;
+        }
+    })
+    .map(drop)
 }
 
 /// Records a clean close: the log ends at `last_id`, everything synced; no id above
@@ -141,6 +161,7 @@ pub(crate) fn record_close(dir: &Path, last_id: u64, handed_out: u64) -> Result<
             .max(handed_out);
         m.durable_last_id = m.durable_last_id.max(last_id);
         m.id_high_water = floor.max(m.durable_last_id);
+        m.exact = true;
     })
     .map(drop)
 }
@@ -479,7 +500,8 @@ fn check_once(dir: &Path, kind: StreamKind) -> Result<Continuity> {
     }
     let recorded = entries.values().map(|e| e.last_id).max().unwrap_or(0);
     c.id_floor = log_end.max(recorded);
-    if !c.losses.is_empty() {
+    let exact = c.manifest.as_ref().is_some_and(|m| m.exact);
+    if exact || !c.losses.is_empty() {
         c.id_floor = c.id_floor.max(high_water);
     }
     if let Some(m) = &c.manifest {

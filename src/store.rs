@@ -255,7 +255,9 @@ fn close_log(dir: &Path, stream: &Stream, shared: &Shared) -> Result<()> {
             v.with_index(|ix, _| (ix.summary.event_count > 0).then_some(ix.summary.last_id))
         })
         .unwrap_or(0);
-    crate::manifest::record_close(dir, log_end, written_id)?;
+    // Ids handed out include those `reserve_ids_through` set aside.
+    let handed_out = (shared.queue.lock().next_id - 1).max(written_id);
+    crate::manifest::record_close(dir, log_end, handed_out)?;
     {
         // Only when every event the window holds is written (the writer stopped
         // cleanly, nothing left queued).
@@ -522,6 +524,33 @@ impl Store {
     )]
     pub fn append_with_id(&self, id: EventId, event: Event) -> Result<Appended> {
         self.shared()?.append_with_id(id, &event, |id| self.get(id))
+    }
+
+    /// Makes every id up to `id` count as used: later appends get higher ids, also after
+    /// the store is closed and reopened (the segment manifest records it; durable once
+    /// [`Store::close`] returns). For copying a store whose newest events were lost
+    /// (salvage): consumers of the old store may have seen ids up to its recorded
+    /// high-water, and must never see one of them again for another event.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] when `id` is above [`EventId::MAX`]; [`Error::ReadOnly`];
+    /// an I/O error recording it.
+    pub fn reserve_ids_through(&self, id: EventId) -> Result<()> {
+        let shared = self.shared()?;
+        if id > EventId::MAX {
+            return Err(Error::InvalidEvent {
+                field: "id",
+                reason: format!("{id} is above the largest id {}", EventId::MAX),
+            });
+        }
+        let mut q = shared.queue.lock();
+        if id.0 < q.next_id {
+            return Ok(());
+        }
+        // Under the queue lock, so no append takes an id in between.
+        crate::manifest::record_reserved(&self.dir, id.0)?;
+        q.next_id = id.0 + 1;
+        Ok(())
     }
 
     /// Validates every event, then queues them all in order under consecutive ids. Either

@@ -429,3 +429,23 @@ fn with_the_manifest_gone_too_new_ids_still_start_above_every_cursor() {
     assert_eq!(unprocessed, [id.0], "the new event is unprocessed");
     store.close().unwrap();
 }
+
+/// Salvage copies the events that are left with their ids; the ids of the lost ones must
+/// stay used in the new store, across a close and reopen.
+#[test]
+fn reserved_ids_stay_used_after_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    {
+        let store = Store::open(&dir, config()).unwrap();
+        store.append_with_id(EventId(10), event(1)).unwrap();
+        store.reserve_ids_through(EventId(5_000)).unwrap();
+        assert_eq!(store.append(event(2)).unwrap().id(), EventId(5_001));
+        store.reserve_ids_through(EventId(9_000)).unwrap();
+        store.close().unwrap();
+    }
+    let store = Store::open(&dir, config()).unwrap();
+    assert_eq!(store.append(event(3)).unwrap().id(), EventId(9_001));
+    store.close().unwrap();
+    assert_eq!(problems(&dir), Vec::<String>::new());
+}

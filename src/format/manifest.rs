@@ -11,6 +11,9 @@ pub(crate) const MANIFEST_VERSION: u32 = 1;
 pub(crate) const MANIFEST_HEADER_LEN: usize = 40;
 /// Bytes of one entry.
 pub(crate) const MANIFEST_ENTRY_LEN: usize = 48;
+/// Header flag: `id_high_water` is exactly the highest id handed out (a clean close wrote
+/// it), not a lease ahead of it.
+pub(crate) const MANIFEST_FLAG_EXACT: u32 = 1;
 /// Entry flag: the segment is sealed and the entry holds its final summary.
 pub(crate) const ENTRY_FLAG_SEALED: u32 = 1;
 /// Most entries a manifest may hold: one per possible segment number.
@@ -46,6 +49,9 @@ pub struct Manifest {
     /// closed cleanly, everything before it synced); 0 if unknown. A log that ends before it
     /// lost its tail.
     pub durable_last_id: u64,
+    /// `id_high_water` is exactly the highest id handed out (written by a clean close), not
+    /// a lease ahead of what the writer published: the next id is then above it in any case.
+    pub exact: bool,
     /// The segments the stream must have, by consecutive numbers, oldest first.
     pub entries: Vec<ManifestEntry>,
 }
@@ -74,7 +80,8 @@ impl Manifest {
         b.extend_from_slice(&count.to_le_bytes());
         b.extend_from_slice(&self.id_high_water.to_le_bytes());
         b.extend_from_slice(&self.durable_last_id.to_le_bytes());
-        b.extend_from_slice(&[0u8; 4]);
+        let flags = if self.exact { MANIFEST_FLAG_EXACT } else { 0 };
+        b.extend_from_slice(&flags.to_le_bytes());
         let crc = crc32(&[&b[0..36]]);
         b.extend_from_slice(&crc.to_le_bytes());
         for e in &self.entries {
@@ -93,7 +100,7 @@ impl Manifest {
         b
     }
 
-    /// Decodes and checks a manifest: magic, header CRC, version, reserved field, length,
+    /// Decodes and checks a manifest: magic, header CRC, version, reserved flags, length,
     /// entries CRC, then every entry (flags, consecutive numbers, ids).
     ///
     /// # Errors
@@ -107,7 +114,7 @@ impl Manifest {
         let count = r.u32("entry_count")?;
         let id_high_water = r.u64("id_high_water")?;
         let durable_last_id = r.u64("durable_last_id")?;
-        let reserved = r.u32("reserved")?;
+        let flags = r.u32("flags")?;
         let crc = r.u32("header_crc")?;
         if crc != crc32(&[&b[0..36]]) {
             return Err(DecodeError::checksum(
@@ -124,8 +131,8 @@ impl Manifest {
                 ..DecodeError::new(8, format!("unsupported manifest version {version}"))
             });
         }
-        if reserved != 0 {
-            return Err(DecodeError::new(32, "reserved manifest bytes set"));
+        if flags & !MANIFEST_FLAG_EXACT != 0 {
+            return Err(DecodeError::new(32, "reserved manifest flags set"));
         }
         if count > MANIFEST_ENTRIES_MAX {
             return Err(DecodeError::new(
@@ -162,6 +169,7 @@ impl Manifest {
         Ok(Manifest {
             id_high_water,
             durable_last_id,
+            exact: flags & MANIFEST_FLAG_EXACT != 0,
             entries,
         })
     }
@@ -221,6 +229,7 @@ mod tests {
         Manifest {
             id_high_water: 1_000_000,
             durable_last_id: 250,
+            exact: true,
             entries: vec![
                 ManifestEntry {
                     segment_id: 4,

@@ -35,7 +35,8 @@ pub use header::{
 pub(crate) use header::{FIXED_HEADER_LEN, META_MAGIC, SEGMENT_MAGIC, SLOT_FLAG_SEALED};
 pub use manifest::{Manifest, ManifestEntry};
 pub(crate) use manifest::{
-    ENTRY_FLAG_SEALED, MANIFEST_ENTRY_LEN, MANIFEST_HEADER_LEN, MANIFEST_MAGIC, MANIFEST_VERSION,
+    ENTRY_FLAG_SEALED, MANIFEST_ENTRY_LEN, MANIFEST_FLAG_EXACT, MANIFEST_HEADER_LEN,
+    MANIFEST_MAGIC, MANIFEST_VERSION,
 };
 
 /// The format version this build writes and the newest it reads.
