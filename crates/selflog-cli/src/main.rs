@@ -127,7 +127,7 @@ pub fn open_read_only(store_dir: &std::path::Path) -> Result<selflog::Store, Fai
             n => format!(" (and {} more)", n - 1),
         };
         eprintln!(
-            "selflog: warning: {}: {}{more}; results leave it out; run `selflog inspect verify`",
+            "selflog: warning: {}: {}{more}; run `selflog inspect verify`",
             first.path.display(),
             first.what
         );
