@@ -48,6 +48,16 @@ pub enum Error {
         /// Why it was refused, and what to do instead.
         reason: String,
     },
+    /// Segments or events the store recorded are gone (a file deleted, moved, swapped or
+    /// copied over): a writable open refuses the store so that nothing is appended as if
+    /// nothing happened. A read-only open still serves what is there.
+    #[error("store {path} is incomplete: {what}; run `selflog salvage --to NEW_DIR` to copy what is left into a new store")]
+    Incomplete {
+        /// The store directory.
+        path: PathBuf,
+        /// What is missing: the files, ids, counts and time ranges known.
+        what: String,
+    },
     /// Another process holds the store's writer lock.
     #[error("store {path} is already open for writing by process {pid}; stop that process or open read-only")]
     Locked {

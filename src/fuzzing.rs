@@ -9,9 +9,9 @@ use crate::format;
 /// The format's structures and public constants, for tests that check the encoders against
 /// the byte tables of `format-spec/FORMAT.md` (`tests/tidy.rs`).
 pub use crate::format::{
-    Block, CommitSlot, EventFrame, Footer, SegmentHeader, StoreMeta, Summary, BLOCK_LEN,
-    CHECKPOINT_SLOTS, CHECKPOINT_STRIDE, COMMIT_SLOT_LEN, FOOTER_MAGIC, FORMAT_VERSION,
-    FRAME_HEADER_LEN, META_LEN, SEGMENT_HEADER_LEN, SLOT_OFFSETS,
+    Block, CommitSlot, EventFrame, Footer, Manifest, ManifestEntry, SegmentHeader, StoreMeta,
+    Summary, BLOCK_LEN, CHECKPOINT_SLOTS, CHECKPOINT_STRIDE, COMMIT_SLOT_LEN, FOOTER_MAGIC,
+    FORMAT_VERSION, FRAME_HEADER_LEN, META_LEN, SEGMENT_HEADER_LEN, SLOT_OFFSETS,
 };
 
 // The format constants that are private to `format`, copied out for `tests/tidy.rs`, which
@@ -46,6 +46,20 @@ pub const SECTION_HEADER_LEN: usize = format::SECTION_HEADER_LEN;
 pub const SUMMARY_LEN: usize = format::SUMMARY_LEN;
 /// Length of one entry of a counts section.
 pub const TYPE_COUNT_LEN: usize = format::TYPE_COUNT_LEN;
+/// First eight bytes of a segment manifest.
+pub const MANIFEST_MAGIC: &[u8; 8] = format::MANIFEST_MAGIC;
+/// The segment manifest's own version.
+pub const MANIFEST_VERSION: u32 = format::MANIFEST_VERSION;
+/// Bytes of the manifest before its first entry.
+pub const MANIFEST_HEADER_LEN: usize = format::MANIFEST_HEADER_LEN;
+/// Bytes of one manifest entry.
+pub const MANIFEST_ENTRY_LEN: usize = format::MANIFEST_ENTRY_LEN;
+/// Manifest header flag: the high-water is exact.
+pub const MANIFEST_FLAG_EXACT: u32 = format::MANIFEST_FLAG_EXACT;
+/// Manifest entry flag: sealed.
+pub const ENTRY_FLAG_SEALED: u32 = format::ENTRY_FLAG_SEALED;
+/// File name of the segment manifest in a store directory.
+pub const MANIFEST_FILE: &str = crate::manifest::MANIFEST_FILE;
 /// Footer section kinds, with the names `format-spec/FORMAT.md#footer` gives them.
 pub const SECTION_KINDS: [(u16, &str); 8] = [
     (format::SECTION_SUMMARY, "summary"),

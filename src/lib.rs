@@ -59,6 +59,7 @@ pub mod jsonl;
 mod layout;
 mod lock;
 mod maintenance;
+mod manifest;
 mod query;
 mod recovery;
 mod retention;

@@ -13,14 +13,17 @@
 //! writable open ([`open_dedup`]), read from its image or rebuilt by `dedup`, with where it
 //! came from recorded in [`OpenReport`].
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::dedup::{load_dedup_image, rebuild_dedup, DedupWindow, DEDUP_IMAGE_FILE};
 use crate::error::{Error, Result};
+use crate::format::ManifestEntry;
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
+use crate::manifest::{self, Continuity, Finding, MANIFEST_FILE};
 use crate::segment::{
     check_identity, map, read_header, scan_frames, sealed_len, ActiveSegment, StreamKind,
 };
@@ -62,14 +65,24 @@ pub struct OpenReport {
     /// so `record_pattern` and `record_system_stats` fail and no stats records are taken;
     /// the events are appended as ever, and what is intact of the sidecars is still read.
     pub sidecars_unwritable: Option<Problem>,
+    /// What the open noticed that a caller should be told: for a read-only open, segments
+    /// and events the store recorded that are gone (a writable open refuses those with
+    /// [`Error::Incomplete`]); for both, a damaged segment manifest (rebuilt by a writable
+    /// open) and cursors past the last event that exists.
+    pub warnings: Vec<Problem>,
 }
 
 impl OpenReport {
     /// One line per finding a user should be told about (a file of the store was damaged
-    /// and something was lost or left out), each naming the file; empty for a normal open.
+    /// or lost and something was lost or left out: [`OpenReport::warnings`], a reset
+    /// duplicate count, unwritable sidecars), each naming the file; empty for a normal open.
     /// What recovery repairs without loss (a torn tail, a refused dedup image) is not here.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+    pub fn warning_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .warnings
+            .iter()
+            .map(|p| format!("{}: {}", p.path.display(), p.what))
+            .collect();
         if let Some(why) = &self.counters_reset {
             out.push(format!("duplicates dropped count reset: {why}"));
         }
@@ -85,9 +98,14 @@ impl OpenReport {
     }
 }
 
-/// Removes leftovers of segment creations a crash interrupted, returning how many.
+/// Removes leftovers of segment creations and manifest updates a crash interrupted,
+/// returning how many.
 fn remove_temp_files(dir: &Path, kind: StreamKind) -> Result<usize> {
     let mut removed = 0;
+    let manifest_tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+    if std::fs::remove_file(&manifest_tmp).is_ok() {
+        removed += 1;
+    }
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         let name = entry.file_name();
@@ -122,13 +140,215 @@ fn check_sealed(dir: &Path, kind: StreamKind, sealed_ids: &[u32]) -> Result<()> 
     Ok(())
 }
 
+/// Whether a writable open refuses a store that lost segments or events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnLoss {
+    /// Refuse with [`Error::Incomplete`] (every open of the library).
+    Refuse,
+    /// Go on (tests of the second line of defence: ids are still never reused).
+    #[cfg_attr(not(test), expect(dead_code, reason = "only tests bypass the refusal"))]
+    Proceed,
+}
+
+/// The one line an [`Error::Incomplete`] carries: the first few losses, and how many more.
+fn describe_losses(losses: &[Finding]) -> String {
+    const SHOWN: usize = 3;
+    let mut what: Vec<String> = losses
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("{}: {}", f.path.display(), f.what))
+        .collect();
+    if losses.len() > SHOWN {
+        what.push(format!(
+            "and {} more (`selflog inspect verify` lists them)",
+            losses.len() - SHOWN
+        ));
+    }
+    what.join("; ")
+}
+
+fn to_problem(f: Finding) -> Problem {
+    Problem {
+        path: f.path,
+        offset: f.offset,
+        what: f.what,
+    }
+}
+
+/// The cursors of the store in `dir` whose position is past `log_end`, the last event that
+/// exists: their consumer saw events that are gone. A cursor file that cannot be read is
+/// left to the cursor checks.
+fn cursors_past_end(dir: &Path, log_end: u64) -> Vec<Problem> {
+    crate::cursor::list(dir)
+        .map(|l| l.sound)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, p)| p.0 > log_end)
+        .map(|(name, p)| Problem {
+            path: dir.join(crate::cursor::CURSOR_DIR).join(&name),
+            offset: 16,
+            what: format!(
+                "cursor {name:?} is at event {p}, past the last event that exists ({log_end}): events {}..{p} are gone",
+                log_end + 1
+            ),
+        })
+        .collect()
+}
+
+/// What a read-only open of the stream in `dir` warns about: lost segments and events, a
+/// damaged manifest, cursors past the end. Reads headers only.
+pub(crate) fn read_only_warnings(dir: &Path) -> Result<Vec<Problem>> {
+    let c = manifest::check(dir, StreamKind::Events)?;
+    let log_end = c
+        .present
+        .values()
+        .map(|p| if p.event_count > 0 { p.last_id } else { 0 })
+        .max()
+        .unwrap_or(0);
+    let mut warnings: Vec<Problem> = c.losses.into_iter().map(to_problem).collect();
+    if let Some(e) = c.manifest_error {
+        warnings.push(Problem {
+            path: dir.join(MANIFEST_FILE),
+            offset: 0,
+            what: format!("segment manifest unreadable ({e}); losses cannot be told"),
+        });
+    }
+    warnings.extend(cursors_past_end(dir, log_end));
+    Ok(warnings)
+}
+
+/// The manifest entry of a sealed segment, from its footer's summary.
+fn sealed_entry(dir: &Path, kind: StreamKind, id: u32) -> Result<ManifestEntry> {
+    let path = dir.join(kind.file_name(id));
+    let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let (header, slot) = read_header(&file, &path)?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", &path, e))?
+        .len();
+    let len = sealed_len(&file, &slot, len, &path)?;
+    let m = map::map_read(&file, len, &path)?;
+    let (footer, _) = crate::stream::read_footer_deferred(&m, &slot, &path)?;
+    let s = footer.summary;
+    Ok(ManifestEntry {
+        segment_id: id,
+        sealed: true,
+        first_id: if s.event_count > 0 {
+            s.first_id
+        } else {
+            header.base_id
+        },
+        last_id: s.last_id,
+        event_count: s.event_count,
+        min_ts_us: if s.event_count > 0 {
+            s.min_ts_us
+        } else {
+            header.base_timestamp_us
+        },
+        max_ts_us: if s.event_count > 0 {
+            s.max_ts_us
+        } else {
+            header.base_timestamp_us
+        },
+    })
+}
+
+/// Records in the manifest what a writable open found present, reading the footer summary
+/// of each sealed segment the manifest does not describe yet (all of them, the first time a
+/// store written before the manifest existed is opened for writing).
+fn record_present(dir: &Path, kind: StreamKind, c: &Continuity, id_floor: u64) -> Result<()> {
+    let mut summaries = BTreeMap::new();
+    for (&k, p) in &c.present {
+        let known = c.manifest.as_ref().and_then(|m| {
+            m.entries
+                .iter()
+                .find(|e| e.segment_id == k && e.sealed == p.sealed && e.first_id == p.base_id)
+        });
+        let entry = match known {
+            Some(e) => *e,
+            None if p.sealed => sealed_entry(dir, kind, k)?,
+            None => ManifestEntry {
+                segment_id: k,
+                sealed: false,
+                first_id: p.base_id,
+                last_id: 0,
+                event_count: 0,
+                min_ts_us: p.base_ts_us,
+                max_ts_us: p.base_ts_us,
+            },
+        };
+        summaries.insert(k, entry);
+    }
+    let m = manifest::reconcile(c.manifest.as_ref(), &c.present, &summaries, id_floor);
+    if c.manifest.as_ref() != Some(&m) {
+        manifest::write(dir, &m)?;
+    }
+    Ok(())
+}
+
 /// Recovers the event stream of the store in `dir` for a writer holding the lock.
-pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
+pub(crate) fn recover(dir: &Path, on_loss: OnLoss) -> Result<(Recovered, OpenReport)> {
     let kind = StreamKind::Events;
     let mut report = OpenReport {
         removed_temp_files: remove_temp_files(dir, kind)?,
         ..OpenReport::default()
     };
+    let continuity = manifest::check(dir, kind)?;
+    if let Some(e) = &continuity.manifest_error {
+        if matches!(e, Error::UnsupportedVersion { .. }) {
+            return Err(manifest::read(dir).expect_err("read failed just before"));
+        }
+        report.warnings.push(Problem {
+            path: dir.join(MANIFEST_FILE),
+            offset: 0,
+            what: format!(
+                "segment manifest unreadable ({e}); rebuilt from the segments present, so losses before now cannot be told"
+            ),
+        });
+    }
+    if !continuity.losses.is_empty() {
+        if on_loss == OnLoss::Refuse {
+            return Err(Error::Incomplete {
+                path: dir.to_path_buf(),
+                what: describe_losses(&continuity.losses),
+            });
+        }
+        report
+            .warnings
+            .extend(continuity.losses.iter().cloned().map(to_problem));
+    }
+    let log_end = continuity
+        .present
+        .values()
+        .map(|p| if p.event_count > 0 { p.last_id } else { 0 })
+        .max()
+        .unwrap_or(0);
+    // Ids are never handed out twice: not below what the manifest recorded (whatever file
+    // was lost), nor below a cursor (its consumer saw those ids).
+    let cursor_max = crate::cursor::list(dir)
+        .map(|l| l.sound)
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, id)| id.0)
+        .max()
+        .unwrap_or(0);
+    let id_floor = continuity.id_floor.max(cursor_max);
+    report.warnings.extend(cursors_past_end(dir, log_end));
+    let (mut recovered, report) = recover_segments(dir, kind, report, on_loss)?;
+    record_present(dir, kind, &continuity, id_floor.max(recovered.last_id))?;
+    recovered.last_id = recovered.last_id.max(id_floor);
+    recovered.high_water = manifest::read(dir)?.map_or(0, |m| m.id_high_water);
+    Ok((recovered, report))
+}
+
+/// [`recover`] past the continuity check: the sealed segments' headers, and the unsealed
+/// tail scanned and repaired.
+fn recover_segments(
+    dir: &Path,
+    kind: StreamKind,
+    mut report: OpenReport,
+    on_loss: OnLoss,
+) -> Result<(Recovered, OpenReport)> {
     let ids = Stream::list(dir, kind)?;
     let Some((&last, sealed_ids)) = ids.split_last() else {
         return Ok((
@@ -136,11 +356,14 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
                 active: None,
                 last_id: 0,
                 last_segment_id: 0,
+                high_water: 0,
             },
             report,
         ));
     };
-    check_sealed(dir, kind, sealed_ids)?;
+    if on_loss == OnLoss::Refuse {
+        check_sealed(dir, kind, sealed_ids)?;
+    }
     let path = dir.join(kind.file_name(last));
     let file = OpenOptions::new()
         .read(true)
@@ -162,6 +385,7 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
                 active: None,
                 last_id: footer.summary.last_id,
                 last_segment_id: last,
+                high_water: 0,
             },
             report,
         ));
@@ -223,6 +447,7 @@ pub(crate) fn recover(dir: &Path) -> Result<(Recovered, OpenReport)> {
             active: Some((active, index)),
             last_id,
             last_segment_id: last,
+            high_water: 0,
         },
         report,
     ))
@@ -288,7 +513,9 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-/// Checks every segment of the store in `dir`: headers, commit slots, every frame's checksum
+/// Checks every segment of the store in `dir`: that every segment and event the store
+/// recorded is there (the segment manifest, `format-spec/FORMAT.md#segment-manifest`) and
+/// no cursor is past the last event, then headers, commit slots, every frame's checksum
 /// and structure, and that each sealed footer matches the frames it summarises; then the
 /// small files beside them: `counters`, each cursor file, the dedup window image, and both
 /// sidecar streams as a store's segments are checked. Takes no lock and modifies nothing,
@@ -301,14 +528,15 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     crate::layout::check_store(dir)?;
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
-    let mut prev_last_id = 0u64;
+    verify_continuity(dir, &mut report)?;
     let ids = Stream::list(dir, kind)?;
+    let mut last_id = 0u64;
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(kind.file_name(id));
         report.segments += 1;
         let is_last = i + 1 == ids.len();
-        match verify_segment(&path, kind, id, is_last, &mut report, prev_last_id) {
-            Ok(last) => prev_last_id = last.max(prev_last_id),
+        match verify_segment(&path, kind, id, is_last, &mut report) {
+            Ok(last) => last_id = last_id.max(last),
             Err(Error::Corrupt { path, offset, what }) => {
                 report.problems.push(Problem { path, offset, what });
             }
@@ -319,8 +547,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
             }),
         }
     }
-    small_files::verify_small_files(dir, prev_last_id, &mut report);
+    small_files::verify_small_files(dir, last_id, &mut report);
     Ok(report)
+}
+
+/// The continuity part of [`verify`]: segments and events the store recorded that are gone,
+/// files holding another segment than their name says, ids out of order between segments, a
+/// damaged manifest, and cursors past the last event that exists (`manifest.rs`).
+fn verify_continuity(dir: &Path, report: &mut VerifyReport) -> Result<()> {
+    report.problems.extend(read_only_warnings(dir)?);
+    Ok(())
 }
 
 fn verify_segment(
@@ -329,7 +565,6 @@ fn verify_segment(
     id: u32,
     is_last: bool,
     report: &mut VerifyReport,
-    prev_last_id: u64,
 ) -> Result<u64> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let (header, slot) = read_header(&file, path)?;
@@ -351,16 +586,6 @@ fn verify_segment(
     } else {
         len
     };
-    if header.base_id <= prev_last_id {
-        report.problems.push(Problem {
-            path: path.to_path_buf(),
-            offset: 24,
-            what: format!(
-                "base id {} overlaps the previous segment (last id {prev_last_id})",
-                header.base_id
-            ),
-        });
-    }
     // An unsealed segment may be sealed and shrunk by a running writer at any moment: map
     // only its committed prefix, and read the tail with plain reads.
     let map_len = if slot.sealed { len } else { slot.committed_len };
@@ -491,4 +716,51 @@ fn nonzero_tail_len(file: &File, from: u64, end: u64) -> u64 {
         at += n as u64;
     }
     last_nonzero.map_or(0, |p| p + 1 - from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{recover, OnLoss};
+    use crate::{Config, Event, Store, Timestamp};
+
+    /// Issue 20: after the newest segment was lost, a new event got an id an earlier event
+    /// had. A writable open refuses such a store; were it to go on, ids would still start
+    /// above the recorded high-water.
+    #[test]
+    fn ids_are_not_reused_after_the_newest_segment_is_lost_even_past_the_refusal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        let c = Config {
+            segment_len: 64 << 10,
+            data_len_max: 16 << 10,
+            sidecars: false,
+            ..Config::default()
+        };
+        let store = Store::open(&dir, c).unwrap();
+        let mut last = 0;
+        while store.stats().unwrap().segments < 3 {
+            let data = format!(r#"{{"n":{last},"pad":"{}"}}"#, "x".repeat(300));
+            let e = Event::new(Timestamp(1), "t", None, "s", Some(&data)).unwrap();
+            last = store.append(e).unwrap().id().0;
+            store.flush().unwrap();
+        }
+        let newest = store.segments().unwrap().last().unwrap().path.clone();
+        store.close().unwrap();
+        std::fs::remove_file(&newest).unwrap();
+
+        assert!(matches!(
+            recover(&dir, OnLoss::Refuse),
+            Err(crate::Error::Incomplete { .. })
+        ));
+        let (recovered, report) = recover(&dir, OnLoss::Proceed).unwrap();
+        assert!(
+            recovered.last_id >= last,
+            "next id {} would reuse ids up to {last}",
+            recovered.last_id + 1
+        );
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.what.contains("it was the newest segment")));
+    }
 }

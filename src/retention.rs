@@ -100,6 +100,9 @@ pub(crate) fn delete(
 ) -> Result<Vec<PathBuf>> {
     let mut deleted = Vec::new();
     for (s, _) in chosen {
+        // Recorded first: a crash in between leaves a file the manifest no longer requires,
+        // never a required one deleted. `format-spec/FORMAT.md#segment-manifest`
+        crate::manifest::record_retired(dir, s.segment_id)?;
         match std::fs::remove_file(&s.path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -25,7 +25,7 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, recover, OpenReport, Problem};
+use crate::recovery::{open_dedup, read_only_warnings, recover, OnLoss, OpenReport, Problem};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -134,7 +134,7 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     if read_meta(dir)?.is_none() {
         write_meta(dir)?;
     }
-    let (recovered, mut report) = recover(dir)?;
+    let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
     let stream = Arc::new(Stream::new(
@@ -297,6 +297,22 @@ fn close_log(dir: &Path, stream: &Stream, shared: &Shared) -> Result<()> {
     if let Some(why) = fatal {
         return Err(Error::Poisoned(why));
     }
+    // Every event is written and synced: the manifest records where the log ends, so a
+    // later loss of its tail is noticed. `format-spec/FORMAT.md#segment-manifest`
+    // A reader error here is reported by the next open; the views loaded so far give a
+    // lower bound of the log's end, which is all the record needs.
+    let _ = stream.refresh();
+    let log_end = stream
+        .views()
+        .iter()
+        .rev()
+        .find_map(|v| {
+            v.with_index(|ix, _| (ix.summary.event_count > 0).then_some(ix.summary.last_id))
+        })
+        .unwrap_or(0);
+    // Ids handed out include those `reserve_ids_through` set aside.
+    let handed_out = (shared.queue.lock().next_id - 1).max(written_id);
+    crate::manifest::record_close(dir, log_end, handed_out)?;
     {
         // Only when every event the window holds is written (the writer stopped
         // cleanly, nothing left queued).
@@ -316,7 +332,9 @@ impl Store {
     /// [`Error::Locked`] if another process writes the store, [`Error::NotAStore`] if `dir`
     /// is a file or a non-empty directory without `selflog.meta`,
     /// [`Error::UnsupportedVersion`], [`Error::Corrupt`] if a committed frame of the tail
-    /// segment is damaged, [`Error::InvalidConfig`], or an I/O error.
+    /// segment is damaged, [`Error::Incomplete`] if segments or events the store recorded
+    /// are gone (a file deleted, moved, swapped or copied over; [`Store::open_read_only`]
+    /// still reads the rest), [`Error::InvalidConfig`], or an I/O error.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         config.check()?;
@@ -369,11 +387,15 @@ impl Store {
         let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
         stream.refresh()?;
         let sidecars = open_sidecars_read_only(&dir).map(Arc::new);
+        let report = OpenReport {
+            warnings: read_only_warnings(&dir)?,
+            ..OpenReport::default()
+        };
         Ok(Store {
             dir,
             stream,
             writer: None,
-            report: OpenReport::default(),
+            report,
             sidecars,
         })
     }
@@ -517,9 +539,18 @@ impl Store {
         self.writer.is_none()
     }
 
-    /// What recovery found when the store was opened for writing.
+    /// What recovery found when the store was opened for writing (for a read-only open,
+    /// only its warnings).
     pub fn open_report(&self) -> &OpenReport {
         &self.report
+    }
+
+    /// What the open noticed that the user should be told: for a read-only open, segments
+    /// and events the store recorded that are gone (it serves the rest); for both, a
+    /// damaged segment manifest and cursors past the last event that exists. Empty when
+    /// all is well.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.report.warnings
     }
 
     pub(crate) fn shared(&self) -> Result<&Arc<Shared>> {
@@ -558,6 +589,33 @@ impl Store {
     )]
     pub fn append_with_id(&self, id: EventId, event: Event) -> Result<Appended> {
         self.shared()?.append_with_id(id, &event, |id| self.get(id))
+    }
+
+    /// Makes every id up to `id` count as used: later appends get higher ids, also after
+    /// the store is closed and reopened (the segment manifest records it; durable once
+    /// [`Store::close`] returns). For copying a store whose newest events were lost
+    /// (salvage): consumers of the old store may have seen ids up to its recorded
+    /// high-water, and must never see one of them again for another event.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] when `id` is above [`EventId::MAX`]; [`Error::ReadOnly`];
+    /// an I/O error recording it.
+    pub fn reserve_ids_through(&self, id: EventId) -> Result<()> {
+        let shared = self.shared()?;
+        if id > EventId::MAX {
+            return Err(Error::InvalidEvent {
+                field: "id",
+                reason: format!("{id} is above the largest id {}", EventId::MAX),
+            });
+        }
+        let mut q = shared.queue.lock();
+        if id.0 < q.next_id {
+            return Ok(());
+        }
+        // Under the queue lock, so no append takes an id in between.
+        crate::manifest::record_reserved(&self.dir, id.0)?;
+        q.next_id = id.0 + 1;
+        Ok(())
     }
 
     /// Validates every event, then queues them all in order under consecutive ids. Either

@@ -102,10 +102,15 @@ pub(crate) struct Snapshot {
 }
 
 impl SegmentView {
-    fn open(kind: StreamKind, id: u32, path: PathBuf) -> Result<SegmentView> {
+    /// Opens segment `id` at `path`; `None` when the file holds another segment (moved,
+    /// swapped or copied over): it is not read as segment `id`, and the continuity check
+    /// (`manifest.rs`) names it.
+    fn open(kind: StreamKind, id: u32, path: PathBuf) -> Result<Option<SegmentView>> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
-        check_identity(&header, kind, id, &path)?;
+        if check_identity(&header, kind, id, &path).is_err() {
+            return Ok(None);
+        }
         let file_len = file
             .metadata()
             .map_err(|e| Error::io("stat", &path, e))?
@@ -129,7 +134,7 @@ impl SegmentView {
             sealed_summary: OnceLock::new(),
         };
         view.catch_up(slot, file_len)?;
-        Ok(view)
+        Ok(Some(view))
     }
 
     /// Brings the view up to publication `slot`.
@@ -680,7 +685,9 @@ impl Stream {
     /// through the newest listed is opened by name. Each one below the newest listed was
     /// sealed before the newest was created, so its view is complete; the newest becomes
     /// the last view, which refreshes follow. A number not there was deleted by retention
-    /// (oldest first) while this reader was behind. Nothing past the newest listed is
+    /// (oldest first) while this reader was behind, or lost, and a file holding another
+    /// segment than its name says is not read: readers serve what is there, and the
+    /// continuity check (`manifest.rs`) reports what is not. Nothing past the newest listed is
     /// opened: a segment rolled after the listing could leave the one before it, opened
     /// while active, behind as a view no refresh follows.
     fn open_after(&self, after: u32) -> Result<Vec<Arc<SegmentView>>> {
@@ -696,7 +703,8 @@ impl Stream {
         for id in start..=newest {
             let path = self.dir.join(self.kind.file_name(id));
             match SegmentView::open(self.kind, id, path) {
-                Ok(view) => added.push(Arc::new(view)),
+                Ok(Some(view)) => added.push(Arc::new(view)),
+                Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }

@@ -79,10 +79,24 @@ fn config() -> Config {
 /// Copies a live store directory file by file, as a crash would leave it. A file can
 /// vanish between the listing and its copy: the writer creates each segment under a
 /// temporary name and renames it when it rolls (a crash at that moment leaves the same).
+/// The segment manifest is copied before the listing is taken: the writer records a new
+/// segment only once its file exists, so a manifest read first and files listed after are
+/// a state a crash can leave; a manifest read after the listing could name a segment
+/// created after it, which no crash leaves (issue 20).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
+    let manifest = selflog::fuzzing::MANIFEST_FILE;
+    match std::fs::copy(from.join(manifest), to.join(manifest)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        copied => {
+            copied.unwrap();
+        }
+    }
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
+        if entry.file_name() == manifest {
+            continue;
+        }
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &to.join(entry.file_name()));
         } else {

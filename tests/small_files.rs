@@ -98,7 +98,7 @@ fn garbage_in_counters_is_reported_by_verify_and_stops_neither_stats_nor_a_writa
         .clone()
         .expect("reported");
     assert!(reset.contains("restarted at 0"), "{reset}");
-    let warnings = store.open_report().warnings();
+    let warnings = store.open_report().warning_lines();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("duplicates dropped count reset: "),

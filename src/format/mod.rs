@@ -8,6 +8,7 @@
 mod footer;
 mod frame;
 mod header;
+mod manifest;
 mod sections;
 
 pub use footer::{
@@ -32,6 +33,11 @@ pub use header::{
     SLOT_OFFSETS,
 };
 pub(crate) use header::{FIXED_HEADER_LEN, META_MAGIC, SEGMENT_MAGIC, SLOT_FLAG_SEALED};
+pub use manifest::{Manifest, ManifestEntry};
+pub(crate) use manifest::{
+    ENTRY_FLAG_SEALED, MANIFEST_ENTRY_LEN, MANIFEST_FLAG_EXACT, MANIFEST_HEADER_LEN,
+    MANIFEST_MAGIC, MANIFEST_VERSION,
+};
 
 /// The format version this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -148,4 +148,7 @@ pub(crate) struct Recovered {
     pub active: Option<(ActiveSegment, SegmentIndex)>,
     pub last_id: u64,
     pub last_segment_id: u32,
+    /// The manifest's `id_high_water`: the writer records a higher one before it publishes
+    /// an id above it (`manifest.rs`).
+    pub high_water: u64,
 }

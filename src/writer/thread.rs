@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::Timestamp;
-use crate::format::{self, EventFrame, SegmentHeader, FORMAT_VERSION};
+use crate::format::{self, EventFrame, ManifestEntry, SegmentHeader, FORMAT_VERSION};
 use crate::index::{IndexedEvent, SegmentIndex};
+use crate::manifest::{self, ID_LEASE};
 use crate::segment::{ActiveSegment, StreamKind};
 
 use super::queue::{text, Batch, QueueState, Queued};
@@ -77,6 +78,11 @@ pub(crate) struct Writer {
     syncer: Syncer,
     /// `write_len` of the active segment at the last background sync request.
     sync_kicked_at: u64,
+    /// The manifest's `id_high_water` as last recorded: no frame with a higher id is
+    /// written before a higher one is recorded (`manifest.rs`).
+    high_water: u64,
+    /// The manifest entry of the segment sealed last, until the roll that follows records it.
+    sealed_entry: Option<ManifestEntry>,
 }
 
 impl Writer {
@@ -99,6 +105,8 @@ impl Writer {
             lz4: Vec::new(),
             syncer,
             sync_kicked_at: 0,
+            high_water: recovered.high_water,
+            sealed_entry: None,
         }
     }
 
@@ -362,6 +370,12 @@ impl Writer {
         let data_len = raw_len.map_or(payload.map_or(0, <[u8]>::len), |n| n as usize);
         let stored_len = payload.map_or(0, <[u8]>::len);
         let [known_type, known_source, known_action] = self.make_room(q, stored_len, commit_us)?;
+        if q.id > self.high_water {
+            // Recorded before any frame holds the id, so that a later loss of this segment
+            // cannot make the id be handed out again.
+            let m = manifest::record_high_water(&self.shared.dir, q.id.saturating_add(ID_LEASE))?;
+            self.high_water = m.id_high_water;
+        }
         let active = self.active.as_mut().expect("checked above");
         // A name not yet in the dictionary is looked up once more before it is defined:
         // the type and the source may be the same new string.
@@ -476,8 +490,28 @@ impl Writer {
         self.publish(commit_us)?;
         if let Some(active) = self.active.take() {
             let (path, end) = (active.path.clone(), active.write_len);
+            let header = active.header;
             active.seal(&self.index, commit_us)?;
             self.syncer.sealed(path, end);
+            let s = &self.index.summary;
+            let has = s.event_count > 0;
+            self.sealed_entry = Some(ManifestEntry {
+                segment_id: header.segment_id,
+                sealed: true,
+                first_id: if has { s.first_id } else { header.base_id },
+                last_id: s.last_id,
+                event_count: s.event_count,
+                min_ts_us: if has {
+                    s.min_ts_us
+                } else {
+                    header.base_timestamp_us
+                },
+                max_ts_us: if has {
+                    s.max_ts_us
+                } else {
+                    header.base_timestamp_us
+                },
+            });
         }
         self.index = SegmentIndex::default();
         self.unsynced = false;
@@ -506,6 +540,25 @@ impl Writer {
         self.last_segment_id += 1;
         self.active = Some(active);
         self.index = SegmentIndex::default();
+        // The new segment is recorded once its file exists: a crash in between leaves a
+        // file the manifest does not name yet, which the next open adopts, never a
+        // recorded segment without a file. `format-spec/FORMAT.md#segment-manifest`
+        let newest = ManifestEntry {
+            segment_id: header.segment_id,
+            sealed: false,
+            first_id: header.base_id,
+            last_id: 0,
+            event_count: 0,
+            min_ts_us: header.base_timestamp_us,
+            max_ts_us: header.base_timestamp_us,
+        };
+        let m = manifest::record_roll(
+            &self.shared.dir,
+            self.sealed_entry.take(),
+            newest,
+            first.id.saturating_add(ID_LEASE),
+        )?;
+        self.high_water = m.id_high_water;
         Ok(())
     }
 }

@@ -1363,6 +1363,125 @@ fn cursor_counters_and_dedup_image_tables_agree_with_files_a_store_writes() {
     finish(&errors);
 }
 
+/// The manifest a closed store of three small segments wrote, and those segments.
+fn a_written_manifest() -> (Vec<u8>, Vec<selflog::SegmentInfo>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = selflog::Config::default();
+    config.sidecars = false;
+    config.segment_len = 64 << 10;
+    config.data_len_max = 16 << 10;
+    let store = selflog::Store::open(dir.path(), config).unwrap();
+    let mut i = 0;
+    while store.stats().unwrap().segments < 3 {
+        for _ in 0..100 {
+            i += 1;
+            store.append(sample_event(i)).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    store.close().unwrap();
+    let segments = selflog::Store::open_read_only(dir.path())
+        .unwrap()
+        .segments()
+        .unwrap();
+    let bytes = std::fs::read(dir.path().join(f::MANIFEST_FILE)).unwrap();
+    (bytes, segments)
+}
+
+#[test]
+fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
+    let all = tables(&spec());
+    let mut errors = Vec::new();
+    let (bytes, segments) = a_written_manifest();
+    let last_id = segments.last().unwrap().ids.unwrap().1 .0;
+    let len = bytes.len();
+    let count = segments.len();
+
+    let t = layout(&all, "Segment manifest", "magic");
+    let found = walk(
+        t,
+        &bytes,
+        &[("entry_count", count), ("end", len)],
+        &[
+            ("magic", Want::Bytes(f::MANIFEST_MAGIC.to_vec())),
+            ("version", Want::N(f::MANIFEST_VERSION.into())),
+            ("entry_count", Want::N(count as i128)),
+            // A clean close lowers the high-water to the last id and records it.
+            ("id_high_water", Want::N(last_id.into())),
+            ("durable_last_id", Want::N(last_id.into())),
+            ("flags", Want::N(f::MANIFEST_FLAG_EXACT.into())),
+            ("header_crc", Want::Crc(0..36)),
+            ("entries", Want::Any),
+            ("entries_crc", Want::Crc(f::MANIFEST_HEADER_LEN..len - 4)),
+        ],
+        &mut errors,
+    );
+    expect(
+        &mut errors,
+        found.get("entries").map(|r| r.start) == Some(f::MANIFEST_HEADER_LEN),
+        "Segment manifest: entries start at MANIFEST_HEADER_LEN",
+    );
+    let prose = section_text(&spec(), "Segment manifest");
+    let stated = prose
+        .split_once("The file is exactly `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .and_then(|(expr, _)| eval(expr, &[("entry_count", count)]));
+    expect(
+        &mut errors,
+        stated == Some(len),
+        format!("Segment manifest: the stated length is {stated:?}, the file {len} bytes"),
+    );
+
+    let t = layout(&all, "Segment manifest", "segment_id");
+    for (k, s) in segments.iter().enumerate() {
+        let at = f::MANIFEST_HEADER_LEN + k * f::MANIFEST_ENTRY_LEN;
+        let entry = &bytes[at..at + f::MANIFEST_ENTRY_LEN];
+        let (first, last) = s.ids.unwrap();
+        let (lo, hi) = s.time_range.unwrap();
+        let sealed = s.sealed;
+        walk(
+            t,
+            entry,
+            &[],
+            &[
+                ("segment_id", Want::N(s.segment_id.into())),
+                (
+                    "flags",
+                    Want::N(if sealed {
+                        f::ENTRY_FLAG_SEALED.into()
+                    } else {
+                        0
+                    }),
+                ),
+                ("first_id", Want::N(first.0.into())),
+                ("last_id", Want::N(if sealed { last.0.into() } else { 0 })),
+                (
+                    "event_count",
+                    Want::N(if sealed { s.events.into() } else { 0 }),
+                ),
+                (
+                    "min_ts_us",
+                    if sealed {
+                        Want::N(lo.0.into())
+                    } else {
+                        Want::Any
+                    },
+                ),
+                (
+                    "max_ts_us",
+                    if sealed {
+                        Want::N(hi.0.into())
+                    } else {
+                        Want::Any
+                    },
+                ),
+            ],
+            &mut errors,
+        );
+    }
+    finish(&errors);
+}
+
 /// Every layout table of the spec is one the tests above walk, so a new structure cannot
 /// be specified without being checked.
 #[test]
@@ -1371,6 +1490,8 @@ fn every_layout_table_of_the_spec_is_checked() {
         ("Store meta", "magic"),
         ("Cursors", "magic"),
         ("Dedup window image", "magic"),
+        ("Segment manifest", "magic"),
+        ("Segment manifest", "segment_id"),
         ("Segment header", "fixed part"),
         ("Segment header", "magic"),
         ("Commit slot", "sequence"),

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use selflog::{Config, Event, Store, Timestamp};
+use selflog::{Config, Event, Timestamp};
 use selflog_workload::{Record, Workload, WorkloadConfig};
 
 use crate::{output, Outcome};
@@ -27,7 +27,7 @@ pub struct Args {
 
 #[expect(clippy::cast_precision_loss, reason = "figures for display")]
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
-    let store = Store::open(store_dir, Config::default())?;
+    let store = crate::open_writable(store_dir, Config::default())?;
     let before = store.stats()?.total_events;
     let cfg = WorkloadConfig {
         count: args.events,

@@ -156,7 +156,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let db_first_id: Option<i64> = conn
         .query_row("SELECT MIN(id) FROM events", [], |r| r.get(0))
         .map_err(|e| sql_failure(path, &e))?;
-    let store = Store::open(store_dir, Config::default())?;
+    let store = crate::open_writable(store_dir, Config::default())?;
     let store_last_id = store.stats()?.last_id;
     // Kept unless they would collide with the store's.
     let keep_ids = match (store_last_id, db_first_id) {

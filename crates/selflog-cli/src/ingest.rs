@@ -299,7 +299,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         }
     };
     let interrupt = Interrupt::install()?;
-    let store = Store::open(store_dir, Config::default())?;
+    let store = crate::open_writable(store_dir, Config::default())?;
     let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
     let wake = tx.clone();
     interrupt.on_signal(move || {

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use selflog::{EventId, Store, StoredEvent};
+use selflog::{EventId, StoredEvent};
 
 use crate::export::ExportFormat;
 use crate::filter::FilterArgs;
@@ -182,7 +182,7 @@ fn list(
     limit: u64,
     json: bool,
 ) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut q = filter.query(&store)?.limit(limit);
     if let Some(t) = text {
         q = q.text(t);
@@ -209,7 +209,7 @@ fn list(
 }
 
 fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let Some(e) = store.get(EventId(id))? else {
         return Err(Failure::hinted(
             format!("no event with id {id} in {}", store_dir.display()),
@@ -229,7 +229,7 @@ fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
 }
 
 fn stats(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let s = store.stats()?;
     if let Some(why) = &s.duplicates_unknown {
         eprintln!("selflog: warning: duplicates dropped unknown: {why}");
@@ -399,7 +399,7 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
 const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 fn segments(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     let segs = store.segments()?;
@@ -459,7 +459,7 @@ fn segments(store_dir: &Path, json: bool) -> Outcome {
 }
 
 fn cursors(store_dir: &Path, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let segs = store.segments()?;
     // Exact even with id gaps (imports): whole segments by their counts, the one the
     // cursor falls in by counting.
@@ -525,7 +525,7 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
 }
 
 fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     if !json {
@@ -575,7 +575,7 @@ fn system_stats(
     until: Option<selflog::Timestamp>,
     json: bool,
 ) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     if !json {

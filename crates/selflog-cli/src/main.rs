@@ -97,6 +97,9 @@ impl From<selflog::Error> for Failure {
             selflog::Error::Locked { .. } => Some(
                 "inspect commands work while another process writes; only one writer at a time",
             ),
+            selflog::Error::Incomplete { .. } => Some(
+                "`selflog inspect verify` lists everything missing; read commands still serve what is there",
+            ),
             _ => None,
         };
         Failure {
@@ -113,6 +116,39 @@ impl From<std::io::Error> for Failure {
             hint: None,
         }
     }
+}
+
+/// Opens the store read-only for a read command, printing one warning line to stderr when
+/// the open noticed segments or events gone, a damaged manifest or a cursor past the end:
+/// the command still serves what is there.
+pub fn open_read_only(store_dir: &std::path::Path) -> Result<selflog::Store, Failure> {
+    let store = selflog::Store::open_read_only(store_dir)?;
+    if let Some(first) = store.warnings().first() {
+        let more = match store.warnings().len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        eprintln!(
+            "selflog: warning: {}: {}{more}; run `selflog inspect verify`",
+            first.path.display(),
+            first.what
+        );
+    }
+    Ok(store)
+}
+
+/// Opens the store for writing for a command that appends, printing one warning line to
+/// stderr per lossy finding of the open (a duplicate count reset, sidecars left unwritten,
+/// a rebuilt manifest): the command goes on.
+pub fn open_writable(
+    store_dir: &std::path::Path,
+    config: selflog::Config,
+) -> Result<selflog::Store, Failure> {
+    let store = selflog::Store::open(store_dir, config)?;
+    for line in store.open_report().warning_lines() {
+        eprintln!("selflog: warning: {line}");
+    }
+    Ok(store)
 }
 
 /// What a command returns: its exit status, or a failure to print.

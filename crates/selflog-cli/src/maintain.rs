@@ -5,7 +5,7 @@
 use std::io::{self, Write as _};
 use std::path::Path;
 
-use selflog::{Config, Reason, Store};
+use selflog::{Config, Reason};
 
 use crate::{output, Outcome};
 
@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let mut config = Config::default();
     config.retention_on_open = false;
-    let store = Store::open(store_dir, config)?;
+    let store = crate::open_writable(store_dir, config)?;
     let deletions = store.retain(args.dry_run)?;
     store.close()?;
     let mut out = io::stdout().lock();

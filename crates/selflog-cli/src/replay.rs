@@ -6,7 +6,7 @@ use std::io::{self, Write as _};
 use std::path::Path;
 use std::time::Duration;
 
-use selflog::{EventId, Store, Timestamp};
+use selflog::{EventId, Timestamp};
 
 use crate::filter::parse_time;
 use crate::{output, Outcome};
@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
-    let store = Store::open_read_only(store_dir)?;
+    let store = crate::open_read_only(store_dir)?;
     let cursor = args
         .cursor
         .as_deref()
