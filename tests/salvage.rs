@@ -497,3 +497,30 @@ fn header_zeroed_after_a_cut_segment_ids_continue_after_what_the_cut_one_held() 
     assert_eq!(report.events_copied + report.events_lost, N);
     assert_eq!(check_copy(&copy), report.events_copied);
 }
+
+/// Issue 20: a store whose newest segment was lost, salvaged, handed out the lost ids
+/// again to the next events, so a consumer that had seen them took new events for old.
+/// The copy keeps every id the source's manifest records as used out of its future.
+#[test]
+fn newest_segment_lost_the_copy_never_hands_out_its_ids_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = written(dir.path());
+    let newest = segment_count(&src);
+    assert!(newest >= 3, "{newest} segments");
+    let last_held = ids_by_segment(&src)
+        .iter()
+        .map(|&(_, last)| last)
+        .max()
+        .unwrap();
+    assert_eq!(last_held, N);
+    std::fs::remove_file(segment(&src, newest)).unwrap();
+    let to = dir.path().join("copy");
+    selflog::salvage(&src, &to).unwrap();
+    let copy = Store::open(&to, config()).unwrap();
+    let id = copy.append(event(N + 1)).unwrap().id();
+    assert!(
+        id.0 > N,
+        "new event got id {id}, an id the lost segment had used"
+    );
+    copy.close().unwrap();
+}

@@ -421,7 +421,7 @@ fn a_cursor_past_the_last_event_is_reported_by_verify() {
     let problems = problems_about(&path, &cursor);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        problems[0].contains("past the store's last event (10)"),
+        problems[0].contains("past the last event that exists (10)"),
         "{problems:?}"
     );
 }

@@ -153,6 +153,19 @@ pub enum TimeOrigin {
     NoEvents,
 }
 
+/// Keeps the ids the source stream in `from` ever used out of the copy's future: its
+/// segment manifest's high-water (`format-spec/FORMAT.md#segment-manifest`), when the
+/// manifest can be read. Consumers of the damaged store may have seen any id up to it, so
+/// the copy must never hand one of them out for another event.
+fn reserve_source_ids(from: &Path, target: &Store) -> Result<()> {
+    if let Ok(Some(m)) = crate::manifest::read(from) {
+        if m.id_high_water > 0 {
+            target.reserve_ids_through(EventId(m.id_high_water.min(EventId::MAX.0)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies everything whose checksum holds from the damaged store at `from` into a new
 /// store at `to`, keeping ids where they can be recovered: events, patterns, stats,
 /// cursors and the duplicate count. Reads `from` without modifying it.
@@ -178,6 +191,7 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport> {
     let config = target_config();
     let target = Store::open(to, config.clone())?;
     let totals = copy_stream(from, &target, "events", &mut report)?;
+    reserve_source_ids(from, &target)?;
     target.close()?;
     report.events_copied = totals.copied;
     report.events_unreadable = totals.unreadable;
@@ -192,6 +206,7 @@ pub fn salvage(from: &Path, to: &Path) -> Result<SalvageReport> {
         }
         let sidecar = Store::open(to.join(name), sidecar_config(&config))?;
         let totals = copy_stream(&src, &sidecar, stream, &mut report)?;
+        reserve_source_ids(&src, &sidecar)?;
         sidecar.close()?;
         if stream == "patterns" {
             report.patterns_copied = totals.copied;
