@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::event::Timestamp;
 use crate::format::{DecodeKind, Manifest, ManifestEntry, MANIFEST_VERSION};
-use crate::segment::{create_private, read_header, sync_dir, StreamKind};
+use crate::segment::{create_private, cut_short, read_header_only, sync_dir, StreamKind};
 
 /// The manifest of the event stream in a stream directory.
 pub(crate) const MANIFEST_FILE: &str = "events.manifest";
@@ -228,6 +228,9 @@ pub(crate) struct Continuity {
     pub losses: Vec<Finding>,
     /// Segment files with a readable header naming their own number, by number.
     pub present: BTreeMap<u32, Present>,
+    /// Segment files that cannot be read at all (a damaged header, a file cut short before
+    /// its committed end or footer): each is one of `losses`, and a read-only open skips it.
+    pub unreadable: Vec<u32>,
     /// Ids at or below this must never be handed out again.
     pub id_floor: u64,
 }
@@ -260,6 +263,17 @@ pub(crate) fn check(dir: &Path, kind: StreamKind) -> Result<Continuity> {
     }
 }
 
+/// A segment file that cannot be read at all.
+#[derive(Debug)]
+struct Unreadable {
+    /// Offset of the damage in the file.
+    offset: u64,
+    /// What is wrong.
+    why: String,
+    /// What its header says, when the header holds and the file is cut short.
+    header: Option<Present>,
+}
+
 /// The segment files of a stream directory, by number, as their headers describe them.
 #[derive(Default)]
 struct Files {
@@ -267,9 +281,15 @@ struct Files {
     present: BTreeMap<u32, Present>,
     /// File number -> the segment its header names instead.
     misplaced: BTreeMap<u32, u32>,
-    /// Files that cannot be told (a damaged header): not called missing here; the
-    /// segment's own checks report the damage.
-    unreadable: Vec<u32>,
+    /// Files that cannot be read at all: a header that fails its checks, a file that ends
+    /// before its committed end or its footer. Each is a loss (its events cannot be
+    /// served); a reader skips it. Never the result of a writer at work: a segment gets its
+    /// final name only once its header is written and synced (`segment/mod.rs`), and a
+    /// sealed one is shrunk only down to its footer's end.
+    unreadable: BTreeMap<u32, Unreadable>,
+    /// Files of a newer format version: not called missing, not read; the segment's own
+    /// checks report them.
+    newer: Vec<u32>,
 }
 
 impl Files {
@@ -277,27 +297,77 @@ impl Files {
         let mut f = Files::default();
         for id in crate::stream::Stream::list(dir, kind)? {
             let path = dir.join(kind.file_name(id));
-            let Ok(file) = File::open(&path) else {
-                f.unreadable.push(id);
-                continue;
-            };
-            match read_header(&file, &path) {
-                Ok((h, slot)) if h.stream_kind == kind.code() && h.segment_id == id => {
-                    f.present.insert(
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                // Deleted since the listing: retention (which recorded it first) or a
+                // loss, which the checks below report as missing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    f.unreadable.insert(
                         id,
-                        Present {
-                            base_id: h.base_id,
-                            base_ts_us: h.base_timestamp_us,
-                            sealed: slot.sealed,
-                            event_count: slot.event_count,
-                            last_id: slot.last_id,
+                        Unreadable {
+                            offset: 0,
+                            why: format!("cannot open it ({e})"),
+                            header: None,
+                        },
+                    );
+                    continue;
+                }
+            };
+            let (h, slot) = match read_header_only(&file, &path) {
+                Ok(hs) => hs,
+                Err(Error::UnsupportedVersion { .. }) => {
+                    f.newer.push(id);
+                    continue;
+                }
+                Err(e) => {
+                    let (offset, why) = match e {
+                        Error::Corrupt { offset, what, .. } => (
+                            offset,
+                            format!("its header is damaged ({what} at byte {offset})"),
+                        ),
+                        e => (0, format!("its header cannot be read ({e})")),
+                    };
+                    f.unreadable.insert(
+                        id,
+                        Unreadable {
+                            offset,
+                            why,
+                            header: None,
+                        },
+                    );
+                    continue;
+                }
+            };
+            if h.stream_kind != kind.code() || h.segment_id != id {
+                f.misplaced.insert(id, h.segment_id);
+                continue;
+            }
+            let present = Present {
+                base_id: h.base_id,
+                base_ts_us: h.base_timestamp_us,
+                sealed: slot.sealed,
+                event_count: slot.event_count,
+                last_id: slot.last_id,
+            };
+            let file_len = file
+                .metadata()
+                .map_err(|e| Error::io("stat", &path, e))?
+                .len();
+            match cut_short(&file, &slot, file_len) {
+                Some((offset, why)) => {
+                    f.unreadable.insert(
+                        id,
+                        Unreadable {
+                            offset,
+                            why,
+                            header: Some(present),
                         },
                     );
                 }
-                Ok((h, _)) => {
-                    f.misplaced.insert(id, h.segment_id);
+                None => {
+                    f.present.insert(id, present);
                 }
-                Err(_) => f.unreadable.push(id),
             }
         }
         Ok(f)
@@ -313,7 +383,8 @@ impl Files {
             self.present
                 .keys()
                 .chain(self.misplaced.keys())
-                .chain(&self.unreadable)
+                .chain(self.unreadable.keys())
+                .chain(&self.newer)
                 .copied()
         };
         match (all().min(), all().max()) {
@@ -332,8 +403,9 @@ impl Files {
     }
 }
 
-/// The required segments without their file (or whose file holds another segment), each
-/// with what the manifest says it held; and whether the newest recorded one is among them.
+/// The required segments without their file (or whose file holds another segment), and
+/// every file that cannot be read, each with what the manifest says it held; and whether
+/// the newest recorded segment is among them.
 fn missing(
     dir: &Path,
     kind: StreamKind,
@@ -345,16 +417,26 @@ fn missing(
     let newest_required = required.last().copied();
     let mut newest_lost = false;
     let mut out = Vec::new();
-    for &k in &required {
-        if files.present.contains_key(&k) || files.unreadable.contains(&k) {
+    // Unreadable files outside the required range (one a roll created and the manifest does
+    // not list yet) are lost all the same.
+    let numbers: std::collections::BTreeSet<u32> = required
+        .iter()
+        .chain(files.unreadable.keys())
+        .copied()
+        .collect();
+    for k in numbers {
+        if files.present.contains_key(&k) || files.newer.contains(&k) {
             continue;
         }
-        let why = match files.misplaced.get(&k) {
-            Some(other) => format!(
+        let unreadable = files.unreadable.get(&k);
+        let why = match (unreadable, files.misplaced.get(&k)) {
+            (Some(u), _) => format!("segment {k} is unreadable: {}", u.why),
+            (None, Some(other)) => format!(
                 "its file holds segment {other} (moved, swapped or copied over), so segment {k} is missing"
             ),
-            None => format!("segment {k} is missing"),
+            (None, None) => format!("segment {k} is missing"),
         };
+        let header = unreadable.and_then(|u| u.header);
         let what = match entries.get(&k) {
             Some(e) if e.sealed => format!(
                 "{why}: events {}..{} ({} events, {})",
@@ -369,31 +451,43 @@ fn missing(
                 high_water.max(e.first_id),
                 Timestamp(e.min_ts_us)
             ),
-            None => {
-                let before = files
-                    .present
-                    .range(..k)
-                    .next_back()
-                    .map_or(0, |(_, p)| p.end_id());
-                match files.present.range(k + 1..).next().map(|(_, p)| p.base_id) {
-                    Some(a) if a > before + 1 => format!(
-                        "{why}: events {}..{} (at most {} events)",
-                        before + 1,
-                        a - 1,
-                        a - 1 - before
-                    ),
-                    _ => format!("{why}: events after {before}"),
+            // A file cut short whose header holds: the header and slot say what it held.
+            None => match header {
+                Some(p) if p.sealed && p.event_count > 0 => format!(
+                    "{why}: events {}..{} ({} events)",
+                    p.base_id, p.last_id, p.event_count
+                ),
+                Some(p) if p.event_count > 0 => format!(
+                    "{why}: events {}..{} ({} events) and any committed after them",
+                    p.base_id, p.last_id, p.event_count
+                ),
+                _ => {
+                    let before = files
+                        .present
+                        .range(..k)
+                        .next_back()
+                        .map_or(0, |(_, p)| p.end_id());
+                    match files.present.range(k + 1..).next().map(|(_, p)| p.base_id) {
+                        Some(a) if a > before + 1 => format!(
+                            "{why}: events {}..{} (at most {} events)",
+                            before + 1,
+                            a - 1,
+                            a - 1 - before
+                        ),
+                        _ => format!("{why}: events after {before}"),
+                    }
                 }
-            }
+            },
         };
         newest_lost |= Some(k) == newest_required;
+        let offset = match unreadable {
+            Some(u) => u.offset,
+            None if files.misplaced.contains_key(&k) => 16,
+            None => 0,
+        };
         out.push(Finding {
             path: dir.join(kind.file_name(k)),
-            offset: if files.misplaced.contains_key(&k) {
-                16
-            } else {
-                0
-            },
+            offset,
             what,
         });
     }
@@ -508,6 +602,7 @@ fn check_once(dir: &Path, kind: StreamKind) -> Result<Continuity> {
         c.id_floor = c.id_floor.max(m.durable_last_id);
     }
     c.present = files.present;
+    c.unreadable = files.unreadable.into_keys().collect();
     Ok(c)
 }
 

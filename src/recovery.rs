@@ -195,9 +195,21 @@ fn cursors_past_end(dir: &Path, log_end: u64) -> Vec<Problem> {
         .collect()
 }
 
-/// What a read-only open of the stream in `dir` warns about: lost segments and events, a
-/// damaged manifest, cursors past the end. Reads headers only.
-pub(crate) fn read_only_warnings(dir: &Path) -> Result<Vec<Problem>> {
+/// What a read-only open of the stream in `dir` finds before it reads: what to warn about,
+/// and which segment files to skip.
+pub(crate) struct ReadOnlyCheck {
+    /// Lost segments and events (unreadable files among them), a damaged manifest,
+    /// cursors past the end.
+    pub warnings: Vec<Problem>,
+    /// Segment files that cannot be read at all, each named in `warnings` with what it
+    /// held: readers skip them ([`Stream::skipping`]).
+    pub unreadable: Vec<u32>,
+}
+
+/// What a read-only open of the stream in `dir` warns about: lost segments and events
+/// (unreadable files among them), a damaged manifest, cursors past the end; and which
+/// files it must skip. Reads headers only.
+pub(crate) fn read_only_check(dir: &Path) -> Result<ReadOnlyCheck> {
     let c = manifest::check(dir, StreamKind::Events)?;
     let log_end = c
         .present
@@ -214,7 +226,10 @@ pub(crate) fn read_only_warnings(dir: &Path) -> Result<Vec<Problem>> {
         });
     }
     warnings.extend(cursors_past_end(dir, log_end));
-    Ok(warnings)
+    Ok(ReadOnlyCheck {
+        warnings,
+        unreadable: c.unreadable,
+    })
 }
 
 /// The manifest entry of a sealed segment, from its footer's summary.
@@ -528,12 +543,16 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
     crate::layout::check_store(dir)?;
     let kind = StreamKind::Events;
     let mut report = VerifyReport::default();
-    verify_continuity(dir, &mut report)?;
+    let unreadable = verify_continuity(dir, &mut report)?;
     let ids = Stream::list(dir, kind)?;
     let mut last_id = 0u64;
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(kind.file_name(id));
         report.segments += 1;
+        if unreadable.contains(&id) {
+            // Reported once, with what it held, by the continuity check.
+            continue;
+        }
         let is_last = i + 1 == ids.len();
         match verify_segment(&path, kind, id, is_last, &mut report) {
             Ok(last) => last_id = last_id.max(last),
@@ -552,11 +571,14 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
 }
 
 /// The continuity part of [`verify`]: segments and events the store recorded that are gone,
-/// files holding another segment than their name says, ids out of order between segments, a
-/// damaged manifest, and cursors past the last event that exists (`manifest.rs`).
-fn verify_continuity(dir: &Path, report: &mut VerifyReport) -> Result<()> {
-    report.problems.extend(read_only_warnings(dir)?);
-    Ok(())
+/// files that cannot be read at all (a damaged header, cut short), files holding another
+/// segment than their name says, ids out of order between segments, a damaged manifest,
+/// and cursors past the last event that exists (`manifest.rs`). Returns the unreadable
+/// files' numbers.
+fn verify_continuity(dir: &Path, report: &mut VerifyReport) -> Result<Vec<u32>> {
+    let c = read_only_check(dir)?;
+    report.problems.extend(c.warnings);
+    Ok(c.unreadable)
 }
 
 fn verify_segment(

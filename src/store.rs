@@ -25,7 +25,7 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, read_only_warnings, recover, OnLoss, OpenReport, Problem};
+use crate::recovery::{open_dedup, read_only_check, recover, OnLoss, OpenReport, Problem};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -384,11 +384,16 @@ impl Store {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         check_store(&dir)?;
-        let stream = Arc::new(Stream::new(&dir, StreamKind::Events, None));
+        // Files that cannot be read at all are found first, and skipped by the views only
+        // because they are named in the warnings: a query never leaves out a segment
+        // silently. Damage found later (or of another kind) fails the read that meets it.
+        let check = read_only_check(&dir)?;
+        let stream =
+            Arc::new(Stream::new(&dir, StreamKind::Events, None).skipping(check.unreadable));
         stream.refresh()?;
         let sidecars = open_sidecars_read_only(&dir).map(Arc::new);
         let report = OpenReport {
-            warnings: read_only_warnings(&dir)?,
+            warnings: check.warnings,
             ..OpenReport::default()
         };
         Ok(Store {

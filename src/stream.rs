@@ -636,6 +636,9 @@ pub(crate) struct Stream {
     published: Option<Arc<AtomicU64>>,
     /// Decompressed data that queries with a limit returned recently.
     pub data_cache: Arc<DataCache>,
+    /// Segment files not to read: those a read-only open found unreadable (a damaged header,
+    /// a file cut short) and named in its warnings.
+    skip: Vec<u32>,
 }
 
 struct RefreshState {
@@ -655,7 +658,17 @@ impl Stream {
             }),
             published,
             data_cache: Arc::new(DataCache::new(DATA_CACHE_BYTES)),
+            skip: Vec::new(),
         }
+    }
+
+    /// The stream, never reading the segment files numbered in `unreadable`: those a
+    /// read-only open found it cannot read and named in its warnings, so that it serves
+    /// the others. Any other damage still fails the read that meets it.
+    #[must_use]
+    pub fn skipping(mut self, unreadable: Vec<u32>) -> Stream {
+        self.skip = unreadable;
+        self
     }
 
     /// Segment ids present in the directory, ascending.
@@ -687,7 +700,8 @@ impl Stream {
     /// the last view, which refreshes follow. A number not there was deleted by retention
     /// (oldest first) while this reader was behind, or lost, and a file holding another
     /// segment than its name says is not read: readers serve what is there, and the
-    /// continuity check (`manifest.rs`) reports what is not. Nothing past the newest listed is
+    /// continuity check (`manifest.rs`) reports what is not. A number in `skip` is not opened
+    /// (the read-only open's warnings name it as unreadable). Nothing past the newest listed is
     /// opened: a segment rolled after the listing could leave the one before it, opened
     /// while active, behind as a view no refresh follows.
     fn open_after(&self, after: u32) -> Result<Vec<Arc<SegmentView>>> {
@@ -701,6 +715,9 @@ impl Stream {
         let start = if after == 0 { first } else { after + 1 };
         let mut added = Vec::new();
         for id in start..=newest {
+            if self.skip.contains(&id) {
+                continue;
+            }
             let path = self.dir.join(self.kind.file_name(id));
             match SegmentView::open(self.kind, id, path) {
                 Ok(Some(view)) => added.push(Arc::new(view)),

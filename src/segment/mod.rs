@@ -98,8 +98,31 @@ fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
     }
 }
 
-/// Reads and checks a segment's header and newest commit slot.
+/// Reads and checks a segment's header and newest commit slot, and that the committed
+/// end lies within the file.
 pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, CommitSlot)> {
+    let (header, slot) = read_header_only(file, path)?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
+    if slot.committed_len < SEGMENT_HEADER_LEN as u64 || slot.committed_len > file_len {
+        return Err(Error::corrupt(
+            path,
+            SLOT_OFFSETS_FIRST,
+            format!(
+                "committed length {} outside the file of {file_len} bytes",
+                slot.committed_len
+            ),
+        ));
+    }
+    Ok((header, slot))
+}
+
+/// Reads and checks a segment's header and newest commit slot, without comparing the
+/// committed end with the file's length ([`read_header`] does; [`cut_short`] says how
+/// much is missing).
+pub(crate) fn read_header_only(file: &File, path: &Path) -> Result<(SegmentHeader, CommitSlot)> {
     let mut buf = [0u8; SEGMENT_HEADER_LEN];
     let mut got = 0;
     while got < buf.len() {
@@ -120,21 +143,59 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, Co
     let header = SegmentHeader::decode(&buf).map_err(|e| header_error(path, e))?;
     let slot =
         CommitSlot::newest(&buf).map_err(|e| Error::corrupt(path, e.offset as u64, e.what))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io("stat", path, e))?
-        .len();
-    if slot.committed_len < SEGMENT_HEADER_LEN as u64 || slot.committed_len > file_len {
+    if slot.committed_len < SEGMENT_HEADER_LEN as u64 {
         return Err(Error::corrupt(
             path,
             SLOT_OFFSETS_FIRST,
             format!(
-                "committed length {} outside the file of {file_len} bytes",
+                "committed length {} is inside the header",
                 slot.committed_len
             ),
         ));
     }
     Ok((header, slot))
+}
+
+/// Whether the file of a segment whose newest slot is `slot` ends before what the slot
+/// says it holds: the committed frames, and for a sealed segment the footer after them.
+/// Returns the offset where what is missing starts and a description; `None` when the
+/// file is long enough (a footer whose head does not decode is left to the footer's
+/// checks). The writer never shortens a file below this extent (it shrinks a sealed
+/// segment only to `committed_len + footer_len`, after the footer is synced), so a file
+/// cut short was damaged from outside. `format-spec/FORMAT.md#recovery`
+pub(crate) fn cut_short(file: &File, slot: &CommitSlot, file_len: u64) -> Option<(u64, String)> {
+    if slot.committed_len > file_len {
+        return Some((
+            slot.offset() as u64,
+            format!(
+                "the file is cut short: it has {file_len} bytes, its committed frames end at byte {}",
+                slot.committed_len
+            ),
+        ));
+    }
+    if !slot.sealed {
+        return None;
+    }
+    let mut head = [0u8; 12];
+    if file.read_exact_at(&mut head, slot.committed_len).is_err() {
+        return Some((
+            slot.committed_len,
+            format!(
+                "the file is cut short: it has {file_len} bytes, its footer starts at byte {}",
+                slot.committed_len
+            ),
+        ));
+    }
+    let footer_len = format::Footer::peek_len(&head).ok()?;
+    let end = slot.committed_len + footer_len as u64;
+    (end > file_len).then(|| {
+        (
+            slot.committed_len,
+            format!(
+                "the file is cut short: it has {file_len} bytes, its footer ends at byte {end}"
+            ),
+        )
+    })
 }
 
 /// Checks that a segment's header names the stream and number its file name does, so a
