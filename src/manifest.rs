@@ -10,9 +10,10 @@
 //! sync, rename, directory sync) under one process-wide lock, so the writer thread and
 //! retention never lose each other's changes. `format-spec/FORMAT.md#segment-manifest`
 //!
-//! [`check`] compares the manifest with the segment files: a missing number, a file whose
-//! header names another segment, a file whose ids are not the recorded ones, a log that ends
-//! before what a clean close recorded. Recovery refuses a writable open on such a loss,
+//! [`check`] compares the manifest with the segment files: a missing number, a file that
+//! cannot be read at all (a damaged header, cut short before its committed end or footer),
+//! a file whose header names another segment, a file whose ids are not the recorded ones, a
+//! log that ends before what a clean close recorded. Recovery refuses a writable open on such a loss,
 //! `verify` reports it, a read-only open warns.
 
 use std::collections::BTreeMap;

@@ -551,7 +551,8 @@ impl Store {
     }
 
     /// What the open noticed that the user should be told: for a read-only open, segments
-    /// and events the store recorded that are gone (it serves the rest); for both, a
+    /// and events the store recorded that are gone, or in a file it cannot read at all (a
+    /// damaged header, a file cut short), which it skips (it serves the rest); for both, a
     /// damaged segment manifest and cursors past the last event that exists. Empty when
     /// all is well.
     pub fn warnings(&self) -> &[Problem] {

@@ -94,12 +94,12 @@ fn ids_read(store: &Store) -> Vec<u64> {
     store.scan().unwrap().map(|e| e.unwrap().id.0).collect()
 }
 
-/// Checks everything a damaged, unreadable segment `k` holding `lost` (first id, last id,
+/// Checks everything a damaged, unreadable segment `k` holding `victim` (first id, last id,
 /// count) must lead to in a store of `last` events: `verify` names it once with what is
 /// lost, a writable open refuses with the salvage hint, and a read-only open warns and
 /// serves every other event (scan, count, stats, get, query).
-fn check_unreadable(dir: &Path, k: u32, lost: (u64, u64, u64), last: u64, why: &str) {
-    let (first, end, count) = lost;
+fn check_unreadable(dir: &Path, k: u32, victim: (u64, u64, u64), last: u64, why: &str) {
+    let (first, end, count) = victim;
     let file = format!("events-{k:08}.seg");
     let want = format!("segment {k} is unreadable: {why}");
     let ids = format!("events {first}..{end} ({count} events");
@@ -145,9 +145,9 @@ fn zeroed_header_of_a_sealed_middle_segment_is_skipped_named_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let last = build(&dir, 5);
-    let lost = ids_of(&dir, 3);
+    let victim = ids_of(&dir, 3);
     zero_header(&seg(&dir, 3));
-    check_unreadable(&dir, 3, lost, last, "its header is damaged");
+    check_unreadable(&dir, 3, victim, last, "its header is damaged");
 }
 
 /// Issue 20: a sealed segment truncated made every read fail.
@@ -156,9 +156,9 @@ fn sealed_segment_cut_in_half_is_skipped_named_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let last = build(&dir, 5);
-    let lost = ids_of(&dir, 2);
+    let victim = ids_of(&dir, 2);
     cut_in_half(&seg(&dir, 2));
-    check_unreadable(&dir, 2, lost, last, "the file is cut short");
+    check_unreadable(&dir, 2, victim, last, "the file is cut short");
 }
 
 /// A sealed segment that lost only its footer (cut at its committed end) is cut short too.
@@ -167,12 +167,12 @@ fn sealed_segment_cut_at_its_footer_is_skipped_named_and_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     let last = build(&dir, 4);
-    let lost = ids_of(&dir, 2);
+    let victim = ids_of(&dir, 2);
     let path = seg(&dir, 2);
     let len = std::fs::metadata(&path).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(len - 10).unwrap();
-    check_unreadable(&dir, 2, lost, last, "the file is cut short");
+    check_unreadable(&dir, 2, victim, last, "the file is cut short");
 }
 
 /// The newest (active, unsealed) segment's header zeroed: the read-only open serves the
