@@ -247,6 +247,12 @@ fn open_sidecars_unless_damaged(
             return Ok((Some(sc), Some(readers)));
         }
         Err(Error::Corrupt { path, offset, what }) => Problem { path, offset, what },
+        // A sidecar segment lost or unreadable (issue 20) costs that sidecar, not the events.
+        Err(Error::Incomplete { path, what }) => Problem {
+            path,
+            offset: 0,
+            what,
+        },
         Err(e @ (Error::UnsupportedVersion { .. } | Error::NotAStore { .. })) => {
             let (Error::UnsupportedVersion { path, .. } | Error::NotAStore { path, .. }) = &e
             else {
@@ -333,7 +339,8 @@ impl Store {
     /// is a file or a non-empty directory without `selflog.meta`,
     /// [`Error::UnsupportedVersion`], [`Error::Corrupt`] if a committed frame of the tail
     /// segment is damaged, [`Error::Incomplete`] if segments or events the store recorded
-    /// are gone (a file deleted, moved, swapped or copied over; [`Store::open_read_only`]
+    /// are gone (a file deleted, moved, swapped, copied over, or unreadable: a damaged
+    /// header, cut short; [`Store::open_read_only`]
     /// still reads the rest), [`Error::InvalidConfig`], or an I/O error.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();

@@ -272,3 +272,36 @@ fn readers_racing_rolls_never_see_an_unreadable_segment() {
     assert!(store.segments().unwrap().len() > 3);
     store.close().unwrap();
 }
+
+/// A sidecar's segment header zeroed is a loss in that sidecar alone: the events stay
+/// writable (the store opens without writing the sidecars and says why), and a read-only
+/// open still reads the events.
+#[test]
+fn zeroed_header_of_a_sidecar_segment_leaves_the_events_writable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut c = config();
+    c.sidecars = true;
+    {
+        let store = Store::open(&dir, c.clone()).unwrap();
+        store.append(event(1)).unwrap();
+        store
+            .record_pattern(&selflog::NewPattern::new("burst", 0.5, "{}").about(EventId(1)))
+            .unwrap();
+        store.close().unwrap();
+    }
+    let victim = dir.join("patterns").join("events-00000001.seg");
+    zero_header(&victim);
+
+    let store = Store::open(&dir, c).unwrap();
+    let p = store
+        .open_report()
+        .sidecars_unwritable
+        .clone()
+        .expect("the damage is reported");
+    assert!(p.what.contains("segment 1 is unreadable"), "{p:?}");
+    store.append(event(2)).unwrap();
+    store.close().unwrap();
+    let ro = Store::open_read_only(&dir).unwrap();
+    assert_eq!(ids_read(&ro), [1, 2]);
+}
