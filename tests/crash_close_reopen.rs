@@ -19,6 +19,7 @@
 //! replays them.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::ExitStatusExt as _;
@@ -71,9 +72,10 @@ fn event(i: u64, now_us: i64) -> Event {
     } else {
         now_us - 60 * DAY_US + i_us
     };
-    let pad: String = (0..mix(i) % 24)
-        .map(|k| format!("{:016x}", mix(i ^ (k << 40))))
-        .collect();
+    let pad = (0..mix(i) % 24).fold(String::new(), |mut pad, k| {
+        write!(pad, "{:016x}", mix(i ^ (k << 40))).unwrap();
+        pad
+    });
     Event::new(
         Timestamp(ts),
         ["file_op", "app_focus", "clipboard"][usize::try_from(i % 3).unwrap()],
@@ -447,6 +449,26 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
     }
 }
 
+/// The step a kill landed in, from what the child announced and, in a close, from which
+/// files it had replaced: the manifest's clean-close record comes first, the image last.
+fn step_killed(dir: &Path, acked: &Acked) -> &'static str {
+    let step = acked.in_flight.unwrap_or("append");
+    if step != "close" {
+        return step;
+    }
+    let ino = |name| file_id(&dir.join(name)).map_or(0, |f| f.0);
+    let (image_was, manifest_was) = acked.closing_inodes;
+    if ino(IMAGE) != image_was {
+        "close, after the image rename"
+    } else if dir.join(IMAGE_TMP).exists() {
+        "close, during the image write"
+    } else if ino(MANIFEST) != manifest_was {
+        "close, after the clean-close record"
+    } else {
+        "close, before the clean-close record"
+    }
+}
+
 /// Runs iterations `iters` on the store at `dir`, then recovers it in this process, checks
 /// the first new id and the re-sent events, and checks the store once more.
 fn kill_repeatedly(
@@ -501,23 +523,7 @@ fn kill_repeatedly(
         }
         if exit.signal() == Some(9) {
             kills.killed += 1;
-            let mut step = acked.in_flight.unwrap_or("append");
-            if step == "close" {
-                // How far the close got: the manifest's clean-close record and then the
-                // image replace their files.
-                let ino = |name| file_id(&dir.join(name)).map_or(0, |f| f.0);
-                let (image_was, manifest_was) = acked.closing_inodes;
-                step = if ino(IMAGE) != image_was {
-                    "close, after the image rename"
-                } else if dir.join(IMAGE_TMP).exists() {
-                    "close, during the image write"
-                } else if ino(MANIFEST) != manifest_was {
-                    "close, after the clean-close record"
-                } else {
-                    "close, before the clean-close record"
-                };
-            }
-            *kills.in_step.entry(step).or_default() += 1;
+            *kills.in_step.entry(step_killed(dir, &acked)).or_default() += 1;
         } else {
             panic!(
                 "{ctx}: the child ended with {exit} before the kill: {}",
