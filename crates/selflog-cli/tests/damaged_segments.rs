@@ -4,32 +4,12 @@
 //! stderr naming the file and the events lost, `inspect verify` names it and exits 1, and
 //! `ingest` refuses with one line pointing to salvage.
 
-use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-fn selflog(store: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_selflog"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("SELFLOG_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run selflog");
-    // The command may refuse to run and exit before reading its input.
-    if let Err(e) = child.stdin.take().expect("stdin").write_all(input) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    child.wait_with_output().expect("wait")
-}
+mod common;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{selflog_stdin as selflog, text};
 
 /// A store of at least 4 small segments, with a pattern and a system stats record, written
 /// through the library (the CLI's ingest uses the default 64 MiB segments). Returns the

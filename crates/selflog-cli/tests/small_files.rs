@@ -5,34 +5,12 @@
 //! `inspect cursors` failed whole on one damaged cursor, `inspect stats` and `inspect list`
 //! failed on a damaged sidecar, and `inspect verify` called each of these stores sound.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-fn selflog(store: &Path, args: &[&str]) -> Output {
-    selflog_stdin(store, args, b"")
-}
+mod common;
 
-fn selflog_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_selflog"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("SELFLOG_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run selflog");
-    if let Err(e) = child.stdin.take().expect("stdin").write_all(input) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    child.wait_with_output().expect("wait")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{selflog, selflog_stdin, text};
+use std::process::Output;
 
 /// Exit status 0, or the output in the failure message.
 fn ok(out: &Output) -> String {
