@@ -276,7 +276,7 @@ impl Footer {
     /// Reads the footer length from its first 12 bytes, so the caller can slice it.
     ///
     /// # Errors
-    /// A [`DecodeError`] when the magic is wrong or the length is impossible.
+    /// A `DecodeError` when the magic is wrong or the length is impossible.
     pub fn peek_len(b: &[u8]) -> Result<usize, DecodeError> {
         let mut r = Reader::new(b);
         if r.take(8, "footer magic")? != FOOTER_MAGIC {
@@ -312,7 +312,7 @@ impl Footer {
     /// Decodes a whole footer, `b` being exactly its bytes.
     ///
     /// # Errors
-    /// A [`DecodeError`] naming the failing section or field.
+    /// A `DecodeError` naming the failing section or field.
     pub fn decode(b: &[u8]) -> Result<Footer, DecodeError> {
         let (mut footer, deferred) = Footer::decode_deferred(b)?;
         footer.blocks = deferred.blocks.decode_all(b)?;
@@ -328,7 +328,7 @@ impl Footer {
     /// `blocks`, `postings` and `checkpoints` of the returned footer are empty.
     ///
     /// # Errors
-    /// A [`DecodeError`] naming the failing section or field.
+    /// A `DecodeError` naming the failing section or field.
     pub fn decode_deferred(b: &[u8]) -> Result<(Footer, Deferred), DecodeError> {
         let mut r = Reader::new(Footer::checked_content(b)?);
         r.take(12, "footer head")?;

@@ -61,7 +61,7 @@ impl StoreMeta {
     /// Decodes and checks magic, checksum, version and reserved fields.
     ///
     /// # Errors
-    /// A [`DecodeError`] naming the failing field; a version error has offset 8.
+    /// A `DecodeError` naming the failing field; a version error has offset 8.
     pub fn decode(b: &[u8]) -> Result<StoreMeta, DecodeError> {
         let mut r = Reader::new(b);
         if r.take(8, "store magic")? != META_MAGIC {
@@ -131,7 +131,7 @@ impl SegmentHeader {
     /// Decodes the fixed part from the first 64 bytes of `b`.
     ///
     /// # Errors
-    /// A [`DecodeError`] naming the failing field.
+    /// A `DecodeError` naming the failing field.
     pub fn decode(b: &[u8]) -> Result<SegmentHeader, DecodeError> {
         let mut r = Reader::new(b);
         if r.take(8, "segment magic")? != SEGMENT_MAGIC {
@@ -228,7 +228,7 @@ impl CommitSlot {
     /// Decodes one slot; `Ok(None)` for a slot never written (all zero).
     ///
     /// # Errors
-    /// A [`DecodeError`] when the checksum or flags are wrong.
+    /// A `DecodeError` when the checksum or flags are wrong.
     pub fn decode(b: &[u8]) -> Result<Option<CommitSlot>, DecodeError> {
         let mut r = Reader::new(b);
         let raw = r.take(COMMIT_SLOT_LEN, "commit slot")?;
@@ -275,7 +275,7 @@ impl CommitSlot {
     /// slot then holds the previous publication.
     ///
     /// # Errors
-    /// A [`DecodeError`] when neither slot is valid.
+    /// A `DecodeError` when neither slot is valid.
     pub fn newest(header: &[u8]) -> Result<CommitSlot, DecodeError> {
         let mut best: Option<CommitSlot> = None;
         let mut first_err = None;

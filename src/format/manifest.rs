@@ -104,7 +104,7 @@ impl Manifest {
     /// entries CRC, then every entry (flags, consecutive numbers, ids).
     ///
     /// # Errors
-    /// A [`DecodeError`] naming the failing field and its offset.
+    /// A `DecodeError` naming the failing field and its offset.
     pub fn decode(b: &[u8]) -> Result<Manifest, DecodeError> {
         let mut r = Reader::new(b);
         if r.take(8, "manifest magic")? != MANIFEST_MAGIC {

@@ -10,7 +10,7 @@ use super::footer::{
 };
 use super::{DecodeError, Reader, BLOCK_LEN};
 
-/// The parts of a footer [`Footer::decode_deferred`] leaves in place.
+/// The parts of a footer [`Footer::decode_deferred`](super::Footer::decode_deferred) leaves in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deferred {
     /// The sparse index.
