@@ -26,12 +26,10 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use selflog::{
-    verify, Appended, Config, Event, EventId, NewPattern, PatternFilter, Store, Timestamp,
-};
+use selflog::{verify, Appended, Config, Event, EventId, NewPattern, Store, Timestamp};
 
 mod common;
-use common::{child_command, crash_iters, crash_seed, mix, said, say, Reaper};
+use common::{check_sidecars, child_command, crash_iters, crash_seed, mix, said, say, Reaper};
 
 const CHILD_ENV: &str = "SELFLOG_CYCLER_CHILD";
 /// 2100-01-01: a timestamp retention never expires.
@@ -339,33 +337,7 @@ fn check(dir: &Path, acked: &Acked, now_us: i64, ctx: &str) -> (u64, u64) {
     );
     assert_eq!(ro.stats().unwrap().total_events, present, "{ctx}");
 
-    let patterns = ro.patterns(&PatternFilter::default()).unwrap();
-    let mut prev = 0;
-    for p in &patterns {
-        assert!(p.id > prev, "{ctx}: pattern ids {prev} then {}", p.id);
-        prev = p.id;
-        let after = p.event_id.unwrap().0;
-        let (kind, data) = pattern_of(after);
-        assert_eq!(
-            (p.pattern_type.as_str(), p.pattern_data.as_str()),
-            (kind.as_str(), data.as_str()),
-            "{ctx}: pattern {}",
-            p.id
-        );
-    }
-    for (&pid, &after) in &acked.patterns {
-        let p = patterns.iter().find(|p| p.id == pid);
-        assert_eq!(
-            p.and_then(|p| p.event_id),
-            Some(EventId(after)),
-            "{ctx}: acknowledged pattern {pid} about event {after}"
-        );
-    }
-    let records = ro.system_stats(None, None).unwrap();
-    assert!(
-        records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
-        "{ctx}: stats records out of order"
-    );
+    check_sidecars(&ro, &acked.patterns, pattern_of, ctx);
     (last, present)
 }
 

@@ -90,3 +90,42 @@ pub fn crash_seed() -> u64 {
         |v| v.parse().expect("SELFLOG_CRASH_SEED"),
     )
 }
+
+/// The pattern and stats streams after a kill, read through `ro`: pattern ids increase and
+/// each pattern is the one `pattern_of` derives from the event it is about; every
+/// acknowledged pattern (`acked`: pattern id -> event id) is there, about its event; the
+/// stats records are in time order.
+pub fn check_sidecars(
+    ro: &selflog::Store,
+    acked: &std::collections::BTreeMap<u64, u64>,
+    pattern_of: fn(u64) -> (String, String),
+    ctx: &str,
+) {
+    let patterns = ro.patterns(&selflog::PatternFilter::default()).unwrap();
+    let mut prev = 0;
+    for p in &patterns {
+        assert!(p.id > prev, "{ctx}: pattern ids {prev} then {}", p.id);
+        prev = p.id;
+        let after = p.event_id.unwrap().0;
+        let (kind, data) = pattern_of(after);
+        assert_eq!(
+            (p.pattern_type.as_str(), p.pattern_data.as_str()),
+            (kind.as_str(), data.as_str()),
+            "{ctx}: pattern {}",
+            p.id
+        );
+    }
+    for (&pid, &after) in acked {
+        let p = patterns.iter().find(|p| p.id == pid);
+        assert_eq!(
+            p.and_then(|p| p.event_id),
+            Some(selflog::EventId(after)),
+            "{ctx}: acknowledged pattern {pid} about event {after}"
+        );
+    }
+    let records = ro.system_stats(None, None).unwrap();
+    assert!(
+        records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+        "{ctx}: stats records out of order"
+    );
+}
