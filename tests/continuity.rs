@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
-use selflog::{Error, EventId, Store};
+use selflog::{EventId, Store};
 
 #[path = "common/segments.rs"]
 mod segments;
 
-use segments::{build, config, event, ids_of, seg};
+use segments::{build, config, event, ids_of, ids_read, problems, refused, seg};
 
 fn segment_count(dir: &Path) -> u32 {
     let n = std::fs::read_dir(dir)
@@ -23,27 +23,6 @@ fn segment_count(dir: &Path) -> u32 {
         })
         .count();
     u32::try_from(n).unwrap()
-}
-
-fn problems(dir: &Path) -> Vec<String> {
-    selflog::verify(dir)
-        .unwrap()
-        .problems
-        .into_iter()
-        .map(|p| format!("{}: {}", p.path.display(), p.what))
-        .collect()
-}
-
-fn refused(dir: &Path) -> String {
-    match Store::open(dir, config()) {
-        Err(e @ Error::Incomplete { .. }) => e.to_string(),
-        Err(e) => panic!("refused with another error: {e}"),
-        Ok(_) => panic!("a writable open accepted an incomplete store"),
-    }
-}
-
-fn ids_read(store: &Store) -> Vec<u64> {
-    store.scan().unwrap().map(|e| e.unwrap().id.0).collect()
 }
 
 /// Issue 20: `rm events-00000004.seg`, then verify said "sound" while its events were gone,

@@ -8,12 +8,12 @@
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
-use selflog::{Error, EventId, Store};
+use selflog::{EventId, Store};
 
 #[path = "common/segments.rs"]
 mod segments;
 
-use segments::{build, config, event, ids_of, seg};
+use segments::{build, config, event, ids_of, ids_read, problems, refused, seg};
 
 fn newest_segment(dir: &Path) -> u32 {
     let store = Store::open_read_only(dir).unwrap();
@@ -29,27 +29,6 @@ fn cut_in_half(path: &Path) {
     let len = std::fs::metadata(path).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_len(len / 2).unwrap();
-}
-
-fn problems(dir: &Path) -> Vec<String> {
-    selflog::verify(dir)
-        .unwrap()
-        .problems
-        .into_iter()
-        .map(|p| format!("{}: {}", p.path.display(), p.what))
-        .collect()
-}
-
-fn refused(dir: &Path) -> String {
-    match Store::open(dir, config()) {
-        Err(e @ Error::Incomplete { .. }) => e.to_string(),
-        Err(e) => panic!("refused with another error: {e}"),
-        Ok(_) => panic!("a writable open accepted a store with an unreadable segment"),
-    }
-}
-
-fn ids_read(store: &Store) -> Vec<u64> {
-    store.scan().unwrap().map(|e| e.unwrap().id.0).collect()
 }
 
 /// Checks everything a damaged, unreadable segment `k` holding `victim` (first id, last id,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use selflog::{Config, Event, Store, Timestamp};
+use selflog::{Config, Error, Event, Store, Timestamp};
 
 /// Small segments, so that a few hundred events make several of them.
 pub fn config() -> Config {
@@ -51,4 +51,28 @@ pub fn ids_of(dir: &Path, id: u32) -> (u64, u64, u64) {
         .unwrap();
     let (a, b) = s.ids.unwrap();
     (a.0, b.0, s.events)
+}
+
+/// Every problem `verify` reports, as `path: what`.
+pub fn problems(dir: &Path) -> Vec<String> {
+    selflog::verify(dir)
+        .unwrap()
+        .problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.path.display(), p.what))
+        .collect()
+}
+
+/// The message of the `Incomplete` error a writable open refuses the store in `dir` with.
+pub fn refused(dir: &Path) -> String {
+    match Store::open(dir, config()) {
+        Err(e @ Error::Incomplete { .. }) => e.to_string(),
+        Err(e) => panic!("refused with another error: {e}"),
+        Ok(_) => panic!("a writable open accepted an incomplete or unreadable store"),
+    }
+}
+
+/// The ids a scan of `store` returns, in order.
+pub fn ids_read(store: &Store) -> Vec<u64> {
+    store.scan().unwrap().map(|e| e.unwrap().id.0).collect()
 }
