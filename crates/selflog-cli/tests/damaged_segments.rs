@@ -15,21 +15,7 @@ use common::{selflog_stdin as selflog, text};
 /// through the library (the CLI's ingest uses the default 64 MiB segments). Returns the
 /// number of events.
 fn build(dir: &Path) -> u64 {
-    let mut c = selflog::Config::default();
-    c.segment_len = 64 << 10;
-    c.data_len_max = 16 << 10;
-    let store = selflog::Store::open(dir, c).unwrap();
-    let mut n = 0u64;
-    while store.stats().unwrap().segments < 4 {
-        for _ in 0..50 {
-            n += 1;
-            let ts = selflog::Timestamp(1_732_460_000_000_000 + i64::try_from(n).unwrap());
-            let data = format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(200));
-            let e = selflog::Event::new(ts, "file_op", None, "Finder", Some(&data)).unwrap();
-            store.append(e).unwrap();
-        }
-        store.flush().unwrap();
-    }
+    let (store, n) = common::small_segments(dir);
     store
         .record_pattern(&selflog::NewPattern::new("burst", 0.5, "{}").about(selflog::EventId(1)))
         .unwrap();
