@@ -80,7 +80,7 @@ pub use layout::META_FILE;
 pub use maintenance::{NewPattern, Pattern, SystemStats, PATTERNS_DIR, STATS_DIR};
 pub use query::{Events, Field, Order, Position, Query};
 pub use recovery::{verify, OpenReport, Problem, VerifyReport};
-pub use retention::{Deletion, Reason};
+pub use retention::{plan as retention_plan, Deletion, Keep, Kept, Reason};
 pub use salvage::{salvage, FileReport, IdOrigin, SalvageReport, TimeOrigin};
 pub use scan::Scan;
 pub use store::{PatternFilter, Store, StoreStats};

@@ -47,6 +47,79 @@ pub struct Deletion {
     pub reason: Reason,
 }
 
+/// Why retention keeps a segment whose newest event is older than the retention age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kept {
+    /// It is the last segment (the active one, or the newest sealed one): never deleted.
+    Last,
+    /// It is not sealed: the writer may still append to it.
+    Unsealed,
+    /// It holds ids inside the dedup window: deleting it would change what deduplication
+    /// answers.
+    DedupWindow,
+}
+
+/// A segment whose newest event is older than the retention age, which retention keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Keep {
+    /// The segment.
+    pub segment: SegmentInfo,
+    /// Why it stays.
+    pub why: Kept,
+}
+
+/// What retention under `config` would do now with `segments` (oldest first, as
+/// [`Store::segments`](crate::Store::segments) lists them, which a read-only store can
+/// do): the deletions [`Store::retain`](crate::Store::retain) would make, and each
+/// segment past the retention age it keeps, with why. Pure: deletes nothing, so a dry run
+/// needs no writer lock.
+#[must_use]
+pub fn plan(
+    segments: &[SegmentInfo],
+    config: &crate::config::Config,
+    now: Timestamp,
+) -> (Vec<Deletion>, Vec<Keep>) {
+    let policy = Policy {
+        age: config.retention_age,
+        bytes_max: config.retention_bytes_max,
+        dedup_window: config.dedup_window as u64,
+    };
+    let chosen = choose(segments, &policy, now);
+    let cutoff = policy.age.map(|a| now.saturating_sub(a));
+    let last_id = segments
+        .iter()
+        .filter_map(|s| s.ids.map(|(_, b)| b.0))
+        .max()
+        .unwrap_or(0);
+    let window_start = last_id.saturating_sub(policy.dedup_window);
+    let mut kept = Vec::new();
+    for (i, s) in segments.iter().enumerate() {
+        let expired = cutoff.is_some_and(|c| s.time_range.is_none_or(|(_, newest)| newest < c));
+        if !expired || chosen.iter().any(|(c, _)| c.segment_id == s.segment_id) {
+            continue;
+        }
+        let why = if i + 1 == segments.len() {
+            Kept::Last
+        } else if !s.sealed {
+            Kept::Unsealed
+        } else {
+            debug_assert!(s.ids.is_some_and(|(_, last)| last.0 > window_start));
+            Kept::DedupWindow
+        };
+        kept.push(Keep {
+            segment: s.clone(),
+            why,
+        });
+    }
+    let deletions = chosen
+        .into_iter()
+        .map(|(segment, reason)| Deletion { segment, reason })
+        .collect();
+    (deletions, kept)
+}
+
 /// The segments retention deletes (or would delete, in a dry run), oldest first.
 pub(crate) fn choose(
     segments: &[SegmentInfo],
