@@ -2,6 +2,10 @@
 //! or JSON Lines on stdout (`-`). A file appears only once complete: the events are written
 //! to a temporary file `.NAME.PID.tmp` in the same directory, synced, then linked to FILE.
 //!
+//! Events are written oldest first by timestamp, like a backup (`-r`: newest first).
+//! `-n N` selects the newest N matching events, written in that same order: a first pass
+//! reads the newest N to find the oldest of them, the second writes from there.
+//!
 //! An export holds private data, so the file is created 0600 like the store's files,
 //! whatever the umask. An existing FILE is never replaced without `--force`, not even one
 //! created while the export ran (the final step fails if FILE exists). SIGINT or SIGTERM
@@ -10,12 +14,12 @@
 //! name, once no process has the pid its name holds.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, IsTerminal as _, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use selflog::Store;
+use indicatif::ProgressBar;
+use selflog::{EventId, Order, Store, Timestamp};
 
 use crate::filter::FilterArgs;
 use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
@@ -33,11 +37,83 @@ pub enum ExportFormat {
     Jsonl,
 }
 
+/// Which matching events an export writes, and in what order.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection {
+    /// Only the newest N (`-n`).
+    pub limit: Option<u64>,
+    /// Newest first (`-r`); otherwise oldest first.
+    pub reverse: bool,
+}
+
+/// The events an export writes: a query in the order to write, how many it yields at most,
+/// and, for the newest N written oldest first, the first event to keep.
+struct Plan<'s> {
+    query: selflog::Query<'s>,
+    total: u64,
+    /// Skip events sorting before this (timestamp, id): ties at the oldest kept timestamp.
+    start: Option<(Timestamp, EventId)>,
+}
+
+/// Plans the export of `sel` of `filter`'s matches.
+fn plan<'s>(store: &'s Store, filter: &FilterArgs, sel: Selection) -> Result<Plan<'s>, Failure> {
+    let q = filter.query(store)?;
+    let Some(n) = sel.limit else {
+        let total = q.clone().count()?;
+        let order = if sel.reverse {
+            Order::NewestFirst
+        } else {
+            Order::OldestFirst
+        };
+        return Ok(Plan {
+            query: q.order(order),
+            total,
+            start: None,
+        });
+    };
+    if sel.reverse {
+        let total = q.clone().count()?.min(n);
+        return Ok(Plan {
+            query: q.order(Order::NewestFirst).limit(n),
+            total,
+            start: None,
+        });
+    }
+    // The newest N, oldest first: find the oldest of them, then read forward from it. The
+    // second pass stops at the newest id the first saw, so events appended meanwhile are
+    // not taken for older ones.
+    let mut newest = q.clone().order(Order::NewestFirst).limit(n).run()?;
+    let mut total = 0;
+    let mut oldest = None;
+    let mut id_max = 0;
+    while let Some(e) = newest.next_ref() {
+        let e = e?;
+        total += 1;
+        oldest = Some((e.timestamp, e.id));
+        id_max = id_max.max(e.id.0);
+    }
+    let Some((t0, id0)) = oldest else {
+        return Ok(Plan {
+            query: q.limit(0),
+            total: 0,
+            start: None,
+        });
+    };
+    Ok(Plan {
+        query: q
+            .since(t0)
+            .ids(EventId(1), EventId(id_max.saturating_add(1)))
+            .order(Order::OldestFirst),
+        total,
+        start: Some((t0, id0)),
+    })
+}
+
 pub fn run(
     store_dir: &Path,
     file: &Path,
     filter: &FilterArgs,
-    limit: Option<u64>,
+    selection: Selection,
     format: Option<ExportFormat>,
     force: bool,
 ) -> Outcome {
@@ -47,28 +123,17 @@ pub fn run(
         return Err(exists(file));
     }
     let store = Store::open_read_only(store_dir)?;
-    // An export reads like a backup: oldest first.
-    let mut q = filter.query(&store)?.order(selflog::Order::OldestFirst);
-    if let Some(n) = limit {
-        q = q.limit(n);
-    }
-    let total = q.clone().count().unwrap_or(0);
-    let bar = if io::stderr().is_terminal() && !to_stdout {
-        ProgressBar::with_draw_target(
-            Some(limit.map_or(total, |n| n.min(total))),
-            ProgressDrawTarget::stderr(),
-        )
-    } else {
+    let plan = plan(&store, filter, selection)?;
+    // A bar when the events go to a file (named, or stdout redirected to one).
+    let bar = if to_stdout && !output::stdout_is_file() {
         ProgressBar::hidden()
+    } else {
+        crate::progress::bar(plan.total, "exporting", "events")
     };
-    bar.set_style(
-        ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} events, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
     if to_stdout {
         let mut out = BufWriter::new(io::stdout().lock());
-        write_events(&mut out, q, format, &bar, None)?;
+        write_events(&mut out, plan, format, &bar, None)?;
+        bar.finish_and_clear();
         out.flush().map_err(|e| output::write_err(&e))?;
         return Ok(0);
     }
@@ -97,7 +162,7 @@ pub fn run(
         // The mode above is filtered by the umask, which may take the owner's bits too.
         f.set_permissions(std::fs::Permissions::from_mode(EXPORT_MODE))?;
         let mut out = BufWriter::new(f);
-        let Some(n) = write_events(&mut out, q, format, &bar, Some(&interrupt))? else {
+        let Some(n) = write_events(&mut out, plan, format, &bar, Some(&interrupt))? else {
             return Ok(None);
         };
         let f = out
@@ -222,7 +287,7 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 
 fn write_events(
     out: &mut impl Write,
-    q: selflog::Query<'_>,
+    plan: Plan<'_>,
     format: ExportFormat,
     bar: &ProgressBar,
     interrupt: Option<&Interrupt>,
@@ -234,17 +299,24 @@ fn write_events(
     }
     // Events are borrowed and each line is built in one reused buffer: nothing is
     // allocated per event.
-    let mut events = q.run()?;
+    let mut events = plan.query.run()?;
     let mut line = Vec::new();
     while let Some(e) = events.next_ref() {
         if interrupt.is_some_and(Interrupt::is_set) {
             return Ok(None);
         }
+        let e = e?;
+        if plan.start.is_some_and(|start| (e.timestamp, e.id) < start) {
+            continue;
+        }
+        if n == plan.total && plan.start.is_some() {
+            break;
+        }
         line.clear();
         if format == ExportFormat::Json {
             line.extend_from_slice(if n == 0 { b"\n" } else { b",\n" });
         }
-        selflog::jsonl::push_line(&mut line, &e?);
+        selflog::jsonl::push_line(&mut line, &e);
         if format == ExportFormat::Jsonl {
             line.push(b'\n');
         }

@@ -1,61 +1,48 @@
-//! The filter flags `list`, `search` and `export` share, and the time syntax of `--since`
-//! and `--until`: epoch seconds (float), RFC 3339, or an age such as `90s`, `30m`, `2h`,
-//! `7d` (that long before now).
+//! The filter flags `list`, `search`, `count` and `export` share: time range (`--since`,
+//! `--until`, `--hours`; syntax in `time.rs`), `-t/--type`, `-s/--source`, `--action`.
+//!
+//! A type or source no stored event has is almost always a typo, so both are refused the
+//! same way: exit status 1, naming the values the store does have.
 
 use std::time::Duration;
 
-use selflog::{Order, Query, Store, Timestamp};
+use selflog::{Field, Query, Store, Timestamp};
 
+use crate::time::{self, TimeArg};
 use crate::Failure;
 
-#[derive(clap::Args, Debug, Clone)]
+/// Known values listed in the hint of an unknown type or source, at most.
+const KNOWN_LISTED_MAX: usize = 20;
+
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct FilterArgs {
     /// Events of the last H hours (same as --since Hh).
     #[arg(long, value_name = "H", conflicts_with = "since")]
     hours: Option<f64>,
-    /// Events at or after T: epoch seconds, RFC 3339, or an age like 90s, 30m, 2h, 7d.
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    since: Option<Timestamp>,
+    /// Events at or after T: `2026-12-06 22:00:00` (as tables print it), 2026-12-06, today,
+    /// yesterday, now, an age (90s, 2h, 1h30m, -1h), RFC 3339 or epoch seconds.
+    #[arg(long, value_name = "T", value_parser = time::parse, allow_hyphen_values = true)]
+    since: Option<TimeArg>,
     /// Events before T (same syntax as --since).
-    #[arg(long, value_name = "T", value_parser = parse_time)]
-    until: Option<Timestamp>,
+    #[arg(long, value_name = "T", value_parser = time::parse, allow_hyphen_values = true)]
+    until: Option<TimeArg>,
     /// Only this event type (repeat for several).
-    #[arg(long = "type", value_name = "TYPE")]
-    types: Vec<String>,
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
     /// Only this source (repeat for several).
-    #[arg(long = "source", value_name = "SOURCE")]
-    sources: Vec<String>,
+    #[arg(short = 's', long = "source", value_name = "SOURCE")]
+    pub sources: Vec<String>,
     /// Only this action.
     #[arg(long, value_name = "ACTION")]
     action: Option<String>,
-    /// Oldest first (default: newest first).
-    #[arg(long)]
-    oldest_first: bool,
 }
 
 impl FilterArgs {
-    /// The query these flags describe, without limit.
+    /// The query these flags describe, newest first, without limit. Fails on a type or
+    /// source no stored event has.
     pub fn query<'s>(&self, store: &'s Store) -> Result<Query<'s>, Failure> {
-        // A type the store has never seen is almost always a typo: say so, with the types
-        // it does have, rather than print nothing.
-        if !self.types.is_empty() {
-            let known = store.stats()?.events_by_type;
-            if let Some(t) = self.types.iter().find(|t| !known.contains_key(t.as_str())) {
-                let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
-                names.truncate(20);
-                return Err(Failure::hinted(
-                    format!("unknown event type `{t}`: no stored event has it"),
-                    format!(
-                        "known types: {}",
-                        if names.is_empty() {
-                            "(none, the store is empty)".to_owned()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
+        check_known(store, Field::EventType, &self.types)?;
+        check_known(store, Field::Source, &self.sources)?;
         let mut q = store.query();
         if let Some(h) = self.hours {
             if !(h.is_finite() && h >= 0.0) {
@@ -67,10 +54,10 @@ impl FilterArgs {
             let age = Duration::try_from_secs_f64(h * 3600.0).unwrap_or(Duration::MAX);
             q = q.since(Timestamp::now().saturating_sub(age));
         }
-        if let Some(t) = self.since {
+        if let Some(t) = time::resolve(self.since.as_ref())? {
             q = q.since(t);
         }
-        if let Some(t) = self.until {
+        if let Some(t) = time::resolve(self.until.as_ref())? {
             q = q.until(t);
         }
         for t in &self.types {
@@ -82,70 +69,36 @@ impl FilterArgs {
         if let Some(a) = &self.action {
             q = q.action(a.clone());
         }
-        Ok(q.order(if self.oldest_first {
-            Order::OldestFirst
-        } else {
-            Order::NewestFirst
-        }))
+        Ok(q)
     }
 }
 
-/// Parses `--since`/`--until` values.
-pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    let s = s.trim();
-    let bad = || {
-        format!("invalid time {s:?}: use epoch seconds (1732460000.5), RFC 3339 (2024-11-24T15:00:00Z) or an age (90s, 30m, 2h, 7d)")
+/// Refuses the first of `wanted` that no stored event has in `field`, naming the known ones.
+pub fn check_known(store: &Store, field: Field, wanted: &[String]) -> Result<(), Failure> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let known = store.query().counts_by(field)?;
+    let Some(unknown) = wanted.iter().find(|w| !known.contains_key(w.as_str())) else {
+        return Ok(());
     };
-    let age = s.chars().last().and_then(|unit| {
-        let secs = match unit {
-            's' => 1.0,
-            'm' => 60.0,
-            'h' => 3600.0,
-            'd' => 86_400.0,
-            'w' => 7.0 * 86_400.0,
-            _ => return None,
-        };
-        let number: f64 = s[..s.len() - 1].trim().parse().ok()?;
-        Some((number, secs))
-    });
-    if let Some((number, secs)) = age {
-        if !(number.is_finite() && number >= 0.0) {
-            return Err(bad());
-        }
-        let age = Duration::try_from_secs_f64(number * secs).map_err(|_| bad())?;
-        return Ok(Timestamp::now().saturating_sub(age));
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Timestamp::from_secs_f64(secs).ok_or_else(bad);
-    }
-    selflog::jsonl::parse_time_text(s).ok_or_else(bad)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_every_time_form() {
-        assert_eq!(
-            parse_time("1732460000.5").unwrap(),
-            Timestamp(1_732_460_000_500_000)
-        );
-        assert_eq!(
-            parse_time("2024-11-24T15:00:00Z").unwrap(),
-            Timestamp(1_732_460_400_000_000)
-        );
-        let now = Timestamp::now().0;
-        let two_hours = parse_time("2h").unwrap().0;
-        assert!((now - two_hours - 7_200_000_000).abs() < 5_000_000);
-        let week = parse_time("7d").unwrap().0;
-        assert!((now - week - 604_800_000_000).abs() < 5_000_000);
-        assert_eq!(
-            parse_time("2024-11-24T15:00:00+01:00").unwrap(),
-            Timestamp(1_732_456_800_000_000)
-        );
-        for bad in ["yesterday", "2x", "-3h", "", "1e400", "h"] {
-            assert!(parse_time(bad).is_err(), "{bad}");
-        }
-    }
+    let (what, plural) = match field {
+        Field::EventType => ("event type", "types"),
+        Field::Source => ("source", "sources"),
+        Field::Action => ("action", "actions"),
+    };
+    let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+    let more = names.len().saturating_sub(KNOWN_LISTED_MAX);
+    names.truncate(KNOWN_LISTED_MAX);
+    let listed = if names.is_empty() {
+        "(none, the store is empty)".to_owned()
+    } else if more > 0 {
+        format!("{} (and {more} more)", names.join(", "))
+    } else {
+        names.join(", ")
+    };
+    Err(Failure::hinted(
+        format!("unknown {what} `{unknown}`: no stored event has it"),
+        format!("known {plural}: {listed}"),
+    ))
 }

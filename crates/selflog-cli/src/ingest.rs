@@ -24,6 +24,9 @@ use selflog::{Appended, Config, Event, EventId, Store};
 use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
 
+/// The UTF-8 byte order mark, accepted (and ignored) at the start of the first line.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Lines rejected before ingest gives up reporting each one (it keeps counting).
 const REPORTED_LINES_MAX: u64 = 100;
 
@@ -200,6 +203,11 @@ fn parse_input(
             ),
             Ok(Piece::Line(line_no, line)) => {
                 let text = trim_line(line);
+                // Editors on some systems begin a UTF-8 file with a byte order mark.
+                let text = match text.strip_prefix(UTF8_BOM) {
+                    Some(rest) if line_no == 1 => rest,
+                    _ => text,
+                };
                 let parsed = (!text.iter().all(u8::is_ascii_whitespace))
                     .then(|| selflog::jsonl::parse_line(text).map_err(|e| e.to_string()));
                 (line_no, parsed, Some(text.len()))
@@ -223,13 +231,25 @@ fn parse_input(
 }
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "Lines longer than 4 MiB plus room for the other fields are rejected as soon as \
+#[command(after_help = "Each line is one JSON object, one event:\n  \
+{\"timestamp\": 1732460000.5, \"event_type\": \"file_op\", \"action\": \"modified\", \
+\"source\": \"Finder\", \"data\": {\"path\": \"/Users/a/notes.md\"}}\n\
+Fields:\n  \
+timestamp   required: epoch seconds (a number, up to microseconds) or an RFC 3339 string \
+(\"2024-11-24T15:00:00Z\", \"2024-11-24T16:00:00.5+01:00\"), at most 24 hours ahead of \
+the clock\n  \
+event_type  required: a non-empty string (file_op, app_launch, clipboard, ...), at most 1024 bytes\n  \
+source      required: a non-empty string, the application or subsystem, at most 1024 bytes\n  \
+action      optional: a string or null (modified, created, ...), at most 1024 bytes\n  \
+data        optional: any JSON value or null, stored as its exact text, at most 4 MiB\n\
+Other keys, such as `id` and `hash` in the output of `selflog inspect export`, are ignored, \
+so an export ingests back. Blank lines are skipped; a UTF-8 byte order mark before the first \
+line is accepted; lines may end in \\n or \\r\\n.\n\n\
+Lines longer than 4 MiB plus room for the other fields are rejected as soon as \
 they pass the limit; memory stays bounded.\n\
 On a store failure (a full disk) ingest says how many events of this run the store holds \
 and from which line to ingest again, and exits 1. SIGINT (Ctrl-C) or SIGTERM stops the \
-reading; what was read is stored, the summary printed, and the exit status is 130."
-)]
+reading; what was read is stored, the summary printed, and the exit status is 130.")]
 pub struct Args {
     /// JSON Lines file to read; `-` or nothing reads standard input.
     file: Option<PathBuf>,

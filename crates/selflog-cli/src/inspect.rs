@@ -1,13 +1,15 @@
 //! `selflog inspect ...`: read-only commands. They never create or modify anything, and
 //! work while another process writes the store.
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use selflog::{EventId, StoredEvent};
+use selflog::EventId;
 
 use crate::export::ExportFormat;
 use crate::filter::FilterArgs;
+use crate::list::ShowArgs;
+use crate::time::{self, TimeArg};
 use crate::{output, Failure, Outcome};
 
 #[derive(clap::Subcommand)]
@@ -32,27 +34,50 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recent events, newest first.
+    /// Recent events, newest first; with -f, then new events as they are appended.
+    #[command(
+        after_help = "-f prints the newest 10 events (or -n N), oldest of them first, then \
+each new event as another process appends it, like `journalctl -f`; Ctrl-C ends it with exit \
+status 0, as does closing its stdout (`| head`)."
+    )]
     List {
         #[command(flatten)]
         filter: FilterArgs,
-        /// At most N events.
-        #[arg(long, value_name = "N", default_value_t = 50)]
-        limit: u64,
-        /// JSON Lines: one event per line.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        show: ShowArgs,
+        /// Follow: after the newest events, print new ones as they are appended.
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
     /// Events whose type, action, source or data contain TEXT (ASCII case-insensitive).
+    #[command(
+        after_help = "Exit status: 0 when something matched, 1 when nothing did (and \
+nothing is printed), like grep and ripgrep; 2 on a usage error."
+    )]
     Search {
         /// The text to find.
         text: String,
         #[command(flatten)]
         filter: FilterArgs,
-        /// At most N events.
-        #[arg(long, value_name = "N", default_value_t = 10)]
-        limit: u64,
-        /// JSON Lines: one event per line.
+        #[command(flatten)]
+        show: ShowArgs,
+    },
+    /// How many events match, or how many per type, source, action, hour or day, with a
+    /// histogram.
+    #[command(
+        after_help = "Without --by: the number alone. With --by: one row per group \
+(largest first; hours and days in time order, in local time or UTC with --utc), its share \
+and a bar, then the total. --json: {\"total\": N} or {\"by\": \"type\", \"total\": N, \
+\"counts\": [{\"type\": \"file_op\", \"count\": N}, ...]}, with \"start\" (epoch seconds) \
+for hours and days and null for events without an action."
+    )]
+    Count {
+        /// Group by this field or time bucket.
+        #[arg(long, value_enum, value_name = "FIELD")]
+        by: Option<crate::count::By>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -78,7 +103,7 @@ pub enum Command {
         #[arg(long = "event", value_name = "ID")]
         event: Option<u64>,
         /// Of this pattern type.
-        #[arg(long = "type", value_name = "TYPE")]
+        #[arg(short = 't', long = "type", value_name = "TYPE")]
         pattern_type: Option<String>,
         /// Found by this embryo.
         #[arg(long, value_name = "E")]
@@ -92,12 +117,15 @@ pub enum Command {
     },
     /// Periodic system statistics records (the old `system_stats` table).
     SystemStats {
-        /// Records at or after T (epoch seconds, RFC 3339 or an age like 2h).
-        #[arg(long, value_name = "T", value_parser = crate::filter::parse_time)]
-        since: Option<selflog::Timestamp>,
+        /// Records at or after T (the syntax of `inspect list --since`).
+        #[arg(long, value_name = "T", value_parser = crate::time::parse, allow_hyphen_values = true)]
+        since: Option<TimeArg>,
         /// Records before T.
-        #[arg(long, value_name = "T", value_parser = crate::filter::parse_time)]
-        until: Option<selflog::Timestamp>,
+        #[arg(long, value_name = "T", value_parser = crate::time::parse, allow_hyphen_values = true)]
+        until: Option<TimeArg>,
+        /// The newest N records (default: all).
+        #[arg(short = 'n', long, value_name = "N")]
+        limit: Option<usize>,
         /// JSON Lines: one record per line.
         #[arg(long)]
         json: bool,
@@ -106,19 +134,29 @@ pub enum Command {
     Get {
         /// The event id.
         id: u64,
-        /// One JSON object.
-        #[arg(long)]
+        /// Output mode: short (field by field), json or jsonl (one JSON object on one
+        /// line), cat (the data alone).
+        #[arg(short = 'o', long = "output", value_enum, value_name = "MODE")]
+        output: Option<output::Mode>,
+        /// One JSON object (same as -o json).
+        #[arg(long, conflicts_with = "output")]
         json: bool,
     },
     /// Write events to FILE: `.json` (one array), `.jsonl` (JSON Lines), `-` (stdout, JSON Lines).
+    ///
+    /// Events are written oldest first (by timestamp; -r: newest first). With -n N, the
+    /// newest N matching events, still written oldest first unless -r.
     Export {
         /// Destination; it appears only once complete, readable by its owner only (0600).
         file: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
-        /// At most N events (default: all).
-        #[arg(long, value_name = "N")]
+        /// Only the newest N matching events (default: all).
+        #[arg(short = 'n', long, value_name = "N")]
         limit: Option<u64>,
+        /// Newest first (default: oldest first).
+        #[arg(short = 'r', long)]
+        reverse: bool,
         /// Override the format the file name implies.
         #[arg(long, value_enum)]
         format: Option<ExportFormat>,
@@ -134,16 +172,21 @@ pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
         Command::Verify { json } => verify(store_dir, *json),
         Command::List {
             filter,
-            limit,
-            json,
-        } => list(store_dir, filter, None, *limit, *json),
-        Command::Search {
-            text,
-            filter,
-            limit,
-            json,
-        } => list(store_dir, filter, Some(text), *limit, *json),
-        Command::Get { id, json } => get(store_dir, *id, *json),
+            show,
+            follow,
+        } => crate::list::list(store_dir, filter, show, *follow),
+        Command::Search { text, filter, show } => {
+            crate::list::search(store_dir, filter, show, text)
+        }
+        Command::Count { by, filter, json } => crate::count::run(store_dir, filter, *by, *json),
+        Command::Get { id, output, json } => {
+            let mode = if *json {
+                output::Mode::Json
+            } else {
+                output.unwrap_or_default()
+            };
+            get(store_dir, *id, mode)
+        }
         Command::Segments { json } => segments(store_dir, *json),
         Command::Cursors { json } => cursors(store_dir, *json),
         Command::Patterns {
@@ -162,53 +205,40 @@ pub fn run(store_dir: &Path, cmd: &Command) -> Outcome {
             };
             patterns(store_dir, &filter, *json)
         }
-        Command::SystemStats { since, until, json } => {
-            system_stats(store_dir, *since, *until, *json)
-        }
+        Command::SystemStats {
+            since,
+            until,
+            limit,
+            json,
+        } => system_stats(
+            store_dir,
+            crate::time::resolve(since.as_ref())?,
+            crate::time::resolve(until.as_ref())?,
+            *limit,
+            *json,
+        ),
         Command::Export {
             file,
             filter,
             limit,
+            reverse,
             format,
             force,
-        } => crate::export::run(store_dir, file, filter, *limit, *format, *force),
+        } => crate::export::run(
+            store_dir,
+            file,
+            filter,
+            crate::export::Selection {
+                limit: *limit,
+                reverse: *reverse,
+            },
+            *format,
+            *force,
+        ),
     }
 }
 
-fn list(
-    store_dir: &Path,
-    filter: &FilterArgs,
-    text: Option<&str>,
-    limit: u64,
-    json: bool,
-) -> Outcome {
-    let store = crate::open_read_only(store_dir)?;
-    let mut q = filter.query(&store)?.limit(limit);
-    if let Some(t) = text {
-        q = q.text(t);
-    }
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    if json {
-        let mut events = q.run()?;
-        let mut line = Vec::new();
-        while let Some(e) = events.next_ref() {
-            line.clear();
-            selflog::jsonl::push_line(&mut line, &e?);
-            line.push(b'\n');
-            out.write_all(&line).map_err(|e| output::write_err(&e))?;
-        }
-    } else {
-        let events: Vec<StoredEvent> = q.run()?.collect::<selflog::Result<_>>()?;
-        let tty = io::stdout().is_terminal();
-        let table = output::table(&events, tty, text);
-        out.write_all(table.as_bytes())
-            .map_err(|e| output::write_err(&e))?;
-    }
-    out.flush().map_err(|e| output::write_err(&e))?;
-    Ok(0)
-}
-
-fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
+fn get(store_dir: &Path, id: u64, mode: output::Mode) -> Outcome {
     let store = crate::open_read_only(store_dir)?;
     let Some(e) = store.get(EventId(id))? else {
         return Err(Failure::hinted(
@@ -216,10 +246,10 @@ fn get(store_dir: &Path, id: u64, json: bool) -> Outcome {
             "`selflog inspect stats` shows the id range",
         ));
     };
-    let text = if json {
-        selflog::jsonl::to_line(&e) + "\n"
-    } else {
-        output::detail(&e)
+    let text = match mode {
+        output::Mode::Json | output::Mode::Jsonl => selflog::jsonl::to_line(&e) + "\n",
+        output::Mode::Cat => output::cat_line(&e) + "\n",
+        output::Mode::Short => output::detail(&e),
     };
     io::stdout()
         .lock()
@@ -273,7 +303,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
         writeln!(out, "{v}")
     } else {
         let span = match (s.first_timestamp, s.last_timestamp) {
-            (Some(a), Some(b)) => format!("{} .. {}", output::rfc3339(a), output::rfc3339(b)),
+            (Some(a), Some(b)) => format!("{} .. {}", time::display(a), time::display(b)),
             _ => "(empty)".to_owned(),
         };
         let mut text = format!(
@@ -327,7 +357,11 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
 }
 
 fn verify(store_dir: &Path, json: bool) -> Outcome {
-    let report = selflog::verify(store_dir)?;
+    let spinner =
+        crate::progress::spinner(format!("verifying every frame of {}", store_dir.display()));
+    let report = selflog::verify(store_dir);
+    spinner.finish_and_clear();
+    let report = report?;
     let mut out = io::stdout().lock();
     let res = if json {
         let problems: Vec<_> = report
@@ -403,10 +437,11 @@ fn segments(store_dir: &Path, json: bool) -> Outcome {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     let segs = store.segments()?;
+    let rw = 2 * time::display_width() + 4;
     if !json {
         writeln!(
             out,
-            "{:<22} {:>21} {:>9} {:>10}  {:<6}  {:<47}  EXPIRES (30-day retention)",
+            "{:<22} {:>21} {:>9} {:>10}  {:<6}  {:<rw$}  EXPIRES (30-day retention)",
             "FILE", "IDS", "EVENTS", "BYTES", "STATE", "TIME RANGE"
         )
         .map_err(w)?;
@@ -441,12 +476,12 @@ fn segments(store_dir: &Path, json: bool) -> Outcome {
                 .map_or_else(|| "-".to_owned(), |(a, b)| format!("{a}..{b}"));
             let range = s.time_range.map_or_else(
                 || "-".to_owned(),
-                |(a, b)| format!("{} .. {}", output::local_time(a), output::local_time(b)),
+                |(a, b)| format!("{} .. {}", time::display(a), time::display(b)),
             );
-            let expires = expires.map_or_else(|| "- (active)".to_owned(), output::local_time);
+            let expires = expires.map_or_else(|| "- (active)".to_owned(), time::display);
             writeln!(
                 out,
-                "{file:<22} {ids:>21} {:>9} {:>10}  {:<6}  {range:<47}  {expires}",
+                "{file:<22} {ids:>21} {:>9} {:>10}  {:<6}  {range:<rw$}  {expires}",
                 s.events,
                 output::human_bytes(s.file_len),
                 if s.sealed { "sealed" } else { "active" },
@@ -526,12 +561,13 @@ fn cursors(store_dir: &Path, json: bool) -> Outcome {
 
 fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Outcome {
     let store = crate::open_read_only(store_dir)?;
+    let tw = time::display_width();
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
     if !json {
         writeln!(
             out,
-            "{:>8} {:>10} {:<24} {:>10}  {:<16} {:<23}  DATA",
+            "{:>8} {:>10} {:<24} {:>10}  {:<16} {:<tw$}  DATA",
             "ID", "EVENT", "TYPE", "CONFIDENCE", "EMBRYO", "CREATED"
         )
         .map_err(w)?;
@@ -553,13 +589,13 @@ fn patterns(store_dir: &Path, filter: &selflog::PatternFilter, json: bool) -> Ou
         } else {
             writeln!(
                 out,
-                "{:>8} {:>10} {:<24} {:>10.3}  {:<16} {:<23}  {}",
+                "{:>8} {:>10} {:<24} {:>10.3}  {:<16} {:<tw$}  {}",
                 p.id,
                 p.event_id.map_or_else(|| "-".to_owned(), |i| i.to_string()),
                 p.pattern_type,
                 p.confidence,
                 p.embryo_id.as_deref().unwrap_or("-"),
-                output::local_time(p.created),
+                time::display(p.created),
                 p.pattern_data
             )
             .map_err(w)?;
@@ -573,20 +609,26 @@ fn system_stats(
     store_dir: &Path,
     since: Option<selflog::Timestamp>,
     until: Option<selflog::Timestamp>,
+    limit: Option<usize>,
     json: bool,
 ) -> Outcome {
     let store = crate::open_read_only(store_dir)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let w = |e: io::Error| output::write_err(&e);
+    let tw = time::display_width();
     if !json {
         writeln!(
             out,
-            "{:<23} {:>12} {:>12} {:>8} {:>10} {:>11}",
+            "{:<tw$} {:>12} {:>12} {:>8} {:>10} {:>11}",
             "TIME", "EVENTS", "EVENTS/S", "EMBRYOS", "FITNESS", "STORAGE MB"
         )
         .map_err(w)?;
     }
-    for s in store.system_stats(since, until)? {
+    let mut records = store.system_stats(since, until)?;
+    if let Some(n) = limit {
+        records.drain(..records.len().saturating_sub(n));
+    }
+    for s in records {
         if json {
             let v = serde_json::json!({
                 "timestamp": output::secs(s.timestamp),
@@ -600,8 +642,8 @@ fn system_stats(
         } else {
             writeln!(
                 out,
-                "{:<23} {:>12} {:>12.1} {:>8} {:>10.3} {:>11.2}",
-                output::local_time(s.timestamp),
+                "{:<tw$} {:>12} {:>12.1} {:>8} {:>10.3} {:>11.2}",
+                time::display(s.timestamp),
                 s.total_events,
                 s.events_per_second,
                 s.active_embryos,

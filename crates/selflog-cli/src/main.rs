@@ -4,6 +4,7 @@
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
+mod count;
 mod demo;
 mod export;
 mod filter;
@@ -11,10 +12,13 @@ mod import;
 mod ingest;
 mod inspect;
 mod interrupt;
+mod list;
 mod maintain;
 mod output;
+mod progress;
 mod replay;
 mod salvage;
+mod time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,8 +33,12 @@ const EXIT_ERROR: u8 = 1;
     name = "selflog",
     version,
     about = "An append-only event store for desktop activity capture",
-    after_help = "Exit status: 0 on success, 1 on an error or rejected input, 2 on a usage error, \
-130 when SIGINT (Ctrl-C) or SIGTERM stopped `ingest` or `inspect export` cleanly."
+    after_help = "Times print as local time with the UTC offset (--utc: UTC); --since and --until \
+take that form back, or a date, today, yesterday, now, an age (2h, 1h30m, -1h), RFC 3339 or \
+epoch seconds.\n\
+Exit status: 0 on success, 1 on an error or rejected input (and from `inspect search` when \
+nothing matched), 2 on a usage error, 130 when SIGINT (Ctrl-C) or SIGTERM stopped `ingest` or \
+`inspect export` cleanly."
 )]
 struct Cli {
     /// The store directory.
@@ -41,6 +49,9 @@ struct Cli {
         default_value = "data/selflog"
     )]
     store: PathBuf,
+    /// Print times in UTC, and read times without a zone as UTC (default: local time).
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -156,6 +167,7 @@ pub type Outcome = Result<u8, Failure>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    time::set_utc(cli.utc);
     if let Err(e) = interrupt::survive_file_size_limit() {
         eprintln!("selflog: cannot handle SIGXFSZ: {e}");
         return ExitCode::from(EXIT_ERROR);

@@ -1,20 +1,29 @@
-//! `selflog maintain [--dry-run]`: runs retention now and prints what it deleted (or, with
-//! `--dry-run`, what it would delete). Needs the writer lock: while the daemon runs, its own
-//! store does this.
+//! `selflog maintain [--dry-run] [--json]`: runs retention now and prints what it deleted
+//! (or, with `--dry-run`, what it would delete), and why each segment past the retention
+//! age is kept (the last segment; ids inside the dedup window).
+//!
+//! A real run needs the writer lock (while the daemon runs, its own store does this) and,
+//! like any writer, creates a missing store. `--dry-run` opens the store read-only: it
+//! never creates or changes anything, and works while another process writes.
+//!
+//! `--json` prints one object: `dry_run`, `deleted` (`[{file, reason, events, bytes,
+//! last_timestamp}]`, what was or would be deleted; `reason` is `expired` or
+//! `over size cap`), `kept` (`[{file, why, events, bytes, last_timestamp}]`, `why` being
+//! `last segment`, `unsealed` or `dedup window`), `segments_deleted`, `events_deleted`.
 
 use std::io::{self, Write as _};
 use std::path::Path;
 
-use selflog::{Config, Reason};
+use selflog::{Config, Deletion, Keep, Kept, Reason, SegmentInfo, Timestamp};
 
-use crate::{output, Outcome};
+use crate::{output, time, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Only print what would be deleted.
+    /// Only print what would be deleted; opens the store read-only.
     #[arg(long)]
     dry_run: bool,
-    /// One JSON object per segment.
+    /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
 }
@@ -22,11 +31,27 @@ pub struct Args {
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let mut config = Config::default();
     config.retention_on_open = false;
-    let store = crate::open_writable(store_dir, config)?;
-    let deletions = store.retain(args.dry_run)?;
-    store.close()?;
+    let (deletions, kept) = if args.dry_run {
+        let store = crate::open_read_only(store_dir)?;
+        selflog::retention_plan(&store.segments()?, &config, Timestamp::now())
+    } else {
+        let store = crate::open_writable(store_dir, config.clone())?;
+        let (_, kept) = selflog::retention_plan(&store.segments()?, &config, Timestamp::now());
+        let deletions = store.retain(false)?;
+        store.close()?;
+        (deletions, kept)
+    };
     let mut out = io::stdout().lock();
     let w = |e: io::Error| output::write_err(&e);
+    let newest = |s: &SegmentInfo| {
+        s.time_range
+            .map_or_else(|| "none".to_owned(), |(_, b)| time::display(b))
+    };
+    let events: u64 = deletions.iter().map(|d| d.segment.events).sum();
+    if args.json {
+        writeln!(out, "{}", json(args.dry_run, &deletions, &kept)).map_err(w)?;
+        return Ok(0);
+    }
     let verb = if args.dry_run {
         "would delete"
     } else {
@@ -34,38 +59,82 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     };
     for d in &deletions {
         let s = &d.segment;
-        let file = s
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let reason = match d.reason {
-            Reason::Expired => "expired",
-            Reason::OverSizeCap => "over size cap",
-            _ => "other",
+        writeln!(
+            out,
+            "{verb} {}: {} events, {}, {} (newest event {})",
+            file_name(s),
+            s.events,
+            output::human_bytes(s.file_len),
+            reason(d.reason),
+            newest(s),
+        )
+        .map_err(w)?;
+    }
+    for k in &kept {
+        let because = match k.why {
+            Kept::Last => "it is the last segment, which retention never deletes",
+            Kept::Unsealed => "it is not sealed yet",
+            _ => "it holds ids inside the dedup window (the newest ids, kept so that duplicates are still recognised)",
         };
-        if args.json {
-            let v = serde_json::json!({
-                "file": file,
-                "deleted": !args.dry_run,
-                "reason": reason,
-                "events": s.events,
-                "bytes": s.file_len,
-                "last_timestamp": s.time_range.map(|(_, b)| output::secs(b)),
-            });
-            writeln!(out, "{v}").map_err(w)?;
-        } else {
-            writeln!(
-                out,
-                "{verb} {file}: {} events, {}, {reason}",
-                s.events,
-                output::human_bytes(s.file_len)
-            )
-            .map_err(w)?;
-        }
+        writeln!(
+            out,
+            "keeping {}: expired (newest event {}), but {because}",
+            file_name(&k.segment),
+            newest(&k.segment),
+        )
+        .map_err(w)?;
     }
-    if !args.json {
-        let events: u64 = deletions.iter().map(|d| d.segment.events).sum();
-        writeln!(out, "{verb} {} segments ({events} events)", deletions.len()).map_err(w)?;
-    }
+    writeln!(out, "{verb} {} segments ({events} events)", deletions.len()).map_err(w)?;
     Ok(0)
+}
+
+fn file_name(s: &SegmentInfo) -> String {
+    s.path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+fn reason(r: Reason) -> &'static str {
+    match r {
+        Reason::Expired => "expired",
+        Reason::OverSizeCap => "over size cap",
+        _ => "other",
+    }
+}
+
+fn why(k: Kept) -> &'static str {
+    match k {
+        Kept::Last => "last segment",
+        Kept::Unsealed => "unsealed",
+        Kept::DedupWindow => "dedup window",
+        _ => "other",
+    }
+}
+
+/// The `--json` object (see the module docs).
+fn json(dry_run: bool, deletions: &[Deletion], kept: &[Keep]) -> serde_json::Value {
+    let row = |s: &SegmentInfo, key: &str, value: &str| {
+        serde_json::json!({
+            "file": file_name(s),
+            key: value,
+            "events": s.events,
+            "bytes": s.file_len,
+            "last_timestamp": s.time_range.map(|(_, b)| output::secs(b)),
+        })
+    };
+    let deleted: Vec<_> = deletions
+        .iter()
+        .map(|d| row(&d.segment, "reason", reason(d.reason)))
+        .collect();
+    let kept: Vec<_> = kept
+        .iter()
+        .map(|k| row(&k.segment, "why", why(k.why)))
+        .collect();
+    serde_json::json!({
+        "dry_run": dry_run,
+        "deleted": deleted,
+        "kept": kept,
+        "segments_deleted": deletions.len(),
+        "events_deleted": deletions.iter().map(|d| d.segment.events).sum::<u64>(),
+    })
 }

@@ -1,6 +1,15 @@
-//! Output helpers: JSON values of store types, and quiet handling of a closed stdout.
+//! Output helpers: the output modes of event listings (`-o short|json|jsonl|cat`), the
+//! aligned event table, colour (only on a terminal, never with `NO_COLOR` set), JSON values
+//! of store types, and quiet handling of a closed stdout.
+//!
+//! On a terminal a table row is cut to the terminal's width; in a pipe every line is whole,
+//! so `grep` and `cut` see everything.
 
-use std::io;
+use std::io::{self, IsTerminal as _};
+
+use selflog::StoredEvent;
+
+use crate::time;
 
 /// Message of the I/O error a write to a closed pipe returns.
 const BROKEN_PIPE: &str = "stdout closed";
@@ -30,14 +39,6 @@ pub fn secs(ts: selflog::Timestamp) -> serde_json::Value {
         .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
-/// A timestamp as RFC 3339 in UTC with microseconds, for people.
-pub fn rfc3339(ts: selflog::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_micros(ts.micros()).map_or_else(
-        || ts.to_string(),
-        |d| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-    )
-}
-
 /// A byte count for people: `12.3 MiB`.
 #[expect(clippy::cast_precision_loss, reason = "display only")]
 pub fn human_bytes(n: u64) -> String {
@@ -55,32 +56,45 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// How a listing prints events: `-o`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// An aligned table: id, time, type, action, source, data (cut to the terminal's
+    /// width on a terminal, whole in a pipe).
+    #[default]
+    Short,
+    /// One JSON array of events.
+    Json,
+    /// JSON Lines: one event object per line (the fields of `selflog ingest`, plus `id` and
+    /// `hash`).
+    Jsonl,
+    /// The data of each event alone, one per line (an empty line for an event without
+    /// data).
+    Cat,
+}
+
+/// Whether to colour output on stdout: only on a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (<https://no-color.org>).
+pub fn colour(tty: bool) -> bool {
+    tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Whether stdout is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}
+
 /// Width of the terminal on stdout, if it is one.
-fn terminal_width() -> Option<usize> {
-    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+pub fn terminal_width() -> Option<usize> {
+    terminal_size::terminal_size_of(io::stdout()).map(|(w, _)| usize::from(w.0))
 }
 
-/// Longest data summary in a pipe, where there is no terminal width to fit.
-const SUMMARY_LEN_PIPE: usize = 200;
-
-/// A timestamp in local time for people: `2024-11-24 15:00:00.123`.
-pub fn local_time(ts: selflog::Timestamp) -> String {
-    chrono::DateTime::from_timestamp_micros(ts.micros()).map_or_else(
-        || ts.to_string(),
-        |d| {
-            d.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S%.3f")
-                .to_string()
-        },
-    )
-}
-
-/// `text` cut to `width` characters, with `…` marking the cut; control characters become
-/// spaces so a row stays one line.
-fn one_line(text: &str, width: usize) -> String {
-    let mut out = String::with_capacity(width.min(text.len()));
+/// `text` on one line (control characters become spaces), cut to `width` characters with
+/// `…` marking the cut when `width` is given.
+fn one_line(text: &str, width: Option<usize>) -> String {
+    let mut out = String::with_capacity(text.len());
     for (n, c) in text.chars().enumerate() {
-        if n + 1 >= width && text.chars().nth(n + 1).is_some() {
+        if width.is_some_and(|w| n + 1 >= w && text.chars().nth(n + 1).is_some()) {
             out.push('…');
             return out;
         }
@@ -111,66 +125,93 @@ fn highlight(text: &str, needle: &str) -> String {
     out
 }
 
-/// The aligned table of `list` and `search`: id, local time, type, action, source and a
-/// one-line data summary cut to the terminal width. Colour only on a terminal.
-pub fn table(events: &[selflog::StoredEvent], tty: bool, search: Option<&str>) -> String {
-    let headers = ["ID", "TIME", "TYPE", "ACTION", "SOURCE"];
-    let rows: Vec<[String; 5]> = events
-        .iter()
-        .map(|e| {
-            [
-                e.id.to_string(),
-                local_time(e.timestamp),
-                one_line(&e.event_type, 40),
-                one_line(e.action.as_deref().unwrap_or("-"), 24),
-                one_line(&e.source, 40),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+/// Column headers of the event table.
+const HEADERS: [&str; 5] = ["ID", "TIME", "TYPE", "ACTION", "SOURCE"];
+
+/// The aligned table of `list` and `search`: id, time ([`time::display`]), type, action,
+/// source and the data on one line. On a terminal, cells and data are cut to fit its width
+/// and the header is bold, matches of a search bold red (unless `NO_COLOR`); in a pipe
+/// nothing is cut or coloured. Rendered batch by batch for `list -f`: columns only widen.
+pub struct Table {
+    tty: bool,
+    colour: bool,
+    search: Option<String>,
+    widths: [usize; 5],
+}
+
+impl Table {
+    /// A table for stdout, highlighting `search` on a colour terminal.
+    pub fn new(search: Option<&str>) -> Table {
+        let tty = stdout_is_terminal();
+        Table {
+            tty,
+            colour: colour(tty),
+            search: search.map(str::to_owned),
+            widths: HEADERS.map(|h| h.chars().count()),
         }
     }
-    let used: usize = widths.iter().map(|w| w + 2).sum();
-    let data_width = match terminal_width().filter(|_| tty) {
-        Some(w) => w.saturating_sub(used).max(10),
-        None => SUMMARY_LEN_PIPE,
-    };
-    let mut out = String::new();
-    let pad = |cells: &[String], out: &mut String| {
-        for (c, w) in cells.iter().zip(widths) {
-            out.push_str(c);
-            out.push_str(&" ".repeat(w - c.chars().count() + 2));
+
+    /// The rows of `events`, after the header line when `header`.
+    pub fn render(&mut self, events: &[StoredEvent], header: bool) -> String {
+        let cut = |width| Some(width).filter(|_| self.tty);
+        let rows: Vec<[String; 5]> = events
+            .iter()
+            .map(|e| {
+                [
+                    e.id.to_string(),
+                    time::display(e.timestamp),
+                    one_line(&e.event_type, cut(40)),
+                    one_line(e.action.as_deref().unwrap_or("-"), cut(24)),
+                    one_line(&e.source, cut(40)),
+                ]
+            })
+            .collect();
+        for r in &rows {
+            for (w, c) in self.widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
         }
-    };
-    let header: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    if tty {
-        out.push_str("\x1b[1m");
-    }
-    pad(&header, &mut out);
-    out.push_str("DATA");
-    if tty {
-        out.push_str("\x1b[0m");
-    }
-    out.push('\n');
-    for (r, e) in rows.iter().zip(events) {
-        let summary = one_line(e.data.as_deref().unwrap_or("-"), data_width);
-        let mut line = String::new();
-        pad(r, &mut line);
-        line.push_str(&summary);
-        match search.filter(|_| tty) {
-            Some(needle) => out.push_str(&highlight(line.trim_end(), needle)),
-            None => out.push_str(line.trim_end()),
+        let widths = self.widths;
+        let used: usize = widths.iter().map(|w| w + 2).sum();
+        let data_width = terminal_width()
+            .filter(|_| self.tty)
+            .map(|w| w.saturating_sub(used).max(10));
+        let pad = |cells: &[String], out: &mut String| {
+            for (c, w) in cells.iter().zip(widths) {
+                out.push_str(c);
+                out.push_str(&" ".repeat(w - c.chars().count() + 2));
+            }
+        };
+        let mut out = String::new();
+        if header {
+            let header: Vec<String> = HEADERS.iter().map(|h| (*h).to_owned()).collect();
+            if self.colour {
+                out.push_str("\x1b[1m");
+            }
+            pad(&header, &mut out);
+            out.push_str("DATA");
+            if self.colour {
+                out.push_str("\x1b[0m");
+            }
+            out.push('\n');
         }
-        out.push('\n');
+        for (r, e) in rows.iter().zip(events) {
+            let summary = one_line(e.data.as_deref().unwrap_or("-"), data_width);
+            let mut line = String::new();
+            pad(r, &mut line);
+            line.push_str(&summary);
+            match self.search.as_deref().filter(|_| self.colour) {
+                Some(needle) => out.push_str(&highlight(line.trim_end(), needle)),
+                None => out.push_str(line.trim_end()),
+            }
+            out.push('\n');
+        }
+        out
     }
-    out
 }
 
 /// One event in full, for `get`: fields one per line, data pretty-printed.
-pub fn detail(e: &selflog::StoredEvent) -> String {
+pub fn detail(e: &StoredEvent) -> String {
     let data = match &e.data {
         None => "null".to_owned(),
         Some(d) => serde_json::from_str::<serde_json::Value>(d)
@@ -178,15 +219,49 @@ pub fn detail(e: &selflog::StoredEvent) -> String {
             .unwrap_or_else(|_| d.clone()),
     };
     format!(
-        "id          {}\ntimestamp   {} ({}, {})\nevent_type  {}\naction      {}\nsource      {}\nhash        {:016x}\ndata        {}\n",
+        "id          {}\ntimestamp   {} ({} epoch seconds)\nevent_type  {}\naction      {}\nsource      {}\nhash        {:016x}\ndata        {}\n",
         e.id,
+        time::display(e.timestamp),
         e.timestamp,
-        local_time(e.timestamp),
-        rfc3339(e.timestamp),
         e.event_type,
         e.action.as_deref().unwrap_or("-"),
         e.source,
         e.hash,
         data.replace('\n', "\n            "),
     )
+}
+
+/// One event as a line of `-o cat`: its data on one line, or nothing.
+pub fn cat_line(e: &StoredEvent) -> String {
+    e.data
+        .as_deref()
+        .map_or_else(String::new, |d| one_line(d, None))
+}
+
+/// Waits up to `timeout` and says whether stdout was closed meanwhile (the reader of a
+/// pipe or socket gone: `poll` reports an error or hang-up on the write end), so a
+/// follower waiting for events ends at once when `| head` has what it wanted, instead of
+/// at its next write. A terminal or a file never reports either: the full wait.
+pub fn wait_for_closed_stdout(timeout: std::time::Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let timeout = Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // An error (a signal interrupted the wait) counts as open: the caller looks at its
+    // flag and comes back.
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL)
+}
+
+/// Whether stdout is a regular file (`> out.jsonl`), where a long write earns a progress
+/// bar on stderr.
+pub fn stdout_is_file() -> bool {
+    rustix::fs::fstat(io::stdout()).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    })
 }

@@ -42,7 +42,14 @@ pub struct Args {
 }
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
-    let report = selflog::salvage(store_dir, &args.to)?;
+    let spinner = crate::progress::spinner(format!(
+        "salvaging {} into {}",
+        store_dir.display(),
+        args.to.display()
+    ));
+    let report = selflog::salvage(store_dir, &args.to);
+    spinner.finish_and_clear();
+    let report = report?;
     let mut out = io::stdout().lock();
     let w = |e: io::Error| output::write_err(&e);
     if args.json {

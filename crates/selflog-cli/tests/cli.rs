@@ -479,7 +479,7 @@ fn search_is_case_insensitive_and_get_and_export_round_trip() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "unknown format");
-    let out = selflog(&store, &["inspect", "list", "--since", "yesterday"]);
+    let out = selflog(&store, &["inspect", "list", "--since", "someday"]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -771,14 +771,26 @@ fn maintain_reports_what_retention_deletes() {
     let (_d, store) = store_with(20);
     let out = selflog(&store, &["maintain", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // One unsealed segment inside the dedup window: nothing to delete.
+    // One unsealed segment, from 2024: expired, but the last one, so nothing to delete
+    // (the output changed with issue 24: it says why the expired segment stays).
     assert_eq!(
-        text(&out.stdout).trim(),
-        "would delete 0 segments (0 events)"
+        text(&out.stdout).lines().last(),
+        Some("would delete 0 segments (0 events)")
+    );
+    assert!(
+        text(&out.stdout).contains("keeping events-00000001.seg: expired"),
+        "{}",
+        text(&out.stdout)
     );
     let out = selflog(&store, &["maintain"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).starts_with("deleted 0 segments"));
+    assert_eq!(
+        text(&out.stdout).lines().last(),
+        Some("deleted 0 segments (0 events)")
+    );
+    let out = selflog(&store.join("missing"), &["maintain", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "a dry run creates nothing");
+    assert!(!store.join("missing").exists());
     let out = selflog(&store.join("missing"), &["maintain"]);
     assert_eq!(
         out.status.code(),
@@ -797,31 +809,98 @@ fn unknown_type_is_an_error_naming_the_known_ones() {
     assert!(err.contains("t0, t1, t2"), "{err}");
 }
 
-/// Human output in a pipe is stable: compared with checked-in snapshots (local time pinned
-/// to UTC). Regenerate with `SELFLOG_WRITE_SNAPSHOTS=1 cargo test --test cli snapshots`.
+/// Human output in a pipe is stable: compared with checked-in snapshots, with the time zone
+/// pinned (`TZ`, POSIX strings, so no tz database is needed) and the temporary store's path
+/// replaced by `STORE`. Regenerate with
+/// `SELFLOG_WRITE_SNAPSHOTS=1 cargo test -p selflog-cli --test cli snapshots`.
 #[test]
 fn human_output_snapshots() {
     let (_d, store) = store_with(8);
+    // Issue 24: one time display everywhere (local time with its offset, or UTC with
+    // --utc), count's histogram, maintain's reasons, -o modes.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
-    for (name, args) in [
-        ("list.txt", &["inspect", "list", "--limit", "5"][..]),
-        ("search.txt", &["inspect", "search", "chrome"][..]),
-        ("get.txt", &["inspect", "get", "3"][..]),
+    let india = "IST-5:30";
+    let new_york = "EST5EDT,M3.2.0,M11.1.0";
+    for (name, tz, args) in [
+        ("list.txt", "UTC", &["inspect", "list", "--limit", "5"][..]),
+        (
+            "list_offset.txt",
+            india,
+            &["inspect", "list", "-n", "3"][..],
+        ),
+        (
+            "list_utc.txt",
+            india,
+            &["inspect", "list", "-n", "3", "--utc"][..],
+        ),
+        (
+            "list_reverse_cat.txt",
+            new_york,
+            &["inspect", "list", "-r", "-n", "3", "-o", "cat"][..],
+        ),
+        (
+            "list_json.txt",
+            "UTC",
+            &["inspect", "list", "-n", "2", "-o", "json"][..],
+        ),
+        ("search.txt", "UTC", &["inspect", "search", "chrome"][..]),
+        ("get.txt", "UTC", &["inspect", "get", "3"][..]),
+        ("get_offset.txt", new_york, &["inspect", "get", "3"][..]),
+        ("stats.txt", india, &["inspect", "stats"][..]),
+        ("segments.txt", india, &["inspect", "segments"][..]),
+        ("count.txt", "UTC", &["inspect", "count"][..]),
+        (
+            "count_by_type.txt",
+            "UTC",
+            &["inspect", "count", "--by", "type"][..],
+        ),
+        (
+            "count_by_source.txt",
+            "UTC",
+            &["inspect", "count", "--by", "source", "-t", "t0"][..],
+        ),
+        (
+            "count_by_hour.txt",
+            india,
+            &["inspect", "count", "--by", "hour"][..],
+        ),
+        (
+            "count_by_day.txt",
+            new_york,
+            &["inspect", "count", "--by", "day", "--json"][..],
+        ),
+        (
+            "maintain_dry_run.txt",
+            india,
+            &["maintain", "--dry-run"][..],
+        ),
+        (
+            "maintain_dry_run_json.txt",
+            "UTC",
+            &["maintain", "--dry-run", "--json"][..],
+        ),
+        (
+            "export_newest.txt",
+            "UTC",
+            &["inspect", "export", "-", "-n", "3"][..],
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_selflog"))
             .arg("--store")
             .arg(&store)
             .args(args)
-            .env("TZ", "UTC")
+            .env("TZ", tz)
+            .env_remove("NO_COLOR")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let got = text(&out.stdout).replace(store.to_str().unwrap(), "STORE");
         let path = dir.join(name);
         if std::env::var_os("SELFLOG_WRITE_SNAPSHOTS").is_some() {
-            std::fs::write(&path, &out.stdout).unwrap();
+            std::fs::write(&path, &got).unwrap();
         }
         let want =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(text(&out.stdout), want, "{name} changed");
+        assert_eq!(got, want, "{name} changed");
     }
 }
