@@ -13,10 +13,10 @@
 //! processed. Patterns and system stats go to the pattern and stats streams (their own old
 //! ids are not kept).
 
-use std::io::{self, IsTerminal as _, Read as _, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rusqlite::{Connection, OpenFlags};
 use selflog::{Appended, Config, Event, EventId, Store, Timestamp};
 
@@ -163,16 +163,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         (None, _) | (_, None) => true,
         (Some(last), Some(first)) => u64::try_from(first).is_ok_and(|first| first > last.0),
     };
-    let bar = if io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("importing [{bar:40}] {pos}/{len} events, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(total, "importing", "events");
     let rows = stmt
         .query_map(rusqlite::params![column_len_max(), NAME_CHARS_MAX], |r| {
             Ok(Row {
