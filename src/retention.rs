@@ -211,3 +211,57 @@ pub(crate) fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const DAY_US: i64 = 86_400_000_000;
+
+    fn segment(id: u32, ids: (u64, u64), newest_us: i64, sealed: bool) -> SegmentInfo {
+        SegmentInfo {
+            path: PathBuf::from(format!("events-{id:08}.seg")),
+            segment_id: id,
+            events: ids.1 - ids.0 + 1,
+            ids: Some((EventId(ids.0), EventId(ids.1))),
+            time_range: Some((Timestamp(newest_us - 1), Timestamp(newest_us))),
+            file_len: 1 << 20,
+            committed_len: 1 << 19,
+            sealed,
+        }
+    }
+
+    /// `plan` deletes what `choose` deletes and names why each other expired segment stays:
+    /// the dedup window, an unsealed segment, the last one; recent segments are not listed.
+    #[test]
+    fn plan_names_why_each_expired_segment_stays() {
+        let now = Timestamp(1_000 * DAY_US);
+        let old = now.0 - 40 * DAY_US;
+        let mut config = Config {
+            dedup_window: 100,
+            ..Config::default()
+        };
+        let segments = [
+            segment(1, (1, 100), old, true), // expired, outside the window: deleted
+            segment(2, (101, 150), old, false), // expired but unsealed
+            segment(3, (151, 200), now.0 - DAY_US, true), // recent
+            segment(4, (201, 300), old, true), // expired, inside the window (ids > 200)
+            segment(5, (301, 301), old, false), // the last one
+        ];
+        let (deleted, kept) = plan(&segments, &config, now);
+        let deleted: Vec<_> = deleted
+            .iter()
+            .map(|d| (d.segment.segment_id, d.reason))
+            .collect();
+        assert_eq!(deleted, [(1, Reason::Expired)]);
+        let kept: Vec<_> = kept.iter().map(|k| (k.segment.segment_id, k.why)).collect();
+        assert_eq!(
+            kept,
+            [(2, Kept::Unsealed), (4, Kept::DedupWindow), (5, Kept::Last)]
+        );
+        config.retention_age = None;
+        let (deleted, kept) = plan(&segments, &config, now);
+        assert!(deleted.is_empty() && kept.is_empty(), "nothing expires");
+    }
+}
