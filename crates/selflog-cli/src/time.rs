@@ -72,41 +72,53 @@ pub(crate) fn display_width() -> usize {
 
 /// The start of the hour or day holding `ts` in the display's zone, and its label
 /// (`2026-12-06 22:00 +01:00` or `2026-12-06`), for `inspect count --by hour|day`.
+///
+/// An hour starts where the local minutes and seconds are zero, so the hour a clock change
+/// repeats is two buckets, told apart by their offsets. A day starts at its local midnight
+/// (where a clock change skips midnight, at the day's first instant).
 pub(crate) fn bucket(ts: Timestamp, day: bool) -> (Timestamp, String) {
     let Some(d) = DateTime::from_timestamp_micros(ts.micros()) else {
         return (ts, display(ts));
     };
-    let truncate = |naive: NaiveDateTime| {
-        let date = naive.date();
-        if day {
-            date.and_time(NaiveTime::MIN)
-        } else {
-            date.and_time(NaiveTime::MIN) + chrono::TimeDelta::hours(i64::from(naive.hour()))
-        }
+    let into_hour = |minute: u32, second: u32, nanos: u32| {
+        i64::from(minute * 60 + second) * 1_000_000 + i64::from(nanos / 1000)
     };
-    let (start, label) = if is_utc() {
-        let start = truncate(d.naive_utc()).and_utc();
-        let label = if day {
-            start.format("%Y-%m-%d").to_string()
+    if is_utc() {
+        let start = if day {
+            d.date_naive()
+                .and_time(NaiveTime::MIN)
+                .and_utc()
+                .timestamp_micros()
         } else {
-            start.format("%Y-%m-%d %H:00 UTC").to_string()
+            ts.micros() - into_hour(d.minute(), d.second(), d.nanosecond())
         };
-        (start.timestamp_micros(), label)
+        let label = DateTime::from_timestamp_micros(start).map_or_else(String::new, |s| {
+            s.format(if day {
+                "%Y-%m-%d"
+            } else {
+                "%Y-%m-%d %H:00 UTC"
+            })
+            .to_string()
+        });
+        return (Timestamp(start), label);
+    }
+    let local = d.with_timezone(&Local);
+    let start = if day {
+        let date = local.date_naive();
+        wall(date.and_time(NaiveTime::MIN))
+            .or_else(|| wall(date.and_time(NaiveTime::MIN) + chrono::TimeDelta::hours(1)))
+            .map_or(ts.micros(), Timestamp::micros)
     } else {
-        let local = d.with_timezone(&Local);
-        let naive = truncate(local.naive_local());
-        // The bucket's start in local time; across a clock change the earlier reading.
-        let start = match Local.from_local_datetime(&naive) {
-            LocalResult::Single(s) | LocalResult::Ambiguous(s, _) => s,
-            LocalResult::None => local,
-        };
-        let label = if day {
-            start.format("%Y-%m-%d").to_string()
-        } else {
-            start.format("%Y-%m-%d %H:00 %:z").to_string()
-        };
-        (start.timestamp_micros(), label)
+        ts.micros() - into_hour(local.minute(), local.second(), local.nanosecond())
     };
+    let label = DateTime::from_timestamp_micros(start).map_or_else(String::new, |s| {
+        let s = s.with_timezone(&Local);
+        if day {
+            local.format("%Y-%m-%d").to_string()
+        } else {
+            s.format("%Y-%m-%d %H:00 %:z").to_string()
+        }
+    });
     (Timestamp(start), label)
 }
 
@@ -214,7 +226,9 @@ fn wall(naive: NaiveDateTime) -> Option<Timestamp> {
         naive.and_utc().timestamp_micros()
     } else {
         match Local.from_local_datetime(&naive) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.timestamp_micros(),
+            LocalResult::Single(t) => t.timestamp_micros(),
+            // chrono orders the pair by offset, not by instant.
+            LocalResult::Ambiguous(a, b) => a.timestamp_micros().min(b.timestamp_micros()),
             LocalResult::None => return None,
         }
     };

@@ -876,3 +876,41 @@ fn ingest_help_documents_the_fields_and_a_byte_order_mark_is_accepted() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn local_times_at_clock_changes_are_the_earlier_instant_or_refused() {
+    // New York: clocks went back at 2024-11-03 02:00 EDT (01:00-02:00 happened twice) and
+    // forward at 2024-03-10 02:00 EST (02:00-03:00 never happened).
+    let new_york = "EST5EDT,M3.2.0,M11.1.0";
+    let input = [
+        event(1_730_611_800.0, "t", None, "s", "1"), // 2024-11-03 05:30 UTC = 01:30 EDT
+        event(1_730_615_400.0, "t", None, "s", "2"), // 2024-11-03 06:30 UTC = 01:30 EST
+    ]
+    .concat();
+    let (_d, store) = store_of(&input);
+    let out = run_tz(&store, new_york, &["inspect", "list", "-r"]);
+    let s = text(&out.stdout);
+    assert!(s.contains("2024-11-03 01:30:00.000 -04:00"), "{s}");
+    assert!(s.contains("2024-11-03 01:30:00.000 -05:00"), "{s}");
+    // A repeated wall time means its first occurrence; with an offset, exactly that one.
+    assert_eq!(
+        ids(&store, new_york, &["--since", "2024-11-03 01:30:00"]).len(),
+        2
+    );
+    assert_eq!(
+        ids(&store, new_york, &["--since", "2024-11-03 01:30:00 -05:00"]),
+        [2]
+    );
+    let out = run_tz(
+        &store,
+        new_york,
+        &["inspect", "list", "--since", "2024-03-10 02:30"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("does not exist in the local time zone"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+}
