@@ -14,7 +14,7 @@ use crate::Failure;
 /// Known values listed in the hint of an unknown type or source, at most.
 const KNOWN_LISTED_MAX: usize = 20;
 
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct FilterArgs {
     /// Events of the last H hours (same as --since Hh).
     #[arg(long, value_name = "H", conflicts_with = "since")]
@@ -28,10 +28,10 @@ pub struct FilterArgs {
     until: Option<TimeArg>,
     /// Only this event type (repeat for several).
     #[arg(short = 't', long = "type", value_name = "TYPE")]
-    pub types: Vec<String>,
+    types: Vec<String>,
     /// Only this source (repeat for several).
     #[arg(short = 's', long = "source", value_name = "SOURCE")]
-    pub sources: Vec<String>,
+    sources: Vec<String>,
     /// Only this action.
     #[arg(long, value_name = "ACTION")]
     action: Option<String>,
