@@ -727,6 +727,16 @@ fn import_sqlite_keeps_ids_decompresses_and_maps_processed_to_a_cursor() {
     );
     let stats = json_lines(&selflog(&store, &["inspect", "system-stats", "--json"]));
     assert_eq!(stats.len(), 1);
+    // The table's time column is the one time display (issue 24): a snapshot in India.
+    let out = Command::new(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(&store)
+        .args(["inspect", "system-stats", "--since", "2024-11-24 20:23:25"])
+        .env("TZ", "IST-5:30")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    check_snapshot("system_stats.txt", &text(&out.stdout));
     assert_eq!(stats[0]["total_events"], 5);
     assert_eq!(stats[0]["active_embryos"], 30);
     let rows = json_lines(&selflog(&store, &["replay"]));
@@ -818,7 +828,6 @@ fn human_output_snapshots() {
     let (_d, store) = store_with(8);
     // Issue 24: one time display everywhere (local time with its offset, or UTC with
     // --utc), count's histogram, maintain's reasons, -o modes.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let india = "IST-5:30";
     let new_york = "EST5EDT,M3.2.0,M11.1.0";
     for (name, tz, args) in [
@@ -895,12 +904,19 @@ fn human_output_snapshots() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
         let got = text(&out.stdout).replace(store.to_str().unwrap(), "STORE");
-        let path = dir.join(name);
-        if std::env::var_os("SELFLOG_WRITE_SNAPSHOTS").is_some() {
-            std::fs::write(&path, &got).unwrap();
-        }
-        let want =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(got, want, "{name} changed");
+        check_snapshot(name, &got);
     }
+}
+
+/// Compares `got` with `tests/snapshots/NAME`, or writes it there when
+/// `SELFLOG_WRITE_SNAPSHOTS` is set.
+fn check_snapshot(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("SELFLOG_WRITE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(got, want, "{name} changed");
 }
