@@ -17,6 +17,8 @@ mod collect;
 mod health;
 mod plain;
 mod show;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::io::{self, IsTerminal as _, Write as _};
