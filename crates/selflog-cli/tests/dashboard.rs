@@ -347,6 +347,34 @@ fn sigterm_and_a_missing_terminal_leave_cleanly() {
     assert_eq!(tmux.var("alternate_on"), "0");
 }
 
+/// A panic (a debug build's test key) still puts the terminal back before its message.
+#[test]
+fn a_panic_restores_the_terminal_before_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    Writer::start(&store).finish();
+    let command = format!(
+        "env -u SELFLOG_STORE SELFLOG_DASHBOARD_PANIC_KEY=P {} --store {} dashboard; echo \"dashboard exited $?\"; stty -a; sleep 600",
+        env!("CARGO_BIN_EXE_selflog"),
+        store.display()
+    );
+    let tmux = Tmux::start("panic", &command, 120, 40);
+    tmux.wait_for("the first screen", |s| s.contains("storage and health"));
+    tmux.keys(&["P"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("dashboard exited"));
+    assert!(screen.contains("dashboard exited 101"), "{screen}");
+    assert!(
+        screen.contains("dashboard test panic"),
+        "the message is shown:\n{screen}"
+    );
+    assert_eq!(tmux.var("alternate_on"), "0");
+    let after = tmux.wait_for("stty", |s| s.contains("icanon"));
+    assert!(
+        after.split_whitespace().any(|w| w == "icanon"),
+        "cooked mode again:\n{after}"
+    );
+}
+
 /// Replaces the text between `start` and the next `end` (or the line's end) in each line
 /// containing `start`, so that times and sizes that vary do not make the snapshot differ.
 fn mask(text: &str, start: &str, end: &str, with: &str) -> String {

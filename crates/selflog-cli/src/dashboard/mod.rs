@@ -128,6 +128,7 @@ fn run_loop(
         if event::poll(wait)? {
             match event::read()? {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {
+                    panic_for_tests(key.code);
                     let types: Vec<String> = snap.by_type.iter().map(|(t, _)| t.clone()).collect();
                     match ui.key(key, collector.filter(), &types) {
                         app::Action::Quit => break,
@@ -162,6 +163,17 @@ fn run_loop(
         }
     }
     Ok(())
+}
+
+/// In debug builds, the key named by `SELFLOG_DASHBOARD_PANIC_KEY` panics, so that the
+/// tests can check the panic hook restores the terminal; release builds have no such key.
+fn panic_for_tests(code: event::KeyCode) {
+    if cfg!(debug_assertions) {
+        let key = std::env::var("SELFLOG_DASHBOARD_PANIC_KEY").unwrap_or_default();
+        if !key.is_empty() && code == event::KeyCode::Char(key.chars().next().unwrap_or('\0')) {
+            panic!("dashboard test panic on key {key:?}");
+        }
+    }
 }
 
 /// Whether the terminal is in the dashboard's state (raw, alternate screen), so that the
