@@ -170,9 +170,11 @@ fn run_loop(
 fn panic_for_tests(code: event::KeyCode) {
     if cfg!(debug_assertions) {
         let key = std::env::var("SELFLOG_DASHBOARD_PANIC_KEY").unwrap_or_default();
-        if !key.is_empty() && code == event::KeyCode::Char(key.chars().next().unwrap_or('\0')) {
-            panic!("dashboard test panic on key {key:?}");
-        }
+        let panic_key = key.chars().next().map(event::KeyCode::Char);
+        assert!(
+            panic_key != Some(code),
+            "dashboard test panic on key {key:?}"
+        );
     }
 }
 
