@@ -375,6 +375,31 @@ fn a_panic_restores_the_terminal_before_its_message() {
     );
 }
 
+/// A store that lost a segment: `--once` serves the rest with one warning line on stderr,
+/// as the read commands do, and `--verify` names the damage in the snapshot.
+#[test]
+fn once_warns_about_a_lost_segment_and_shows_the_damage_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let (open, _) = common::small_segments(&store);
+    open.close().unwrap();
+    std::fs::remove_file(store.join("events-00000002.seg")).unwrap();
+    let out = selflog(&store, &["dashboard", "--once", "--verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("selflog: warning: "), "{err}");
+    assert!(err.contains("events-00000002.seg"), "{err}");
+    let stats = json(&selflog(&store, &["inspect", "stats", "--json"]));
+    let got = text(&out.stdout);
+    let total = stats["total_events"].as_u64().unwrap();
+    assert!(
+        got.contains(&format!("events           {total} (")),
+        "{got}"
+    );
+    assert!(got.contains("last verify      DAMAGED at "), "{got}");
+}
+
 /// Replaces the text between `start` and the next `end` (or the line's end) in each line
 /// containing `start`, so that times and sizes that vary do not make the snapshot differ.
 fn mask(text: &str, start: &str, end: &str, with: &str) -> String {

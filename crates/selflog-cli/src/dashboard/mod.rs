@@ -69,6 +69,13 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
                 "run `selflog inspect verify` to list all damage",
             ));
         }
+        if let Some(first) = snap.warnings.first() {
+            let more = match snap.warnings.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            eprintln!("selflog: warning: {first}{more}; run `selflog inspect verify`");
+        }
         let text = plain::render(&snap);
         let mut out = io::stdout().lock();
         out.write_all(text.as_bytes())

@@ -16,7 +16,8 @@ const BAR_WIDTH: usize = 30;
 /// Types the chart lists; the rest are summed on one line.
 const TYPES_MAX: usize = 12;
 
-/// The snapshot as text, ending with a newline.
+/// The snapshot as text, ending with a newline. The open's warnings are not in it: they
+/// go to stderr, as every command's do.
 pub fn render(s: &Snapshot) -> String {
     let mut out = format!(
         "selflog dashboard: {} at {}\n",
@@ -25,9 +26,6 @@ pub fn render(s: &Snapshot) -> String {
     );
     if let Some(e) = &s.error {
         out.push_str(&format!("error: {e}\n"));
-    }
-    for w in &s.warnings {
-        out.push_str(&format!("warning: {w}\n"));
     }
     out.push_str(&capture(s));
     out.push_str(&learning(s));
