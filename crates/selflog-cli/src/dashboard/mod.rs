@@ -106,9 +106,11 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let screen = Screen::enter()?;
     let result = run_loop(&mut collector, &stop, palette);
     drop(screen);
-    result.map(|()| 0).map_err(|e| Failure {
-        message: format!("dashboard: {e}"),
-        hint: None,
+    result.map(|()| 0).map_err(|e| {
+        Failure::hinted(
+            format!("dashboard: the terminal failed: {e}"),
+            "`selflog dashboard --once` prints one plain-text snapshot without a terminal",
+        )
     })
 }
 

@@ -192,6 +192,7 @@ pub fn storage_rows(s: &Snapshot) -> Vec<(&'static str, String)> {
         st.data_raw_bytes as f64 / st.data_stored_bytes as f64
     };
     let mut rows = vec![
+        ("writer", writer_line(s)),
         (
             "disk size",
             format!(
@@ -234,7 +235,6 @@ pub fn storage_rows(s: &Snapshot) -> Vec<(&'static str, String)> {
                 Err(why) => format!("unknown (counters damaged: {why})"),
             },
         ),
-        ("writer", writer_line(s)),
         ("last verify", verify_line(s)),
     ];
     rows.retain(|(_, v)| !v.is_empty());
@@ -245,7 +245,7 @@ pub fn storage_rows(s: &Snapshot) -> Vec<(&'static str, String)> {
 pub fn writer_line(s: &Snapshot) -> String {
     let who = match &s.writer {
         Writer::Alive { pid } => format!("alive (pid {pid})"),
-        Writer::Absent => "none (no process has the store open for writing)".to_owned(),
+        Writer::Absent => "none (no process has the store open to write)".to_owned(),
         Writer::Unknown(why) => format!("unknown ({why})"),
     };
     match &s.last_commit {

@@ -30,6 +30,9 @@ impl Palette {
     }
 }
 
+/// Terminal height from which the storage and health pane shows all its rows.
+const STORAGE_FULL_FROM: u16 = 32;
+
 /// The keys, for the help overlay.
 const HELP: &[(&str, &str)] = &[
     ("q, Esc", "quit (Esc first closes an overlay or a prompt)"),
@@ -50,11 +53,18 @@ const HELP: &[(&str, &str)] = &[
 
 /// Draws everything.
 pub fn draw(f: &mut Frame<'_>, s: &Snapshot, ui: &Ui, palette: Palette) {
+    // On a short terminal the storage pane keeps its first three rows (writer first; the
+    // rest scroll) so the tail keeps room.
+    let storage_height = if f.area().height >= STORAGE_FULL_FROM {
+        9
+    } else {
+        5
+    };
     let [header, top, tail, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Percentage(40),
         Constraint::Min(4),
-        Constraint::Length(9),
+        Constraint::Length(storage_height),
     ])
     .areas(f.area());
     draw_header(f, header, s, ui, palette);
