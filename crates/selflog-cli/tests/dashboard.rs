@@ -230,7 +230,7 @@ fn the_dashboard_follows_a_store_being_written_and_quits_on_q() {
         s.contains(&format!("alive (pid {pid})"))
     });
     // Rates by event time: all 30 were stamped now.
-    assert!(screen.contains("last hour: 30 events"), "{screen}");
+    assert!(screen.contains("last hour: 30 events;"), "{screen}");
 
     // More events, committed by the other process, reach the screen.
     writer.send(30, 75);

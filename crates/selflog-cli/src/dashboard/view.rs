@@ -133,9 +133,10 @@ fn draw_capture(f: &mut Frame<'_>, area: Rect, s: &Snapshot, ui: &Ui, palette: P
     let block = pane_block("capture", Pane::Capture, ui, palette);
     let inner = block.inner(area);
     f.render_widget(block, area);
+    let spark_height = if inner.height >= 12 { 3 } else { 2 };
     let [figures, spark, types] = Layout::vertical([
-        Constraint::Length(3),
-        Constraint::Length(3),
+        Constraint::Length(4),
+        Constraint::Length(spark_height),
         Constraint::Min(0),
     ])
     .areas(inner);
@@ -151,23 +152,27 @@ fn draw_capture(f: &mut Frame<'_>, area: Rect, s: &Snapshot, ui: &Ui, palette: P
             Span::raw("events "),
             Span::styled(s.total_events.to_string(), bold),
             Span::raw(ids),
-            Span::raw(format!("   appended {appended}")),
         ]),
+        // Short lines, so that they fit the pane in 80 columns.
         Line::from(format!(
-            "events/s now {}  last minute {}  last hour {}",
+            "now {}  last min {}  hour {}",
             show::rate(s.rates.now),
             show::rate(s.rates.minute),
             show::rate(s.rates.hour)
         )),
+        Line::from(format!("appended {appended} (commits seen here)")),
         Line::from(format!(
-            "last hour: {} events (by event time), per minute:",
+            "last hour: {} events; per minute:",
             s.rates.events_last_hour
         )),
     ];
     f.render_widget(Paragraph::new(lines), figures);
+    // The newest minutes are at the right; a pane narrower than the hour shows the newest.
+    let per_minute = &s.rates.per_minute;
+    let shown = per_minute.len().min(usize::from(spark.width));
     f.render_widget(
         Sparkline::default()
-            .data(&s.rates.per_minute)
+            .data(&per_minute[per_minute.len() - shown..])
             .style(palette.fg(Color::Cyan)),
         spark,
     );
