@@ -262,3 +262,71 @@ fn verify_reports_a_sound_store() {
     assert_eq!((v.problems, v.events), (0, 5));
     assert!(plain::verify_line(&s).starts_with("sound at "));
 }
+
+/// The screen `view::draw` makes of `s` and `ui` on a `width` x `height` terminal, as lines.
+fn drawn(
+    s: &super::collect::Snapshot,
+    ui: &super::app::Ui,
+    width: u16,
+    height: u16,
+) -> Vec<String> {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut terminal = ratatui::Terminal::new(backend).unwrap();
+    terminal
+        .draw(|f| super::view::draw(f, s, ui, super::view::Palette { color: false }))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    buffer
+        .content
+        .chunks(usize::from(width))
+        .map(|row| row.iter().map(ratatui::buffer::Cell::symbol).collect())
+        .collect()
+}
+
+#[test]
+fn every_size_and_overlay_draws_without_panicking() {
+    use super::app::{Mode, Ui};
+    let (_dir, store) = store_with(30);
+    let s = Collector::open(store.dir()).unwrap().sample();
+    for mode in [
+        Mode::Normal,
+        Mode::Help,
+        Mode::Type(2),
+        Mode::Text("abc".into()),
+    ] {
+        let ui = Ui {
+            mode: mode.clone(),
+            ..Ui::default()
+        };
+        for (w, h) in [(1, 1), (2, 3), (10, 4), (30, 8), (80, 24), (250, 70)] {
+            let lines = drawn(&s, &ui, w, h);
+            assert_eq!(lines.len(), usize::from(h), "{mode:?} at {w}x{h}");
+        }
+    }
+}
+
+#[test]
+fn a_narrow_sparkline_keeps_the_newest_minutes() {
+    // Events stamped now are in the hour's last minute: its bar is the rightmost one, which
+    // a pane narrower than 60 columns must still show.
+    let (_dir, store) = store_with(30);
+    let s = Collector::open(store.dir()).unwrap().sample();
+    let lines = drawn(&s, &super::app::Ui::default(), 80, 24);
+    let capture_right = lines[1]
+        .chars()
+        .position(|c| c == '┐')
+        .expect("the capture pane's corner");
+    let bars: Vec<char> = lines
+        .iter()
+        .filter_map(|l| l.chars().nth(capture_right - 1))
+        .filter(|c| "▁▂▃▄▅▆▇█".contains(*c))
+        .collect();
+    assert!(
+        !bars.is_empty(),
+        "no bar at the right:\n{}",
+        lines.join("\n")
+    );
+    let all = lines.join("\n");
+    assert!(all.contains("events 30"), "{all}");
+    assert!(all.contains("now "), "{all}");
+}
