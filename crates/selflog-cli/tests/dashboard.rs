@@ -347,6 +347,42 @@ fn sigterm_and_a_missing_terminal_leave_cleanly() {
     assert_eq!(tmux.var("alternate_on"), "0");
 }
 
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// A terminal that goes away (tmux killed, a window closed) ends the dashboard. It used to
+/// be left reading end-of-input at full speed forever, deaf to SIGTERM.
+#[test]
+fn a_terminal_that_goes_away_ends_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    Writer::start(&store).finish();
+    let command = format!(
+        "exec env -u SELFLOG_STORE {} --store {} dashboard",
+        env!("CARGO_BIN_EXE_selflog"),
+        store.display()
+    );
+    let tmux = Tmux::start("hangup", &command, 120, 40);
+    tmux.wait_for("the first screen", |s| s.contains("storage and health"));
+    let pid = tmux.var("pane_pid");
+    assert!(!ended(&pid));
+    let _ = tmux.run(&["kill-server"]);
+    let start = Instant::now();
+    while !ended(&pid) {
+        if start.elapsed() > DEADLINE {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("the dashboard (pid {pid}) outlived its terminal by {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A panic (a debug build's test key) still puts the terminal back before its message.
 #[test]
 fn a_panic_restores_the_terminal_before_its_message() {

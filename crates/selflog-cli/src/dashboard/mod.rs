@@ -6,7 +6,7 @@
 //! changed or a key changed the view, so an idle dashboard costs next to nothing. The
 //! terminal is put back (raw mode off, main screen, cursor shown) on every way out: `q`,
 //! Esc, Ctrl-C, SIGINT, SIGTERM, SIGHUP, an error, and a panic (a hook restores it before
-//! the panic message is printed).
+//! the panic message is printed). A terminal that goes away ends the dashboard too.
 //!
 //! `collect.rs` gathers a `Snapshot`, `health.rs` finds the writer and runs verify,
 //! `app.rs` holds the keys and focus, `view.rs` draws, `plain.rs` writes `--once`, and
@@ -24,6 +24,7 @@ mod view;
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +127,10 @@ fn run_loop(
     let mut snap = collector.sample();
     let mut next_sample = Instant::now() + SAMPLE_EVERY;
     let mut dirty = true;
-    while !stop.load(Ordering::SeqCst) {
+    let keys = read_events()?;
+    // A terminal that went away (its window closed, tmux killed) reads as end of input
+    // forever; SIGHUP or the terminal no longer answering ends the loop.
+    while !stop.load(Ordering::SeqCst) && io::stdin().is_terminal() {
         if dirty {
             terminal.draw(|f| view::draw(f, &snap, &ui, palette))?;
             dirty = false;
@@ -134,8 +138,10 @@ fn run_loop(
         let wait = next_sample
             .saturating_duration_since(Instant::now())
             .min(SIGNAL_CHECK_EVERY);
-        if event::poll(wait)? {
-            match event::read()? {
+        match keys.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Ok(event) => match event? {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {
                     panic_for_tests(key.code);
                     let types: Vec<String> = snap.by_type.iter().map(|(t, _)| t.clone()).collect();
@@ -160,7 +166,7 @@ fn run_loop(
                     dirty = true;
                 }
                 _ => {}
-            }
+            },
         }
         if Instant::now() >= next_sample {
             let new = collector.sample();
@@ -172,6 +178,24 @@ fn run_loop(
         }
     }
     Ok(())
+}
+
+/// Reads terminal events on a thread of its own and sends them over the returned channel,
+/// the first error ending it. Off the main loop because crossterm's reader retries end of
+/// input without end (crossterm 0.29, `event/source/unix/mio.rs`): when the terminal goes
+/// away, only this thread spins, until the main loop, which notices, exits the process.
+fn read_events() -> io::Result<mpsc::Receiver<io::Result<Event>>> {
+    let (tx, rx) = mpsc::sync_channel(64);
+    std::thread::Builder::new()
+        .name("selflog-keys".into())
+        .spawn(move || loop {
+            let event = event::read();
+            let failed = event.is_err();
+            if tx.send(event).is_err() || failed {
+                break;
+            }
+        })?;
+    Ok(rx)
 }
 
 /// In debug builds, the key named by `SELFLOG_DASHBOARD_PANIC_KEY` panics, so that the
