@@ -5,6 +5,7 @@
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
 mod count;
+mod dashboard;
 mod demo;
 mod export;
 mod filter;
@@ -71,6 +72,9 @@ enum Command {
     Maintain(maintain::Args),
     /// Copy every intact event of a damaged store into a new store.
     Salvage(salvage::Args),
+    /// Live view of the store while it is written: rates, types, newest events, learning,
+    /// storage and health (read-only; `--once` prints one plain-text snapshot).
+    Dashboard(dashboard::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -175,6 +179,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => ingest::run(&cli.store, &args),
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
+        Command::Dashboard(args) => dashboard::run(&cli.store, &args),
         Command::Demo(args) => demo::run(&cli.store, &args),
         Command::Replay(args) => replay::run(&cli.store, &args),
         Command::ImportSqlite(args) => import::run(&cli.store, &args),
