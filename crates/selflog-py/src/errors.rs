@@ -52,13 +52,13 @@ fn raise(py: Python<'_>, name: &'static str, msg: String) -> PyErr {
     }
 }
 
-/// `DiskFullError`, an `OSError` with `errno` ENOSPC and `filename` set.
-fn disk_full(py: Python<'_>, msg: String, path: &std::path::Path) -> PyErr {
+/// `DiskFullError`, an `OSError` with `errno` ENOSPC. Its `strerror` and `filename` stay
+/// unset: `OSError.__str__` would then print them instead of the message, which names
+/// the file already and says what to do.
+fn disk_full(py: Python<'_>, msg: &str) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let exc = class(py, "DiskFullError")?.call1((msg.clone(),))?;
+        let exc = class(py, "DiskFullError")?.call1((msg,))?;
         exc.setattr("errno", 28)?;
-        exc.setattr("strerror", "No space left on device")?;
-        exc.setattr("filename", path.display().to_string())?;
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|e| e)
@@ -92,7 +92,7 @@ impl Fail {
                     }
                     E::InvalidConfig(_) => raise(py, "InvalidConfigError", msg),
                     E::Corrupt { .. } | E::Incomplete { .. } => raise(py, "CorruptError", msg),
-                    E::DiskFull { path } => disk_full(py, msg, path),
+                    E::DiskFull { .. } => disk_full(py, &msg),
                     _ => raise(py, "Error", msg),
                 }
             }

@@ -131,17 +131,18 @@ fn config(
     cleanup_interval_hours: f64,
 ) -> PyResult<Config> {
     let mut c = Config::default();
-    c.durability =
-        match durability {
-            "buffered" => Durability::Buffered,
-            "sync" => Durability::Sync,
-            other => return Err(invalid_config(
+    c.durability = match durability {
+        "buffered" => Durability::Buffered,
+        "sync" => Durability::Sync,
+        other => {
+            return Err(invalid_config(
                 py,
                 format!(
                     "invalid configuration: durability {other:?} is not \"buffered\" or \"sync\""
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let secs = |what: &str, v: f64| {
         Duration::try_from_secs_f64(v).map_err(|_| {
             invalid_config(

@@ -51,7 +51,7 @@ class CorruptError(Error):
 
 
 class DiskFullError(Error, OSError):
-    """The file system is full (``errno`` is ENOSPC, ``filename`` the file being
+    """The file system is full (``errno`` is ENOSPC; the message names the file being
     written). Appends and flushes fail until space is freed; reads keep working, and
     events already acknowledged are kept."""
 
