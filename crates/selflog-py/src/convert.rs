@@ -8,6 +8,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
 use selflog::{Event, Query, Timestamp};
+use serde_json::value::RawValue;
 
 use crate::errors::invalid;
 use crate::json;
@@ -99,12 +100,72 @@ pub fn json_text(
 ) -> PyResult<Option<String>> {
     match v {
         Some(v) if !v.is_none() => {
-            let mut out = String::new();
+            let mut out = Vec::with_capacity(512);
             json::write_value(v, &mut out).map_err(|e| invalid(py, e.message(field)))?;
-            Ok(Some(out))
+            // Python's UTF-8 and ASCII punctuation: always UTF-8.
+            String::from_utf8(out).map(Some).map_err(|e| {
+                invalid(
+                    py,
+                    format!("invalid event: field `{field}` produced text that is not UTF-8: {e}"),
+                )
+            })
         }
         _ => Ok(None),
     }
+}
+
+/// An event's fields converted from Python, its data as JSON text not yet checked by the
+/// JSON parser: what needs the GIL done, what does not ([`Parts::into_event`]) left for
+/// whichever thread appends it.
+pub struct Parts {
+    timestamp: Timestamp,
+    event_type: String,
+    action: Option<String>,
+    source: String,
+    data: Option<String>,
+}
+
+impl Parts {
+    /// The event, its data text checked (a `RawValue` demands it) and kept without a copy.
+    ///
+    /// # Errors
+    /// `InvalidEvent` on `data` if the text is not JSON, which the writer in `json.rs`
+    /// never produces.
+    pub fn into_event(self) -> selflog::Result<Event> {
+        let data = self
+            .data
+            .map(RawValue::from_string)
+            .transpose()
+            .map_err(|e| selflog::Error::InvalidEvent {
+                field: "data",
+                reason: format!("is not valid JSON: {e}"),
+            })?;
+        Ok(Event {
+            timestamp: self.timestamp,
+            event_type: self.event_type,
+            action: self.action,
+            source: self.source,
+            data,
+        })
+    }
+}
+
+/// An event's fields from Python values; `timestamp` `None` means now.
+pub fn parts(
+    py: Python<'_>,
+    event_type: &Bound<'_, PyAny>,
+    source: &Bound<'_, PyAny>,
+    action: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyAny>>,
+    timestamp: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Parts> {
+    Ok(Parts {
+        timestamp: opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now),
+        event_type: name(py, event_type, "event_type")?,
+        source: name(py, source, "source")?,
+        action: opt_name(py, action, "action")?,
+        data: json_text(py, data, "data")?,
+    })
 }
 
 /// An event from its fields as Python values; `timestamp` `None` means now.
@@ -116,25 +177,15 @@ pub fn event(
     data: Option<&Bound<'_, PyAny>>,
     timestamp: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Event> {
-    let timestamp = opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now);
-    let event_type = name(py, event_type, "event_type")?;
-    let source = name(py, source, "source")?;
-    let action = opt_name(py, action, "action")?;
-    let data = json_text(py, data, "data")?;
-    Event::new(
-        timestamp,
-        event_type,
-        action.as_deref(),
-        source,
-        data.as_deref(),
-    )
-    .map_err(|e| invalid(py, e.to_string()))
+    parts(py, event_type, source, action, data, timestamp)?
+        .into_event()
+        .map_err(|e| invalid(py, e.to_string()))
 }
 
-/// An event from a mapping with the JSON Lines fields (`timestamp`, `event_type`,
-/// `source`, `action`, `data`); other keys (an export's `id` and `hash`) are ignored, so
-/// `Event.to_dict()` output can be appended again.
-pub fn event_from_dict(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Event> {
+/// An event's fields from a mapping with the JSON Lines fields (`timestamp`,
+/// `event_type`, `source`, `action`, `data`); other keys (an export's `id` and `hash`) are
+/// ignored, so `Event.to_dict()` output can be appended again.
+pub fn parts_from_dict<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Parts> {
     let Ok(d) = v.cast::<PyDict>() else {
         let type_name = v.get_type().name()?;
         return Err(invalid(
@@ -144,16 +195,17 @@ pub fn event_from_dict(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Event> 
             ),
         ));
     };
-    let required = |key: &str| -> PyResult<Bound<'_, PyAny>> {
+    // Interned keys: their hashes are computed once, not per event.
+    let required = |key: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
         d.get_item(key)?
             .ok_or_else(|| invalid(py, format!("invalid event: missing required field `{key}`")))
     };
-    let event_type = required("event_type")?;
-    let source = required("source")?;
-    let action = d.get_item("action")?;
-    let data = d.get_item("data")?;
-    let timestamp = d.get_item("timestamp")?;
-    event(
+    let event_type = required(pyo3::intern!(py, "event_type"))?;
+    let source = required(pyo3::intern!(py, "source"))?;
+    let action = d.get_item(pyo3::intern!(py, "action"))?;
+    let data = d.get_item(pyo3::intern!(py, "data"))?;
+    let timestamp = d.get_item(pyo3::intern!(py, "timestamp"))?;
+    parts(
         py,
         &event_type,
         &source,

@@ -19,6 +19,8 @@ pub enum Fail {
     Lib(selflog::Error),
     /// The `Store` was closed by `close()` or a `with` block.
     Closed,
+    /// A Python exception, raised as it is.
+    Python(PyErr),
     /// The `Store` (or an iterator of it) is used in a process forked from the one that
     /// opened it.
     Forked {
@@ -69,6 +71,7 @@ impl Fail {
     pub fn into_py_err(self, py: Python<'_>) -> PyErr {
         use selflog::Error as E;
         match self {
+            Fail::Python(e) => e,
             Fail::Closed => raise(
                 py,
                 "Error",

@@ -47,20 +47,20 @@ impl JsonError {
 ///
 /// # Errors
 /// A [`JsonError`] naming the place and the reason when part of `value` has no JSON form.
-pub fn write_value(value: &Bound<'_, PyAny>, out: &mut String) -> Result<(), JsonError> {
+pub fn write_value(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), JsonError> {
     write(value, out, 0)
 }
 
-fn write(v: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> Result<(), JsonError> {
+fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
     if let Ok(s) = v.cast::<PyString>() {
         return write_str(s, out);
     }
     if v.is_none() {
-        out.push_str("null");
+        out.extend_from_slice(b"null");
         return Ok(());
     }
     if let Ok(b) = v.cast::<PyBool>() {
-        out.push_str(if b.is_true() { "true" } else { "false" });
+        out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
         return Ok(());
     }
     if let Ok(i) = v.cast::<PyInt>() {
@@ -75,34 +75,36 @@ fn write(v: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> Result<(), Jso
         )));
     }
     if let Ok(d) = v.cast::<PyDict>() {
-        out.push('{');
+        out.push(b'{');
         for (n, (k, val)) in d.iter().enumerate() {
             if n > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            let key = key_text(&k)?;
-            write_escaped(&key, out);
-            out.push(':');
+            write_key(&k, out)?;
+            out.push(b':');
             write(&val, out, depth + 1).map_err(|mut e| {
+                let key = k
+                    .str()
+                    .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
                 e.path.push(format!("[{key:?}]"));
                 e
             })?;
         }
-        out.push('}');
+        out.push(b'}');
         return Ok(());
     }
-    let items = |out: &mut String, iter: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
-        out.push('[');
+    let items = |out: &mut Vec<u8>, iter: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
+        out.push(b'[');
         for (n, item) in iter.enumerate() {
             if n > 0 {
-                out.push(',');
+                out.push(b',');
             }
             write(&item, out, depth + 1).map_err(|mut e| {
                 e.path.push(format!("[{n}]"));
                 e
             })?;
         }
-        out.push(']');
+        out.push(b']');
         Ok(())
     };
     if let Ok(l) = v.cast::<PyList>() {
@@ -122,18 +124,21 @@ fn write(v: &Bound<'_, PyAny>, out: &mut String, depth: usize) -> Result<(), Jso
 
 /// A dict key as JSON object keys are: a string. Like `json.dumps`, numbers, booleans and
 /// `None` become their JSON text.
-fn key_text(k: &Bound<'_, PyAny>) -> Result<String, JsonError> {
+fn write_key(k: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), JsonError> {
     if let Ok(s) = k.cast::<PyString>() {
-        return str_text(s);
+        return write_str(s, out);
     }
-    let mut text = String::new();
     let scalar = k.is_none()
         || k.cast::<PyBool>().is_ok()
         || k.cast::<PyInt>().is_ok()
         || k.cast::<PyFloat>().is_ok();
     if scalar {
+        let mut text = Vec::new();
         write(k, &mut text, 0)?;
-        return Ok(text);
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
+        return Ok(());
     }
     let repr = k
         .repr()
@@ -143,27 +148,21 @@ fn key_text(k: &Bound<'_, PyAny>) -> Result<String, JsonError> {
     )))
 }
 
-fn str_text(s: &Bound<'_, PyString>) -> Result<String, JsonError> {
-    s.to_cow().map(std::borrow::Cow::into_owned).map_err(|_| {
-        JsonError::new(
-            "is a str holding a lone surrogate, which UTF-8 (and so JSON text) cannot hold",
-        )
-    })
-}
-
-fn write_str(s: &Bound<'_, PyString>, out: &mut String) -> Result<(), JsonError> {
-    let text = s.to_cow().map_err(|_| {
+fn write_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    // Encoded by Python straight into a bytes object, escaped from there: one copy.
+    let bytes = s.encode_utf8().map_err(|_| {
         JsonError::new(
             "is a str holding a lone surrogate, which UTF-8 (and so JSON text) cannot hold",
         )
     })?;
-    write_escaped(&text, out);
+    write_escaped(bytes.as_bytes(), out);
     Ok(())
 }
 
-fn write_int(i: &Bound<'_, PyInt>, out: &mut String) -> Result<(), JsonError> {
-    use std::fmt::Write as _;
+fn write_int(i: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    use std::io::Write as _;
     if let Ok(n) = i.extract::<i64>() {
+        // Writing to a Vec cannot fail.
         let _ = write!(out, "{n}");
         return Ok(());
     }
@@ -173,11 +172,11 @@ fn write_int(i: &Bound<'_, PyInt>, out: &mut String) -> Result<(), JsonError> {
         .call_method0("__index__")
         .and_then(|n| n.str())
         .map_err(|e| JsonError::new(format!("is an int that cannot be written as decimal: {e}")))?;
-    out.push_str(&text.to_string_lossy());
+    out.extend_from_slice(text.to_string_lossy().as_bytes());
     Ok(())
 }
 
-fn write_float(f: f64, out: &mut String) -> Result<(), JsonError> {
+fn write_float(f: f64, out: &mut Vec<u8>) -> Result<(), JsonError> {
     if !f.is_finite() {
         return Err(JsonError::new(format!(
             "is the float {f}, which JSON cannot hold (only finite numbers)"
@@ -185,36 +184,54 @@ fn write_float(f: f64, out: &mut String) -> Result<(), JsonError> {
     }
     // The shortest text that reads back as the same float, always with a `.` or an
     // exponent, so that it is read back as a float and not an int.
-    out.push_str(ryu::Buffer::new().format_finite(f));
+    out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
     Ok(())
 }
 
-/// `s` as a JSON string literal: quotes, backslashes and control characters escaped,
-/// everything else as UTF-8.
-pub fn write_escaped(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
+/// Which bytes a JSON string must escape: 0 none, else the letter of a short escape or
+/// `u` for `\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// `s` (UTF-8) as a JSON string literal: quotes, backslashes and control characters
+/// escaped, everything else copied in runs.
+pub fn write_escaped(s: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
-    out.push('"');
+    out.push(b'"');
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f => None,
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match esc {
-            Some(e) => out.push_str(e),
-            None => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
+    for (i, &b) in s.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', esc]);
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
 }

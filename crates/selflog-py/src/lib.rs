@@ -4,7 +4,7 @@
 //! `python/selflog/__init__.py` defines the exception classes and re-exports what is
 //! here; `python/selflog/__init__.pyi` is the typed description of both. The modules:
 //! `store` (`Store`, `Cursor`: every call releases the GIL and checks the process),
-//! `read` (the lazy iterator, `stats`), `event` (`Event`), `convert` (Python arguments to
+//! `read` (the lazy iterator, `stats`), `ingest` (`append_many`'s two-thread pipeline), `event` (`Event`), `convert` (Python arguments to
 //! the library's values), `json` (Python values to JSON text), `errors` (library errors
 //! to exceptions).
 
@@ -22,6 +22,7 @@
 mod convert;
 mod errors;
 mod event;
+mod ingest;
 mod json;
 mod read;
 mod store;

@@ -25,13 +25,9 @@ use pyo3::types::{PyDict, PyList};
 use selflog::{Config, Durability, EventId, Field, NewPattern, PatternFilter, Store};
 
 use crate::convert::{self, Filters};
-use crate::errors::{invalid, invalid_config, Fail, IntoPy as _};
+use crate::errors::{invalid_config, Fail, IntoPy as _};
 use crate::event::{json_loads, PyEvent};
 use crate::read::{self, EventIter};
-
-/// Events converted from Python before each `append_batch` call of `append_many`: bounds
-/// the memory an iterable of any length takes, and how long the GIL is held at a time.
-const APPEND_MANY_CHUNK: usize = 1024;
 
 /// An open selflog store: `Store(path, *, durability="buffered", batch_size=100,
 /// batch_timeout=5.0, retention_days=30, cleanup_interval_hours=24, read_only=False)`.
@@ -116,7 +112,20 @@ impl PyStore {
         }
     }
 
-    fn appended(&self, max_id: u64) {
+    /// Runs `f` on the open store on a thread that does not hold the GIL (a helper
+    /// thread of `append_many`; the caller checked the process).
+    pub(crate) fn run_here<T>(&self, f: impl FnOnce(&Store) -> Result<T, Fail>) -> Result<T, Fail> {
+        let guard = self.inner.read();
+        f(guard.as_ref().ok_or(Fail::Closed)?)
+    }
+
+    /// The configuration the store was opened with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Records that ids up to `max_id` were handed out (for reads of one's own writes).
+    pub(crate) fn appended(&self, max_id: u64) {
         self.appended_max.fetch_max(max_id, Ordering::AcqRel);
         self.unflushed.store(true, Ordering::Release);
     }
@@ -280,58 +289,7 @@ impl PyStore {
     /// A bad event raises InvalidEventError naming its index; the events before it are
     /// stored (their ids are the exception's `ids` attribute), none after it.
     fn append_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-        let mut ids: Vec<u64> = Vec::new();
-        let mut chunk = Vec::with_capacity(APPEND_MANY_CHUNK);
-        let mut index = 0usize;
-        let mut failure: Option<PyErr> = None;
-        let mut items = events.try_iter()?;
-        loop {
-            let next = items.next();
-            let end = next.is_none();
-            if let Some(item) = next {
-                let converted = item.and_then(|item| {
-                    let e = convert::event_from_dict(py, &item)?;
-                    e.validate(&self.config, selflog::Timestamp::now())
-                        .map_err(|err| Fail::Lib(err).into_py_err(py))?;
-                    Ok(e)
-                });
-                match converted {
-                    Ok(e) => chunk.push(e),
-                    Err(e) => failure = Some(e),
-                }
-                index += 1;
-            }
-            if end || failure.is_some() || chunk.len() == APPEND_MANY_CHUNK {
-                let batch = std::mem::replace(&mut chunk, Vec::with_capacity(APPEND_MANY_CHUNK));
-                if !batch.is_empty() {
-                    let appended = self.run(py, move |s| {
-                        Ok(s.append_batch(batch)?
-                            .into_iter()
-                            .map(|a| a.id().0)
-                            .collect::<Vec<u64>>())
-                    })?;
-                    if let Some(&max) = appended.iter().max() {
-                        self.appended(max);
-                    }
-                    ids.extend(appended);
-                }
-            }
-            if let Some(e) = failure {
-                let bad = index - 1;
-                let msg = format!(
-                    "event {bad} of the iterable: {}; the {} events before it were stored (their ids are this exception's `ids`)",
-                    e.value(py).str()?,
-                    ids.len()
-                );
-                let err = invalid(py, msg);
-                err.value(py).setattr("ids", PyList::new(py, &ids)?)?;
-                err.set_cause(py, Some(e));
-                return Err(err);
-            }
-            if end {
-                return Ok(ids);
-            }
-        }
+        crate::ingest::append_many(py, self, events)
     }
 
     /// The durability barrier: returns once every event appended before it is committed

@@ -119,3 +119,38 @@ def test_timestamps_accept_datetimes_and_rfc3339(store_dir):
         a = store.append("t", "s", timestamp=when)
         b = store.append("t", "s2", timestamp="2024-11-24T15:00:00Z")
         assert store.get(a).timestamp == store.get(b).timestamp == 1_732_460_400.0
+
+
+def many(n, start=0):
+    return [{"timestamp": 1_700_000_000 + i, "event_type": "t", "source": "s", "data": {"i": i}}
+            for i in range(start, start + n)]
+
+
+def test_append_many_over_many_chunks_stops_at_the_bad_event(store_dir):
+    # Chunks of 1024 are converted by the calling thread and appended by a helper: a bad
+    # event found by either side (a missing field here, a far-future timestamp there)
+    # leaves exactly the events before it stored.
+    with selflog.Store(store_dir) as store:
+        bad_dict = many(2500) + [{"event_type": "t"}] + many(3000, start=2500)
+        with pytest.raises(selflog.InvalidEventError, match="event 2500 of the iterable") as info:
+            store.append_many(bad_dict)
+        assert info.value.ids == list(range(1, 2501))
+        far = many(3000, start=10_000) + [dict(many(1)[0], timestamp=time.time() + 9 * 86400)] + many(10)
+        with pytest.raises(selflog.InvalidEventError, match="event 3000 of the iterable") as info:
+            store.append_many(far)
+        assert info.value.ids == list(range(2501, 5501))
+        assert "timestamp" in str(info.value.__cause__)
+        assert store.count() == 5500
+        assert [e.data["i"] for e in store.replay(from_id=2499)][:4] == [2498, 2499, 10_000, 10_001]
+
+
+def test_append_many_passes_on_the_iterables_own_error(store_dir):
+    def events():
+        yield from many(5000)
+        raise KeyError("from the generator")
+    with selflog.Store(store_dir) as store:
+        with pytest.raises(KeyError, match="from the generator") as info:
+            store.append_many(events())
+        assert info.value.ids == list(range(1, 5001))
+        assert store.count() == 5000
+        assert store.append_many(iter([])) == []
