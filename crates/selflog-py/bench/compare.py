@@ -9,13 +9,13 @@ Same events (selflog-gen's workload, duplicates included), same run, same disk:
   into ``data_compressed``, ``INSERT OR IGNORE`` on a content hash (md5 of the fields and
   the data's JSON text, which the insert needs anyway); iterating
   ``SELECT * ... ORDER BY timestamp DESC``.
-* The peak resident memory of a child process that appends 1,000,000 (``--events``)
+* The peak resident memory of a child process that appends 1,000,000 (``--rss-events``)
   events with ``append_many`` from a generator reading JSON Lines, against the same
   child that only reads them.
 
 Run from the repository root, after ``pip install ./crates/selflog-py``:
 
-    python crates/selflog-py/bench/compare.py [--events N]
+    python crates/selflog-py/bench/compare.py [--events N] [--rss-events N]
 
 It prints a Markdown table for ``benches/RESULTS.md``.
 """
@@ -135,15 +135,19 @@ class Timer:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events compared")
+    parser.add_argument("--rss-events", type=int, default=1_000_000, help="events of the memory run")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="selflog-pybench-")
-    jsonl = os.path.join(work, "events.jsonl")
-    generate(jsonl, args.events)
     load_before = open("/proc/loadavg").read().split()[:3]
     # First, while this process is small: the memory of a streaming append_many.
-    _, read_kib = peak_rss_kib(jsonl, os.path.join(work, "rss"), "read")
-    appended, append_kib = peak_rss_kib(jsonl, os.path.join(work, "rss2"), "append")
+    rss_jsonl = os.path.join(work, "rss.jsonl")
+    generate(rss_jsonl, args.rss_events)
+    _, read_kib = peak_rss_kib(rss_jsonl, os.path.join(work, "rss"), "read")
+    appended, append_kib = peak_rss_kib(rss_jsonl, os.path.join(work, "rss2"), "append")
+    os.unlink(rss_jsonl)
+    jsonl = os.path.join(work, "events.jsonl")
+    generate(jsonl, args.events)
 
     with open(jsonl) as f:
         events = [json.loads(line) for line in f]

@@ -22,6 +22,7 @@
 mod convert;
 mod errors;
 mod event;
+mod fork;
 mod ingest;
 mod json;
 mod read;
@@ -37,6 +38,7 @@ fn _selflog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event::PyEvent>()?;
     m.add_class::<read::EventIter>()?;
     m.add("FORMAT_VERSION", selflog::FORMAT_VERSION)?;
+    fork::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -130,13 +130,17 @@ impl EventIter {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyEvent>> {
-        let current = std::process::id();
-        if current != self.pid {
-            return Err(Fail::Forked {
-                owner: self.pid,
-                current,
-            }
-            .into_py_err(py));
+        let forked = |check: fn(u32) -> Option<u32>| {
+            check(self.pid).map(|current| {
+                Fail::Forked {
+                    owner: self.pid,
+                    current,
+                }
+                .into_py_err(py)
+            })
+        };
+        if let Some(e) = forked(crate::fork::forked_from) {
+            return Err(e);
         }
         // The common case, an event already read, without releasing the GIL; the lock is
         // only tried, never waited for, while the GIL is held.
@@ -144,6 +148,10 @@ impl EventIter {
             if let Some(e) = st.ready.pop_front() {
                 return Ok(Some(PyEvent::from(e)));
             }
+        }
+        // Before reading a chunk: the process id itself, once per chunk.
+        if let Some(e) = forked(crate::fork::always_forked_from) {
+            return Err(e);
         }
         let next = py.detach(|| {
             let mut st = self.state.lock();

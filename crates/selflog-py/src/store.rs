@@ -53,7 +53,7 @@ pub struct PyStore {
 
 impl Drop for PyStore {
     fn drop(&mut self) {
-        if std::process::id() != self.pid {
+        if crate::fork::always_forked_from(self.pid).is_some() {
             // A forked child's copy: its threads and lock belong to the parent.
             if let Some(store) = self.inner.get_mut().take() {
                 std::mem::forget(store);
@@ -65,14 +65,12 @@ impl Drop for PyStore {
 impl PyStore {
     /// Fails when called from a process forked from the one that opened the store.
     fn check_process(&self) -> Result<(), Fail> {
-        let current = std::process::id();
-        if current == self.pid {
-            Ok(())
-        } else {
-            Err(Fail::Forked {
+        match crate::fork::forked_from(self.pid) {
+            None => Ok(()),
+            Some(current) => Err(Fail::Forked {
                 owner: self.pid,
                 current,
-            })
+            }),
         }
     }
 
@@ -520,7 +518,13 @@ impl PyStore {
     /// the writer lock; waits for calls in flight in other threads. Closing twice does
     /// nothing; any other call after it raises selflog.Error.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.check_process().py(py)?;
+        if let Some(current) = crate::fork::always_forked_from(self.pid) {
+            return Err(Fail::Forked {
+                owner: self.pid,
+                current,
+            }
+            .into_py_err(py));
+        }
         py.detach(|| match self.inner.write().take() {
             Some(store) => store.close().map_err(Fail::Lib),
             None => Ok(()),
