@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -139,6 +140,14 @@ def main() -> int:
     parser.add_argument("--rss-events", type=int, default=1_000_000, help="events of the memory run")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="selflog-pybench-")
+    try:
+        return compare(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, work: str) -> int:
+    """Runs every measurement in `work` and prints the table."""
     load_before = open("/proc/loadavg").read().split()[:3]
     # First, while this process is small: the memory of a streaming append_many.
     rss_jsonl = os.path.join(work, "rss.jsonl")
