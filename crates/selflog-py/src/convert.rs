@@ -1,0 +1,299 @@
+//! Python arguments to the library's values: times, names, event data, whole events, and
+//! the filters `query`, `count_by` and `count` share.
+//!
+//! Every conversion that can fail says which field was wrong and why, as an
+//! `InvalidEventError` (a `ValueError`), before anything reaches the store. Nothing here
+//! releases the GIL: these functions read Python objects.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
+use selflog::{Event, Query, Timestamp};
+use serde_json::value::RawValue;
+
+use crate::errors::invalid;
+use crate::json;
+
+/// A time argument: float or int epoch seconds, an RFC 3339 string
+/// (`2024-11-24T15:00:00Z`), or an object with a `timestamp()` method (a `datetime`).
+pub fn time(py: Python<'_>, v: &Bound<'_, PyAny>, field: &str) -> PyResult<Timestamp> {
+    let secs = if v.cast::<PyFloat>().is_ok() || v.cast::<PyInt>().is_ok() {
+        v.extract::<f64>()
+            .map_err(|e| invalid(py, format!("invalid event: field `{field}` {e}")))?
+    } else if let Ok(s) = v.cast::<PyString>() {
+        let text = s.to_cow()?;
+        return selflog::jsonl::parse_time_text(&text).ok_or_else(|| {
+            invalid(
+                py,
+                format!(
+                    "invalid event: field `{field}` {text:?} is not an RFC 3339 time such as 2024-11-24T15:00:00Z; \
+                     pass epoch seconds as a float, or a datetime"
+                ),
+            )
+        });
+    } else if v.hasattr("timestamp")? {
+        v.call_method0("timestamp")?.extract::<f64>()?
+    } else {
+        let type_name = v.get_type().name()?;
+        return Err(invalid(
+            py,
+            format!(
+                "invalid event: field `{field}` is a {type_name}: pass epoch seconds (float), an RFC 3339 string or a datetime"
+            ),
+        ));
+    };
+    Timestamp::from_secs_f64(secs).ok_or_else(|| {
+        invalid(
+            py,
+            format!("invalid event: field `{field}` {secs} is not a time (NaN, infinite or out of range)"),
+        )
+    })
+}
+
+/// An optional time argument: `None` stays `None`.
+pub fn opt_time(
+    py: Python<'_>,
+    v: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<Timestamp>> {
+    match v {
+        Some(v) if !v.is_none() => time(py, v, field).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A name argument (`event_type`, `source`, `action`, ...): a `str` that UTF-8 can hold.
+pub fn name(py: Python<'_>, v: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    let Ok(s) = v.cast::<PyString>() else {
+        let type_name = v.get_type().name()?;
+        return Err(invalid(
+            py,
+            format!("invalid event: field `{field}` must be a str, not {type_name}"),
+        ));
+    };
+    s.to_cow().map(std::borrow::Cow::into_owned).map_err(|_| {
+        invalid(
+            py,
+            format!(
+                "invalid event: field `{field}` holds a lone surrogate, which UTF-8 cannot hold"
+            ),
+        )
+    })
+}
+
+/// An optional name: `None` stays `None`.
+pub fn opt_name(
+    py: Python<'_>,
+    v: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<String>> {
+    match v {
+        Some(v) if !v.is_none() => name(py, v, field).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A value as JSON text for `field`; `None` is no data at all.
+pub fn json_text(
+    py: Python<'_>,
+    v: Option<&Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<String>> {
+    match v {
+        Some(v) if !v.is_none() => {
+            let mut out = Vec::with_capacity(512);
+            json::write_value(v, &mut out).map_err(|e| invalid(py, e.message(field)))?;
+            // Python's UTF-8 and ASCII punctuation: always UTF-8.
+            String::from_utf8(out).map(Some).map_err(|e| {
+                invalid(
+                    py,
+                    format!("invalid event: field `{field}` produced text that is not UTF-8: {e}"),
+                )
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An event's fields converted from Python, its data as JSON text not yet checked by the
+/// JSON parser: what needs the GIL done, what does not ([`Parts::into_event`]) left for
+/// whichever thread appends it.
+pub struct Parts {
+    timestamp: Timestamp,
+    event_type: String,
+    action: Option<String>,
+    source: String,
+    data: Option<String>,
+}
+
+impl Parts {
+    /// The event, its data text checked (a `RawValue` demands it) and kept without a copy.
+    ///
+    /// # Errors
+    /// `InvalidEvent` on `data` if the text is not JSON, which the writer in `json.rs`
+    /// never produces.
+    pub fn into_event(self) -> selflog::Result<Event> {
+        let data = self
+            .data
+            .map(RawValue::from_string)
+            .transpose()
+            .map_err(|e| selflog::Error::InvalidEvent {
+                field: "data",
+                reason: format!("is not valid JSON: {e}"),
+            })?;
+        Ok(Event {
+            timestamp: self.timestamp,
+            event_type: self.event_type,
+            action: self.action,
+            source: self.source,
+            data,
+        })
+    }
+}
+
+/// An event's fields from Python values; `timestamp` `None` means now.
+pub fn parts(
+    py: Python<'_>,
+    event_type: &Bound<'_, PyAny>,
+    source: &Bound<'_, PyAny>,
+    action: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyAny>>,
+    timestamp: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Parts> {
+    Ok(Parts {
+        timestamp: opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now),
+        event_type: name(py, event_type, "event_type")?,
+        source: name(py, source, "source")?,
+        action: opt_name(py, action, "action")?,
+        data: json_text(py, data, "data")?,
+    })
+}
+
+/// An event from its fields as Python values; `timestamp` `None` means now.
+pub fn event(
+    py: Python<'_>,
+    event_type: &Bound<'_, PyAny>,
+    source: &Bound<'_, PyAny>,
+    action: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyAny>>,
+    timestamp: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Event> {
+    parts(py, event_type, source, action, data, timestamp)?
+        .into_event()
+        .map_err(|e| invalid(py, e.to_string()))
+}
+
+/// An event's fields from a mapping with the JSON Lines fields (`timestamp`,
+/// `event_type`, `source`, `action`, `data`); other keys (an export's `id` and `hash`) are
+/// ignored, so `Event.to_dict()` output can be appended again.
+pub fn parts_from_dict<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Parts> {
+    let Ok(d) = v.cast::<PyDict>() else {
+        let type_name = v.get_type().name()?;
+        return Err(invalid(
+            py,
+            format!(
+                "invalid event: a {type_name}, not a dict with the fields timestamp, event_type, source, action, data"
+            ),
+        ));
+    };
+    // Interned keys: their hashes are computed once, not per event.
+    let required = |key: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
+        d.get_item(key)?
+            .ok_or_else(|| invalid(py, format!("invalid event: missing required field `{key}`")))
+    };
+    let event_type = required(pyo3::intern!(py, "event_type"))?;
+    let source = required(pyo3::intern!(py, "source"))?;
+    let action = d.get_item(pyo3::intern!(py, "action"))?;
+    let data = d.get_item(pyo3::intern!(py, "data"))?;
+    let timestamp = d.get_item(pyo3::intern!(py, "timestamp"))?;
+    parts(
+        py,
+        &event_type,
+        &source,
+        action.as_ref(),
+        data.as_ref(),
+        timestamp.as_ref(),
+    )
+}
+
+/// The filters of `query`, `count_by` and `count`, converted while the GIL is held and
+/// applied to a library [`Query`] after it is released.
+#[derive(Default, Clone)]
+pub struct Filters {
+    /// Timestamp at or after.
+    pub since: Option<Timestamp>,
+    /// Timestamp before.
+    pub until: Option<Timestamp>,
+    /// Any of these types.
+    pub types: Vec<String>,
+    /// Any of these sources.
+    pub sources: Vec<String>,
+    /// Exactly this action.
+    pub action: Option<String>,
+    /// ASCII case-insensitive substring of type, action, source or data.
+    pub text: Option<String>,
+}
+
+impl Filters {
+    /// Converts the keyword arguments.
+    pub fn new(
+        py: Python<'_>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        types: Option<&Bound<'_, PyAny>>,
+        sources: Option<&Bound<'_, PyAny>>,
+        action: Option<&Bound<'_, PyAny>>,
+        text: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Filters> {
+        Ok(Filters {
+            since: opt_time(py, since, "since")?,
+            until: opt_time(py, until, "until")?,
+            types: names(py, types, "types")?,
+            sources: names(py, sources, "sources")?,
+            action: opt_name(py, action, "action")?,
+            text: opt_name(py, text, "text")?,
+        })
+    }
+
+    /// `q` with these filters.
+    pub fn apply<'s>(&self, mut q: Query<'s>) -> Query<'s> {
+        if let Some(t) = self.since {
+            q = q.since(t);
+        }
+        if let Some(t) = self.until {
+            q = q.until(t);
+        }
+        for t in &self.types {
+            q = q.event_type(t.clone());
+        }
+        for s in &self.sources {
+            q = q.source(s.clone());
+        }
+        if let Some(a) = &self.action {
+            q = q.action(a.clone());
+        }
+        if let Some(t) = &self.text {
+            q = q.text(t.clone());
+        }
+        q
+    }
+}
+
+/// One name or an iterable of names (`types="file_op"` or `types=["file_op", "app"]`).
+fn names(py: Python<'_>, v: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Vec<String>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    if v.cast::<PyString>().is_ok() {
+        return Ok(vec![name(py, v, field)?]);
+    }
+    let Ok(iter) = v.try_iter() else {
+        let type_name = v.get_type().name()?;
+        return Err(invalid(
+            py,
+            format!(
+                "invalid argument: `{field}` must be a str or an iterable of str, not {type_name}"
+            ),
+        ));
+    };
+    iter.map(|item| name(py, &item?, field)).collect()
+}

@@ -1,0 +1,237 @@
+//! Python values to JSON text, for an event's `data` and a pattern's `pattern_data`.
+//!
+//! The store keeps data as JSON text. Python callers hand over values (dicts, lists,
+//! strings, numbers, booleans, `None`), which are written here directly as compact JSON
+//! (what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes), several
+//! times faster than calling `json.dumps`. Anything JSON cannot hold is refused with the
+//! place it was found (`data['when']`): NaN and infinities, lone surrogates, objects of
+//! other types, and nesting deeper than the library's JSON parser accepts.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// Deepest nesting accepted: the library validates data with `serde_json`, whose parser
+/// stops at 128 levels; refusing here names the place instead, and bounds the recursion.
+pub const DEPTH_MAX: usize = 127;
+
+/// Why a value has no JSON form: where it was found (filled in while unwinding) and what
+/// it was.
+pub struct JsonError {
+    /// Path segments from the inside out, e.g. `['when']`, `[3]`.
+    path: Vec<String>,
+    what: String,
+}
+
+impl JsonError {
+    fn new(what: impl Into<String>) -> JsonError {
+        JsonError {
+            path: Vec::new(),
+            what: what.into(),
+        }
+    }
+
+    /// The message for an `InvalidEventError`: field `root` and the place inside it.
+    pub fn message(&self, root: &str) -> String {
+        let mut place = root.to_owned();
+        for p in self.path.iter().rev() {
+            place.push_str(p);
+        }
+        format!(
+            "invalid event: field `{root}` cannot be stored as JSON: {place} {}",
+            self.what
+        )
+    }
+}
+
+/// Writes `value` as compact JSON text to `out`.
+///
+/// # Errors
+/// A [`JsonError`] naming the place and the reason when part of `value` has no JSON form.
+pub fn write_value(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    write(value, out, 0)
+}
+
+fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
+    if let Ok(s) = v.cast::<PyString>() {
+        return write_str(s, out);
+    }
+    if v.is_none() {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+        return Ok(());
+    }
+    if let Ok(i) = v.cast::<PyInt>() {
+        return write_int(i, out);
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return write_float(f.value(), out);
+    }
+    if depth >= DEPTH_MAX {
+        return Err(JsonError::new(format!(
+            "is nested more than {DEPTH_MAX} levels deep (or contains itself)"
+        )));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        out.push(b'{');
+        for (n, (k, val)) in d.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_key(&k, out)?;
+            out.push(b':');
+            write(&val, out, depth + 1).map_err(|mut e| {
+                let key = k
+                    .str()
+                    .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
+                e.path.push(format!("[{key:?}]"));
+                e
+            })?;
+        }
+        out.push(b'}');
+        return Ok(());
+    }
+    let items = |out: &mut Vec<u8>, iter: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
+        out.push(b'[');
+        for (n, item) in iter.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write(&item, out, depth + 1).map_err(|mut e| {
+                e.path.push(format!("[{n}]"));
+                e
+            })?;
+        }
+        out.push(b']');
+        Ok(())
+    };
+    if let Ok(l) = v.cast::<PyList>() {
+        return items(out, &mut l.iter());
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
+        return items(out, &mut t.iter());
+    }
+    let type_name = v
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    Err(JsonError::new(format!(
+        "is a {type_name}, which JSON cannot hold: convert it to a str, number, bool, None, list or dict"
+    )))
+}
+
+/// A dict key as JSON object keys are: a string. Like `json.dumps`, numbers, booleans and
+/// `None` become their JSON text.
+fn write_key(k: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    if let Ok(s) = k.cast::<PyString>() {
+        return write_str(s, out);
+    }
+    let scalar = k.is_none()
+        || k.cast::<PyBool>().is_ok()
+        || k.cast::<PyInt>().is_ok()
+        || k.cast::<PyFloat>().is_ok();
+    if scalar {
+        let mut text = Vec::new();
+        write(k, &mut text, 0)?;
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
+        return Ok(());
+    }
+    let repr = k
+        .repr()
+        .map_or_else(|_| "?".to_owned(), |r| r.to_string_lossy().into_owned());
+    Err(JsonError::new(format!(
+        "has the key {repr}: JSON object keys are strings (numbers, booleans and None are converted)"
+    )))
+}
+
+fn write_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    // Encoded by Python straight into a bytes object, escaped from there: one copy.
+    let bytes = s.encode_utf8().map_err(|_| {
+        JsonError::new(
+            "is a str holding a lone surrogate, which UTF-8 (and so JSON text) cannot hold",
+        )
+    })?;
+    write_escaped(bytes.as_bytes(), out);
+    Ok(())
+}
+
+fn write_int(i: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    use std::io::Write as _;
+    if let Ok(n) = i.extract::<i64>() {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{n}");
+        return Ok(());
+    }
+    // Beyond 64 bits: Python's own decimal text (JSON numbers have no size limit, and
+    // `json.loads` reads it back as the same int).
+    let text = i
+        .call_method0("__index__")
+        .and_then(|n| n.str())
+        .map_err(|e| JsonError::new(format!("is an int that cannot be written as decimal: {e}")))?;
+    out.extend_from_slice(text.to_string_lossy().as_bytes());
+    Ok(())
+}
+
+fn write_float(f: f64, out: &mut Vec<u8>) -> Result<(), JsonError> {
+    if !f.is_finite() {
+        return Err(JsonError::new(format!(
+            "is the float {f}, which JSON cannot hold (only finite numbers)"
+        )));
+    }
+    // The shortest text that reads back as the same float, always with a `.` or an
+    // exponent, so that it is read back as a float and not an int.
+    out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+    Ok(())
+}
+
+/// Which bytes a JSON string must escape: 0 none, else the letter of a short escape or
+/// `u` for `\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// `s` (UTF-8) as a JSON string literal: quotes, backslashes and control characters
+/// escaped, everything else copied in runs.
+pub fn write_escaped(s: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', esc]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}

@@ -1,0 +1,156 @@
+"""Round trips of every field (unicode, large and nested data, every JSON type),
+duplicates, append_many, get, to_dict, and the Event object's behaviour."""
+
+import json
+import time
+
+import pytest
+
+import selflog
+
+
+def test_every_field_round_trips(store_dir):
+    data = {
+        "path": "/Users/ä/📁 notes.md",
+        "nested": {"list": [1, -2, 3.25, None, True, False, "x"], "empty": {}, "tuple": (1, 2)},
+        "big": 2**70,
+        "ctrl": "tab\tnew\nline\"quote\\back\x01",
+        1: "int key",
+    }
+    ts = 1_732_460_000.123456
+    with selflog.Store(store_dir) as store:
+        eid = store.append("file_op", "Fínder ✓", action="módified", data=data, timestamp=ts)
+        ev = store.get(eid)
+    assert ev.id == eid == 1
+    assert ev.timestamp == ts
+    assert (ev.event_type, ev.source, ev.action) == ("file_op", "Fínder ✓", "módified")
+    expected = json.loads(json.dumps(data))  # tuples become lists, int keys strings
+    assert ev.data == expected
+    assert json.loads(ev.data_json) == expected
+    assert len(ev.hash) == 16 and int(ev.hash, 16) >= 0
+    d = ev.to_dict()
+    assert d == {"id": 1, "timestamp": ts, "event_type": "file_op", "action": "módified",
+                 "source": "Fínder ✓", "data": expected, "hash": ev.hash}
+
+
+@pytest.mark.parametrize("value", ["a string", 42, -1.5, True, False, [1, "two"], {"k": None}])
+def test_every_json_type_is_data(store_dir, value):
+    with selflog.Store(store_dir) as store:
+        eid = store.append("t", "s", data=value, timestamp=1_700_000_000.0)
+        got = store.get(eid)
+        assert got.data == value and type(got.data) is type(value)
+
+
+def test_no_action_and_no_data_are_none(store_dir):
+    with selflog.Store(store_dir) as store:
+        ev = store.get(store.append("t", "s"))
+        assert ev.action is None and ev.data is None and ev.data_json is None
+        assert abs(ev.timestamp - time.time()) < 60
+
+
+def test_large_data_round_trips_across_reopen(store_dir):
+    big = {"blob": "x" * (3 << 20), "text": "é" * 100_000}  # compressed (over 1 KiB)
+    with selflog.Store(store_dir) as store:
+        eid = store.append("clipboard", "Terminal", data=big)
+    with selflog.Store(store_dir, read_only=True) as store:
+        assert store.get(eid).data == big
+        assert store.stats()["compressed_events"] == 1
+
+
+def test_too_large_data_is_refused(store_dir):
+    with selflog.Store(store_dir) as store:
+        with pytest.raises(selflog.InvalidEventError, match="over the limit"):
+            store.append("t", "s", data="x" * (5 << 20))
+        assert store.count() == 0
+
+
+def test_duplicates_return_the_original_id(store_dir):
+    with selflog.Store(store_dir) as store:
+        a = store.append("t", "s", action="a", data={"k": 1}, timestamp=1_700_000_000.5)
+        b = store.append("t", "s", action="a", data={"k": 1}, timestamp=1_700_000_000.5)
+        c = store.append("t", "s", action="a", data={"k": 2}, timestamp=1_700_000_000.5)
+        assert a == b == 1 and c == 2
+        ids = store.append_many([{"timestamp": 1_700_000_000.5, "event_type": "t", "source": "s",
+                                  "action": "a", "data": {"k": 1}}])
+        assert ids == [1]
+        assert store.count() == 2
+        assert store.stats()["duplicates_dropped"] == 2
+
+
+def test_append_many_takes_json_lines_fields_and_to_dict(store_dir):
+    events = [{"timestamp": 1_700_000_000 + i, "event_type": "app_launch", "source": f"App{i % 3}",
+               "action": None if i % 2 else "launched", "data": {"i": i}} for i in range(3000)]
+    events.append({"timestamp": "2024-11-24T15:00:00Z", "event_type": "x", "source": "y"})
+    with selflog.Store(store_dir) as store:
+        ids = store.append_many(iter(events))
+        assert ids == list(range(1, 3002))
+        again = [store.get(i).to_dict() for i in (1, 2, 3001)]
+        assert again[2]["timestamp"] == 1_732_460_400.0
+    other = store_dir + "-copy"
+    with selflog.Store(other) as copy:
+        # An export's dicts (with id and hash) append again to the same events.
+        assert copy.append_many(again) == [1, 2, 3]
+        assert [e.hash for e in copy.replay()] == [d["hash"] for d in again]
+
+
+def test_append_many_stops_at_the_bad_event(store_dir):
+    good = {"timestamp": 1_700_000_000.0, "event_type": "t", "source": "s"}
+    with selflog.Store(store_dir) as store:
+        with pytest.raises(selflog.InvalidEventError, match="event 2 of the iterable") as info:
+            store.append_many([good, dict(good, timestamp=1_700_000_001.0), {"event_type": "t"}, good])
+        assert info.value.ids == [1, 2]
+        assert store.count() == 2
+
+
+def test_event_equality_repr_and_lazy_data(store_dir):
+    with selflog.Store(store_dir) as store:
+        eid = store.append("t", "s", data={"a": [1]})
+        a, b = store.get(eid), store.get(eid)
+        assert a == b and hash(a) == hash(b) and a != "x"
+        assert a.data is a.data  # parsed once, then kept
+        assert "selflog.Event(id=1" in repr(a)
+        assert store.get(999) is None and store.get(0) is None and store.get(-5) is None
+
+
+def test_timestamps_accept_datetimes_and_rfc3339(store_dir):
+    import datetime as dt
+    with selflog.Store(store_dir) as store:
+        when = dt.datetime(2024, 11, 24, 15, 0, tzinfo=dt.timezone.utc)
+        a = store.append("t", "s", timestamp=when)
+        b = store.append("t", "s2", timestamp="2024-11-24T15:00:00Z")
+        assert store.get(a).timestamp == store.get(b).timestamp == 1_732_460_400.0
+
+
+def many(n, start=0):
+    return [{"timestamp": 1_700_000_000 + i, "event_type": "t", "source": "s", "data": {"i": i}}
+            for i in range(start, start + n)]
+
+
+def test_append_many_over_many_chunks_stops_at_the_bad_event(store_dir):
+    # Chunks of 1024 are converted by the calling thread and appended by a helper: a bad
+    # event found by either side (a missing field here, a far-future timestamp there)
+    # leaves exactly the events before it stored.
+    with selflog.Store(store_dir) as store:
+        bad_dict = many(2500) + [{"event_type": "t"}] + many(3000, start=2500)
+        with pytest.raises(selflog.InvalidEventError, match="event 2500 of the iterable") as info:
+            store.append_many(bad_dict)
+        assert info.value.ids == list(range(1, 2501))
+        far = many(3000, start=10_000) + [dict(many(1)[0], timestamp=time.time() + 9 * 86400)] + many(10)
+        with pytest.raises(selflog.InvalidEventError, match="event 3000 of the iterable") as info:
+            store.append_many(far)
+        assert info.value.ids == list(range(2501, 5501))
+        assert "timestamp" in str(info.value.__cause__)
+        assert store.count() == 5500
+        assert [e.data["i"] for e in store.replay(from_id=2499)][:4] == [2498, 2499, 10_000, 10_001]
+
+
+def test_append_many_passes_on_the_iterables_own_error(store_dir):
+    def events():
+        yield from many(5000)
+        raise KeyError("from the generator")
+    with selflog.Store(store_dir) as store:
+        with pytest.raises(KeyError, match="from the generator") as info:
+            store.append_many(events())
+        assert info.value.ids == list(range(1, 5001))
+        assert store.count() == 5000
+        assert store.append_many(iter([])) == []
