@@ -30,6 +30,10 @@ def cli():
 
     def run(*args: str) -> str:
         out = subprocess.run([str(binary), *args], capture_output=True, text=True)
+        if args[:2] == ("inspect", "search") and out.returncode == 1 and not out.stderr:
+            # Like grep, `inspect search` exits 1, printing nothing, when nothing matched.
+            assert out.stdout == ""
+            return out.stdout
         assert out.returncode == 0, f"selflog {' '.join(args)}: {out.stderr}"
         return out.stdout
 
