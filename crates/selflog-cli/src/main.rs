@@ -4,6 +4,7 @@
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
+mod capture;
 mod demo;
 mod export;
 mod filter;
@@ -47,6 +48,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Record what happens on this machine (files, processes, the active window) until
+    /// SIGINT or SIGTERM: the capture daemon.
+    Capture(capture::Args),
     /// Append events read as JSON Lines from FILE or standard input.
     Ingest(ingest::Args),
     /// Read the store without modifying it.
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_ERROR);
     }
     let result = match cli.command {
+        Command::Capture(args) => capture::run(&cli.store, &args),
         Command::Ingest(args) => ingest::run(&cli.store, &args),
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
         Command::Demo(args) => demo::run(&cli.store, &args),
