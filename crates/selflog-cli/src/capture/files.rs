@@ -205,17 +205,25 @@ impl Files {
             for (path, is_dir) in found.into_iter().rev() {
                 if let Some(by) = report {
                     if !self.recent_created.contains_key(&path) {
-                        self.recent_created.insert(path.clone(), Instant::now());
+                        let now = Instant::now();
+                        self.recent_created.insert(path.clone(), now);
                         let t = out.sink.now();
-                        self.emit(
-                            out,
-                            t,
-                            "created",
-                            &path,
-                            is_dir,
-                            None,
-                            &[("found_by", json!(by))],
-                        );
+                        let empty = !is_dir && path.symlink_metadata().is_ok_and(|m| m.len() == 0);
+                        if empty && by == "scan" {
+                            // Most likely its creator has yet to write it: held like a
+                            // creation seen live, so it carries the size it is given.
+                            self.coalescer.created(path.clone(), t, now);
+                        } else {
+                            self.emit(
+                                out,
+                                t,
+                                "created",
+                                &path,
+                                is_dir,
+                                None,
+                                &[("found_by", json!(by))],
+                            );
+                        }
                     }
                 }
                 if is_dir {
@@ -311,7 +319,13 @@ impl Files {
                 };
                 if is_dir {
                     self.dir_created(out, seen, &p);
-                } else if !self.recent_created.contains_key(&p) {
+                } else if self.recent_created.contains_key(&p) {
+                    // A scan reported it (or holds it): what its creator still writes is
+                    // part of that creation.
+                    if !self.coalescer.holds(&p) {
+                        self.coalescer.reported(p, seen, now);
+                    }
+                } else {
                     self.before_other(out, &p, now);
                     self.recent_created.insert(p.clone(), now);
                     self.coalescer.created(p, seen, now);
@@ -524,6 +538,7 @@ impl Files {
                 extra.push(("writes", json!(p.writes)));
                 "modified"
             }
+            Held::Reported => return,
         };
         self.emit(out, p.timestamp, action, path, false, None, &extra);
     }

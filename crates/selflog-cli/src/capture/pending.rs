@@ -24,6 +24,10 @@ pub enum Held {
     Created,
     /// Writes to an existing file.
     Modified,
+    /// A creation a scan reported already (the file appeared before its directory's watch
+    /// and its own creation event came after): its writes until its first close are part
+    /// of that creation, so nothing more is emitted for them.
+    Reported,
 }
 
 /// One held event.
@@ -74,12 +78,31 @@ impl Coalescer {
         self.held.is_empty()
     }
 
+    /// Whether something is held for `path`.
+    pub fn holds(&self, path: &Path) -> bool {
+        self.held.contains_key(path)
+    }
+
     /// Holds the `created` of a new file.
     pub fn created(&mut self, path: PathBuf, timestamp: Timestamp, now: Instant) {
         self.held.insert(
             path,
             Pending {
                 held: Held::Created,
+                timestamp,
+                since: now,
+                writes: 0,
+            },
+        );
+    }
+
+    /// Notes that `path`, reported created by a scan, is still being written by its
+    /// creator.
+    pub fn reported(&mut self, path: PathBuf, timestamp: Timestamp, now: Instant) {
+        self.held.insert(
+            path,
+            Pending {
+                held: Held::Reported,
                 timestamp,
                 since: now,
                 writes: 0,
@@ -110,6 +133,10 @@ impl Coalescer {
         let due = match p.held {
             Held::Created => true,
             Held::Modified => self.modified_allowed(path, now),
+            Held::Reported => {
+                self.held.remove(path);
+                return None;
+            }
         };
         due.then(|| self.take(path, now))?
     }
@@ -117,6 +144,10 @@ impl Coalescer {
     /// Another event on `path` comes: what to do with what is held for it.
     pub fn before_other(&mut self, path: &Path, now: Instant) -> Option<Before> {
         let p = *self.held.get(path)?;
+        if p.held == Held::Reported {
+            self.held.remove(path);
+            return None;
+        }
         if p.held == Held::Modified && !self.modified_allowed(path, now) {
             self.held.remove(path);
             self.coalesced_writes += p.writes;
@@ -148,6 +179,7 @@ impl Coalescer {
         for (path, _) in &due {
             self.take(path, now);
         }
+        due.retain(|(_, p)| p.held != Held::Reported);
         self.last_modified
             .retain(|_, t| now.saturating_duration_since(*t) < interval);
         due
@@ -155,7 +187,11 @@ impl Coalescer {
 
     /// Everything held, oldest first (at the end of a run).
     pub fn drain(&mut self) -> Vec<(PathBuf, Pending)> {
-        let mut all: Vec<(PathBuf, Pending)> = self.held.drain().collect();
+        let mut all: Vec<(PathBuf, Pending)> = self
+            .held
+            .drain()
+            .filter(|(_, p)| p.held != Held::Reported)
+            .collect();
         all.sort_by_key(|(_, p)| p.since);
         for (_, p) in &all {
             if p.held == Held::Modified {
@@ -178,6 +214,7 @@ impl Coalescer {
         let mut out: Vec<(PathBuf, Pending)> = under
             .into_iter()
             .filter_map(|path| self.take(&path, now).map(|p| (path, p)))
+            .filter(|(_, p)| p.held != Held::Reported)
             .collect();
         out.sort_by_key(|(_, p)| p.since);
         out
@@ -259,6 +296,17 @@ mod tests {
         c.written(&f, Timestamp(3), later);
         assert!(matches!(c.before_other(&f, later), Some(Before::Emit(p)) if p.writes == 1));
         assert_eq!(c.before_other(&f, later), None);
+    }
+
+    #[test]
+    fn writes_of_a_creation_a_scan_reported_emit_nothing_until_the_first_close() {
+        let (mut c, now, f) = t0();
+        c.reported(f.clone(), Timestamp(1), now);
+        c.written(&f, Timestamp(2), now);
+        assert_eq!(c.closed(&f, now), None);
+        assert!(c.is_empty());
+        c.written(&f, Timestamp(3), now);
+        assert_eq!(c.closed(&f, now).map(|p| p.held), Some(Held::Modified));
     }
 
     #[test]
