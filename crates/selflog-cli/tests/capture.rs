@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -173,6 +173,14 @@ fn events(store: &Path, filters: &[&str]) -> Vec<Value> {
     v
 }
 
+/// Whether `events` hold `action` on `path`.
+fn has(events: &[Value], path: &Path, action: &str) -> bool {
+    let path = s(path);
+    events
+        .iter()
+        .any(|e| path_of(e) == path && action_of(e) == action)
+}
+
 fn path_of(e: &Value) -> &str {
     e["data"]["path"].as_str().unwrap_or("")
 }
@@ -194,7 +202,7 @@ fn score(expected: &[Expected], recorded: &[Value]) -> (usize, Vec<String>) {
         by_path.entry(path_of(e)).or_default().push(e);
     }
     let mut next: HashMap<&str, usize> = HashMap::new();
-    let mut used: HashMap<(&str, usize), ()> = HashMap::new();
+    let mut used: HashSet<(&str, usize)> = HashSet::new();
     let mut held = 0;
     for (path, action, old) in expected {
         let list = by_path.get(path.as_str()).map_or(&[][..], Vec::as_slice);
@@ -208,13 +216,13 @@ fn score(expected: &[Expected], recorded: &[Value]) -> (usize, Vec<String>) {
         if let Some(i) = found {
             held += 1;
             next.insert(path.as_str(), from + i + 1);
-            used.insert((path.as_str(), from + i), ());
+            used.insert((path.as_str(), from + i));
         }
     }
     let mut extra = Vec::new();
     for (path, list) in &by_path {
         for (i, e) in list.iter().enumerate() {
-            if !used.contains_key(&(*path, i)) {
+            if !used.contains(&(*path, i)) {
                 extra.push(format!("{} {}", action_of(e), path));
             }
         }
@@ -231,6 +239,10 @@ fn s(p: &Path) -> String {
 /// files and of whole trees; after SIGTERM at least 99.9% are recorded with the right
 /// paths and actions, in order per file.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one script of operations, phase by phase"
+)]
 fn thousands_of_file_operations_are_recorded_in_order_per_file() {
     let place = Place::new(CONFIG);
     let d = place.start(&["--no-processes"], "ops");
@@ -257,18 +269,14 @@ fn thousands_of_file_operations_are_recorded_in_order_per_file() {
         }
         leaves.push(leaf);
     }
-    let n = expected.len();
-    let _ = n;
     // Phase 2: one write to every file.
     for (_, f) in &files {
         let mut h = fs::OpenOptions::new().append(true).open(f).unwrap();
         std::io::Write::write_all(&mut h, b"more\n").unwrap();
         expected.push((s(f), "modified", None));
     }
-    let n = expected.len();
-    let _ = n;
     // Phase 3: renames, within a directory (even files) and across (every third).
-    let mut renamed = Vec::new();
+    let mut renamed: Vec<PathBuf> = Vec::new();
     for (k, (i, f)) in files.iter().enumerate() {
         let to = if k % 3 == 0 {
             leaves[(i + 1) % dirs_n].join(format!("moved {k} from {i}.txt"))
@@ -282,8 +290,49 @@ fn thousands_of_file_operations_are_recorded_in_order_per_file() {
         expected.push((s(&to), "moved", Some(s(f))));
         renamed.push(to);
     }
-    let n = expected.len();
-    let _ = n;
+    // Phase 3b: files renamed into directories made a moment before, once the daemon
+    // recorded them (a rename that beats a new directory's watch is reported as a move
+    // out, `deleted`, and a `created` found by the scan: README, section Capture), and
+    // directories renamed, then written in under the new name.
+    let mut fresh_dirs = Vec::new();
+    for k in (0..renamed.len()).step_by(7) {
+        let fresh = renamed[k].parent().unwrap().join(format!("fresh {k}"));
+        fs::create_dir(&fresh).unwrap();
+        expected.push((s(&fresh), "created", None));
+        fresh_dirs.push((k, fresh));
+    }
+    let last = fresh_dirs.last().unwrap().1.clone();
+    d.wait_for("the fresh directories", |ev| has(ev, &last, "created"));
+    for (k, fresh) in fresh_dirs {
+        let f = renamed[k].clone();
+        let to = fresh.join(format!("arrived {k}.txt"));
+        fs::rename(&f, &to).unwrap();
+        expected.push((s(&to), "moved", Some(s(&f))));
+        renamed[k] = to;
+    }
+    for i in 0..dirs_n {
+        let top = w.join(format!("moving {i}"));
+        fs::create_dir(&top).unwrap();
+        fs::write(top.join("inside.txt"), "x").unwrap();
+        expected.push((s(&top), "created", None));
+        expected.push((s(&top.join("inside.txt")), "created", None));
+    }
+    let last = w.join(format!("moving {}", dirs_n - 1)).join("inside.txt");
+    d.wait_for("the directories to move", |ev| has(ev, &last, "created"));
+    for i in 0..dirs_n {
+        let from = w.join(format!("moving {i}"));
+        let to = w.join(format!("moved dir {i}"));
+        fs::rename(&from, &to).unwrap();
+        expected.push((s(&to), "moved", Some(s(&from))));
+    }
+    for i in 0..dirs_n {
+        let f = w.join(format!("moved dir {i}")).join("inside.txt");
+        fs::write(&f, "rewritten").unwrap();
+        expected.push((s(&f), "modified", None));
+        let late = w.join(format!("moved dir {i}")).join("late.txt");
+        fs::write(&late, "late").unwrap();
+        expected.push((s(&late), "created", None));
+    }
     // Phase 4: deletes of single files (every fifth), then of whole trees (every fourth
     // top directory, with all below it).
     let mut gone = Vec::new();
@@ -305,8 +354,8 @@ fn thousands_of_file_operations_are_recorded_in_order_per_file() {
         }
         expected.push((s(&top), "deleted", None));
     }
-    let n = expected.len();
-    d.wait_for("the deletes", |ev| ev.len() >= n);
+    let last = w.join(format!("proj {}", (dirs_n - 1) / 4 * 4));
+    d.wait_for("the deletes", |ev| has(ev, &last, "deleted"));
 
     let (code, summary, err) = d.stop();
     assert_eq!(code, Some(0), "{err}");
@@ -341,12 +390,13 @@ fn thousands_of_file_operations_are_recorded_in_order_per_file() {
             "{e}"
         );
     }
-    // Sizes: every created file still there was recorded with the size it was given.
-    let created: Vec<&Value> = recorded
-        .iter()
-        .filter(|e| action_of(e) == "created" && e["data"]["is_dir"] == false)
-        .collect();
-    assert!(created.iter().all(|e| e["data"]["size"].as_u64().is_some()));
+    // Sizes: every created file still there was recorded with its size.
+    for e in &recorded {
+        let path = Path::new(path_of(e));
+        if action_of(e) == "created" && e["data"]["is_dir"] == false && path.exists() {
+            assert!(e["data"]["size"].as_u64().is_some(), "{e}");
+        }
+    }
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -369,7 +419,7 @@ fn a_burst_of_writes_is_coalesced_and_counted() {
     let d = place.start(&["--no-processes"], "burst");
     let f = place.w().join("log.txt");
     fs::write(&f, "start\n").unwrap();
-    d.wait_for("the created file", |ev| ev.len() >= 1);
+    d.wait_for("the created file", |ev| !ev.is_empty());
     let started = Instant::now();
     let writes = 200u64;
     for i in 0..writes {
@@ -385,9 +435,10 @@ fn a_burst_of_writes_is_coalesced_and_counted() {
             >= writes
     });
     let modified: Vec<&Value> = ev.iter().filter(|e| action_of(e) == "modified").collect();
-    let intervals = burst.as_secs_f64() / 2.0;
+    // One at the first close, then at most one per 2 s interval of the burst.
+    let intervals = burst.as_millis() / 2000 + 2;
     assert!(
-        (modified.len() as f64) <= intervals.ceil() + 1.0,
+        modified.len() as u128 <= intervals,
         "{} modified events for a {burst:?} burst",
         modified.len()
     );

@@ -16,6 +16,7 @@
 //! are gone are reported deleted. Files deleted in the gap cannot be known and are not.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -42,6 +43,13 @@ const RENAME_WAIT: Duration = Duration::from_millis(500);
 /// other report of it is recognised as the same creation.
 const CREATED_MEMORY: Duration = Duration::from_secs(30);
 
+/// How long before a directory's move, as the daemon saw it, a change below it may have
+/// happened and still be unrecorded (see `changed_since_move`).
+const MOVE_SLACK: Duration = Duration::from_millis(300);
+
+/// How long the old path of a moved directory is translated to its new one.
+const MOVED_DIR_MEMORY: Duration = Duration::from_secs(5);
+
 /// Whether each directory gets its own watch (inotify) or each root one recursive watch.
 const WATCH_EACH_DIRECTORY: bool = cfg!(target_os = "linux");
 
@@ -52,6 +60,40 @@ pub fn max_user_watches() -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// What a file event's path held when `notify`'s thread received the event: read there,
+/// as close to the change as the daemon gets, so a capture thread running behind still
+/// knows the size and inode of a file renamed or deleted since.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    ino: u64,
+    len: u64,
+    is_dir: bool,
+}
+
+impl Seen {
+    /// What `event`'s last path holds now, for the events that name a file being made,
+    /// written or renamed.
+    fn of(event: &notify::Event) -> Option<Seen> {
+        let wanted = matches!(
+            event.kind,
+            EventKind::Create(_)
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        );
+        let m = event
+            .paths
+            .last()
+            .filter(|_| wanted)?
+            .symlink_metadata()
+            .ok()?;
+        Some(Seen {
+            ino: m.ino(),
+            len: m.len(),
+            is_dir: m.is_dir(),
+        })
+    }
 }
 
 /// What the file watcher is told about its events' destination.
@@ -77,6 +119,14 @@ pub struct Files {
     limit_reported: bool,
     coalescer: Coalescer,
     recent_created: HashMap<PathBuf, Instant>,
+    /// Inode and size of files recently seen, by path: a rename source that never finds
+    /// its destination is looked up in `scanned` by its inode, and an event emitted after
+    /// its file is gone still has a size.
+    inodes: HashMap<PathBuf, (Seen, Instant)>,
+    /// Files recently found by a scan, by inode: a file renamed into a directory before
+    /// the directory's watch existed is found there by the scan, and its rename's source
+    /// half alone reaches the daemon.
+    scanned: HashMap<u64, (PathBuf, Instant)>,
     recent_deleted_dirs: HashMap<PathBuf, Instant>,
     /// Rename sources waiting for their destination, by notify's tracker (the cookie).
     moves: HashMap<usize, (PathBuf, bool, Instant)>,
@@ -88,6 +138,11 @@ pub struct Files {
     pub errors: u64,
     /// When the last file event was seen, for a rescan after an overflow.
     last_seen: SystemTime,
+    /// What the path of the event being handled held when it was received.
+    current: Option<Seen>,
+    /// Directories moved lately: old path, new path. Events already queued on the old
+    /// watches name the old paths; they are moved on to the new ones.
+    moved_dirs: Vec<(PathBuf, PathBuf, Instant)>,
 }
 
 impl Files {
@@ -105,7 +160,11 @@ impl Files {
         let handler = move |res: notify::Result<notify::Event>| {
             // Never block notify's thread: it also serves our watch requests. A full queue
             // is an overflow, which the capture thread reports and repairs with a rescan.
-            if tx.try_send(Input::File(Timestamp::now(), res)).is_err() {
+            let seen = res.as_ref().ok().and_then(Seen::of);
+            if tx
+                .try_send(Input::File(Timestamp::now(), res, seen))
+                .is_err()
+            {
                 flag.store(true, Ordering::SeqCst);
             }
         };
@@ -130,12 +189,16 @@ impl Files {
             limit_reported: false,
             coalescer: Coalescer::new(coalesce),
             recent_created: HashMap::new(),
+            inodes: HashMap::new(),
+            scanned: HashMap::new(),
             recent_deleted_dirs: HashMap::new(),
             moves: HashMap::new(),
             overflowed,
             overflows: 0,
             errors: 0,
             last_seen: SystemTime::now(),
+            current: None,
+            moved_dirs: Vec::new(),
         };
         for root in roots {
             if files.exclude.is_excluded(&root) {
@@ -208,7 +271,11 @@ impl Files {
                         let now = Instant::now();
                         self.recent_created.insert(path.clone(), now);
                         let t = out.sink.now();
-                        let empty = !is_dir && path.symlink_metadata().is_ok_and(|m| m.len() == 0);
+                        let meta = path.symlink_metadata().ok();
+                        let empty = !is_dir && meta.as_ref().is_some_and(|m| m.len() == 0);
+                        if let Some(m) = meta.as_ref().filter(|_| !is_dir) {
+                            self.scanned.insert(m.ino(), (path.clone(), now));
+                        }
                         if empty && by == "scan" {
                             // Most likely its creator has yet to write it: held like a
                             // creation seen live, so it carries the size it is given.
@@ -290,8 +357,9 @@ impl Files {
         out: &mut Out<'_, '_>,
         seen: Timestamp,
         event: notify::Result<notify::Event>,
+        meta: Option<Seen>,
     ) {
-        let event = match event {
+        let mut event = match event {
             Ok(e) => e,
             Err(e) => {
                 if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
@@ -309,13 +377,26 @@ impl Files {
             return;
         }
         let now = Instant::now();
+        self.current = meta;
+        if !self.moved_dirs.is_empty() {
+            for p in &mut event.paths {
+                if let Some(moved) = self.moved_on(p) {
+                    *p = moved;
+                }
+            }
+        }
+        if let (Some(m), Some(last)) = (meta, event.paths.last()) {
+            if !m.is_dir {
+                self.inodes.insert(last.clone(), (m, now));
+            }
+        }
         let first = event.paths.first().cloned();
         match (event.kind, first) {
             (EventKind::Create(kind), Some(p)) if !self.exclude.is_excluded(&p) => {
                 let is_dir = match kind {
                     CreateKind::Folder => true,
                     CreateKind::File => false,
-                    _ => p.is_dir(),
+                    _ => meta.map_or_else(|| p.is_dir(), |m| m.is_dir),
                 };
                 if is_dir {
                     self.dir_created(out, seen, &p);
@@ -410,10 +491,18 @@ impl Files {
                     Some(t) => {
                         self.moves.insert(t, (from.clone(), was_dir, now));
                     }
-                    None if !self.exclude.is_excluded(from) => {
-                        self.removed(out, seen, from, was_dir, &[("moved_out", json!(true))]);
+                    // A watched directory's own watch reports its move too (no cookie);
+                    // its parent's watch reports the rename itself. A root moved away
+                    // leaves nothing to watch under its old name.
+                    None => {
+                        if self.roots.iter().any(|r| r == from) {
+                            out.log.warn(&format!(
+                                "watch directory {} was moved away; what is below it is no \
+                                 longer recorded",
+                                from.display()
+                            ));
+                        }
                     }
-                    None => {}
                 }
             }
             (RenameMode::To, [to]) => {
@@ -466,6 +555,75 @@ impl Files {
         }
     }
 
+    /// Where `path` is now, if it lies below a directory moved lately whose old path is
+    /// gone (a new directory made under the old name keeps its own events).
+    fn moved_on(&self, path: &Path) -> Option<PathBuf> {
+        for (old, new, _) in self.moved_dirs.iter().rev() {
+            if let Ok(rest) = path.strip_prefix(old) {
+                if !rest.as_os_str().is_empty() && old.symlink_metadata().is_err() {
+                    return Some(new.join(rest));
+                }
+            }
+        }
+        None
+    }
+
+    /// After a directory moved: `notify` dropped the watches under its old name at once,
+    /// and those under the new name exist only now, so what changed below it in between
+    /// is found by walking it: files born since the move are reported `created`, files
+    /// written since `modified` (`found_by: "rescan"`).
+    fn changed_since_move(&mut self, out: &mut Out<'_, '_>, moved_at: Timestamp, dir: &Path) {
+        let micros = u64::try_from(moved_at.micros()).unwrap_or(0);
+        // The move's time as `notify`'s thread saw it, less what that thread may lag.
+        let since = (SystemTime::UNIX_EPOCH + Duration::from_micros(micros))
+            .checked_sub(MOVE_SLACK)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            let mut found: Vec<(PathBuf, std::fs::Metadata)> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
+                .filter(|(p, _)| !self.exclude.is_excluded(p))
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            for (path, meta) in found {
+                let born = meta.created().is_ok_and(|t| t >= since);
+                let written = meta.modified().is_ok_and(|t| t >= since);
+                let known = self.recent_created.contains_key(&path) || self.coalescer.holds(&path);
+                if (born || written) && !known {
+                    // Held like live events: the events that reach the old watches late
+                    // (their paths moved on, see `handle`) join these instead of doubling
+                    // them.
+                    let now = Instant::now();
+                    let t = out.sink.now();
+                    if meta.is_dir() {
+                        self.recent_created.insert(path.clone(), now);
+                        self.emit(
+                            out,
+                            t,
+                            "created",
+                            &path,
+                            true,
+                            None,
+                            &[("found_by", json!("rescan"))],
+                        );
+                    } else if born {
+                        self.recent_created.insert(path.clone(), now);
+                        self.coalescer.created(path.clone(), t, now);
+                    } else {
+                        self.coalescer.written(&path, t, now);
+                    }
+                }
+                if meta.is_dir() {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+
     fn moved(&mut self, out: &mut Out<'_, '_>, seen: Timestamp, from: &Path, to: &Path) {
         match (self.exclude.is_excluded(from), self.exclude.is_excluded(to)) {
             (true, true) => return,
@@ -478,7 +636,10 @@ impl Files {
         }
         let now = Instant::now();
         let was_dir = self.watched.contains(from);
-        let is_dir = to.symlink_metadata().map_or(was_dir, |m| m.is_dir());
+        let is_dir = match self.current {
+            Some(m) => m.is_dir,
+            None => to.symlink_metadata().map_or(was_dir, |m| m.is_dir()),
+        };
         let mut extra = Vec::new();
         if let Some(n) = self.before_other(out, from, now) {
             extra.push(("writes_before", json!(n)));
@@ -509,6 +670,9 @@ impl Files {
                 let _ = self.watcher.unwatch(&w);
             }
             self.watch_tree(to, out, None);
+            self.moved_dirs
+                .push((from.to_path_buf(), to.to_path_buf(), now));
+            self.changed_since_move(out, seen, to);
         }
     }
 
@@ -558,16 +722,50 @@ impl Files {
             .collect();
         for t in expired {
             if let Some((from, was_dir, _)) = self.moves.remove(&t) {
-                if !self.exclude.is_excluded(&from) {
-                    let ts = out.sink.now();
-                    self.removed(out, ts, &from, was_dir, &[("moved_out", json!(true))]);
-                }
+                self.unpaired_source(out, &from, was_dir);
             }
         }
         self.recent_created
             .retain(|_, t| now.saturating_duration_since(*t) < CREATED_MEMORY);
+        self.moved_dirs
+            .retain(|(_, _, t)| now.saturating_duration_since(*t) < MOVED_DIR_MEMORY);
+        self.inodes
+            .retain(|_, (_, t)| now.saturating_duration_since(*t) < CREATED_MEMORY);
+        self.scanned
+            .retain(|_, (_, t)| now.saturating_duration_since(*t) < CREATED_MEMORY);
         self.recent_deleted_dirs
             .retain(|_, t| now.saturating_duration_since(*t) < CREATED_MEMORY);
+    }
+
+    /// A rename source whose destination never came: a move into a directory watched too
+    /// late (its scan found the file under its new name: same inode), else a move out of
+    /// the watched tree, reported `deleted` with `moved_out: true`.
+    fn unpaired_source(&mut self, out: &mut Out<'_, '_>, from: &Path, was_dir: bool) {
+        if self.exclude.is_excluded(from) {
+            return;
+        }
+        let ts = out.sink.now();
+        let found = self
+            .inodes
+            .get(from)
+            .and_then(|(m, _)| self.scanned.get(&m.ino).map(|(to, _)| (m.ino, to.clone())))
+            .filter(|(ino, to)| {
+                to.as_path() != from && to.symlink_metadata().is_ok_and(|m| m.ino() == *ino)
+            });
+        let Some((ino, to)) = found else {
+            return self.removed(out, ts, from, was_dir, &[("moved_out", json!(true))]);
+        };
+        self.scanned.remove(&ino);
+        let now = Instant::now();
+        let mut extra = vec![("found_by", json!("scan"))];
+        if let Some(n) = self.before_other(out, from, now) {
+            extra.push(("writes_before", json!(n)));
+        }
+        // The scan's `created` of the new name, if still held, was this move all along.
+        self.coalescer.cancel(&to);
+        self.recent_created.remove(from);
+        self.coalescer.forget(from);
+        self.emit(out, ts, "moved", &to, false, Some(from), &extra);
     }
 
     /// Emits everything held (at the end of a run).
@@ -577,10 +775,7 @@ impl Files {
             self.emit_pending(out, &path, p, &[]);
         }
         for (from, was_dir) in moves {
-            if !self.exclude.is_excluded(&from) {
-                let ts = out.sink.now();
-                self.removed(out, ts, &from, was_dir, &[("moved_out", json!(true))]);
-            }
+            self.unpaired_source(out, &from, was_dir);
         }
     }
 
@@ -703,9 +898,19 @@ impl Files {
         );
         data.insert("is_dir".into(), json!(is_dir));
         data.insert("is_directory".into(), json!(is_dir));
-        if let Ok(meta) = path.symlink_metadata() {
-            if !is_dir {
+        if !is_dir {
+            if let Ok(meta) = path.symlink_metadata() {
                 data.insert("size".into(), json!(meta.len()));
+                let seen = Seen {
+                    ino: meta.ino(),
+                    len: meta.len(),
+                    is_dir: false,
+                };
+                self.inodes
+                    .insert(path.to_path_buf(), (seen, Instant::now()));
+            } else if let Some((seen, _)) = self.inodes.get(path).filter(|_| action != "deleted") {
+                // Gone already (the daemon runs behind): the size seen with its event.
+                data.insert("size".into(), json!(seen.len));
             }
         }
         if let Some(old) = old_path {

@@ -47,8 +47,12 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// What the capture thread receives.
 pub enum Input {
-    /// A file event from `notify`, with when it was seen.
-    File(Timestamp, notify::Result<notify::Event>),
+    /// A file event from `notify`, with when it was seen and what its path held then.
+    File(
+        Timestamp,
+        notify::Result<notify::Event>,
+        Option<files::Seen>,
+    ),
     /// An active-window change, with when it was seen.
     Window(Timestamp, window::Change),
     /// SIGINT or SIGTERM arrived.
@@ -217,9 +221,9 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
             match input {
-                Input::File(seen, event) => {
+                Input::File(at, event, seen) => {
                     if let Some(f) = files.as_mut() {
-                        f.handle(&mut out, seen, event);
+                        f.handle(&mut out, at, event, seen);
                     }
                 }
                 Input::Window(seen, change) => {

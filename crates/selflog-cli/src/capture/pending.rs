@@ -220,6 +220,12 @@ impl Coalescer {
         out
     }
 
+    /// Drops what is held for `path` without emitting it (an event that turned out to be
+    /// another: a scan's creation that was a rename).
+    pub fn cancel(&mut self, path: &Path) {
+        self.held.remove(path);
+    }
+
     /// Forgets when `path` was last modified (it was deleted or moved away).
     pub fn forget(&mut self, path: &Path) {
         self.last_modified.remove(path);
