@@ -177,22 +177,20 @@ fn property(conn: &RustConnection, window: Window, atom: Atom, kind: Atom) -> Op
 }
 
 fn active_window(conn: &RustConnection, root: Window, atoms: &Atoms) -> Option<Window> {
-    let v = property(conn, root, atoms.active, AtomEnum::WINDOW.into())?;
+    let v = property(conn, root, atoms.active, AtomEnum::ANY.into())?;
     let id = u32::from_ne_bytes(v.get(..4)?.try_into().ok()?);
     (id != 0).then_some(id)
 }
 
 fn title(conn: &RustConnection, window: Window, atoms: &Atoms) -> String {
     property(conn, window, atoms.net_wm_name, atoms.utf8)
-        .or_else(|| {
-            property(
-                conn,
-                window,
-                AtomEnum::WM_NAME.into(),
-                AtomEnum::STRING.into(),
-            )
+        .or_else(|| property(conn, window, AtomEnum::WM_NAME.into(), AtomEnum::ANY.into()))
+        .map(|v| {
+            // `WM_NAME` in COMPOUND_TEXT wraps UTF-8 in ESC % G ... ESC % @.
+            String::from_utf8_lossy(&v)
+                .replace("\u{1b}%G", "")
+                .replace("\u{1b}%@", "")
         })
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default()
 }
 
@@ -201,7 +199,7 @@ fn describe(conn: &RustConnection, window: Window, atoms: &Atoms) -> Active {
         conn,
         window,
         AtomEnum::WM_CLASS.into(),
-        AtomEnum::STRING.into(),
+        AtomEnum::ANY.into(),
     )
     .unwrap_or_default();
     let mut parts = class
@@ -210,7 +208,7 @@ fn describe(conn: &RustConnection, window: Window, atoms: &Atoms) -> Active {
         .map(|p| String::from_utf8_lossy(p).into_owned());
     let instance = parts.next().unwrap_or_default();
     let app = parts.next().unwrap_or(instance);
-    let pid = property(conn, window, atoms.net_wm_pid, AtomEnum::CARDINAL.into())
+    let pid = property(conn, window, atoms.net_wm_pid, AtomEnum::ANY.into())
         .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
         .unwrap_or(0);
     Active {
