@@ -129,7 +129,7 @@ fn main() {
     let t0 = Instant::now();
     let c0 = cpu_time(pid);
     std::thread::sleep(idle);
-    let idle_cpu = cpu_time(pid) - c0;
+    let idle_cpu = cpu_time(pid).saturating_sub(c0);
     let idle_wall = t0.elapsed();
     let (rss_idle, _) = memory_kib(pid);
 
@@ -146,7 +146,7 @@ fn main() {
         }
     }
     std::thread::sleep(Duration::from_secs(3));
-    let burst_cpu = cpu_time(pid) - c1;
+    let burst_cpu = cpu_time(pid).saturating_sub(c1);
     let burst_wall = t1.elapsed();
     let (_, rss_peak) = memory_kib(pid);
 

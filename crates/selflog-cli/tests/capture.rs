@@ -49,6 +49,11 @@ impl Place {
     }
 
     fn start(&self, extra: &[&str], tag: &str) -> Daemon {
+        self.start_on(extra, tag, None)
+    }
+
+    /// Starts the daemon with X11 display `display` (none: `DISPLAY` unset).
+    fn start_on(&self, extra: &[&str], tag: &str, display: Option<&str>) -> Daemon {
         let err_path = self.dir.path().join(format!("stderr-{tag}.log"));
         let config = self.dir.path().join("capture.toml");
         let w = self.w();
@@ -60,10 +65,14 @@ impl Place {
             config.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        let child = command(&self.store(), &args)
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env_remove("DISPLAY")
+        let mut cmd = command(&self.store(), &args);
+        cmd.env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"));
+        match display {
+            Some(d) => cmd.env("DISPLAY", d),
+            None => cmd.env_remove("DISPLAY"),
+        };
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&err_path).unwrap())
             .spawn()
@@ -689,4 +698,170 @@ fn a_bad_config_is_refused_before_anything_is_written() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read config file /nonexistent/c.toml"));
+}
+
+/// On an X11 display (Xvfb, when installed) the active window is followed: a window made
+/// active is an `app_focus` (with the previous application), a new title of the active
+/// window a `window_change`, its title redacted. The windows and the window manager's
+/// `_NET_ACTIVE_WINDOW` are played by this test through `x11rb`. Without Xvfb the test says
+/// so and checks nothing more.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "an X server, two windows and a window manager, played"
+)]
+fn the_active_window_is_followed_on_x11() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{
+        AtomEnum, ConnectionExt as _, CreateWindowAux, PropMode, WindowClass,
+    };
+    use x11rb::wrapper::ConnectionExt as _;
+
+    let Some(xvfb) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("Xvfb"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!("skipped: Xvfb is not installed (apt-get install xvfb)");
+        return;
+    };
+    let number = 200 + std::process::id() % 500;
+    let display = format!(":{number}");
+    let mut server = Command::new(xvfb)
+        .args([display.as_str(), "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start Xvfb");
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+    let deadline = Instant::now() + CATCH_UP_MAX;
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "Xvfb never listened on {display}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (conn, screen) = x11rb::connect(Some(&display)).expect("connect to Xvfb");
+    let root = conn.setup().roots[screen].root;
+    let atom = |name: &str| {
+        conn.intern_atom(false, name.as_bytes())
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom
+    };
+    let (active, net_name, utf8, net_pid) = (
+        atom("_NET_ACTIVE_WINDOW"),
+        atom("_NET_WM_NAME"),
+        atom("UTF8_STRING"),
+        atom("_NET_WM_PID"),
+    );
+    let window = |class: &[u8], title: &str, pid: u32| {
+        let id = conn.generate_id().unwrap();
+        conn.create_window(
+            0,
+            id,
+            root,
+            0,
+            0,
+            100,
+            100,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new(),
+        )
+        .unwrap();
+        conn.change_property8(
+            PropMode::REPLACE,
+            id,
+            AtomEnum::WM_CLASS,
+            AtomEnum::STRING,
+            class,
+        )
+        .unwrap();
+        conn.change_property8(PropMode::REPLACE, id, net_name, utf8, title.as_bytes())
+            .unwrap();
+        conn.change_property32(PropMode::REPLACE, id, net_pid, AtomEnum::CARDINAL, &[pid])
+            .unwrap();
+        id
+    };
+    let editor = window(b"editor\0Editor\0", "notes.md – Editor", 4242);
+    let browser = window(b"browser\0Browser\0", "Inbox", 4343);
+    conn.flush().unwrap();
+    let activate = |id: u32| {
+        conn.change_property32(PropMode::REPLACE, root, active, AtomEnum::WINDOW, &[id])
+            .unwrap();
+        conn.flush().unwrap();
+    };
+
+    let place = Place::new(CONFIG);
+    let d = place.start_on(&["--no-processes", "--no-files"], "x11", Some(&display));
+    let windows = |store: &Path| {
+        let mut v = events(store, &["--type", "app_focus"]);
+        v.extend(events(store, &["--type", "window_change"]));
+        v.sort_by_key(|e| e["id"].as_u64());
+        v
+    };
+    let wait = |what: &str, n: usize| {
+        let deadline = Instant::now() + CATCH_UP_MAX;
+        loop {
+            let v = windows(&place.store());
+            if v.len() >= n {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never recorded {what}: {v:?}; {}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    activate(editor);
+    wait("the editor's focus", 1);
+    conn.change_property8(
+        PropMode::REPLACE,
+        editor,
+        net_name,
+        utf8,
+        "deploy --token=s3cret".as_bytes(),
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    wait("the editor's new title", 2);
+    activate(browser);
+    let v = wait("the browser's focus", 3);
+    let (code, _, err) = d.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("\"windows\":\"x11 {display}\"")),
+        "{err}"
+    );
+    let summary: Vec<(&str, &str, &str)> = v
+        .iter()
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                action_of(e),
+                e["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("app_focus", "focused", "Editor"),
+            ("window_change", "title_changed", "Editor"),
+            ("app_focus", "focused", "Browser"),
+        ]
+    );
+    assert_eq!(v[0]["data"]["window_title"], "notes.md – Editor");
+    assert_eq!(v[0]["data"]["pid"], 4242);
+    assert_eq!(v[1]["data"]["title"], "deploy --token=[redacted]");
+    assert_eq!(v[1]["data"]["previous_title"], "notes.md – Editor");
+    assert_eq!(v[2]["data"]["previous_app"], "Editor");
+    assert_eq!(v[2]["data"]["window_id"], browser);
 }
