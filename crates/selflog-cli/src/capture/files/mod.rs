@@ -28,6 +28,8 @@ use notify::{Config as NotifyConfig, EventKind, EventKindMask, RecursiveMode, Wa
 use selflog::Timestamp;
 use serde_json::{json, Map, Value};
 
+mod rescan;
+
 use super::config::{Excludes, Redactor};
 use super::log::Log;
 use super::pending::{Before, Coalescer, Held, Pending};
@@ -568,62 +570,6 @@ impl Files {
         None
     }
 
-    /// After a directory moved: `notify` dropped the watches under its old name at once,
-    /// and those under the new name exist only now, so what changed below it in between
-    /// is found by walking it: files born since the move are reported `created`, files
-    /// written since `modified` (`found_by: "rescan"`).
-    fn changed_since_move(&mut self, out: &mut Out<'_, '_>, moved_at: Timestamp, dir: &Path) {
-        let micros = u64::try_from(moved_at.micros()).unwrap_or(0);
-        // The move's time as `notify`'s thread saw it, less what that thread may lag.
-        let since = (SystemTime::UNIX_EPOCH + Duration::from_micros(micros))
-            .checked_sub(MOVE_SLACK)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            let mut found: Vec<(PathBuf, std::fs::Metadata)> = entries
-                .filter_map(Result::ok)
-                .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
-                .filter(|(p, _)| !self.exclude.is_excluded(p))
-                .collect();
-            found.sort_by(|a, b| a.0.cmp(&b.0));
-            for (path, meta) in found {
-                let born = meta.created().is_ok_and(|t| t >= since);
-                let written = meta.modified().is_ok_and(|t| t >= since);
-                let known = self.recent_created.contains_key(&path) || self.coalescer.holds(&path);
-                if (born || written) && !known {
-                    // Held like live events: the events that reach the old watches late
-                    // (their paths moved on, see `handle`) join these instead of doubling
-                    // them.
-                    let now = Instant::now();
-                    let t = out.sink.now();
-                    if meta.is_dir() {
-                        self.recent_created.insert(path.clone(), now);
-                        self.emit(
-                            out,
-                            t,
-                            "created",
-                            &path,
-                            true,
-                            None,
-                            &[("found_by", json!("rescan"))],
-                        );
-                    } else if born {
-                        self.recent_created.insert(path.clone(), now);
-                        self.coalescer.created(path.clone(), t, now);
-                    } else {
-                        self.coalescer.written(&path, t, now);
-                    }
-                }
-                if meta.is_dir() {
-                    stack.push(path);
-                }
-            }
-        }
-    }
-
     fn moved(&mut self, out: &mut Out<'_, '_>, seen: Timestamp, from: &Path, to: &Path) {
         match (self.exclude.is_excluded(from), self.exclude.is_excluded(to)) {
             (true, true) => return,
@@ -777,103 +723,6 @@ impl Files {
         for (from, was_dir) in moves {
             self.unpaired_source(out, &from, was_dir);
         }
-    }
-
-    /// Checks whether events were lost on the way from `notify`, and repairs if so.
-    pub fn check_overflow(&mut self, out: &mut Out<'_, '_>) {
-        if self.overflowed.swap(false, Ordering::SeqCst) {
-            self.overflow(out, "daemon");
-        }
-    }
-
-    /// Events were lost (`by` the kernel's queue or the daemon's): say so, then walk the
-    /// tree again for what may have been missed.
-    fn overflow(&mut self, out: &mut Out<'_, '_>, by: &str) {
-        self.overflows += 1;
-        let since = self
-            .last_seen
-            .checked_sub(Duration::from_secs(2))
-            .unwrap_or(self.last_seen);
-        out.log.warn(&format!(
-            "file events were lost ({by} queue overflow); rescanning the watched tree"
-        ));
-        out.sink.system(
-            out.log,
-            "overflow",
-            &json!({"queue": by, "rescan": true, "overflows": self.overflows}),
-        );
-        let mut reported = 0u64;
-        // Watched directories that are gone.
-        let mut gone: Vec<PathBuf> = self
-            .watched
-            .iter()
-            .filter(|d| d.symlink_metadata().is_err())
-            .cloned()
-            .collect();
-        gone.sort();
-        for d in gone {
-            if self.watched.contains(&d) {
-                let t = out.sink.now();
-                self.removed(out, t, &d, true, &[("found_by", json!("rescan"))]);
-                reported += 1;
-            }
-        }
-        let roots = self.roots.clone();
-        let mut stack: Vec<PathBuf> = roots
-            .into_iter()
-            .filter(|r| !self.exclude.is_excluded(r))
-            .collect();
-        while let Some(d) = stack.pop() {
-            if WATCH_EACH_DIRECTORY && !self.watched.contains(&d) {
-                // New since the overflow began: watched, reported with its contents.
-                let t = out.sink.now();
-                self.emit(
-                    out,
-                    t,
-                    "created",
-                    &d,
-                    true,
-                    None,
-                    &[("found_by", json!("rescan"))],
-                );
-                self.watch_tree(&d, out, Some("rescan"));
-                reported += 1;
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.filter_map(Result::ok) {
-                let path = e.path();
-                if self.exclude.is_excluded(&path) {
-                    continue;
-                }
-                let Ok(meta) = e.metadata() else { continue };
-                if meta.is_dir() {
-                    stack.push(path);
-                } else if meta.modified().is_ok_and(|m| m >= since)
-                    && !self.recent_created.contains_key(&path)
-                {
-                    let t = out.sink.now();
-                    self.before_other(out, &path, Instant::now());
-                    self.emit(
-                        out,
-                        t,
-                        "modified",
-                        &path,
-                        false,
-                        None,
-                        &[("found_by", json!("rescan"))],
-                    );
-                    reported += 1;
-                }
-            }
-        }
-        out.sink.system(
-            out.log,
-            "rescan_done",
-            &json!({"queue": by, "reported": reported, "watched": self.watched_count()}),
-        );
     }
 
     /// Appends one `file_op`: `source` the directory holding the file, `data` its path
