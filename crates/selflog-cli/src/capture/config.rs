@@ -204,9 +204,11 @@ pub fn load(over: &Overrides<'_>) -> Result<Settings, Failure> {
             "the process table is read at most once a second",
         ));
     }
+    let mut exclude = Excludes::new(&globs)?;
+    exclude.set_roots(&watch);
     Ok(Settings {
         watch,
-        exclude: Excludes::new(&globs)?,
+        exclude,
         redact_paths: Redactor::new(&file.redact_paths.unwrap_or_default(), "redact_paths")?,
         redact_command_lines: Redactor::new(
             &file.redact_command_lines.unwrap_or_else(|| {
@@ -272,9 +274,13 @@ fn expand_home(p: &Path) -> PathBuf {
 
 /// Exclude globs. A pattern without `/` matches a name anywhere (`node_modules`); one with
 /// `/` matches the whole absolute path (`**/Library/Caches`, `/home/a/private`). `*` never
-/// crosses a `/`; `**` does. A path is excluded when it or a directory above it matches.
+/// crosses a `/`; `**` does. A path is excluded when it or a directory above it, below the
+/// watch root that holds it, matches: a root asked for by name is watched even inside an
+/// excluded tree (`--watch ~/src/p/target/logs`), and the excludes apply below it.
 pub struct Excludes {
     set: GlobSet,
+    /// The watch roots, longest first.
+    roots: Vec<PathBuf>,
     /// Directories excluded whatever the patterns say (the store itself, whose own writes
     /// would otherwise be captured without end).
     dirs: Vec<PathBuf>,
@@ -306,6 +312,7 @@ impl Excludes {
         })?;
         Ok(Excludes {
             set,
+            roots: Vec::new(),
             dirs: Vec::new(),
         })
     }
@@ -315,13 +322,21 @@ impl Excludes {
         self.dirs.push(dir);
     }
 
-    /// Whether `path` or a directory above it is excluded.
+    /// Sets the watch roots, under which the patterns apply.
+    pub fn set_roots(&mut self, roots: &[PathBuf]) {
+        self.roots = roots.to_vec();
+        self.roots
+            .sort_by_key(|r| std::cmp::Reverse(r.components().count()));
+    }
+
+    /// Whether `path` or a directory above it (below its watch root) is excluded.
     pub fn is_excluded(&self, path: &Path) -> bool {
         if self.dirs.iter().any(|d| path.starts_with(d)) {
             return true;
         }
+        let root = self.roots.iter().find(|r| path.starts_with(r));
         path.ancestors()
-            .take_while(|a| a.parent().is_some())
+            .take_while(|a| a.parent().is_some() && root.is_none_or(|r| a != r))
             .any(|a| self.set.is_match(a))
     }
 }
@@ -404,6 +419,17 @@ mod tests {
         ] {
             assert!(!ex.is_excluded(Path::new(p)), "{p} should be kept");
         }
+    }
+
+    #[test]
+    fn a_root_inside_an_excluded_tree_is_watched_and_excludes_apply_below_it() {
+        let globs: Vec<String> = DEFAULT_EXCLUDES.iter().map(|s| (*s).to_owned()).collect();
+        let mut ex = Excludes::new(&globs).unwrap_or_else(|f| panic!("{}", f.message));
+        ex.set_roots(&[PathBuf::from("/w/target/tmp/run")]);
+        assert!(!ex.is_excluded(Path::new("/w/target/tmp/run")));
+        assert!(!ex.is_excluded(Path::new("/w/target/tmp/run/a.txt")));
+        assert!(ex.is_excluded(Path::new("/w/target/tmp/run/node_modules/x")));
+        assert!(ex.is_excluded(Path::new("/w/target/other")));
     }
 
     #[test]

@@ -253,11 +253,15 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
             next_status = now + STATUS_EVERY;
             let stored = out.sink.stored();
             let secs = now.duration_since(rate_from.0).as_secs_f64();
-            if secs >= 5.0 {
+            // Events per second over the last window of 5 s or more (until the first one
+            // ends, since the start).
+            if secs > 0.0 {
                 #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
                 {
                     rate = (stored - rate_from.1) as f64 / secs;
                 }
+            }
+            if secs >= 5.0 {
                 rate_from = (now, stored);
             }
             let watched = files.as_ref().map_or(0, Files::watched_count);
