@@ -54,6 +54,17 @@ impl Place {
 
     /// Starts the daemon with X11 display `display` (none: `DISPLAY` unset).
     fn start_on(&self, extra: &[&str], tag: &str, display: Option<&str>) -> Daemon {
+        self.start_with(extra, tag, display, &[])
+    }
+
+    /// Starts the daemon with X11 display `display` and environment `envs`.
+    fn start_with(
+        &self,
+        extra: &[&str],
+        tag: &str,
+        display: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Daemon {
         let err_path = self.dir.path().join(format!("stderr-{tag}.log"));
         let config = self.dir.path().join("capture.toml");
         let w = self.w();
@@ -72,6 +83,7 @@ impl Place {
             Some(d) => cmd.env("DISPLAY", d),
             None => cmd.env_remove("DISPLAY"),
         };
+        cmd.envs(envs.iter().copied());
         let child = cmd
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&err_path).unwrap())
@@ -278,12 +290,18 @@ fn thousands_of_file_operations_are_recorded_in_order_per_file() {
         }
         leaves.push(leaf);
     }
+    // Each phase runs back to back; between phases the test waits for the daemon to catch
+    // up, so that a machine loaded by other work does not turn a phase into an overflow
+    // (which the daemon repairs by a rescan, but a rescan cannot tell renames).
+    let last = files.last().unwrap().1.clone();
+    d.wait_for("the created files", |ev| has(ev, &last, "created"));
     // Phase 2: one write to every file.
     for (_, f) in &files {
         let mut h = fs::OpenOptions::new().append(true).open(f).unwrap();
         std::io::Write::write_all(&mut h, b"more\n").unwrap();
         expected.push((s(f), "modified", None));
     }
+    d.wait_for("the writes", |ev| has(ev, &last, "modified"));
     // Phase 3: renames, within a directory (even files) and across (every third).
     let mut renamed: Vec<PathBuf> = Vec::new();
     for (k, (i, f)) in files.iter().enumerate() {
@@ -864,4 +882,46 @@ fn the_active_window_is_followed_on_x11() {
     assert_eq!(v[1]["data"]["previous_title"], "notes.md – Editor");
     assert_eq!(v[2]["data"]["previous_app"], "Editor");
     assert_eq!(v[2]["data"]["window_id"], browser);
+}
+
+/// When file events are lost on the way into the daemon (its queue from `notify` is made
+/// tiny here, `SELFLOG_CAPTURE_QUEUE_EVENTS=2`, so a burst overflows it), it appends a
+/// `system` `overflow` event, walks the tree again, and every file made in the burst is
+/// recorded all the same (created, by its own event or by the rescan).
+#[test]
+fn lost_events_are_reported_and_repaired_by_a_rescan() {
+    let place = Place::new(CONFIG);
+    let d = place.start_with(
+        &["--no-processes"],
+        "overflow",
+        None,
+        &[("SELFLOG_CAPTURE_QUEUE_EVENTS", "2")],
+    );
+    let w = place.w();
+    let files: Vec<PathBuf> = (0..400).map(|i| w.join(format!("burst {i}.txt"))).collect();
+    for f in &files {
+        fs::write(f, "x").unwrap();
+    }
+    d.wait_for("the burst", |ev| {
+        files.iter().all(|f| has(ev, f, "created"))
+    });
+    let (code, summary, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let sys = events(&place.store(), &["--type", "system"]);
+    let actions: Vec<&str> = sys.iter().map(action_of).collect();
+    assert!(actions.contains(&"overflow"), "{actions:?}; {err}");
+    assert!(actions.contains(&"rescan_done"), "{actions:?}");
+    assert!(
+        err.contains("file events were lost (daemon queue overflow)"),
+        "{err}"
+    );
+    assert!(!summary.contains("overflows: 0"), "{summary}");
+    let recorded = events(&place.store(), &["--type", "file_op"]);
+    for f in &files {
+        let n = recorded
+            .iter()
+            .filter(|e| path_of(e) == s(f) && action_of(e) == "created")
+            .count();
+        assert_eq!(n, 1, "{} created {n} times", f.display());
+    }
 }

@@ -37,7 +37,8 @@ use sink::{Sink, SYSTEM_SOURCE};
 
 /// Events the channel into the capture thread holds. Past it, `notify`'s events are
 /// counted as an overflow and repaired by a rescan; the X11 thread waits.
-const CHANNEL_EVENTS: usize = 16 * 1024;
+/// `SELFLOG_CAPTURE_QUEUE_EVENTS` sets another size (tests make it tiny to reach that path).
+const CHANNEL_EVENTS: usize = 32 * 1024;
 
 /// How often held writes and unpaired renames are looked at while any are held.
 const TICK: Duration = Duration::from_millis(100);
@@ -111,7 +112,12 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     }
     let previous_run = previous_run(&store);
     let interrupt = Interrupt::install()?;
-    let (tx, rx) = mpsc::sync_channel::<Input>(CHANNEL_EVENTS);
+    let channel_events = std::env::var("SELFLOG_CAPTURE_QUEUE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CHANNEL_EVENTS);
+    let (tx, rx) = mpsc::sync_channel::<Input>(channel_events);
     let stop_tx = tx.clone();
     interrupt.on_signal(move || {
         let _ = stop_tx.try_send(Input::Stop);

@@ -11,17 +11,17 @@
 //!
 //! When events were lost (the kernel's queue overflowed, or the daemon's own queue from
 //! `notify` did), a `system` event `overflow` says so and the tree is walked again: new
-//! directories are watched and reported with their contents, files changed since the last
-//! event seen are reported `modified` (`found_by: "rescan"`), and watched directories that
+//! directories are watched and reported with their contents, files born or written since
+//! the loss began are held as `created` or `modified`, and watched directories that
 //! are gone are reported deleted. Files deleted in the gap cannot be known and are not.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{Config as NotifyConfig, EventKind, EventKindMask, RecursiveMode, Watcher as _};
@@ -133,13 +133,11 @@ pub struct Files {
     /// Rename sources waiting for their destination, by notify's tracker (the cookie).
     moves: HashMap<usize, (PathBuf, bool, Instant)>,
     /// Events lost upstream of the daemon (its queue from `notify` was full).
-    overflowed: Arc<AtomicBool>,
+    overflowed: Arc<AtomicI64>,
     /// Overflows seen (kernel or daemon queue).
     pub overflows: u64,
     /// Errors from the watcher (unreadable directories, failed watches).
     pub errors: u64,
-    /// When the last file event was seen, for a rescan after an overflow.
-    last_seen: SystemTime,
     /// What the path of the event being handled held when it was received.
     current: Option<Seen>,
     /// Directories moved lately: old path, new path. Events already queued on the old
@@ -157,17 +155,16 @@ impl Files {
         tx: SyncSender<Input>,
         out: &mut Out<'_, '_>,
     ) -> Result<Files, String> {
-        let overflowed = Arc::new(AtomicBool::new(false));
+        let overflowed = Arc::new(AtomicI64::new(0));
         let flag = Arc::clone(&overflowed);
         let handler = move |res: notify::Result<notify::Event>| {
             // Never block notify's thread: it also serves our watch requests. A full queue
             // is an overflow, which the capture thread reports and repairs with a rescan.
             let seen = res.as_ref().ok().and_then(Seen::of);
-            if tx
-                .try_send(Input::File(Timestamp::now(), res, seen))
-                .is_err()
-            {
-                flag.store(true, Ordering::SeqCst);
+            let at = Timestamp::now();
+            if tx.try_send(Input::File(at, res, seen)).is_err() {
+                // The first loss since the last repair: when the rescan must look from.
+                let _ = flag.compare_exchange(0, at.micros(), Ordering::SeqCst, Ordering::SeqCst);
             }
         };
         let kinds = EventKindMask::CREATE
@@ -198,7 +195,6 @@ impl Files {
             overflowed,
             overflows: 0,
             errors: 0,
-            last_seen: SystemTime::now(),
             current: None,
             moved_dirs: Vec::new(),
         };
@@ -373,9 +369,8 @@ impl Files {
                 return;
             }
         };
-        self.last_seen = SystemTime::now();
         if event.need_rescan() {
-            self.overflow(out, "kernel");
+            self.overflow(out, "kernel", seen);
             return;
         }
         let now = Instant::now();

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use super::{Files, Out, MOVE_SLACK, WATCH_EACH_DIRECTORY};
 
+/// How long before the first lost event, as the daemon saw it, a change may have happened
+/// that the lost events would have reported.
+const OVERFLOW_SLACK: Duration = Duration::from_secs(2);
+
 impl Files {
     /// After a directory moved: `notify` dropped the watches under its old name at once,
     /// and those under the new name exist only now, so what changed below it in between
@@ -77,19 +81,21 @@ impl Files {
 
     /// Checks whether events were lost on the way from `notify`, and repairs if so.
     pub fn check_overflow(&mut self, out: &mut Out<'_, '_>) {
-        if self.overflowed.swap(false, Ordering::SeqCst) {
-            self.overflow(out, "daemon");
+        let lost_at = self.overflowed.swap(0, Ordering::SeqCst);
+        if lost_at != 0 {
+            self.overflow(out, "daemon", Timestamp(lost_at));
         }
     }
 
     /// Events were lost (`by` the kernel's queue or the daemon's): say so, then walk the
     /// tree again for what may have been missed.
-    pub(super) fn overflow(&mut self, out: &mut Out<'_, '_>, by: &str) {
+    pub(super) fn overflow(&mut self, out: &mut Out<'_, '_>, by: &str, lost_at: Timestamp) {
         self.overflows += 1;
-        let since = self
-            .last_seen
-            .checked_sub(Duration::from_secs(2))
-            .unwrap_or(self.last_seen);
+        // From when the loss began, less what the daemon's clock reading may lag.
+        let micros = u64::try_from(lost_at.micros()).unwrap_or(0);
+        let since = (SystemTime::UNIX_EPOCH + Duration::from_micros(micros))
+            .checked_sub(OVERFLOW_SLACK)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         out.log.warn(&format!(
             "file events were lost ({by} queue overflow); rescanning the watched tree"
         ));
@@ -147,21 +153,24 @@ impl Files {
                 let Ok(meta) = e.metadata() else { continue };
                 if meta.is_dir() {
                     stack.push(path);
-                } else if meta.modified().is_ok_and(|m| m >= since)
-                    && !self.recent_created.contains_key(&path)
-                {
-                    let t = out.sink.now();
-                    self.before_other(out, &path, Instant::now());
-                    self.emit(
-                        out,
-                        t,
-                        "modified",
-                        &path,
-                        false,
-                        None,
-                        &[("found_by", json!("rescan"))],
-                    );
-                    reported += 1;
+                } else if !self.recent_created.contains_key(&path) {
+                    // Held like live events: the events that follow the loss join them. A
+                    // file born in the gap whose creation was lost but a later write was
+                    // not is held as the creation (its held `modified` is part of it).
+                    let now = Instant::now();
+                    if meta.created().is_ok_and(|t| t >= since) {
+                        let t = out.sink.now();
+                        self.coalescer.cancel(&path);
+                        self.recent_created.insert(path.clone(), now);
+                        self.coalescer.created(path, t, now);
+                        reported += 1;
+                    } else if meta.modified().is_ok_and(|t| t >= since)
+                        && !self.coalescer.holds(&path)
+                    {
+                        let t = out.sink.now();
+                        self.coalescer.written(&path, t, now);
+                        reported += 1;
+                    }
                 }
             }
         }
