@@ -1043,3 +1043,34 @@ fn get_finds_every_event_from_checkpoints_and_survives_wrong_ones() {
         report.problems
     );
 }
+
+/// A single event, fewer than `batch_events`, was never committed while the store stayed
+/// open: the writer slept without a deadline until a flush or the close, so a daemon
+/// appending a trickle of events published none of them (issue 23). It is committed once
+/// the batch timeout passes, without a flush, and a read-only open sees it.
+#[test]
+fn a_lone_event_is_committed_after_the_batch_timeout_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.batch_timeout = std::time::Duration::from_millis(50);
+    let store = Store::open(dir.path(), config).unwrap();
+    // One event written and synced, so the writer goes idle with nothing queued or
+    // unsynced; the pause lets it get there (if it has not, the test is merely easier).
+    store.append(event(1, 10)).unwrap();
+    store.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let id = store.append(event(2, 10)).unwrap().id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        if reader.get(id).unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event was not committed within 20 s of a 50 ms batch timeout"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    store.close().unwrap();
+}

@@ -454,6 +454,10 @@ impl Shared {
             }
             if q.events.len() == 1 {
                 q.oldest = Some(Instant::now());
+                // The writer may be waiting with no deadline (nothing was queued): it must
+                // learn when this batch times out, or a trickle of events below
+                // `batch_events` would wait for a flush or the close (issue 23).
+                self.work.notify_one();
             }
             if q.events.len() == cfg.batch_events {
                 self.work.notify_one();

@@ -265,7 +265,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
         eprintln!("selflog: warning: duplicates dropped unknown: {why}");
     }
     // Recent rate: events whose timestamp falls in the last hour, per second.
-    let hour = std::time::Duration::from_secs(3600);
+    let hour = std::time::Duration::from_hours(1);
     let last_hour = store
         .query()
         .since(selflog::Timestamp::now().saturating_sub(hour))
@@ -430,7 +430,7 @@ fn verify(store_dir: &Path, json: bool) -> Outcome {
 
 /// Default retention age: a sealed segment whose newest event is older than this is
 /// eligible for deletion.
-const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+const RETENTION_DEFAULT: std::time::Duration = std::time::Duration::from_hours(30 * 24);
 
 fn segments(store_dir: &Path, json: bool) -> Outcome {
     let store = crate::open_read_only(store_dir)?;

@@ -4,6 +4,7 @@
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
+mod capture;
 mod count;
 mod dashboard;
 mod demo;
@@ -59,6 +60,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Record what happens on this machine (files, processes, the active window) until
+    /// SIGINT or SIGTERM: the capture daemon.
+    Capture(capture::Args),
     /// Append events read as JSON Lines from FILE or standard input.
     Ingest(ingest::Args),
     /// Read the store without modifying it.
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_ERROR);
     }
     let result = match cli.command {
+        Command::Capture(args) => capture::run(&cli.store, &args),
         Command::Ingest(args) => ingest::run(&cli.store, &args),
         Command::Inspect(cmd) => inspect::run(&cli.store, &cmd),
         Command::Dashboard(args) => dashboard::run(&cli.store, &args),

@@ -28,7 +28,7 @@ fn kill(pid: u32, signal: &str) {
 
 /// Waits (up to 60 s) until `inspect stats` shows `n` events.
 fn wait_for_events(store: &Path, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let out = selflog(store, &["inspect", "stats", "--json"]);
         if out.status.success() && json(&out)["total_events"] == n {
@@ -368,7 +368,7 @@ fn export_caught_writing(file: &Path) -> std::process::Child {
         .spawn()
         .unwrap();
     let dir = file.parent().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while temp_files(dir).is_empty() {
         assert!(Instant::now() < deadline, "no temporary file appeared");
         std::thread::sleep(Duration::from_millis(1));
