@@ -18,7 +18,7 @@ use crate::{output, time, Outcome};
 
 /// Width of the time buckets read from the store before they are folded into hours or days
 /// of the display's zone: every zone's offset from UTC is a multiple of 15 minutes.
-const QUARTER_HOUR: Duration = Duration::from_secs(15 * 60);
+const QUARTER_HOUR: Duration = Duration::from_mins(15);
 
 /// Longest histogram bar, in characters; in a pipe every bar scales to this.
 const BAR_LEN_MAX: usize = 50;

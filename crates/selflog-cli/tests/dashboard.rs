@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{json, selflog, text};
 
 /// How long a wait for the screen or the store may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_mins(1);
 
 /// A tmux server of this test's own (its own socket), killed on drop.
 struct Tmux {

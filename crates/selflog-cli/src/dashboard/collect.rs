@@ -23,9 +23,9 @@ pub const TAIL_LEN: usize = 200;
 /// Window of the "now" rate.
 const NOW_WINDOW: Duration = Duration::from_secs(10);
 /// Window of the "last minute" rate.
-const MINUTE: Duration = Duration::from_secs(60);
+const MINUTE: Duration = Duration::from_mins(1);
 /// Window of the "last hour" rate and of the sparkline.
-const HOUR: Duration = Duration::from_secs(3_600);
+const HOUR: Duration = Duration::from_hours(1);
 /// How far back the observed append rate looks.
 const APPENDED_WINDOW: Duration = Duration::from_secs(10);
 

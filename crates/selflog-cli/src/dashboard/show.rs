@@ -109,7 +109,7 @@ mod tests {
     fn ages_are_coarse_past_a_minute() {
         assert_eq!(age(Duration::from_secs(59)), "59 s");
         assert_eq!(age(Duration::from_secs(61)), "1 min");
-        assert_eq!(age(Duration::from_secs(7_200)), "2 h");
+        assert_eq!(age(Duration::from_hours(2)), "2 h");
         assert_eq!(age(Duration::from_secs(200_000)), "2 d");
     }
 

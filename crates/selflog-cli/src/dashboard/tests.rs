@@ -60,7 +60,7 @@ fn a_snapshot_holds_the_stores_own_totals() {
 fn rates_count_events_by_their_timestamps() {
     let (_dir, store) = store_with(100);
     // Old events count in the totals, not in the rates.
-    let old = Timestamp::now().saturating_sub(Duration::from_secs(7_200));
+    let old = Timestamp::now().saturating_sub(Duration::from_hours(2));
     store.append(event(old, "idle", "x", 0)).unwrap();
     store.flush().unwrap();
     let mut c = Collector::open(store.dir()).unwrap();
@@ -71,7 +71,7 @@ fn rates_count_events_by_their_timestamps() {
         s.rates.events_last_hour,
         store
             .query()
-            .since(Timestamp::now().saturating_sub(Duration::from_secs(3_600)))
+            .since(Timestamp::now().saturating_sub(Duration::from_hours(1)))
             .count()
             .unwrap(),
         "the hour's count is `inspect stats`'s"
