@@ -367,7 +367,7 @@ fn read_line(reader: &mut BufReader<std::process::ChildStdout>) -> String {
 /// Waits for `child` to exit, killing it and failing if it has not within a minute (it
 /// should exit at once; the minute only keeps a broken build from hanging the suite).
 fn exits(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
