@@ -4,6 +4,7 @@
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
+mod archive;
 mod demo;
 mod export;
 mod filter;
@@ -60,6 +61,8 @@ enum Command {
     Maintain(maintain::Args),
     /// Copy every intact event of a damaged store into a new store.
     Salvage(salvage::Args),
+    /// Write the store as a Hive-partitioned Parquet dataset (DuckDB, Spark, Trino, pyarrow).
+    Archive(archive::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
         Command::ImportSqlite(args) => import::run(&cli.store, &args),
         Command::Maintain(args) => maintain::run(&cli.store, &args),
         Command::Salvage(args) => salvage::run(&cli.store, &args),
+        Command::Archive(args) => archive::run(&cli.store, &args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());

@@ -1,0 +1,231 @@
+//! `selflog archive OUT_DIR`: the store as a Hive-partitioned Parquet dataset that DuckDB,
+//! Spark, Trino, ClickHouse, polars and pyarrow read as it is.
+//!
+//! Layout: `OUT_DIR/date=YYYY-MM-DD/segment-N.parquet`, one file per sealed segment of the
+//! event log and UTC day of its events' timestamps (`events.rs`); the patterns and stats
+//! streams under `OUT_DIR/patterns/` and `OUT_DIR/system_stats/`, one file per day
+//! (`sidecars.rs`); the manifest `OUT_DIR/_selflog_archive.json` recording what is there
+//! (`dataset.rs`). The Parquet encoding is in `parquet.rs`.
+//!
+//! Runs are incremental and idempotent: a run writes only what the manifest does not hold,
+//! so a second run writes nothing. Each file appears only once complete (temporary name,
+//! sync, rename, directory sync) and the manifest is saved after each segment, so a run
+//! stopped at any point, even by SIGKILL, leaves complete files only, and the next run
+//! removes the stopped run's temporary files and finishes the work. SIGINT or SIGTERM stops
+//! a run between batches: the segment being written is dropped, exit 130.
+//!
+//! The store is opened read-only: archiving works while a writer appends.
+
+mod dataset;
+mod events;
+mod parquet;
+mod sidecars;
+
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
+use crate::{output, Failure, Outcome};
+use dataset::{Dataset, Manifest};
+
+/// `selflog archive`'s arguments.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The archive directory: new, empty, or one an earlier `selflog archive` of this store
+    /// wrote (it holds `_selflog_archive.json`).
+    #[arg(value_name = "OUT_DIR")]
+    out_dir: PathBuf,
+    /// Also write the active segment's committed events (later runs replace them).
+    #[arg(long)]
+    include_active: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one run wrote.
+#[derive(Default)]
+struct Summary {
+    segments: u64,
+    segments_skipped: u64,
+    event_files: u64,
+    events: u64,
+    event_bytes: u64,
+    sidecar: sidecars::Written,
+    patterns: u64,
+    stats: u64,
+}
+
+pub fn run(store_dir: &Path, args: &Args) -> Outcome {
+    let started = Instant::now();
+    let store = crate::open_read_only(store_dir)?;
+    let segments = store.segments()?;
+    let (dataset, mut manifest) = Dataset::open(&args.out_dir)?;
+    manifest.store = store_dir.display().to_string();
+    let jobs = events::plan(&segments, &manifest, args.include_active)?;
+    let mut summary = Summary {
+        segments_skipped: segments
+            .iter()
+            .filter(|s| s.sealed || args.include_active)
+            .count()
+            .saturating_sub(jobs.len()) as u64,
+        ..Summary::default()
+    };
+    let interrupt = Interrupt::install()?;
+    let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
+    for info in &jobs {
+        let mut tick = |n: u64| bar.inc(n);
+        let result = events::archive_segment(&dataset, &store, info, &interrupt, &mut tick);
+        let entry = match result {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                bar.finish_and_clear();
+                return interrupted(&args.out_dir, &summary);
+            }
+            Err(f) => {
+                bar.finish_and_clear();
+                return Err(f);
+            }
+        };
+        summary.segments += 1;
+        summary.event_files += entry.files.len() as u64;
+        summary.events += entry.events;
+        summary.event_bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
+        record_segment(&dataset, &mut manifest, entry)?;
+    }
+    bar.finish_and_clear();
+    let patterns = sidecars::archive_patterns(&dataset, &store, &mut manifest)?;
+    let stats = sidecars::archive_stats(&dataset, &store, &mut manifest)?;
+    summary.patterns = patterns.rows;
+    summary.stats = stats.rows;
+    summary.sidecar = sidecars::Written {
+        files: patterns.files + stats.files,
+        rows: patterns.rows + stats.rows,
+        bytes: patterns.bytes + stats.bytes,
+    };
+    // Saved even when nothing changed, so that a run records the store's name.
+    dataset.write_manifest(&manifest)?;
+    print_summary(args, &manifest, &summary, started.elapsed().as_secs_f64())?;
+    Ok(0)
+}
+
+/// Puts `entry` in the manifest in place of the segment's earlier entry (a prefix of the
+/// active segment), removes the earlier entry's files that the new one did not replace, and
+/// saves the manifest.
+fn record_segment(
+    dataset: &Dataset,
+    manifest: &mut Manifest,
+    entry: dataset::SegmentEntry,
+) -> Result<(), Failure> {
+    let old = manifest
+        .events
+        .iter()
+        .position(|s| s.segment_id == entry.segment_id)
+        .map(|i| manifest.events.remove(i));
+    let stale: Vec<String> = old
+        .into_iter()
+        .flat_map(|o| o.files)
+        .filter(|f| !entry.files.iter().any(|n| n.path == f.path))
+        .map(|f| f.path)
+        .collect();
+    let at = manifest
+        .events
+        .partition_point(|s| s.segment_id < entry.segment_id);
+    manifest.events.insert(at, entry);
+    // The manifest first: a file it no longer names is only garbage if the removal fails.
+    dataset.write_manifest(manifest)?;
+    for rel in stale {
+        let path = dataset.dir().join(&rel);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(parquet::io_err("remove", &path, &e)),
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = if io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("archiving [{bar:40}] {pos}/{len} events, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Says what an interrupted run kept, exit 130.
+fn interrupted(out_dir: &Path, summary: &Summary) -> Outcome {
+    eprintln!(
+        "selflog: archive interrupted; {} segments were archived into {} and are in its \
+         manifest, the segment being written was discarded; run it again to finish",
+        summary.segments,
+        out_dir.display()
+    );
+    Ok(EXIT_INTERRUPTED)
+}
+
+fn print_summary(
+    args: &Args,
+    manifest: &Manifest,
+    s: &Summary,
+    seconds: f64,
+) -> Result<(), Failure> {
+    let files = s.event_files + s.sidecar.files;
+    let rows = s.events + s.sidecar.rows;
+    let bytes = s.event_bytes + s.sidecar.bytes;
+    #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
+    let bytes_per_event = (s.events > 0).then(|| s.event_bytes as f64 / s.events as f64);
+    #[allow(clippy::cast_precision_loss, reason = "a rate for display")]
+    let events_per_second = (s.events > 0 && seconds > 0.0).then(|| s.events as f64 / seconds);
+    let total_files = manifest.files().count();
+    let total_rows: u64 = manifest.files().map(|f| f.rows).sum();
+    let total_bytes: u64 = manifest.files().map(|f| f.bytes).sum();
+    let mut out = io::stdout().lock();
+    let res = if args.json {
+        let v = serde_json::json!({
+            "out_dir": args.out_dir.display().to_string(),
+            "files": files,
+            "rows": rows,
+            "bytes": bytes,
+            "events": s.events,
+            "patterns": s.patterns,
+            "system_stats": s.stats,
+            "bytes_per_event": bytes_per_event,
+            "segments": s.segments,
+            "segments_skipped": s.segments_skipped,
+            "seconds": seconds,
+            "events_per_second": events_per_second,
+            "total_files": total_files,
+            "total_rows": total_rows,
+            "total_bytes": total_bytes,
+        });
+        writeln!(out, "{v}")
+    } else {
+        let per_event =
+            bytes_per_event.map_or_else(String::new, |b| format!(", {b:.1} bytes per event"));
+        let rate = events_per_second.map_or_else(String::new, |r| format!(", {r:.0} events/s"));
+        writeln!(
+            out,
+            "archived {files} files into {}: {rows} rows ({} events from {} segments, {} patterns, \
+             {} stats records), {bytes} bytes{per_event}, in {seconds:.2} s{rate}\n\
+             already archived: {} segments; the archive holds {total_files} files, \
+             {total_rows} rows, {total_bytes} bytes",
+            args.out_dir.display(),
+            s.events,
+            s.segments,
+            s.patterns,
+            s.stats,
+            s.segments_skipped,
+        )
+    };
+    res.map_err(|e| output::write_err(&e))
+}
