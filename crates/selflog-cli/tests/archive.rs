@@ -563,7 +563,7 @@ print(json.dumps({
 "#;
     let v = py(script, &[out.to_str().unwrap()]);
     let e = &v["events"]["fields"];
-    assert_eq!(e["id"][0], "uint64");
+    assert_eq!(e["id"][0], "int64");
     assert_eq!(e["timestamp"][0], "timestamp[us, tz=UTC]");
     for name in ["event_type", "source", "hash"] {
         assert_eq!(e[name][0], "string", "{name}");
@@ -590,14 +590,14 @@ print(json.dumps({
         assert_eq!(cols[name][1], true, "{name} is dictionary-encoded");
     }
     let p = &v["patterns"]["fields"];
-    assert_eq!(p["id"][0], "uint64");
-    assert_eq!(p["event_id"][0], "uint64");
+    assert_eq!(p["id"][0], "int64");
+    assert_eq!(p["event_id"][0], "int64");
     assert_eq!(p["confidence"][0], "double");
     assert_eq!(p["created"][0], "timestamp[us, tz=UTC]");
     assert_eq!(v["patterns"]["logical"]["pattern_data"], "JSON");
     let s = &v["stats"]["fields"];
     assert_eq!(s["timestamp"][0], "timestamp[us, tz=UTC]");
-    assert_eq!(s["total_events"][0], "uint64");
+    assert_eq!(s["total_events"][0], "int64");
     assert_eq!(s["storage_mb"][0], "double");
 
     // The rows, through DuckDB, against what `inspect` prints.

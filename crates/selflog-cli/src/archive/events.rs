@@ -131,7 +131,7 @@ pub fn archive_segment(
                 }
             };
         }
-        days[current].columns.push(&e);
+        days[current].columns.push(&e)?;
         gathered += 1;
         read += 1;
         if gathered >= BATCH_ROWS {

@@ -2,6 +2,10 @@
 //! column batches built from records, and [`PartFile`], one Parquet file written under a
 //! temporary name and put in place only once complete.
 //!
+//! Integers are signed 64-bit (Parquet INT64, no unsigned annotation): Spark reads an
+//! unsigned 64-bit column as a decimal and some Trino versions refuse it, while every id
+//! and count selflog stores fits. A value past `i64::MAX` fails the run, never wraps.
+//!
 //! Every file is zstd-compressed and holds exactly one row group, however many rows it has
 //! (a file is at most one segment's events of one day, so its row group is bounded by the
 //! segment length): a file of 122,880 rows or more (DuckDB's row-group size) never has a
@@ -17,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{
-    ArrayBuilder as _, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+    ArrayBuilder as _, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::extension::Json;
@@ -64,7 +68,7 @@ pub fn event_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     Arc::clone(SCHEMA.get_or_init(|| {
         Arc::new(Schema::new(vec![
-            Field::new("id", DataType::UInt64, false),
+            Field::new("id", DataType::Int64, false),
             Field::new("timestamp", timestamp_type(), false),
             Field::new("event_type", DataType::Utf8, false),
             Field::new("action", DataType::Utf8, true),
@@ -80,8 +84,8 @@ pub fn pattern_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     Arc::clone(SCHEMA.get_or_init(|| {
         Arc::new(Schema::new(vec![
-            Field::new("id", DataType::UInt64, false),
-            Field::new("event_id", DataType::UInt64, true),
+            Field::new("id", DataType::Int64, false),
+            Field::new("event_id", DataType::Int64, true),
             Field::new("pattern_type", DataType::Utf8, false),
             Field::new("confidence", DataType::Float64, false),
             json_field("pattern_data", false),
@@ -97,9 +101,9 @@ pub fn stats_schema() -> SchemaRef {
     Arc::clone(SCHEMA.get_or_init(|| {
         Arc::new(Schema::new(vec![
             Field::new("timestamp", timestamp_type(), false),
-            Field::new("total_events", DataType::UInt64, false),
+            Field::new("total_events", DataType::Int64, false),
             Field::new("events_per_second", DataType::Float64, false),
-            Field::new("active_embryos", DataType::UInt64, false),
+            Field::new("active_embryos", DataType::Int64, false),
             Field::new("avg_fitness", DataType::Float64, false),
             Field::new("storage_mb", DataType::Float64, false),
         ]))
@@ -145,6 +149,16 @@ pub fn io_err(what: &str, path: &Path, e: &io::Error) -> Failure {
     )
 }
 
+/// `value` as a signed 64-bit integer, or a failure naming `what`.
+fn int64(what: &str, value: u64) -> Result<i64, Failure> {
+    i64::try_from(value).map_err(|_| {
+        Failure::hinted(
+            format!("{what} {value} does not fit the archive's signed 64-bit column"),
+            "nothing of the segment or day holding it was archived",
+        )
+    })
+}
+
 /// The 16 lowercase hex digits of `h`, as `inspect get` and exports print a hash.
 pub fn hex16(h: u64) -> [u8; 16] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -157,7 +171,7 @@ pub fn hex16(h: u64) -> [u8; 16] {
 
 /// Rows of the events table being gathered.
 pub struct EventColumns {
-    id: UInt64Builder,
+    id: Int64Builder,
     timestamp: TimestampMicrosecondBuilder,
     event_type: StringBuilder,
     action: StringBuilder,
@@ -171,7 +185,7 @@ impl EventColumns {
     pub fn new() -> EventColumns {
         let n = BATCH_ROWS;
         EventColumns {
-            id: UInt64Builder::with_capacity(n),
+            id: Int64Builder::with_capacity(n),
             timestamp: TimestampMicrosecondBuilder::with_capacity(n),
             event_type: StringBuilder::with_capacity(n, n * 12),
             action: StringBuilder::with_capacity(n, n * 8),
@@ -182,8 +196,8 @@ impl EventColumns {
     }
 
     /// Adds `e` as a row.
-    pub fn push(&mut self, e: &EventRef<'_>) {
-        self.id.append_value(e.id.0);
+    pub fn push(&mut self, e: &EventRef<'_>) -> Result<(), Failure> {
+        self.id.append_value(int64("id", e.id.0)?);
         self.timestamp.append_value(e.timestamp.micros());
         self.event_type.append_value(e.event_type);
         self.action.append_option(e.action);
@@ -192,6 +206,7 @@ impl EventColumns {
         let hex = hex16(e.hash);
         self.hash
             .append_value(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+        Ok(())
     }
 
     /// Rows gathered since the last [`EventColumns::take`].
@@ -217,16 +232,16 @@ impl EventColumns {
 /// `patterns` as one batch of the patterns table.
 pub fn pattern_batch(patterns: &[&Pattern]) -> Result<RecordBatch, Failure> {
     let n = patterns.len();
-    let mut id = UInt64Builder::with_capacity(n);
-    let mut event_id = UInt64Builder::with_capacity(n);
+    let mut id = Int64Builder::with_capacity(n);
+    let mut event_id = Int64Builder::with_capacity(n);
     let mut pattern_type = StringBuilder::new();
     let mut confidence = Float64Builder::with_capacity(n);
     let mut pattern_data = StringBuilder::new();
     let mut embryo_id = StringBuilder::new();
     let mut created = TimestampMicrosecondBuilder::with_capacity(n);
     for p in patterns {
-        id.append_value(p.id);
-        event_id.append_option(p.event_id.map(|e| e.0));
+        id.append_value(int64("pattern id", p.id)?);
+        event_id.append_option(p.event_id.map(|e| int64("event_id", e.0)).transpose()?);
         pattern_type.append_value(&p.pattern_type);
         confidence.append_value(p.confidence);
         pattern_data.append_value(&p.pattern_data);
@@ -249,16 +264,16 @@ pub fn pattern_batch(patterns: &[&Pattern]) -> Result<RecordBatch, Failure> {
 pub fn stats_batch(stats: &[&SystemStats]) -> Result<RecordBatch, Failure> {
     let n = stats.len();
     let mut timestamp = TimestampMicrosecondBuilder::with_capacity(n);
-    let mut total_events = UInt64Builder::with_capacity(n);
+    let mut total_events = Int64Builder::with_capacity(n);
     let mut events_per_second = Float64Builder::with_capacity(n);
-    let mut active_embryos = UInt64Builder::with_capacity(n);
+    let mut active_embryos = Int64Builder::with_capacity(n);
     let mut avg_fitness = Float64Builder::with_capacity(n);
     let mut storage_mb = Float64Builder::with_capacity(n);
     for s in stats {
         timestamp.append_value(s.timestamp.micros());
-        total_events.append_value(s.total_events);
+        total_events.append_value(int64("total_events", s.total_events)?);
         events_per_second.append_value(s.events_per_second);
-        active_embryos.append_value(s.active_embryos);
+        active_embryos.append_value(int64("active_embryos", s.active_embryos)?);
         avg_fitness.append_value(s.avg_fitness);
         storage_mb.append_value(s.storage_mb);
     }
