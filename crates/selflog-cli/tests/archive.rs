@@ -513,6 +513,58 @@ print(json.dumps(sum(pq.ParquetFile(n).metadata.num_rows for n in names)))
 }
 
 #[test]
+fn ctrl_c_stops_between_batches_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store = Store::open(&path, small_config()).unwrap();
+    append_events(&store, 1, 12_000);
+    store.close().unwrap();
+    let out = dir.path().join("archive");
+    let child = common::command(&path, &["archive", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !(out.is_dir() && files(&out).keys().any(|k| k.ends_with(".parquet"))) {
+        assert!(started.elapsed().as_secs() < 120, "no file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopped = child.wait_with_output().unwrap();
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "stderr: {}",
+        text(&stopped.stderr)
+    );
+    assert!(
+        text(&stopped.stderr).contains("archive interrupted"),
+        "{}",
+        text(&stopped.stderr)
+    );
+    assert!(
+        !files(&out).keys().any(|k| k.ends_with(".tmp")),
+        "no temporary file left: {:?}",
+        files(&out).keys().collect::<Vec<_>>()
+    );
+    let rerun = archive(&path, &out, &[]);
+    assert!(rerun["segments"].as_u64().unwrap() > 0, "{rerun}");
+    let sealed_events: u64 = segments(&path).iter().filter(|s| s.0).map(|s| s.1).sum();
+    let count = duckdb(
+        &out,
+        "**/*.parquet",
+        "select count(*), count(distinct id) from {events}",
+    );
+    assert_eq!(count[0][0], sealed_events);
+    assert_eq!(count[0][1], sealed_events);
+}
+
+#[test]
 fn pyarrow_reads_the_schema_with_the_issue_types() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");

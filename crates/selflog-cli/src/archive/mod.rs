@@ -12,7 +12,7 @@
 //! sync, rename, directory sync) and the manifest is saved after each segment, so a run
 //! stopped at any point, even by SIGKILL, leaves complete files only, and the next run
 //! removes the stopped run's temporary files and finishes the work. SIGINT or SIGTERM stops
-//! a run between batches: the segment being written is dropped, exit 130.
+//! a run between batches and between segments: the segment being written is dropped, exit 130.
 //!
 //! The store is opened read-only: archiving works while a writer appends.
 
@@ -77,6 +77,10 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let interrupt = Interrupt::install()?;
     let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
     for info in &jobs {
+        if interrupt.is_set() {
+            bar.finish_and_clear();
+            return interrupted(&args.out_dir, &summary);
+        }
         let mut tick = |n: u64| bar.inc(n);
         let result = events::archive_segment(&dataset, &store, info, &interrupt, &mut tick);
         let entry = match result {
