@@ -61,7 +61,7 @@ enum Command {
     Maintain(maintain::Args),
     /// Copy every intact event of a damaged store into a new store.
     Salvage(salvage::Args),
-    /// Write the store as a Hive-partitioned Parquet dataset (DuckDB, Spark, Trino, pyarrow).
+    /// Write the store as a Hive-partitioned Parquet dataset (`DuckDB`, Spark, Trino, pyarrow).
     Archive(archive::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),

@@ -1,9 +1,9 @@
-//! `selflog archive` (issue 25) through the real binary, read back by DuckDB and pyarrow
+//! `selflog archive` (issue 25) through the real binary, read back by `DuckDB` and pyarrow
 //! from the project's Python environment (`SELFLOG_PYTHON`, else `tools/py-venv`): the
 //! dataset's totals, counts by type and by day, and sampled rows equal what the store's
 //! own commands print; a second run writes nothing; a run killed at any point and run again
 //! gives the same files, byte for byte, as an uninterrupted run; pyarrow reads the schema
-//! with the issue's types; a foreign, unwritable or other store's OUT_DIR is refused.
+//! with the issue's types; a foreign, unwritable or other store's `OUT_DIR` is refused.
 
 mod common;
 
@@ -20,7 +20,7 @@ use selflog::{Config, Event, NewPattern, Store, SystemStats, Timestamp};
 const DAY0_US: i64 = 1_732_406_400_000_000;
 const DAY_US: i64 = 86_400_000_000;
 
-/// The Python interpreter with DuckDB and pyarrow: `SELFLOG_PYTHON`, else the one
+/// The Python interpreter with `DuckDB` and pyarrow: `SELFLOG_PYTHON`, else the one
 /// `tools/py-venv` makes. Fails the test with the reason when neither works.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -60,7 +60,7 @@ fn py(script: &str, args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("python printed no JSON ({e}): {}", text(&out.stdout)))
 }
 
-/// DuckDB's answer to `sql`, where `{events}` stands for the events table of `out`, read
+/// `DuckDB`'s answer to `sql`, where `{events}` stands for the events table of `out`, read
 /// as the issue says: `read_parquet('OUT/**/*.parquet', hive_partitioning=1)`.
 fn duckdb(out: &Path, glob: &str, sql: &str) -> serde_json::Value {
     let script = r#"
@@ -476,11 +476,11 @@ fn an_interrupted_run_then_a_rerun_gives_the_same_dataset() {
         .join(".segment-00009999.parquet.4242.tmp");
     std::fs::write(&stale, b"PAR1 cut short").unwrap();
     // No partial file is visible: every *.parquet opens as a whole Parquet file.
-    let check = r#"
+    let check = r"
 import glob, json, sys, pyarrow.parquet as pq
 names = glob.glob(sys.argv[1] + '/**/*.parquet', recursive=True)
 print(json.dumps(sum(pq.ParquetFile(n).metadata.num_rows for n in names)))
-"#;
+";
     py(check, &[out.to_str().unwrap()]);
 
     let rerun = archive(&path, &out, &["--include-active"]);
@@ -548,7 +548,9 @@ fn ctrl_c_stops_between_batches_and_a_rerun_finishes() {
         text(&stopped.stderr)
     );
     assert!(
-        !files(&out).keys().any(|k| k.ends_with(".tmp")),
+        !files(&out)
+            .keys()
+            .any(|k| Path::new(k).extension().is_some_and(|e| e == "tmp")),
         "no temporary file left: {:?}",
         files(&out).keys().collect::<Vec<_>>()
     );
@@ -778,14 +780,14 @@ fn a_file_of_more_than_122880_rows_is_one_row_group() {
     let out = dir.path().join("archive");
     let summary = archive(&path, &out, &["--include-active"]);
     assert_eq!(summary["events"], n);
-    let script = r#"
+    let script = r"
 import glob, json, sys, pyarrow.parquet as pq
 out = []
 for name in sorted(glob.glob(sys.argv[1] + '/date=*/*.parquet')):
     md = pq.ParquetFile(name).metadata
     out.append([md.num_rows, [md.row_group(i).num_rows for i in range(md.num_row_groups)]])
 print(json.dumps(out))
-"#;
+";
     let v = py(script, &[out.to_str().unwrap()]);
     let big = v
         .as_array()

@@ -1,10 +1,10 @@
-//! The archive directory (OUT_DIR): taking it, locking it, its manifest, and its layout.
+//! The archive directory (`OUT_DIR`): taking it, locking it, its manifest, and its layout.
 //!
-//! OUT_DIR is ours when it holds our manifest, `_selflog_archive.json` (the leading `_`
-//! hides it from Spark and Hive; DuckDB's `*.parquet` globs do not match it). A directory
+//! `OUT_DIR` is ours when it holds our manifest, `_selflog_archive.json` (the leading `_`
+//! hides it from Spark and Hive; `DuckDB`'s `*.parquet` globs do not match it). A directory
 //! that does not exist is created 0700; an empty one is taken; one that holds anything else
 //! and no manifest is refused, so a mistyped path never fills someone's directory with
-//! Parquet files. The first thing written to a new OUT_DIR is an empty manifest, so an
+//! Parquet files. The first thing written to a new `OUT_DIR` is an empty manifest, so an
 //! interrupted first run still leaves a directory the next run recognises.
 //!
 //! The manifest is JSON, `{"format": "selflog-archive", "version": 1, "crc32": "8 hex
@@ -13,7 +13,7 @@
 //! file, synced, renamed over the old one, and the directory synced. A manifest whose
 //! checksum, version or shape is off is refused with a hint, never guessed at.
 //!
-//! One run at a time: the run holds an exclusive `flock` on OUT_DIR itself, so temporary
+//! One run at a time: the run holds an exclusive `flock` on `OUT_DIR` itself, so temporary
 //! files found while holding it belong to runs that died, and are removed.
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -39,11 +39,11 @@ pub const PATTERNS_DIR: &str = "patterns";
 /// Subdirectory of the system stats table.
 pub const STATS_DIR: &str = "system_stats";
 
-/// One Parquet file the manifest records, by its path relative to OUT_DIR.
+/// One Parquet file the manifest records, by its path relative to `OUT_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
-    /// Path relative to OUT_DIR, `/`-separated.
+    /// Path relative to `OUT_DIR`, `/`-separated.
     pub path: String,
     /// Rows in it.
     pub rows: u64,
@@ -117,7 +117,7 @@ struct Envelope<'a> {
     body: &'a serde_json::value::RawValue,
 }
 
-/// A failure to reach OUT_DIR itself.
+/// A failure to reach `OUT_DIR` itself.
 fn out_dir_err(what: &str, dir: &Path, e: &io::Error) -> Failure {
     Failure::hinted(
         format!("cannot {what} {}: {e}", dir.display()),
@@ -125,7 +125,7 @@ fn out_dir_err(what: &str, dir: &Path, e: &io::Error) -> Failure {
     )
 }
 
-/// OUT_DIR, taken and locked by this run.
+/// `OUT_DIR`, taken and locked by this run.
 pub struct Dataset {
     dir: PathBuf,
     /// Holds the run's `flock` until dropped.
@@ -181,17 +181,14 @@ impl Dataset {
             dir: dir.to_path_buf(),
             _lock: lock,
         };
-        let manifest = match dataset.read_manifest()? {
-            Some(m) => {
-                dataset.remove_temporaries()?;
-                m
-            }
-            None => {
-                dataset.take_empty()?;
-                let m = Manifest::default();
-                dataset.write_manifest(&m)?;
-                m
-            }
+        let manifest = if let Some(m) = dataset.read_manifest()? {
+            dataset.remove_temporaries()?;
+            m
+        } else {
+            dataset.take_empty()?;
+            let m = Manifest::default();
+            dataset.write_manifest(&m)?;
+            m
         };
         Ok((dataset, manifest))
     }
@@ -228,7 +225,7 @@ impl Dataset {
         Ok(())
     }
 
-    /// Removes temporary files (`.NAME.PID.tmp`) in OUT_DIR and the partition directories
+    /// Removes temporary files (`.NAME.PID.tmp`) in `OUT_DIR` and the partition directories
     /// under it: with the lock held, they belong to runs that died.
     fn remove_temporaries(&self) -> Result<(), Failure> {
         let mut dirs = vec![self.dir.clone()];
@@ -308,7 +305,7 @@ impl Dataset {
         sync_dir(&self.dir)
     }
 
-    /// Creates the partition directory `rel` (relative to OUT_DIR) if missing, 0700, with
+    /// Creates the partition directory `rel` (relative to `OUT_DIR`) if missing, 0700, with
     /// its entry synced in its parent; returns its path.
     pub fn partition_dir(&self, rel: &str) -> Result<PathBuf, Failure> {
         let path = self.dir.join(rel);

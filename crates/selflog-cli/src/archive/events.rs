@@ -8,7 +8,7 @@
 //! deleted from the store stay in the archive: it is the long-term history.
 //!
 //! A segment in both the store and the manifest must agree on its first id (and, once
-//! sealed in both, its last id and count); otherwise OUT_DIR holds another store's archive,
+//! sealed in both, its last id and count); otherwise `OUT_DIR` holds another store's archive,
 //! and the run is refused before it writes anything.
 
 use std::path::Path;
@@ -54,7 +54,7 @@ pub fn plan(
     Ok(out)
 }
 
-/// Refuses an OUT_DIR whose record of segment `info.segment_id` cannot be of this store.
+/// Refuses an `OUT_DIR` whose record of segment `info.segment_id` cannot be of this store.
 fn check_same_segment(info: &SegmentInfo, entry: &SegmentEntry) -> Result<(), Failure> {
     let (first, last) = info.ids.map_or((0, 0), |(a, b)| (a.0, b.0));
     let same = if entry.events == 0 {
@@ -80,7 +80,8 @@ fn check_same_segment(info: &SegmentInfo, entry: &SegmentEntry) -> Result<(), Fa
 
 /// One day's file of the segment being written.
 struct Day {
-    day: i64,
+    /// Days since 1970-01-01 (UTC).
+    days_since_epoch: i64,
     columns: EventColumns,
     part: PartFile,
     rel_path: String,
@@ -122,13 +123,12 @@ pub fn archive_segment(
             break;
         }
         let day = day_of(e.timestamp.micros());
-        if days.get(current).is_none_or(|d| d.day != day) {
-            current = match days.iter().position(|d| d.day == day) {
-                Some(i) => i,
-                None => {
-                    days.push(open_day(dataset, info.segment_id, day)?);
-                    days.len() - 1
-                }
+        if days.get(current).is_none_or(|d| d.days_since_epoch != day) {
+            current = if let Some(i) = days.iter().position(|d| d.days_since_epoch == day) {
+                i
+            } else {
+                days.push(open_day(dataset, info.segment_id, day)?);
+                days.len() - 1
             };
         }
         days[current].columns.push(&e)?;
@@ -159,7 +159,7 @@ pub fn archive_segment(
         ));
     }
     let mut files = Vec::with_capacity(days.len());
-    days.sort_by_key(|d| d.day);
+    days.sort_by_key(|d| d.days_since_epoch);
     for mut d in days {
         d.write_rows()?;
         let published = d.part.publish()?;
@@ -201,7 +201,7 @@ fn open_day(dataset: &Dataset, segment_id: u32, day: i64) -> Result<Day, Failure
     let name = file_name(segment_id);
     let part = PartFile::create(&dir.join(&name), event_schema())?;
     Ok(Day {
-        day,
+        days_since_epoch: day,
         columns: EventColumns::new(),
         part,
         rel_path: format!("{partition}/{name}"),

@@ -1,5 +1,5 @@
-//! `selflog archive OUT_DIR`: the store as a Hive-partitioned Parquet dataset that DuckDB,
-//! Spark, Trino, ClickHouse, polars and pyarrow read as it is.
+//! `selflog archive OUT_DIR`: the store as a Hive-partitioned Parquet dataset that `DuckDB`,
+//! Spark, Trino, `ClickHouse`, polars and pyarrow read as it is.
 //!
 //! Layout: `OUT_DIR/date=YYYY-MM-DD/segment-N.parquet`, one file per sealed segment of the
 //! event log and UTC day of its events' timestamps (`events.rs`); the patterns and stats
@@ -79,7 +79,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     for info in &jobs {
         if interrupt.is_set() {
             bar.finish_and_clear();
-            return interrupted(&args.out_dir, &summary);
+            return Ok(interrupted(&args.out_dir, &summary));
         }
         let mut tick = |n: u64| bar.inc(n);
         let result = events::archive_segment(&dataset, &store, info, &interrupt, &mut tick);
@@ -87,7 +87,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
             Ok(Some(entry)) => entry,
             Ok(None) => {
                 bar.finish_and_clear();
-                return interrupted(&args.out_dir, &summary);
+                return Ok(interrupted(&args.out_dir, &summary));
             }
             Err(f) => {
                 bar.finish_and_clear();
@@ -167,14 +167,14 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 /// Says what an interrupted run kept, exit 130.
-fn interrupted(out_dir: &Path, summary: &Summary) -> Outcome {
+fn interrupted(out_dir: &Path, summary: &Summary) -> u8 {
     eprintln!(
         "selflog: archive interrupted; {} segments were archived into {} and are in its \
          manifest, the segment being written was discarded; run it again to finish",
         summary.segments,
         out_dir.display()
     );
-    Ok(EXIT_INTERRUPTED)
+    EXIT_INTERRUPTED
 }
 
 fn print_summary(

@@ -8,7 +8,7 @@
 //!
 //! Every file is zstd-compressed and holds exactly one row group, however many rows it has
 //! (a file is at most one segment's events of one day, so its row group is bounded by the
-//! segment length): a file of 122,880 rows or more (DuckDB's row-group size) never has a
+//! segment length): a file of 122,880 rows or more (`DuckDB`'s row-group size) never has a
 //! smaller row group. Low-cardinality strings (type, action, source) are dictionary-encoded;
 //! the `data` JSON and the `hash` are nearly unique per row, where a dictionary only costs
 //! time before the writer falls back to plain pages. Ids and timestamps grow with the row
@@ -38,7 +38,7 @@ use crate::Failure;
 /// Permissions of every file of the archive: the owner's alone, like the store's files.
 pub const FILE_MODE: u32 = 0o600;
 
-/// The zstd level: DuckDB's default, a good deal smaller than level 1 for the JSON text at
+/// The zstd level: `DuckDB`'s default, a good deal smaller than level 1 for the JSON text at
 /// a small cost in time.
 const ZSTD_LEVEL: i32 = 3;
 

@@ -187,12 +187,11 @@ fn write_day(
         },
         last,
     };
-    match known {
-        Some(i) => entries[i] = entry,
-        None => {
-            entries.push(entry);
-            entries.sort_by(|a, b| a.date.cmp(&b.date));
-        }
+    if let Some(i) = known {
+        entries[i] = entry;
+    } else {
+        entries.push(entry);
+        entries.sort_by(|a, b| a.date.cmp(&b.date));
     }
     dataset.write_manifest(manifest)?;
     written.files += 1;
