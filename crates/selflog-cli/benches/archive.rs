@@ -28,10 +28,23 @@ fn peak_rss(pid: u32) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
+/// User + system CPU time of process `pid` so far (`/proc/PID/stat`, 100 ticks a second).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may hold spaces; the fields after it are plain.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// Fills a store at `dir` with `count` generated events; returns how many it holds.
 fn build_store(dir: &Path, count: u64, segment_len: u64) -> u64 {
     let mut config = Config::default();
     config.segment_len = segment_len;
+    config.data_len_max = config
+        .data_len_max
+        .min(usize::try_from(segment_len / 4).unwrap_or(usize::MAX));
     let store = Store::open(dir, config).expect("open store");
     let workload = Workload::new(WorkloadConfig {
         count,
@@ -61,6 +74,8 @@ fn build_store(dir: &Path, count: u64, segment_len: u64) -> u64 {
 
 struct Round {
     elapsed: Duration,
+    /// CPU time of the process, sampled every 5 ms until it exits (so up to 5 ms short).
+    cpu: Duration,
     summary: serde_json::Value,
     peak_rss: u64,
 }
@@ -80,8 +95,10 @@ fn archive(store: &Path, out: &Path) -> Round {
         .expect("run selflog archive");
     let pid = child.id();
     let mut peak = 0;
+    let mut cpu = Duration::ZERO;
     while child.try_wait().expect("wait").is_none() {
         peak = peak.max(peak_rss(pid).unwrap_or(0));
+        cpu = cpu.max(cpu_time(pid).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(5));
     }
     let out = child.wait_with_output().expect("wait");
@@ -91,6 +108,7 @@ fn archive(store: &Path, out: &Path) -> Round {
         serde_json::from_slice(&out.stdout).expect("archive --json prints JSON");
     Round {
         elapsed,
+        cpu,
         summary,
         peak_rss: peak,
     }
@@ -119,8 +137,16 @@ fn main() {
     let rounds = if full { 3 } else { 1 };
     let mut rates = Vec::new();
     println!(
-        "{:>6} {:>10} {:>9} {:>13} {:>10} {:>9} {:>12}",
-        "round", "events", "seconds", "events/s", "files", "B/event", "peak RSS MB"
+        "{:>6} {:>10} {:>9} {:>13} {:>9} {:>15} {:>7} {:>9} {:>12}",
+        "round",
+        "events",
+        "seconds",
+        "events/s",
+        "CPU s",
+        "events/CPU s",
+        "files",
+        "B/event",
+        "peak RSS MB"
     );
     for round in 1..=rounds {
         let out = tmp.path().join(format!("out{round}"));
@@ -132,9 +158,12 @@ fn main() {
         rates.push(rate);
         #[allow(clippy::cast_precision_loss, reason = "figures for display")]
         let peak_mb = r.peak_rss as f64 / f64::from(1 << 20);
+        #[allow(clippy::cast_precision_loss, reason = "figures for display")]
+        let per_cpu = events as f64 / r.cpu.as_secs_f64().max(0.01);
         println!(
-            "{round:>6} {events:>10} {:>9.2} {rate:>13.0} {:>10} {:>9.1} {peak_mb:>12.1}",
+            "{round:>6} {events:>10} {:>9.2} {rate:>13.0} {:>9.2} {per_cpu:>15.0} {:>7} {:>9.1} {peak_mb:>12.1}",
             r.elapsed.as_secs_f64(),
+            r.cpu.as_secs_f64(),
             r.summary["files"],
             r.summary["bytes_per_event"].as_f64().unwrap_or(0.0),
         );

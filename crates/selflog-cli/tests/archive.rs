@@ -178,6 +178,33 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Segments the manifest of `out` records (0 while there is none).
+fn manifest_segments(out: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(out.join("_selflog_archive.json")) else {
+        return 0;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["body"]["events"].as_array().map_or(0, Vec::len)
+}
+
+/// Waits until the run `child` archiving into `out` has committed its first group, and
+/// checks that it still runs.
+fn wait_for_first_commit(child: &mut std::process::Child, out: &Path) {
+    let started = std::time::Instant::now();
+    while manifest_segments(out) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before committing a group mid-run"
+        );
+        assert!(started.elapsed().as_secs() < 120, "nothing committed");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended with its first commit: no mid-run stop to test"
+    );
+}
+
 /// Every Parquet file under `dir`, relative, with its inode and modification time.
 fn identities(dir: &Path) -> BTreeMap<String, (u64, i64, i64)> {
     files(dir)
@@ -429,7 +456,7 @@ fn an_interrupted_run_then_a_rerun_gives_the_same_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let store = Store::open(&path, small_config()).unwrap();
-    append_events(&store, 1, 12_000);
+    append_events(&store, 1, 30_000);
     store.close().unwrap();
     let clean = dir.path().join("clean");
     archive(&path, &clean, &["--include-active"]);
@@ -445,17 +472,8 @@ fn an_interrupted_run_then_a_rerun_gives_the_same_dataset() {
     .stderr(std::process::Stdio::null())
     .spawn()
     .unwrap();
-    // Killed outright once the first file is in place: mid-run, with files published,
-    // others being written.
-    let started = std::time::Instant::now();
-    loop {
-        let some = out.is_dir() && files(&out).keys().any(|k| k.ends_with(".parquet"));
-        if some || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(started.elapsed().as_secs() < 120, "no file appeared");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    // Killed outright once a first group of files is in place, others being written.
+    wait_for_first_commit(&mut child, &out);
     child.kill().unwrap();
     child.wait().unwrap();
     let parquet =
@@ -508,8 +526,8 @@ print(json.dumps(sum(pq.ParquetFile(n).metadata.num_rows for n in names)))
         "**/*.parquet",
         "select count(*), count(distinct id) from {events}",
     );
-    assert_eq!(count[0][0], 12_000);
-    assert_eq!(count[0][1], 12_000);
+    assert_eq!(count[0][0], 30_000);
+    assert_eq!(count[0][1], 30_000);
 }
 
 #[test]
@@ -517,19 +535,15 @@ fn ctrl_c_stops_between_batches_and_a_rerun_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let store = Store::open(&path, small_config()).unwrap();
-    append_events(&store, 1, 12_000);
+    append_events(&store, 1, 30_000);
     store.close().unwrap();
     let out = dir.path().join("archive");
-    let child = common::command(&path, &["archive", out.to_str().unwrap()])
+    let mut child = common::command(&path, &["archive", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while !(out.is_dir() && files(&out).keys().any(|k| k.ends_with(".parquet"))) {
-        assert!(started.elapsed().as_secs() < 120, "no file appeared");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_first_commit(&mut child, &out);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

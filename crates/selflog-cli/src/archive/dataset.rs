@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::parquet::{io_err, sync_dir, tmp_name, FILE_MODE, TMP_SUFFIX};
+use super::parquet::{io_err, tmp_name, FILE_MODE, TMP_SUFFIX};
+use super::publish::sync;
 use crate::Failure;
 
 /// The manifest's file name.
@@ -161,7 +162,7 @@ impl Dataset {
                     .create(dir)
                     .map_err(|e| out_dir_err("create", dir, &e))?;
                 if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    sync_dir(parent)?;
+                    sync(parent)?;
                 }
             }
             Err(e) => return Err(out_dir_err("read", dir, &e)),
@@ -302,11 +303,11 @@ impl Dataset {
             let _ = std::fs::remove_file(&tmp);
         }
         result?;
-        sync_dir(&self.dir)
+        sync(&self.dir)
     }
 
-    /// Creates the partition directory `rel` (relative to `OUT_DIR`) if missing, 0700, with
-    /// its entry synced in its parent; returns its path.
+    /// Creates the partition directory `rel` (relative to `OUT_DIR`) if missing, 0700;
+    /// returns its path. Its entry is synced with the files put in it (`publish::commit`).
     pub fn partition_dir(&self, rel: &str) -> Result<PathBuf, Failure> {
         let path = self.dir.join(rel);
         if path.is_dir() {
@@ -319,14 +320,6 @@ impl Dataset {
             .map_err(|e| io_err("create", &path, &e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(DIR_MODE))
             .map_err(|e| io_err("set the mode of", &path, &e))?;
-        let mut at = path.as_path();
-        while let Some(parent) = at.parent() {
-            sync_dir(parent)?;
-            if parent == self.dir {
-                break;
-            }
-            at = parent;
-        }
         Ok(path)
     }
 }

@@ -11,12 +11,10 @@
 //! sealed in both, its last id and count); otherwise `OUT_DIR` holds another store's archive,
 //! and the run is refused before it writes anything.
 
-use std::path::Path;
-
 use selflog::{SegmentInfo, Store};
 
 use super::dataset::{date_of_day, day_of, Dataset, FileEntry, Manifest, SegmentEntry};
-use super::parquet::{event_schema, sync_dir, EventColumns, PartFile, BATCH_ROWS};
+use super::parquet::{event_schema, EventColumns, Finished, PartFile, BATCH_ROWS};
 use crate::interrupt::Interrupt;
 use crate::Failure;
 
@@ -99,18 +97,19 @@ impl Day {
     }
 }
 
-/// Writes segment `info` as one file per day and returns its manifest entry, or `None` when
-/// `interrupt` was set (nothing of the segment is then published). `progress` is told the
-/// events written, batch by batch.
+/// Writes segment `info` as one file per day, under temporary names, and returns its
+/// manifest entry with the finished files for `publish::commit`, or `None` when `interrupt`
+/// was set (the segment's temporary files are then removed). `progress` is told the events
+/// written, batch by batch.
 pub fn archive_segment(
     dataset: &Dataset,
     store: &Store,
     info: &SegmentInfo,
     interrupt: &Interrupt,
     progress: &mut dyn FnMut(u64),
-) -> Result<Option<SegmentEntry>, Failure> {
+) -> Result<Option<(SegmentEntry, Vec<Finished>)>, Failure> {
     let Some((first, last)) = info.ids else {
-        return Ok(Some(entry(info, 0, 0, 0, Vec::new())));
+        return Ok(Some((entry(info, 0, 0, 0, Vec::new()), Vec::new())));
     };
     let mut days: Vec<Day> = Vec::new();
     let mut current = 0usize;
@@ -159,22 +158,20 @@ pub fn archive_segment(
         ));
     }
     let mut files = Vec::with_capacity(days.len());
+    let mut finished = Vec::with_capacity(days.len());
     days.sort_by_key(|d| d.days_since_epoch);
     for mut d in days {
         d.write_rows()?;
-        let published = d.part.publish()?;
-        let dir = dataset
-            .dir()
-            .join(Path::new(&d.rel_path).parent().unwrap_or(Path::new("")));
-        sync_dir(&dir)?;
+        let f = d.part.finish()?;
         files.push(FileEntry {
             path: d.rel_path,
-            rows: published.rows,
-            bytes: published.bytes,
+            rows: f.rows,
+            bytes: f.bytes,
         });
+        finished.push(f);
     }
     progress(gathered as u64);
-    Ok(Some(entry(info, first.0, last.0, read, files)))
+    Ok(Some((entry(info, first.0, last.0, read, files), finished)))
 }
 
 fn entry(

@@ -8,22 +8,25 @@
 //! (`dataset.rs`). The Parquet encoding is in `parquet.rs`.
 //!
 //! Runs are incremental and idempotent: a run writes only what the manifest does not hold,
-//! so a second run writes nothing. Each file appears only once complete (temporary name,
-//! sync, rename, directory sync) and the manifest is saved after each segment, so a run
-//! stopped at any point, even by SIGKILL, leaves complete files only, and the next run
-//! removes the stopped run's temporary files and finishes the work. SIGINT or SIGTERM stops
-//! a run between batches and between segments: the segment being written is dropped, exit 130.
+//! so a second run writes nothing. Each file appears only once complete: written under a
+//! temporary name, then synced, renamed and recorded in the manifest with the other files
+//! of its commit group (`publish.rs`), so a run stopped at any point, even by SIGKILL,
+//! leaves complete files only, and the next run removes the stopped run's temporary files
+//! and finishes the work. SIGINT or SIGTERM stops
+//! a run between batches and between segments: the segments completed are committed, the
+//! one being written is dropped, exit 130.
 //!
 //! The store is opened read-only: archiving works while a writer appends.
 
 mod dataset;
 mod events;
 mod parquet;
+mod publish;
 mod sidecars;
 
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -46,6 +49,17 @@ pub struct Args {
     json: bool,
 }
 
+/// Most events in one commit group: the segments written since the last commit are synced,
+/// renamed and recorded in the manifest together (`publish.rs`) once they hold this many
+/// events, or [`GROUP_FILES_MAX`] files, or have taken [`GROUP_TIME_MAX`], and at the end.
+/// A run killed mid-group redoes the group's segments next time: the limits bound the work
+/// lost, and the syncs cost a few waits per group instead of two per file.
+const GROUP_EVENTS_MAX: u64 = 1_000_000;
+/// Most files in one commit group.
+const GROUP_FILES_MAX: usize = 512;
+/// Longest a commit group stays open.
+const GROUP_TIME_MAX: Duration = Duration::from_secs(1);
+
 /// What one run wrote.
 #[derive(Default)]
 struct Summary {
@@ -54,9 +68,20 @@ struct Summary {
     event_files: u64,
     events: u64,
     event_bytes: u64,
-    sidecar: sidecars::Written,
+    sidecar_files: u64,
+    sidecar_bytes: u64,
     patterns: u64,
     stats: u64,
+}
+
+/// Segments written under temporary names, not yet committed.
+#[derive(Default)]
+struct Group {
+    entries: Vec<dataset::SegmentEntry>,
+    files: Vec<parquet::Finished>,
+    events: u64,
+    /// When its first segment was started.
+    started: Option<Instant>,
 }
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
@@ -76,69 +101,102 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     };
     let interrupt = Interrupt::install()?;
     let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
+    let mut group = Group::default();
     for info in &jobs {
         if interrupt.is_set() {
-            bar.finish_and_clear();
-            return Ok(interrupted(&args.out_dir, &summary));
+            break;
         }
+        group.started.get_or_insert_with(Instant::now);
         let mut tick = |n: u64| bar.inc(n);
         let result = events::archive_segment(&dataset, &store, info, &interrupt, &mut tick);
-        let entry = match result {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                bar.finish_and_clear();
-                return Ok(interrupted(&args.out_dir, &summary));
-            }
+        let (entry, files) = match result {
+            Ok(Some(written)) => written,
+            Ok(None) => break,
             Err(f) => {
+                // What is complete is kept; the failing segment's files are removed.
                 bar.finish_and_clear();
+                commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
                 return Err(f);
             }
         };
-        summary.segments += 1;
-        summary.event_files += entry.files.len() as u64;
-        summary.events += entry.events;
-        summary.event_bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
-        record_segment(&dataset, &mut manifest, entry)?;
+        group.events += entry.events;
+        group.entries.push(entry);
+        group.files.extend(files);
+        if group.events >= GROUP_EVENTS_MAX
+            || group.files.len() >= GROUP_FILES_MAX
+            || group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME_MAX)
+        {
+            commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
+        }
     }
     bar.finish_and_clear();
-    let patterns = sidecars::archive_patterns(&dataset, &store, &mut manifest)?;
-    let stats = sidecars::archive_stats(&dataset, &store, &mut manifest)?;
-    summary.patterns = patterns.rows;
-    summary.stats = stats.rows;
-    summary.sidecar = sidecars::Written {
-        files: patterns.files + stats.files,
-        rows: patterns.rows + stats.rows,
-        bytes: patterns.bytes + stats.bytes,
-    };
+    commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
+    if interrupt.is_set() {
+        return Ok(interrupted(&args.out_dir, &summary));
+    }
+    let mut days = sidecars::archive_patterns(&dataset, &store, &manifest)?;
+    days.extend(sidecars::archive_stats(&dataset, &store, &manifest)?);
+    let mut files: Vec<parquet::Finished> = Vec::with_capacity(days.len());
+    let mut entries = Vec::with_capacity(days.len());
+    for day in days {
+        let table = day.table();
+        entries.push((table, day.entry));
+        files.push(day.file);
+    }
+    publish::commit(&mut files, dataset.dir())?;
+    for (table, entry) in entries {
+        summary.sidecar_files += 1;
+        summary.sidecar_bytes += entry.file.bytes;
+        match table {
+            sidecars::Table::Patterns => summary.patterns += entry.file.rows,
+            sidecars::Table::Stats => summary.stats += entry.file.rows,
+        }
+        sidecars::record(&mut manifest, table, entry);
+    }
     // Saved even when nothing changed, so that a run records the store's name.
     dataset.write_manifest(&manifest)?;
     print_summary(args, &manifest, &summary, started.elapsed().as_secs_f64())?;
     Ok(0)
 }
 
-/// Puts `entry` in the manifest in place of the segment's earlier entry (a prefix of the
-/// active segment), removes the earlier entry's files that the new one did not replace, and
-/// saves the manifest.
-fn record_segment(
+/// Commits `group` (see [`GROUP_EVENTS_MAX`]): its files in place, then its segments in the
+/// manifest, each in place of the segment's earlier entry (a prefix of the active segment),
+/// then removes the earlier entries' files that the new ones did not replace.
+fn commit_group(
     dataset: &Dataset,
     manifest: &mut Manifest,
-    entry: dataset::SegmentEntry,
+    group: &mut Group,
+    summary: &mut Summary,
 ) -> Result<(), Failure> {
-    let old = manifest
-        .events
-        .iter()
-        .position(|s| s.segment_id == entry.segment_id)
-        .map(|i| manifest.events.remove(i));
-    let stale: Vec<String> = old
-        .into_iter()
-        .flat_map(|o| o.files)
-        .filter(|f| !entry.files.iter().any(|n| n.path == f.path))
-        .map(|f| f.path)
-        .collect();
-    let at = manifest
-        .events
-        .partition_point(|s| s.segment_id < entry.segment_id);
-    manifest.events.insert(at, entry);
+    let Group {
+        entries, mut files, ..
+    } = std::mem::take(group);
+    if entries.is_empty() {
+        return Ok(());
+    }
+    publish::commit(&mut files, dataset.dir())?;
+    let mut stale = Vec::new();
+    for entry in entries {
+        summary.segments += 1;
+        summary.event_files += entry.files.len() as u64;
+        summary.events += entry.events;
+        summary.event_bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
+        let old = manifest
+            .events
+            .iter()
+            .position(|s| s.segment_id == entry.segment_id)
+            .map(|i| manifest.events.remove(i));
+        stale.extend(
+            old.into_iter()
+                .flat_map(|o| o.files)
+                .filter(|f| !entry.files.iter().any(|n| n.path == f.path))
+                .map(|f| f.path),
+        );
+        let at = manifest
+            .events
+            .partition_point(|s| s.segment_id < entry.segment_id);
+        manifest.events.insert(at, entry);
+    }
     // The manifest first: a file it no longer names is only garbage if the removal fails.
     dataset.write_manifest(manifest)?;
     for rel in stale {
@@ -183,9 +241,9 @@ fn print_summary(
     s: &Summary,
     seconds: f64,
 ) -> Result<(), Failure> {
-    let files = s.event_files + s.sidecar.files;
-    let rows = s.events + s.sidecar.rows;
-    let bytes = s.event_bytes + s.sidecar.bytes;
+    let files = s.event_files + s.sidecar_files;
+    let rows = s.events + s.patterns + s.stats;
+    let bytes = s.event_bytes + s.sidecar_bytes;
     #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
     let bytes_per_event = (s.events > 0).then(|| s.event_bytes as f64 / s.events as f64);
     #[allow(clippy::cast_precision_loss, reason = "a rate for display")]

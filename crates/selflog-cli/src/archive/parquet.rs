@@ -1,6 +1,6 @@
 //! The Parquet side of `selflog archive`: the three tables' schemas, the writer settings,
 //! column batches built from records, and [`PartFile`], one Parquet file written under a
-//! temporary name and put in place only once complete.
+//! temporary name (`publish.rs` puts complete files in place).
 //!
 //! Integers are signed 64-bit (Parquet INT64, no unsigned annotation): Spark reads an
 //! unsigned 64-bit column as a decimal and some Trino versions refuse it, while every id
@@ -288,23 +288,14 @@ pub fn stats_batch(stats: &[&SystemStats]) -> Result<RecordBatch, Failure> {
     RecordBatch::try_new(stats_schema(), columns).map_err(parquet_err)
 }
 
-/// One Parquet file being written: under the temporary name `.NAME.PID.tmp` beside its
-/// final name until [`PartFile::publish`] syncs it and renames it into place. Dropped
-/// unpublished, it removes its temporary file.
+/// One Parquet file being written, under the temporary name `.NAME.PID.tmp` beside its
+/// final name; [`PartFile::finish`] completes it, and `publish::commit` puts it in place.
+/// Dropped unfinished, it removes its temporary file.
 pub struct PartFile {
     writer: Option<ArrowWriter<File>>,
     tmp: PathBuf,
     path: PathBuf,
     rows: u64,
-}
-
-/// A published file: its rows and bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct Published {
-    /// Rows in it.
-    pub rows: u64,
-    /// Its length.
-    pub bytes: u64,
 }
 
 /// The temporary name of `path` for this process.
@@ -337,8 +328,7 @@ impl PartFile {
             rows: 0,
         };
         // Without the embedded Arrow schema, readers take the types from the Parquet schema
-        // alone: pyarrow then reads `data` as a string (DuckDB still sees JSON), as every
-        // engine does, instead of as pyarrow's `arrow.json` extension type.
+        // alone, as every engine does.
         let options = ArrowWriterOptions::new()
             .with_properties(properties()?)
             .with_skip_arrow_metadata(true);
@@ -350,7 +340,7 @@ impl PartFile {
     /// Encodes `batch` into the file's row group.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), Failure> {
         let Some(w) = self.writer.as_mut() else {
-            return Err(parquet_err("write after publish"));
+            return Err(parquet_err("write after finish"));
         };
         w.write(batch).map_err(|e| self.write_err(&e))?;
         self.rows += batch.num_rows() as u64;
@@ -366,23 +356,21 @@ impl PartFile {
         }
     }
 
-    /// Writes the footer, syncs the file and renames it to its final name (replacing a
-    /// file of that name). The caller syncs the directory.
-    pub fn publish(mut self) -> Result<Published, Failure> {
+    /// Writes the row group and the footer and closes the file, still under its temporary
+    /// name and not yet synced.
+    pub fn finish(mut self) -> Result<Finished, Failure> {
         let Some(w) = self.writer.take() else {
-            return Err(parquet_err("published twice"));
+            return Err(parquet_err("finished twice"));
         };
         let file = w.into_inner().map_err(|e| self.write_err(&e))?;
-        file.sync_all().map_err(|e| io_err("sync", &self.tmp, &e))?;
         let bytes = file
             .metadata()
             .map_err(|e| io_err("stat", &self.tmp, &e))?
             .len();
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| io_err("rename to", &self.path, &e))?;
-        // Renamed: nothing left for drop to remove.
-        self.tmp = PathBuf::new();
-        Ok(Published {
+        Ok(Finished {
+            tmp: std::mem::take(&mut self.tmp),
+            path: std::mem::take(&mut self.path),
             rows: self.rows,
             bytes,
         })
@@ -397,11 +385,25 @@ impl Drop for PartFile {
     }
 }
 
-/// Syncs the directory `dir`, so that the names renamed or created in it last.
-pub fn sync_dir(dir: &Path) -> Result<(), Failure> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("sync the directory", dir, &e))
+/// A complete file under its temporary name, waiting for `publish::commit`. Dropped
+/// uncommitted, it removes its temporary file.
+pub struct Finished {
+    /// The temporary name; empty once renamed.
+    pub tmp: PathBuf,
+    /// The final name.
+    pub path: PathBuf,
+    /// Rows in it.
+    pub rows: u64,
+    /// Its length.
+    pub bytes: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,26 +20,44 @@ use super::dataset::{
     date_of_day, day_of, Dataset, DayEntry, FileEntry, Manifest, PATTERNS_DIR, STATS_DIR,
 };
 use super::parquet::{
-    pattern_batch, pattern_schema, stats_batch, stats_schema, sync_dir, PartFile,
+    pattern_batch, pattern_schema, stats_batch, stats_schema, Finished, PartFile,
 };
 use crate::Failure;
 
-/// What a sidecar table's pass wrote.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Written {
-    /// Files written.
-    pub files: u64,
-    /// Rows in them.
-    pub rows: u64,
-    /// Their bytes.
-    pub bytes: u64,
+/// A day written under a temporary name, for `publish::commit`, then [`record`].
+pub struct Pending {
+    table: Table,
+    /// The day's manifest entry.
+    pub entry: DayEntry,
+    /// Its file.
+    pub file: Finished,
 }
 
 /// Which table a day belongs to.
-#[derive(Clone, Copy)]
-enum Table {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// The patterns table.
     Patterns,
+    /// The system stats table.
     Stats,
+}
+
+impl Pending {
+    /// Its table.
+    pub fn table(&self) -> Table {
+        self.table
+    }
+}
+
+/// Puts the committed day `entry` of `table` in the manifest, in place of its earlier entry.
+pub fn record(manifest: &mut Manifest, table: Table, entry: DayEntry) {
+    let entries = table.entries(manifest);
+    if let Some(i) = entries.iter().position(|d| d.date == entry.date) {
+        entries[i] = entry;
+    } else {
+        entries.push(entry);
+        entries.sort_by(|a, b| a.date.cmp(&b.date));
+    }
 }
 
 impl Table {
@@ -72,15 +90,15 @@ impl Table {
     }
 }
 
-/// Archives the pattern stream's new days, saving the manifest after each day.
+/// Writes the pattern stream's days that gained records since `manifest`.
 pub fn archive_patterns(
     dataset: &Dataset,
     store: &Store,
-    manifest: &mut Manifest,
-) -> Result<Written, Failure> {
+    manifest: &Manifest,
+) -> Result<Vec<Pending>, Failure> {
     let patterns = match store.patterns(&PatternFilter::default()) {
         Ok(p) => p,
-        Err(selflog::Error::NotAStore { .. }) => return Ok(Written::default()),
+        Err(selflog::Error::NotAStore { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let mut by_day: BTreeMap<i64, Vec<&selflog::Pattern>> = BTreeMap::new();
@@ -90,12 +108,12 @@ pub fn archive_patterns(
             .or_default()
             .push(p);
     }
-    let mut written = Written::default();
+    let mut pending = Vec::new();
     for (day, rows) in by_day {
         let last = rows.iter().map(|p| p.id).max().unwrap_or(0);
         let last = i64::try_from(last).unwrap_or(i64::MAX);
         let batch = || pattern_batch(&rows);
-        write_day(
+        pending.extend(write_day(
             dataset,
             manifest,
             Table::Patterns,
@@ -103,21 +121,20 @@ pub fn archive_patterns(
             rows.len(),
             last,
             batch,
-            &mut written,
-        )?;
+        )?);
     }
-    Ok(written)
+    Ok(pending)
 }
 
-/// Archives the stats stream's new days, saving the manifest after each day.
+/// Writes the stats stream's days that gained records since `manifest`.
 pub fn archive_stats(
     dataset: &Dataset,
     store: &Store,
-    manifest: &mut Manifest,
-) -> Result<Written, Failure> {
+    manifest: &Manifest,
+) -> Result<Vec<Pending>, Failure> {
     let stats = match store.system_stats(None, None) {
         Ok(s) => s,
-        Err(selflog::Error::NotAStore { .. }) => return Ok(Written::default()),
+        Err(selflog::Error::NotAStore { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let mut by_day: BTreeMap<i64, Vec<&selflog::SystemStats>> = BTreeMap::new();
@@ -127,11 +144,11 @@ pub fn archive_stats(
             .or_default()
             .push(s);
     }
-    let mut written = Written::default();
+    let mut pending = Vec::new();
     for (day, rows) in by_day {
         let last = rows.iter().map(|s| s.timestamp.micros()).max().unwrap_or(0);
         let batch = || stats_batch(&rows);
-        write_day(
+        pending.extend(write_day(
             dataset,
             manifest,
             Table::Stats,
@@ -139,36 +156,30 @@ pub fn archive_stats(
             rows.len(),
             last,
             batch,
-            &mut written,
-        )?;
+        )?);
     }
-    Ok(written)
+    Ok(pending)
 }
 
-/// Writes one day of `table` when it gained records since the manifest's entry, then
-/// records it and saves the manifest.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site per table; a struct would only rename the arguments"
-)]
+/// Writes one day of `table` when it gained records since the manifest's entry.
 fn write_day(
     dataset: &Dataset,
-    manifest: &mut Manifest,
+    manifest: &Manifest,
     table: Table,
     day: i64,
     rows: usize,
     last: i64,
     batch: impl FnOnce() -> Result<RecordBatch, Failure>,
-    written: &mut Written,
-) -> Result<(), Failure> {
+) -> Result<Option<Pending>, Failure> {
     let date = date_of_day(day);
     let rows = rows as u64;
-    let entries = table.entries(manifest);
-    let known = entries.iter().position(|d| d.date == date);
-    if let Some(i) = known {
-        let d = &entries[i];
+    let known = match table {
+        Table::Patterns => &manifest.patterns,
+        Table::Stats => &manifest.system_stats,
+    };
+    if let Some(d) = known.iter().find(|d| d.date == date) {
         if rows <= d.file.rows && last <= d.last {
-            return Ok(());
+            return Ok(None);
         }
     }
     let partition = format!("{}/date={date}", table.dir());
@@ -176,26 +187,15 @@ fn write_day(
     let name = table.file_name();
     let mut part = PartFile::create(&dir.join(name), table.schema())?;
     part.write(&batch()?)?;
-    let published = part.publish()?;
-    sync_dir(&dir)?;
+    let file = part.finish()?;
     let entry = DayEntry {
         date,
         file: FileEntry {
             path: format!("{partition}/{name}"),
-            rows: published.rows,
-            bytes: published.bytes,
+            rows: file.rows,
+            bytes: file.bytes,
         },
         last,
     };
-    if let Some(i) = known {
-        entries[i] = entry;
-    } else {
-        entries.push(entry);
-        entries.sort_by(|a, b| a.date.cmp(&b.date));
-    }
-    dataset.write_manifest(manifest)?;
-    written.files += 1;
-    written.rows += published.rows;
-    written.bytes += published.bytes;
-    Ok(())
+    Ok(Some(Pending { table, entry, file }))
 }
