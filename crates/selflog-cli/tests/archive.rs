@@ -369,6 +369,13 @@ fn a_second_run_writes_nothing_and_new_segments_only_theirs() {
     assert!(first["files"].as_u64().unwrap() > 0);
     let before = identities(&out);
     let manifest_before = std::fs::read(out.join("_selflog_archive.json")).unwrap();
+    let manifest_mtime = || {
+        std::fs::metadata(out.join("_selflog_archive.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let manifest_written = manifest_mtime();
 
     let second = archive(&path, &out, &[]);
     assert_eq!(second["files"], 0, "{second}");
@@ -378,6 +385,7 @@ fn a_second_run_writes_nothing_and_new_segments_only_theirs() {
         std::fs::read(out.join("_selflog_archive.json")).unwrap(),
         manifest_before
     );
+    assert_eq!(manifest_mtime(), manifest_written, "manifest not rewritten");
 
     // More segments sealed: only theirs are written, the earlier files are untouched.
     let sealed_before = segments(&path).iter().filter(|s| s.0).count();

@@ -16,6 +16,7 @@
 //! One run at a time: the run holds an exclusive `flock` on `OUT_DIR` itself, so temporary
 //! files found while holding it belong to runs that died, and are removed.
 
+use std::cell::RefCell;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
@@ -131,6 +132,9 @@ pub struct Dataset {
     dir: PathBuf,
     /// Holds the run's `flock` until dropped.
     _lock: File,
+    /// The manifest's text as last read or written: an unchanged manifest is not
+    /// rewritten, so a run with nothing to do modifies nothing.
+    saved: RefCell<String>,
 }
 
 impl Dataset {
@@ -181,6 +185,7 @@ impl Dataset {
         let dataset = Dataset {
             dir: dir.to_path_buf(),
             _lock: lock,
+            saved: RefCell::new(String::new()),
         };
         let manifest = if let Some(m) = dataset.read_manifest()? {
             dataset.remove_temporaries()?;
@@ -270,20 +275,26 @@ impl Dataset {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("read", &path, &e)),
         };
-        decode_manifest(&text).map(Some).map_err(|why| {
+        let manifest = decode_manifest(&text).map_err(|why| {
             Failure::hinted(
                 format!("{} is damaged: {why}", path.display()),
                 "remove it and run again to write the whole archive afresh (files of the same \
                  names are replaced)",
             )
-        })
+        })?;
+        self.saved.replace(text);
+        Ok(Some(manifest))
     }
 
-    /// Replaces the manifest with `m`: temporary file, sync, rename, directory sync.
+    /// Replaces the manifest with `m`: temporary file, sync, rename, directory sync; nothing
+    /// when `m` is what the manifest holds already.
     pub fn write_manifest(&self, m: &Manifest) -> Result<(), Failure> {
         let path = self.manifest_path();
         let tmp = tmp_name(&path);
         let text = encode_manifest(m);
+        if *self.saved.borrow() == text {
+            return Ok(());
+        }
         let result = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -303,7 +314,9 @@ impl Dataset {
             let _ = std::fs::remove_file(&tmp);
         }
         result?;
-        sync(&self.dir)
+        sync(&self.dir)?;
+        self.saved.replace(text);
+        Ok(())
     }
 
     /// Creates the partition directory `rel` (relative to `OUT_DIR`) if missing, 0700;

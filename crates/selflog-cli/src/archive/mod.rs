@@ -153,7 +153,6 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         }
         sidecars::record(&mut manifest, table, entry);
     }
-    // Saved even when nothing changed, so that a run records the store's name.
     dataset.write_manifest(&manifest)?;
     print_summary(args, &manifest, &summary, started.elapsed().as_secs_f64())?;
     Ok(0)
