@@ -16,11 +16,11 @@
 //! One run at a time: the run holds an exclusive `flock` on `OUT_DIR` itself, so temporary
 //! files found while holding it belong to runs that died, and are removed.
 
-use std::cell::RefCell;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -134,7 +134,7 @@ pub struct Dataset {
     _lock: File,
     /// The manifest's text as last read or written: an unchanged manifest is not
     /// rewritten, so a run with nothing to do modifies nothing.
-    saved: RefCell<String>,
+    saved: Mutex<String>,
 }
 
 impl Dataset {
@@ -185,7 +185,7 @@ impl Dataset {
         let dataset = Dataset {
             dir: dir.to_path_buf(),
             _lock: lock,
-            saved: RefCell::new(String::new()),
+            saved: Mutex::new(String::new()),
         };
         let manifest = if let Some(m) = dataset.read_manifest()? {
             dataset.remove_temporaries()?;
@@ -282,7 +282,10 @@ impl Dataset {
                  names are replaced)",
             )
         })?;
-        self.saved.replace(text);
+        *self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = text;
         Ok(Some(manifest))
     }
 
@@ -292,7 +295,11 @@ impl Dataset {
         let path = self.manifest_path();
         let tmp = tmp_name(&path);
         let text = encode_manifest(m);
-        if *self.saved.borrow() == text {
+        let mut saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *saved == text {
             return Ok(());
         }
         let result = (|| {
@@ -315,7 +322,7 @@ impl Dataset {
         }
         result?;
         sync(&self.dir)?;
-        self.saved.replace(text);
+        *saved = text;
         Ok(())
     }
 

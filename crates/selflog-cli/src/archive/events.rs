@@ -76,6 +76,9 @@ fn check_same_segment(info: &SegmentInfo, entry: &SegmentEntry) -> Result<(), Fa
     ))
 }
 
+/// A segment written: its manifest entry and its finished files.
+pub type Written = (SegmentEntry, Vec<Finished>);
+
 /// One day's file of the segment being written.
 struct Day {
     /// Days since 1970-01-01 (UTC).
@@ -107,7 +110,7 @@ pub fn archive_segment(
     info: &SegmentInfo,
     interrupt: &Interrupt,
     progress: &mut dyn FnMut(u64),
-) -> Result<Option<(SegmentEntry, Vec<Finished>)>, Failure> {
+) -> Result<Option<Written>, Failure> {
     let Some((first, last)) = info.ids else {
         return Ok(Some((entry(info, 0, 0, 0, Vec::new()), Vec::new())));
     };

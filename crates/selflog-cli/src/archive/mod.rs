@@ -55,6 +55,9 @@ pub struct Args {
 /// A run killed mid-group redoes the group's segments next time: the limits bound the work
 /// lost, and the syncs cost a few waits per group instead of two per file.
 const GROUP_EVENTS_MAX: u64 = 1_000_000;
+/// Most segments written at once, each on a thread of its own: reading, encoding and
+/// compressing a segment is CPU work, and segments are independent.
+const SEGMENT_THREADS_MAX: usize = 2;
 /// Most files in one commit group.
 const GROUP_FILES_MAX: usize = 512;
 /// Longest a commit group stays open.
@@ -102,26 +105,34 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let interrupt = Interrupt::install()?;
     let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
     let mut group = Group::default();
-    for info in &jobs {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(SEGMENT_THREADS_MAX);
+    for batch in jobs.chunks(workers) {
         if interrupt.is_set() {
             break;
         }
         group.started.get_or_insert_with(Instant::now);
-        let mut tick = |n: u64| bar.inc(n);
-        let result = events::archive_segment(&dataset, &store, info, &interrupt, &mut tick);
-        let (entry, files) = match result {
-            Ok(Some(written)) => written,
-            Ok(None) => break,
-            Err(f) => {
-                // What is complete is kept; the failing segment's files are removed.
-                bar.finish_and_clear();
-                commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
-                return Err(f);
+        let mut stopped = false;
+        for result in archive_segments(&dataset, &store, batch, &interrupt, &bar) {
+            match result {
+                Ok(Some((entry, files))) => {
+                    group.events += entry.events;
+                    group.entries.push(entry);
+                    group.files.extend(files);
+                }
+                Ok(None) => stopped = true,
+                Err(f) => {
+                    // What is complete is kept; the failing segment's files are removed.
+                    bar.finish_and_clear();
+                    commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
+                    return Err(f);
+                }
             }
-        };
-        group.events += entry.events;
-        group.entries.push(entry);
-        group.files.extend(files);
+        }
+        if stopped {
+            break;
+        }
         if group.events >= GROUP_EVENTS_MAX
             || group.files.len() >= GROUP_FILES_MAX
             || group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME_MAX)
@@ -156,6 +167,44 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     dataset.write_manifest(&manifest)?;
     print_summary(args, &manifest, &summary, started.elapsed().as_secs_f64())?;
     Ok(0)
+}
+
+/// Writes the segments of `batch` at once, one thread each; their results in order.
+fn archive_segments(
+    dataset: &Dataset,
+    store: &selflog::Store,
+    batch: &[selflog::SegmentInfo],
+    interrupt: &Interrupt,
+    bar: &ProgressBar,
+) -> Vec<Result<Option<events::Written>, Failure>> {
+    if let [info] = batch {
+        let mut tick = |n: u64| bar.inc(n);
+        return vec![events::archive_segment(
+            dataset, store, info, interrupt, &mut tick,
+        )];
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = batch
+            .iter()
+            .map(|info| {
+                scope.spawn(move || {
+                    let mut tick = |n: u64| bar.inc(n);
+                    events::archive_segment(dataset, store, info, interrupt, &mut tick)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    Err(Failure::hinted(
+                        "a segment's thread panicked",
+                        "this is a bug in selflog archive; the segments completed are kept",
+                    ))
+                })
+            })
+            .collect()
+    })
 }
 
 /// Commits `group` (see [`GROUP_EVENTS_MAX`]): its files in place, then its segments in the
