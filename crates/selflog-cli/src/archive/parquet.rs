@@ -38,9 +38,9 @@ use crate::Failure;
 /// Permissions of every file of the archive: the owner's alone, like the store's files.
 pub const FILE_MODE: u32 = 0o600;
 
-/// The zstd level: `DuckDB`'s default, a good deal smaller than level 1 for the JSON text at
-/// a small cost in time.
-const ZSTD_LEVEL: i32 = 3;
+/// The zstd level: 1, the fastest (benches/RESULTS.md, "Archive", compares it with 3,
+/// `DuckDB`'s default).
+const ZSTD_LEVEL: i32 = 1;
 
 /// Rows gathered in memory before they are handed to the Parquet encoder. The encoder
 /// keeps the row group's encoded, compressed pages; the rows themselves are held only
