@@ -9,7 +9,7 @@
 //!
 //! The manifest is JSON, `{"format": "selflog-archive", "version": 1, "crc32": "8 hex
 //! digits", "body": {...}}`, where the CRC-32 covers the body's bytes exactly as written.
-//! It is replaced whole after every segment and every sidecar day: written to a temporary
+//! It is replaced whole after every commit group (`publish.rs`): written to a temporary
 //! file, synced, renamed over the old one, and the directory synced. A manifest whose
 //! checksum, version or shape is off is refused with a hint, never guessed at.
 //!
