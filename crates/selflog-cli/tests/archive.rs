@@ -189,7 +189,7 @@ fn writing(dir: &Path) -> bool {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             writing(&e.path())
         } else {
-            name.contains(".parquet.") && name.ends_with(".tmp")
+            name.contains(".parquet.") && Path::new(&name).extension().is_some_and(|x| x == "tmp")
         }
     })
 }
