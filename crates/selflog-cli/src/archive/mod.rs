@@ -26,6 +26,7 @@ mod sidecars;
 
 use std::io::{self, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -55,8 +56,8 @@ pub struct Args {
 /// A run killed mid-group redoes the group's segments next time: the limits bound the work
 /// lost, and the syncs cost a few waits per group instead of two per file.
 const GROUP_EVENTS_MAX: u64 = 1_000_000;
-/// Most segments written at once, each on a thread of its own: reading, encoding and
-/// compressing a segment is CPU work, and segments are independent.
+/// Most segments written at once, each on a thread of its own (one per core, up to this):
+/// reading, encoding and compressing a segment is CPU work, and segments are independent.
 const SEGMENT_THREADS_MAX: usize = 2;
 /// Most files in one commit group.
 const GROUP_FILES_MAX: usize = 512;
@@ -105,40 +106,18 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let interrupt = Interrupt::install()?;
     let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
     let mut group = Group::default();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(SEGMENT_THREADS_MAX);
-    for batch in jobs.chunks(workers) {
-        if interrupt.is_set() {
-            break;
-        }
-        group.started.get_or_insert_with(Instant::now);
-        let mut stopped = false;
-        for result in archive_segments(&dataset, &store, batch, &interrupt, &bar) {
-            match result {
-                Ok(Some((entry, files))) => {
-                    group.events += entry.events;
-                    group.entries.push(entry);
-                    group.files.extend(files);
-                }
-                Ok(None) => stopped = true,
-                Err(f) => {
-                    // What is complete is kept; the failing segment's files are removed.
-                    bar.finish_and_clear();
-                    commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
-                    return Err(f);
-                }
-            }
-        }
-        if stopped {
-            break;
-        }
-        if group.events >= GROUP_EVENTS_MAX
-            || group.files.len() >= GROUP_FILES_MAX
-            || group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME_MAX)
-        {
-            commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
-        }
+    let work = Work {
+        dataset: &dataset,
+        store: &store,
+        jobs: &jobs,
+        interrupt: &interrupt,
+        bar: &bar,
+    };
+    if let Err(f) = work.run(&mut manifest, &mut group, &mut summary) {
+        // What is complete is kept; the failing segment's files are removed.
+        bar.finish_and_clear();
+        commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
+        return Err(f);
     }
     bar.finish_and_clear();
     commit_group(&dataset, &mut manifest, &mut group, &mut summary)?;
@@ -169,42 +148,90 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     Ok(0)
 }
 
-/// Writes the segments of `batch` at once, one thread each; their results in order.
-fn archive_segments(
-    dataset: &Dataset,
-    store: &selflog::Store,
-    batch: &[selflog::SegmentInfo],
-    interrupt: &Interrupt,
-    bar: &ProgressBar,
-) -> Vec<Result<Option<events::Written>, Failure>> {
-    if let [info] = batch {
-        let mut tick = |n: u64| bar.inc(n);
-        return vec![events::archive_segment(
-            dataset, store, info, interrupt, &mut tick,
-        )];
+/// The segments a run writes, and what the writing threads share.
+struct Work<'a> {
+    dataset: &'a Dataset,
+    store: &'a selflog::Store,
+    jobs: &'a [selflog::SegmentInfo],
+    interrupt: &'a Interrupt,
+    bar: &'a ProgressBar,
+}
+
+impl Work<'_> {
+    /// Writes the segments on up to [`SEGMENT_THREADS_MAX`] threads, each taking the next
+    /// segment when it is done with one, and commits them in groups as they complete.
+    /// Stops taking segments on SIGINT or SIGTERM, or after a failure, which it returns
+    /// once the threads have finished (the completed segments are then left in `group`).
+    fn run(
+        &self,
+        manifest: &mut Manifest,
+        group: &mut Group,
+        summary: &mut Summary,
+    ) -> Result<(), Failure> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(SEGMENT_THREADS_MAX)
+            .min(self.jobs.len());
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<Option<events::Written>, Failure>>();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || loop {
+                    if self.interrupt.is_set() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some(info) = self.jobs.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    let mut tick = |n: u64| self.bar.inc(n);
+                    let result = events::archive_segment(
+                        self.dataset,
+                        self.store,
+                        info,
+                        self.interrupt,
+                        &mut tick,
+                    );
+                    if result.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send(result).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut first_failure = None;
+            // Ends when every thread has finished.
+            for result in rx {
+                match result {
+                    Ok(Some((entry, files))) => {
+                        group.started.get_or_insert_with(Instant::now);
+                        group.events += entry.events;
+                        group.entries.push(entry);
+                        group.files.extend(files);
+                        let full = group.events >= GROUP_EVENTS_MAX
+                            || group.files.len() >= GROUP_FILES_MAX
+                            || group.started.is_some_and(|t| t.elapsed() >= GROUP_TIME_MAX);
+                        if full && first_failure.is_none() {
+                            if let Err(f) = commit_group(self.dataset, manifest, group, summary) {
+                                failed.store(true, Ordering::SeqCst);
+                                first_failure = Some(f);
+                            }
+                        }
+                    }
+                    // Stopped by SIGINT or SIGTERM: the caller sees the flag.
+                    Ok(None) => {}
+                    Err(f) => {
+                        first_failure.get_or_insert(f);
+                    }
+                }
+            }
+            first_failure.map_or(Ok(()), Err)
+        })
     }
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = batch
-            .iter()
-            .map(|info| {
-                scope.spawn(move || {
-                    let mut tick = |n: u64| bar.inc(n);
-                    events::archive_segment(dataset, store, info, interrupt, &mut tick)
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join().unwrap_or_else(|_| {
-                    Err(Failure::hinted(
-                        "a segment's thread panicked",
-                        "this is a bug in selflog archive; the segments completed are kept",
-                    ))
-                })
-            })
-            .collect()
-    })
 }
 
 /// Commits `group` (see [`GROUP_EVENTS_MAX`]): its files in place, then its segments in the
