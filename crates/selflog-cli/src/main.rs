@@ -4,6 +4,7 @@
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
 //! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
 
+mod archive;
 mod capture;
 mod count;
 mod dashboard;
@@ -79,6 +80,8 @@ enum Command {
     /// Live view of the store while it is written: rates, types, newest events, learning,
     /// storage and health (read-only; `--once` prints one plain-text snapshot).
     Dashboard(dashboard::Args),
+    /// Write the store as a Hive-partitioned Parquet dataset (`DuckDB`, Spark, Trino, pyarrow).
+    Archive(archive::Args),
     /// Generate realistic activity events, append them at full speed and report figures.
     Demo(demo::Args),
     /// Print a shell completion script.
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
         Command::ImportSqlite(args) => import::run(&cli.store, &args),
         Command::Maintain(args) => maintain::run(&cli.store, &args),
         Command::Salvage(args) => salvage::run(&cli.store, &args),
+        Command::Archive(args) => archive::run(&cli.store, &args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "selflog", &mut std::io::stdout());
