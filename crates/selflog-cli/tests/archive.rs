@@ -296,6 +296,29 @@ fn duckdb_count_equals_inspect_stats_total_and_counts_by_type_and_day_match() {
         .count();
         assert_eq!(row[1], listed as u64, "day {}", row[0]);
     }
+
+    // And against `inspect count`, the CLI's GROUP BY (its days in UTC, the partitions' zone).
+    let count_by = |by: &str| -> BTreeMap<String, u64> {
+        let args = ["inspect", "count", "--by", by, "--json", "--utc"];
+        let v: serde_json::Value = serde_json::from_str(&ok(&selflog(&store, &args))).unwrap();
+        v["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c[by].as_str().unwrap().to_owned(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(count_by("type"), got);
+    let days: BTreeMap<String, u64> = rows
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(count_by("day"), days);
 }
 
 #[test]
