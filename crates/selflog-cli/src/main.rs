@@ -2,7 +2,8 @@
 //!
 //! This binary uses only the library's public API. Data goes to stdout, diagnostics to
 //! stderr as one line `selflog: ...` plus a hint. Exit status: 0 success, 1 error (or
-//! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`).
+//! rejected input), 2 usage error, 130 stopped by SIGINT or SIGTERM (`ingest`, `export`,
+//! `archive`); `capture` and the followers (`list -f`, `replay -f`) end with 0.
 
 mod archive;
 mod capture;
@@ -40,8 +41,8 @@ const EXIT_ERROR: u8 = 1;
 take that form back, or a date, today, yesterday, now, an age (2h, 1h30m, -1h), RFC 3339 or \
 epoch seconds.\n\
 Exit status: 0 on success, 1 on an error or rejected input (and from `inspect search` when \
-nothing matched), 2 on a usage error, 130 when SIGINT (Ctrl-C) or SIGTERM stopped `ingest` or \
-`inspect export` cleanly."
+nothing matched), 2 on a usage error, 130 when SIGINT (Ctrl-C) or SIGTERM stopped `ingest`, \
+`inspect export` or `archive` cleanly (`capture`, `list -f` and `replay -f` end with 0)."
 )]
 struct Cli {
     /// The store directory.
