@@ -18,7 +18,7 @@ use crate::event::Timestamp;
 use crate::format::{self, EventFrame, ManifestEntry, SegmentHeader, FORMAT_VERSION};
 use crate::index::{IndexedEvent, SegmentIndex};
 use crate::manifest::{self, ID_LEASE};
-use crate::segment::{ActiveSegment, StreamKind};
+use crate::segment::{image, ActiveSegment, StreamKind};
 
 use super::queue::{text, Batch, QueueState, Queued};
 use super::sync::Syncer;
@@ -33,6 +33,12 @@ const LZ4_BUFFER_KEEP: usize = 256 << 10;
 
 /// Bytes the writer appends to the active segment between two background syncs.
 const SYNC_AHEAD_BYTES: u64 = 8 << 20;
+
+/// Bytes of new durable frames after which a sync also writes the active segment's index
+/// image (or an eighth of the segment, if less): an open scans at most about this much of
+/// a segment (plus what is not yet synced), and the writer encodes an image (up to ~1% of
+/// the segment) at most once per this many bytes. `format-spec/FORMAT.md#segment-index-image`
+const IMAGE_EVERY_BYTES: u64 = 1 << 20;
 
 /// Writes the LZ4 block of `data` into `out` from byte `at` on and returns where it lies
 /// there, if `data` is longer than `compress_len_min` and compression makes it smaller: what
@@ -83,6 +89,8 @@ pub(crate) struct Writer {
     high_water: u64,
     /// The manifest entry of the segment sealed last, until the roll that follows records it.
     sealed_entry: Option<ManifestEntry>,
+    /// How far the active segment's last index image reaches (0: none written).
+    image_len: u64,
 }
 
 impl Writer {
@@ -107,6 +115,7 @@ impl Writer {
             sync_kicked_at: 0,
             high_water: recovered.high_water,
             sealed_entry: None,
+            image_len: 0,
         }
     }
 
@@ -197,6 +206,10 @@ impl Writer {
         if shutdown && !self.retained.is_empty() {
             // Disk still full at close: the retained events cannot be written.
             return Err(self.shared.health_error().unwrap_or(Error::Closed));
+        }
+        if shutdown {
+            // Everything is written, published and synced, and nothing more will be.
+            self.write_image(true);
         }
         Ok(shutdown)
     }
@@ -329,6 +342,9 @@ impl Writer {
         }
         drop(st);
         self.shared.progress.notify_all();
+        if sync {
+            self.write_image_if_due();
+        }
         Ok(())
     }
 
@@ -340,7 +356,57 @@ impl Writer {
         self.last_sync = Instant::now();
         self.shared.status.lock().durable_id = self.last_id;
         self.shared.progress.notify_all();
+        self.write_image_if_due();
         Ok(())
+    }
+
+    /// Writes the active segment's index image once `IMAGE_EVERY_BYTES` of durable frames
+    /// were added since the last one.
+    fn write_image_if_due(&mut self) {
+        let due = self.active.as_ref().is_some_and(|a| {
+            let every = IMAGE_EVERY_BYTES.min(a.header.segment_len / 8);
+            a.slot.durable_len >= self.image_len + every
+        });
+        if due {
+            self.write_image(false);
+        }
+    }
+
+    /// Writes the active segment's index image over every frame written, if they are all
+    /// published and synced (an image covers only durable frames); `clean` when the writer
+    /// is done. A failure is ignored: the image is a cache, and a missing one costs the next
+    /// open a longer scan. `format-spec/FORMAT.md#segment-index-image`
+    fn write_image(&mut self, clean: bool) {
+        let Some(active) = &self.active else {
+            return;
+        };
+        let covered = active.write_len;
+        let at = active.last_frame_at;
+        // The frame an image ends at must be known (recovery that discarded frames does not
+        // know it until the next frame is written).
+        let known = (at == 0) == (covered == format::SEGMENT_HEADER_LEN as u64);
+        if covered != active.slot.durable_len || !known {
+            return;
+        }
+        let crc = if at == 0 {
+            Ok(0)
+        } else {
+            image::frame_crc_at(active.file(), at, &active.path)
+        };
+        let written = crc.and_then(|crc| {
+            image::write(
+                &active.path,
+                &active.header,
+                &self.index,
+                covered,
+                at,
+                crc,
+                clean,
+            )
+        });
+        if written.is_ok() {
+            self.image_len = covered;
+        }
     }
 
     /// Encodes one event into the active segment, rolling first when it does not fit.
@@ -492,6 +558,10 @@ impl Writer {
             let (path, end) = (active.path.clone(), active.write_len);
             let header = active.header;
             active.seal(&self.index, commit_us)?;
+            // The footer holds the index now. A crash before this leaves an image beside
+            // a sealed segment, which readers ignore and the next writable open removes.
+            let _ = image::remove(&path, false);
+            self.image_len = 0;
             self.syncer.sealed(path, end);
             let s = &self.index.summary;
             let has = s.event_count > 0;
