@@ -20,7 +20,7 @@ use crate::index::{IndexedEvent, SegmentIndex};
 use crate::manifest::{self, ID_LEASE};
 use crate::segment::{image, ActiveSegment, StreamKind};
 
-use super::queue::{text, Batch, QueueState, Queued};
+use super::queue::{text, Batch, QueueState, Queued, RECENT_EVENTS_MAX};
 use super::sync::Syncer;
 use super::{Recovered, Shared, HEALTH_DISK_FULL, HEALTH_OK};
 
@@ -188,17 +188,16 @@ impl Writer {
     /// sync is due or the store is closing. Returns whether the writer is done: closing,
     /// with everything written; closing with events a full disk still holds back is an
     /// error.
-    fn step(&mut self, mut batch: Batch, shutdown: bool) -> Result<bool> {
-        if !self.retained.is_empty() {
+    fn step(&mut self, batch: Arc<Batch>, shutdown: bool) -> Result<bool> {
+        let batch = if self.retained.is_empty() {
+            batch
+        } else {
             let mut retained = std::mem::take(&mut self.retained);
-            retained.append(&mut batch);
-            batch = retained;
-        }
-        if !batch.is_empty() {
-            self.write_batch(&mut batch)?;
-        }
-        batch.clear();
-        self.spare = batch;
+            retained.append(&mut Arc::unwrap_or_clone(batch));
+            Arc::new(retained)
+        };
+        let published = batch.is_empty() || self.write_batch(&batch)?;
+        self.done_with(batch, published);
         let sync_due = self.last_sync.elapsed() >= self.shared.config.batch_timeout;
         if self.unsynced && (sync_due || shutdown) {
             self.sync()?;
@@ -216,7 +215,7 @@ impl Writer {
 
     /// Waits until a batch is due and takes it, or until a periodic sync or a disk-full
     /// retry is due (then the batch is empty). Returns whether the store is shutting down.
-    fn next_batch(&mut self) -> (Batch, bool) {
+    fn next_batch(&mut self) -> (Arc<Batch>, bool) {
         let shared = Arc::clone(&self.shared);
         let cfg = &shared.config;
         let mut q = shared.queue.lock();
@@ -226,7 +225,7 @@ impl Writer {
                 if !q.shutdown {
                     self.shared.work.wait_for(&mut q, DISK_FULL_RETRY);
                 }
-                return (Batch::default(), q.shutdown);
+                return (Arc::default(), q.shutdown);
             }
             if let Some(batch) = self.take_due(&mut q, now) {
                 let shutdown = q.shutdown;
@@ -235,11 +234,11 @@ impl Writer {
                 return (batch, shutdown);
             }
             if q.shutdown {
-                return (Batch::default(), true);
+                return (Arc::default(), true);
             }
             let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
             if sync_at.is_some_and(|t| now >= t) {
-                return (Batch::default(), false);
+                return (Arc::default(), false);
             }
             let batch_at = q.oldest.map(|t| t + cfg.batch_timeout);
             match batch_at.into_iter().chain(sync_at).min() {
@@ -251,10 +250,43 @@ impl Writer {
         }
     }
 
+    /// Hands a batch the writer is done with back to the queue: published, it joins the
+    /// recent batches duplicate checks look in (the oldest leaving them once the newer ones
+    /// hold [`RECENT_EVENTS_MAX`] events, its memory kept for the next batch); otherwise (a
+    /// full disk held events back) its memory is kept.
+    fn done_with(&mut self, batch: Arc<Batch>, published: bool) {
+        let mut q = self.shared.queue.lock();
+        q.in_flight = None;
+        let mut unused = Vec::new();
+        if published && !batch.is_empty() {
+            q.recent_events += batch.len();
+            q.recent.push_back(batch);
+            // The oldest goes only while the others still hold `RECENT_EVENTS_MAX` events:
+            // after a large batch, the one before it is still there.
+            while q
+                .recent
+                .front()
+                .is_some_and(|f| q.recent_events - f.len() >= RECENT_EVENTS_MAX)
+            {
+                let old = q.recent.pop_front().expect("checked");
+                q.recent_events -= old.len();
+                unused.push(old);
+            }
+        } else {
+            unused.push(batch);
+        }
+        drop(q);
+        // Duplicate checks borrow the batches only under the queue lock: none is shared now.
+        if let Some(mut b) = unused.into_iter().find_map(|b| Arc::try_unwrap(b).ok()) {
+            b.clear();
+            self.spare = b;
+        }
+    }
+
     /// Takes the queued events if a batch is due: `batch_events` of them, a flush waiting
     /// for them, the oldest queued for the batch timeout, or the store closing. Notes
     /// whether the writer is behind ([`Shared::writer_behind`]).
-    fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Batch> {
+    fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Arc<Batch>> {
         let cfg = &self.shared.config;
         let n = q.events.len();
         let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
@@ -275,10 +307,14 @@ impl Writer {
         if let Some(b) = behind {
             self.shared.writer_behind.store(b, Ordering::Relaxed);
         }
+        let batch = Arc::new(batch);
+        q.in_flight = Some(Arc::clone(&batch));
         Some(batch)
     }
 
-    fn write_batch(&mut self, batch: &mut Batch) -> Result<()> {
+    /// Writes and publishes `batch`; returns whether every event of it was written (not:
+    /// a full disk holds the rest back, in `retained`).
+    fn write_batch(&mut self, batch: &Batch) -> Result<bool> {
         let commit_us = Timestamp::now().0;
         let mut written = 0;
         let mut failure = None;
@@ -304,17 +340,17 @@ impl Writer {
                     self.shared.status.lock().disk_full = None;
                     self.shared.health.store(HEALTH_OK, Ordering::Release);
                 }
-                Ok(())
+                Ok(true)
             }
             Some(Error::DiskFull { path }) => {
-                self.retained = batch.split_off(written);
+                self.retained = batch.copy_from(written);
                 self.shared.status.lock().disk_full = Some(path);
                 self.shared
                     .health
                     .store(HEALTH_DISK_FULL, Ordering::Release);
                 self.shared.progress.notify_all();
                 self.shared.space.notify_all();
-                Ok(())
+                Ok(false)
             }
             Some(e) => Err(e),
         }
