@@ -207,6 +207,15 @@ impl Writer {
             return Err(self.shared.health_error().unwrap_or(Error::Closed));
         }
         if shutdown {
+            // Frames a killed writer published and never synced are synced too (this
+            // writer may have written nothing), so that the clean image covers them all.
+            if self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.slot.durable_len < a.write_len)
+            {
+                self.sync()?;
+            }
             // Everything is written, published and synced, and nothing more will be.
             self.write_image(true);
         }
