@@ -120,6 +120,18 @@ fn run(name: &'static str, pool: &Arc<Vec<Event>>, total: u64, threads: u64, bat
     run_with(name, pool, total, threads, batch, Config::default())
 }
 
+/// Where a run's events come from.
+enum Source<'a> {
+    /// The pool, cloned with fresh timestamps: no duplicates.
+    Pool(&'a Arc<Vec<Event>>),
+    /// The workload generator's stream as it is (1% duplicates of recent events), with a
+    /// `flush` after every `CHUNK_FLUSH_EVENTS`: the compare bench's library ingest.
+    Realistic,
+}
+
+/// Events between two flushes of the realistic workload (the compare bench's chunk).
+const CHUNK_FLUSH_EVENTS: usize = 50_000;
+
 fn run_with(
     name: &'static str,
     pool: &Arc<Vec<Event>>,
@@ -128,6 +140,44 @@ fn run_with(
     batch: usize,
     config: Config,
 ) -> Run {
+    run_from(name, &Source::Pool(pool), total, threads, batch, config)
+}
+
+/// The compare bench's library ingest: the generated stream with its duplicates, one
+/// thread, `append`, a `flush` per 50,000 events, all flushes timed.
+fn run_realistic(total: u64) -> Run {
+    run_from(
+        "append, 1 thread, workload with 1% duplicates, flush per 50,000",
+        &Source::Realistic,
+        total,
+        1,
+        1,
+        Config::default(),
+    )
+}
+
+#[expect(clippy::too_many_lines, reason = "one measurement, step by step")]
+fn run_from(
+    name: &'static str,
+    source: &Source<'_>,
+    total: u64,
+    threads: u64,
+    batch: usize,
+    config: Config,
+) -> Run {
+    let mut workload = match source {
+        Source::Realistic => Some(events::generate(WorkloadConfig {
+            count: total,
+            // `SELFLOG_BENCH_DUPLICATES` (a share, default the generator's 0.01) for
+            // profiling what the duplicates cost.
+            duplicate_share: std::env::var("SELFLOG_BENCH_DUPLICATES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(WorkloadConfig::default().duplicate_share),
+            ..WorkloadConfig::default()
+        })),
+        Source::Pool(_) => None,
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(Store::open(dir.path().join("s"), config).expect("open"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -156,23 +206,42 @@ fn run_with(
         let ready = Arc::new(std::sync::Barrier::new(
             usize::try_from(threads).unwrap_or(1) + 1,
         ));
+        let generated: Option<Vec<Event>> = workload
+            .as_mut()
+            .map(|w| w.by_ref().take(usize::try_from(n).unwrap_or(0)).collect());
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (store, pool, ready) =
-                    (Arc::clone(&store), Arc::clone(pool), Arc::clone(&ready));
+                let (store, ready) = (Arc::clone(&store), Arc::clone(&ready));
+                let pool = match source {
+                    Source::Pool(p) => Some(Arc::clone(p)),
+                    Source::Realistic => None,
+                };
+                let generated = generated.clone();
                 std::thread::spawn(move || {
-                    let events: Vec<Event> = (0..per_thread)
-                        .map(|i| {
-                            let k = done + t * per_thread + i;
-                            let mut e = pool[usize::try_from(k).unwrap_or(0) % pool.len()].clone();
-                            e.timestamp = Timestamp(base_ts + i64::try_from(k).unwrap_or(0));
-                            e
-                        })
-                        .collect();
+                    let events: Vec<Event> = match (&pool, generated) {
+                        (Some(pool), _) => (0..per_thread)
+                            .map(|i| {
+                                let k = done + t * per_thread + i;
+                                let mut e =
+                                    pool[usize::try_from(k).unwrap_or(0) % pool.len()].clone();
+                                e.timestamp = Timestamp(base_ts + i64::try_from(k).unwrap_or(0));
+                                e
+                            })
+                            .collect(),
+                        (None, generated) => generated.unwrap_or_default(),
+                    };
                     ready.wait();
                     let own = std::path::Path::new("/proc/thread-self/stat");
                     let start = thread_cpu(own).map_or(Duration::ZERO, |c| c.1);
-                    if batch == 1 {
+                    if pool.is_none() {
+                        let mut it = events.into_iter().peekable();
+                        while it.peek().is_some() {
+                            for e in it.by_ref().take(CHUNK_FLUSH_EVENTS) {
+                                store.append(e).expect("append");
+                            }
+                            store.flush().expect("flush");
+                        }
+                    } else if batch == 1 {
                         for e in events {
                             store.append(e).expect("append");
                         }
@@ -208,7 +277,9 @@ fn run_with(
     stop.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let stats = store.stats().expect("stats");
-    assert_eq!(stats.total_events, done, "every event stored");
+    if workload.is_none() {
+        assert_eq!(stats.total_events, done, "every event stored");
+    }
     Run {
         name,
         events: done,
@@ -217,6 +288,22 @@ fn run_with(
         log_bytes: stats.log_bytes,
         cpu,
     }
+}
+
+/// The realistic row alone, for profiling (`perf record`): `SELFLOG_BENCH_REALISTIC_ONLY=1`.
+#[expect(clippy::cast_precision_loss, reason = "figures for display")]
+fn realistic_only(total: u64) {
+    let r = run_realistic(total);
+    let per_event = |d: Duration| d.as_nanos() as f64 / r.events as f64;
+    println!(
+        "{}: {} events, {:.0} events/s; CPU ns/event appending / writer / sync: {:.0} / {:.0} / {:.0}",
+        r.name,
+        r.events,
+        r.events as f64 / r.elapsed.as_secs_f64(),
+        per_event(r.cpu.appending),
+        per_event(r.cpu.writer),
+        per_event(r.cpu.sync)
+    );
 }
 
 #[expect(clippy::cast_precision_loss, reason = "figures for display")]
@@ -250,6 +337,10 @@ fn main() {
         run("warm-up", &pool, total.min(2_000_000), 1, 1);
     }
     // Every workload runs once per round, in turn, and each row is the median of its runs.
+    if std::env::var_os("SELFLOG_BENCH_REALISTIC_ONLY").is_some() {
+        realistic_only(total);
+        return;
+    }
     let workloads: [(&'static str, u64, usize, bool); 5] = [
         ("append, 1 thread", 1, 1, true),
         ("append, 1 thread, dedup off", 1, 1, false),

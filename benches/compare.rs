@@ -181,51 +181,6 @@ fn workload_config(count: u64, start: Timestamp, seed: u64) -> WorkloadConfig {
     }
 }
 
-/// The `selflog` binary: it lives in `crates/selflog-cli`, another package, so cargo does
-/// not hand its path to this one. `SELFLOG_BIN` names a binary to measure. Under
-/// `cargo test` (smoke mode) it is the debug binary beside this one, which the same
-/// `cargo test` built with every target before running any; a measured run (`--bench`), or a
-/// smoke run without that binary, builds the release binary first (in `target/release`,
-/// whose lock the cargo running a debug test does not hold).
-fn selflog_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SELFLOG_BIN") {
-        return PathBuf::from(bin);
-    }
-    // This bench runs as target/<profile>/deps/compare-<hash>.
-    let exe = std::env::current_exe().expect("the bench's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let beside = profile_dir.join("selflog");
-    let measured = std::env::args().any(|a| a == "--bench");
-    if !measured && beside.exists() {
-        return beside;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "selflog-cli",
-            "--bin",
-            "selflog",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build for the selflog binary");
-    assert!(status.success(), "cargo build of the selflog binary failed");
-    let bin = profile_dir
-        .parent()
-        .expect("target")
-        .join("release")
-        .join("selflog");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
-}
-
 /// The default workload seed.
 fn seed() -> u64 {
     WorkloadConfig::default().seed
@@ -735,7 +690,7 @@ impl Scale {
         }
         let store_dir = dir.join("ingested");
         let selflog = measure(
-            Command::new(selflog_binary())
+            Command::new(common::selflog_binary())
                 .env("SELFLOG_STORE", &store_dir)
                 .arg("ingest")
                 .arg(&file)

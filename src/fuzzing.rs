@@ -9,9 +9,10 @@ use crate::format;
 /// The format's structures and public constants, for tests that check the encoders against
 /// the byte tables of `format-spec/FORMAT.md` (`tests/tidy.rs`).
 pub use crate::format::{
-    Block, CommitSlot, EventFrame, Footer, Manifest, ManifestEntry, SegmentHeader, StoreMeta,
-    Summary, BLOCK_LEN, CHECKPOINT_SLOTS, CHECKPOINT_STRIDE, COMMIT_SLOT_LEN, FOOTER_MAGIC,
-    FORMAT_VERSION, FRAME_HEADER_LEN, META_LEN, SEGMENT_HEADER_LEN, SLOT_OFFSETS,
+    decode_image, encode_image, Block, CommitSlot, EventFrame, Footer, ImageHead, Manifest,
+    ManifestEntry, SegmentHeader, StoreMeta, Summary, BLOCK_LEN, CHECKPOINT_SLOTS,
+    CHECKPOINT_STRIDE, COMMIT_SLOT_LEN, FOOTER_MAGIC, FORMAT_VERSION, FRAME_HEADER_LEN, META_LEN,
+    SEGMENT_HEADER_LEN, SLOT_OFFSETS,
 };
 
 // The format constants that are private to `format`, copied out for `tests/tidy.rs`, which
@@ -58,6 +59,14 @@ pub const MANIFEST_ENTRY_LEN: usize = format::MANIFEST_ENTRY_LEN;
 pub const MANIFEST_FLAG_EXACT: u32 = format::MANIFEST_FLAG_EXACT;
 /// Manifest entry flag: sealed.
 pub const ENTRY_FLAG_SEALED: u32 = format::ENTRY_FLAG_SEALED;
+/// First eight bytes of a segment's index image.
+pub const IMAGE_MAGIC: &[u8; 8] = format::IMAGE_MAGIC;
+/// The index image's own version.
+pub const IMAGE_VERSION: u32 = format::IMAGE_VERSION;
+/// Bytes of an index image before its index.
+pub const IMAGE_HEAD_LEN: usize = format::IMAGE_HEAD_LEN;
+/// Index image flag: written by a clean close.
+pub const IMAGE_FLAG_CLEAN: u32 = format::IMAGE_FLAG_CLEAN;
 /// File name of the segment manifest in a store directory.
 pub const MANIFEST_FILE: &str = crate::manifest::MANIFEST_FILE;
 /// Footer section kinds, with the names `format-spec/FORMAT.md#footer` gives them.

@@ -279,6 +279,47 @@ impl SegmentIndex {
         }
     }
 
+    /// The index an [index image](crate::format::ImageHead) holds, ready to go on building:
+    /// everything decoded and owned, and its last block open again unless the block rule
+    /// had closed it. `None` when `f` lacks what a built index has (postings, source and
+    /// action counts, checkpoints) or they disagree with its blocks: an image is only ever
+    /// written from a built index, so such an image is not used.
+    /// `format-spec/FORMAT.md#segment-index-image`
+    pub fn resumed(f: Footer) -> Option<SegmentIndex> {
+        let blocks = f.blocks.len();
+        let complete = f.postings.is_some()
+            && f.source_counts.is_some()
+            && f.action_counts.is_some()
+            && f.checkpoints
+                .as_ref()
+                .is_some_and(|c| c.len() == blocks * CHECKPOINT_SLOTS);
+        let postings_in_range = f.postings.as_ref().is_some_and(|p| {
+            p.iter()
+                .all(|(_, list)| list.iter().all(|&b| (b as usize) < blocks))
+        });
+        if !complete || !postings_in_range {
+            return None;
+        }
+        let mut ix = SegmentIndex::from_footer(f, None);
+        let Blocks::Owned(all) = &mut ix.blocks else {
+            return None;
+        };
+        let last = all.last().copied();
+        if let Some(last) = last {
+            if last.event_count < BLOCK_EVENTS_MAX && last.len < BLOCK_LEN_MAX {
+                Arc::make_mut(all).pop();
+                ix.open = Some(last);
+                if let Checkpoints::Owned(points) = &mut ix.checkpoints {
+                    let points = Arc::make_mut(points);
+                    let at = points.len() - CHECKPOINT_SLOTS;
+                    ix.open_checkpoints.copy_from_slice(&points[at..]);
+                    points.truncate(at);
+                }
+            }
+        }
+        Some(ix)
+    }
+
     /// The postings built while writing or scanning (not those of a footer).
     fn built_postings(&self) -> Option<&PostingMap> {
         match &self.postings {
@@ -778,6 +819,59 @@ mod tests {
                 Some((true, None))
             );
         }
+    }
+
+    /// An index resumed from its footer at any point and built on equals the index built in
+    /// one go: the open block is reopened with its checkpoints, closed ones stay closed.
+    #[test]
+    fn an_index_resumed_from_its_image_builds_on_to_the_same_index() {
+        let event = |id: u64| IndexedEvent {
+            id,
+            ts_us: i64::try_from(id * 7 % 13).unwrap(),
+            type_ref: u32::from(id.is_multiple_of(3)),
+            source_ref: 1,
+            action_ref: id.is_multiple_of(5).then_some(0),
+            compressed: id.is_multiple_of(11),
+            data_raw_len: id,
+            data_stored_len: id / 2,
+        };
+        // Frames of 100 to 3,000 bytes, so blocks close by both rules.
+        let len = |id: u64| 100 + u32::try_from(id * 7919 % 2900).unwrap();
+        let build = |from: u64, to: u64, ix: &mut SegmentIndex, offset: &mut u64| {
+            for id in from..=to {
+                ix.add_event(&event(id), *offset, len(id), 5);
+                *offset += u64::from(len(id));
+            }
+        };
+        let mut whole = SegmentIndex::default();
+        whole.add_string("a");
+        whole.add_string("b");
+        let mut end = 256;
+        build(1, 300, &mut whole, &mut end);
+        for split in [0, 1, 4, 5, 31, 32, 33, 64, 100, 299, 300] {
+            let mut part = SegmentIndex::default();
+            part.add_string("a");
+            part.add_string("b");
+            let mut offset = 256;
+            build(1, split, &mut part, &mut offset);
+            let mut resumed = SegmentIndex::resumed(part.to_footer()).unwrap();
+            assert_eq!(resumed.open.is_some(), part.open.is_some(), "split {split}");
+            build(split + 1, 300, &mut resumed, &mut offset);
+            assert_eq!(resumed.to_footer(), whole.to_footer(), "split {split}");
+            for id in [1, 7, 150, 300] {
+                assert_eq!(
+                    resumed.locate(id),
+                    whole.locate(id),
+                    "split {split} id {id}"
+                );
+            }
+        }
+        // A footer without what a built index has is not resumed.
+        let bare = Footer {
+            postings: None,
+            ..whole.to_footer()
+        };
+        assert!(SegmentIndex::resumed(bare).is_none());
     }
 
     #[test]

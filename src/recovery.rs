@@ -25,7 +25,7 @@ use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
 use crate::manifest::{self, Continuity, Finding, MANIFEST_FILE};
 use crate::segment::{
-    check_identity, map, read_header, scan_frames, sealed_len, ActiveSegment, StreamKind,
+    check_identity, image, map, read_header, scan_frames, sealed_len, ActiveSegment, StreamKind,
 };
 use crate::stream::{read_footer, read_frame, Snapshot, Stream};
 use crate::writer::Recovered;
@@ -56,6 +56,12 @@ pub struct OpenReport {
     /// Events read from the segments to bring the window up to date: those after the
     /// image, or the whole window without one.
     pub dedup_events_read: u64,
+    /// Bytes of the unsealed segment's frames the open scanned: those after the segment's
+    /// index image (`events-DDDDDDDD.idx`), or all of them without a usable one.
+    pub tail_scanned_bytes: u64,
+    /// Why the unsealed segment's index image could not be used (damaged, stale, written
+    /// for another segment or other frames); it was removed and the frames scanned.
+    pub index_image_rejected: Option<String>,
     /// Why the `counters` file could not be read (garbage, wrong length, checksum): the
     /// count of duplicates dropped is kept nowhere else and cannot be rebuilt from the log,
     /// so it restarted at 0 and a sound file replaced the damaged one.
@@ -99,23 +105,42 @@ impl OpenReport {
 }
 
 /// Removes leftovers of segment creations and manifest updates a crash interrupted,
-/// returning how many.
+/// returning how many; and the index images of segments sealed since (only the newest
+/// segment can still need one), and those of index image writes.
 fn remove_temp_files(dir: &Path, kind: StreamKind) -> Result<usize> {
     let mut removed = 0;
     let manifest_tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
     if std::fs::remove_file(&manifest_tmp).is_ok() {
         removed += 1;
     }
+    let mut images = Vec::new();
+    let mut newest = 0;
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".tmp") {
+        if let Some(id) = kind.parse_file_name(&name) {
+            newest = newest.max(id);
+        } else if let Some(stem) = name.strip_suffix(".tmp") {
             if kind.parse_file_name(stem).is_some() {
                 let path = entry.path();
                 std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
                 removed += 1;
+            } else if let Some(stem) = stem.strip_suffix(".idx") {
+                if kind.parse_file_name(&format!("{stem}.seg")).is_some() {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                }
             }
+        } else if let Some(stem) = name.strip_suffix(".idx") {
+            if let Some(id) = kind.parse_file_name(&format!("{stem}.seg")) {
+                images.push((id, entry.path()));
+            }
+        }
+    }
+    for (id, path) in images {
+        if id != newest {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
         }
     }
     Ok(removed)
@@ -395,6 +420,8 @@ fn recover_segments(
         let len = sealed_len(&file, &slot, len, &path)?;
         let m = map::map_read(&file, len, &path)?;
         let footer = read_footer(&m, &slot, &path)?;
+        // Sealed after its last image was written: the footer holds its index now.
+        image::remove(&path, false)?;
         return Ok((
             Recovered {
                 active: None,
@@ -406,44 +433,13 @@ fn recover_segments(
         ));
     }
     let mut active = ActiveSegment::reopen(path.clone(), file, header, slot)?;
-    let mut index = SegmentIndex::default();
-    let committed = map::map_read(active.file(), slot.committed_len, &path)?;
-    let scanned = scan_frames(
-        &committed,
-        SEGMENT_HEADER_LEN as u64,
-        slot.committed_len,
-        &header,
-        &mut index,
-        slot.commit_time_us,
-        &path,
-    );
-    drop(committed);
-    if let Err((frame_at, err)) = scanned {
-        if frame_at < slot.durable_len {
-            return Err(err);
-        }
-        // Committed but never synced: a power loss in Buffered mode lost these frames.
-        // `format-spec/FORMAT.md#recovery`
-        report.lost_unsynced_bytes = slot.committed_len - frame_at;
-        let s = &index.summary;
-        active.truncate_published(
-            frame_at,
-            s.event_count,
-            if s.event_count > 0 { s.last_id } else { 0 },
-        )?;
-    } else if index.summary.event_count != slot.event_count
-        || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
-    {
-        return Err(Error::corrupt(
-            &path,
-            crate::format::SLOT_OFFSETS[0] as u64,
-            "commit slot counts disagree with the frames",
-        ));
+    let (index, from, image_clean) = scan_active(&mut active, &mut report)?;
+    let clean_image = image_clean && from == active.slot.committed_len;
+    clear_tail(&mut active, clean_image, &mut report)?;
+    if image_clean {
+        // Cleared, durably, before this writer writes anything past it.
+        image::mark_not_clean(&path)?;
     }
-    // The zeroed span includes the discarded frames, which are reported separately.
-    report.torn_tail_bytes = active
-        .zero_tail(active.slot.committed_len)?
-        .saturating_sub(report.lost_unsynced_bytes);
     report.tail_events = index.summary.event_count;
     let last_id = if report.lost_unsynced_bytes > 0 {
         // Ids handed out for the discarded events are not reused: a consumer may have seen
@@ -466,6 +462,100 @@ fn recover_segments(
         },
         report,
     ))
+}
+
+/// Scans the unsealed segment's committed frames (after its index image, when usable) into
+/// its index, discarding frames a power loss destroyed past `durable_len`. Returns the
+/// index, where the scan started and whether the image was clean.
+fn scan_active(
+    active: &mut ActiveSegment,
+    report: &mut OpenReport,
+) -> Result<(SegmentIndex, u64, bool)> {
+    let (path, header, slot) = (&active.path.clone(), active.header, active.slot);
+    let committed = map::map_read(active.file(), slot.committed_len, path)?;
+    let (mut index, from, image_last_frame, image_clean) =
+        usable_image(path, &header, &slot, &committed, report)?;
+    let scanned = scan_frames(
+        &committed,
+        from,
+        slot.committed_len,
+        &header,
+        &mut index,
+        slot.commit_time_us,
+        path,
+    );
+    drop(committed);
+    match scanned {
+        Err((frame_at, err)) => {
+            if frame_at < slot.durable_len {
+                return Err(err);
+            }
+            report.tail_scanned_bytes = frame_at - from;
+            // Committed but never synced: a power loss in Buffered mode lost these frames.
+            // `format-spec/FORMAT.md#recovery`
+            report.lost_unsynced_bytes = slot.committed_len - frame_at;
+            let s = &index.summary;
+            active.truncate_published(
+                frame_at,
+                s.event_count,
+                if s.event_count > 0 { s.last_id } else { 0 },
+            )?;
+        }
+        Ok(last_frame) => {
+            report.tail_scanned_bytes = slot.committed_len - from;
+            active.last_frame_at = last_frame.unwrap_or(image_last_frame);
+            if index.summary.event_count != slot.event_count
+                || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
+            {
+                return Err(Error::corrupt(
+                    path,
+                    crate::format::SLOT_OFFSETS[0] as u64,
+                    "commit slot counts disagree with the frames",
+                ));
+            }
+        }
+    }
+    Ok((index, from, image_clean))
+}
+
+/// Zeroes the unsealed segment's torn tail and reports it, unless `clean_image`: a clean
+/// close wrote an image over every committed frame and wrote nothing after them, so there
+/// is no torn tail to look for in the rest of the file (up to 64 MiB read).
+fn clear_tail(
+    active: &mut ActiveSegment,
+    clean_image: bool,
+    report: &mut OpenReport,
+) -> Result<()> {
+    if !clean_image {
+        // The zeroed span includes the discarded frames, which are reported separately.
+        report.torn_tail_bytes = active
+            .zero_tail(active.slot.committed_len)?
+            .saturating_sub(report.lost_unsynced_bytes);
+    }
+    Ok(())
+}
+
+/// The index the unsealed segment's image holds, where scanning goes on, the frame the
+/// image ends at and whether a clean close wrote it; or an empty index from the first
+/// frame on when there is no usable image (a refused one is removed and reported: were it
+/// to pass its checks later, after a slot lost to a power loss is written again, its clean
+/// flag would vouch for a tail it never saw). `format-spec/FORMAT.md#segment-index-image`
+fn usable_image(
+    path: &Path,
+    header: &SegmentHeader,
+    slot: &crate::format::CommitSlot,
+    committed: &[u8],
+    report: &mut OpenReport,
+) -> Result<(SegmentIndex, u64, u64, bool)> {
+    match image::load(path, header, slot, committed) {
+        Ok(Some(l)) => Ok((l.index, l.covered_len, l.last_frame_offset, l.clean)),
+        Ok(None) => Ok((SegmentIndex::default(), SEGMENT_HEADER_LEN as u64, 0, false)),
+        Err(why) => {
+            image::remove(path, true)?;
+            report.index_image_rejected = Some(why);
+            Ok((SegmentIndex::default(), SEGMENT_HEADER_LEN as u64, 0, false))
+        }
+    }
 }
 
 /// The deduplication window of a store opened for writing: the image the last clean close

@@ -24,7 +24,7 @@ use crate::format::{
 };
 use crate::index::{FooterSource, SegmentIndex};
 use crate::segment::{
-    check_identity, checked_frame, map, read_header, scan_frames, sealed_len, StreamKind,
+    check_identity, checked_frame, image, map, read_header, scan_frames, sealed_len, StreamKind,
 };
 
 /// Largest decompressed payload a reader will allocate for; larger claims are corruption.
@@ -174,6 +174,15 @@ impl SegmentView {
             };
             if map_len as usize != st.map.len() {
                 st.map = Arc::new(map::map_read(&self.file, map_len, &self.path)?);
+            }
+            if !slot.sealed && st.scanned_len == SEGMENT_HEADER_LEN as u64 {
+                // An unsealed segment seen for the first time: its index image, when it
+                // passes the checks against this segment, spares scanning the frames it
+                // covers. `format-spec/FORMAT.md#segment-index-image`
+                if let Ok(Some(loaded)) = image::load(&self.path, &self.header, &slot, &st.map) {
+                    st.index = loaded.index;
+                    st.scanned_len = loaded.covered_len;
+                }
             }
             let from = st.scanned_len;
             let st = &mut *st;

@@ -364,6 +364,10 @@ struct Kills {
     /// Kills that left a half-written dedup image or manifest behind.
     image_tmp_left: u64,
     manifest_tmp_left: u64,
+    /// Kills after which the newest segment's index image was clean (a close had written
+    /// it and no open had yet cleared the flag), and kills that left a half-written one.
+    clean_index_images: u64,
+    index_image_tmp_left: u64,
     /// Clean closes the children completed, the time they took, and how many wrote an image.
     closes: u64,
     close_us: u64,
@@ -392,6 +396,7 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
     }
     eprintln!(
         "{} kills in {:.1?}; by step: {:?}; half-written image left {}, manifest left {}; \
+         clean index images after a kill {}, half-written ones {}; \
          {} clean closes (mean {} µs, {} wrote an image); {} events checked; {} acknowledged \
          in the last store",
         kills.killed,
@@ -399,6 +404,8 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
         kills.in_step,
         kills.image_tmp_left,
         kills.manifest_tmp_left,
+        kills.clean_index_images,
+        kills.index_image_tmp_left,
         kills.closes,
         kills.close_us / kills.closes.max(1),
         kills.images_saved,
@@ -439,6 +446,66 @@ fn step_killed(dir: &Path, acked: &Acked) -> &'static str {
     } else {
         "close, before the clean-close record"
     }
+}
+
+/// After a writable open and a clean close: no temporary file left in the store or its
+/// sidecars, and a clean index image of the newest segment only.
+fn check_left_files(dir: &Path, ctx: &str) {
+    for d in [dir.to_path_buf(), dir.join("patterns"), dir.join("stats")] {
+        for tmp in [IMAGE_TMP, MANIFEST_TMP] {
+            assert!(
+                !d.join(tmp).exists(),
+                "{ctx}: {tmp} left in {}",
+                d.display()
+            );
+        }
+        // After the writable open and a clean close: no temporary index image, and a
+        // clean image of the newest segment only.
+        let (images, tmps, newest) = index_images(&d);
+        assert_eq!(
+            tmps,
+            0,
+            "{ctx}: a temporary index image left in {}",
+            d.display()
+        );
+        for (path, clean) in &images {
+            assert!(
+                *clean && Some(path.with_extension("seg")) == newest,
+                "{ctx}: index image {} (clean {clean}), newest segment {newest:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The index images in `dir` (with whether each is clean, by its flags), how many
+/// temporary ones, and the newest segment file.
+fn index_images(
+    dir: &Path,
+) -> (
+    Vec<(std::path::PathBuf, bool)>,
+    u64,
+    Option<std::path::PathBuf>,
+) {
+    let (mut images, mut tmps, mut newest) = (Vec::new(), 0, None);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".idx.tmp") {
+            tmps += 1;
+        } else if path.extension().is_some_and(|x| x == "idx") {
+            let clean = std::fs::read(&path)
+                .ok()
+                .and_then(|b| selflog::fuzzing::ImageHead::decode(&b).ok())
+                .is_some_and(|h| h.clean);
+            images.push((path, clean));
+        } else if path.extension().is_some_and(|x| x == "seg")
+            && newest.as_ref().is_none_or(|n| path > *n)
+        {
+            newest = Some(path);
+        }
+    }
+    (images, tmps, newest)
 }
 
 /// Runs iterations `iters` on the store at `dir`, then recovers it in this process, checks
@@ -505,6 +572,9 @@ fn kill_repeatedly(
         for d in [dir.to_path_buf(), dir.join("patterns"), dir.join("stats")] {
             kills.image_tmp_left += u64::from(d.join(IMAGE_TMP).exists());
             kills.manifest_tmp_left += u64::from(d.join(MANIFEST_TMP).exists());
+            let (images, tmps, _) = index_images(&d);
+            kills.index_image_tmp_left += tmps;
+            kills.clean_index_images += images.iter().filter(|(_, clean)| *clean).count() as u64;
         }
         acked.in_flight = None;
         let (last, present) = check(dir, &acked, now_us, &ctx);
@@ -529,15 +599,7 @@ fn kill_repeatedly(
     );
     store.close().unwrap();
     acked.events = next;
-    for d in [dir.to_path_buf(), dir.join("patterns"), dir.join("stats")] {
-        for tmp in [IMAGE_TMP, MANIFEST_TMP] {
-            assert!(
-                !d.join(tmp).exists(),
-                "{ctx}: {tmp} left in {}",
-                d.display()
-            );
-        }
-    }
+    check_left_files(dir, &ctx);
     let (last, present) = check(dir, &acked, now_us, &ctx);
     assert_eq!(last, next, "{ctx}");
     kills.acked = last;

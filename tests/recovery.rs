@@ -29,6 +29,8 @@ const SLOT_A: usize = 64;
 const CRASH_CHILD_ENV: &str = "SELFLOG_CRASH_CHILD";
 const READER_CHILD_ENV: &str = "SELFLOG_READER_CHILD";
 const LOCK_CHILD_ENV: &str = "SELFLOG_LOCK_CHILD";
+/// Set for a crash child that appends in `Durability::Sync`.
+const CRASH_SYNC_ENV: &str = "SELFLOG_CRASH_SYNC";
 /// Most events the crash child appends between two flushes.
 const FLUSH_EVERY_MAX: u64 = 100;
 /// The crash child stops by itself after this many events, should nobody kill it.
@@ -344,7 +346,12 @@ fn child_appender() {
     let Some(dir) = std::env::var_os(CRASH_CHILD_ENV) else {
         return;
     };
-    let store = Store::open(&dir, crash_config()).expect("child opens the store");
+    let mut cfg = crash_config();
+    if std::env::var_os(CRASH_SYNC_ENV).is_some() {
+        // Every publication synced: the writer then also writes index images as it goes.
+        cfg.durability = selflog::Durability::Sync;
+    }
+    let store = Store::open(&dir, cfg).expect("child opens the store");
     let start = store.stats().unwrap().last_id.map_or(1, |id| id.0 + 1);
     say(&format!("start {start}"));
     let mut i = start;
@@ -1017,6 +1024,8 @@ fn sigkill_while_appending_loses_no_flushed_event() {
     let mut dir = PathBuf::new();
     let mut stored = 0u64;
     let mut killed = 0;
+    // Index images seen after earlier kills, by file name: older copies to put back.
+    let mut saved_images: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for iter in 0..iters {
         if iter % ITERS_PER_STORE == 0 {
             if iter > 0 {
@@ -1042,8 +1051,11 @@ fn sigkill_while_appending_loses_no_flushed_event() {
         let ctx = format!(
             "SELFLOG_CRASH_SEED={seed}, iteration {iter}, kill after {kill_after} `{kill_on}` lines"
         );
-        let (mut child, mut out) =
-            Reaper::spawn_piped(child_command("child_appender", CRASH_CHILD_ENV, &dir));
+        let mut cmd = child_command("child_appender", CRASH_CHILD_ENV, &dir);
+        if rng.below(2) == 0 {
+            cmd.env(CRASH_SYNC_ENV, "1");
+        }
+        let (mut child, mut out) = Reaper::spawn_piped(cmd);
         let mut progress = CrashProgress {
             flushed: stored,
             appended: stored,
@@ -1079,6 +1091,11 @@ fn sigkill_while_appending_loses_no_flushed_event() {
             );
         }
 
+        // The index image beside the active segment, left as the kill left it, or damaged,
+        // cut short, an older copy of it, or another segment's: every open must still
+        // answer exactly what the frames hold (a bad image only costs a longer scan).
+        let damage = damage_index_image(&dir, &mut rng, &mut saved_images);
+        let ctx = format!("{ctx}, index image {damage}");
         let report = verify(&dir).unwrap();
         assert!(
             report.problems.is_empty(),
@@ -1088,8 +1105,16 @@ fn sigkill_while_appending_loses_no_flushed_event() {
         let ro =
             Store::open_read_only(&dir).unwrap_or_else(|e| panic!("{ctx}: read-only open: {e}"));
         // Events stored before this iteration were compared in earlier ones; `verify` above
-        // checked every frame's CRC, and this scan checks that all ids are there.
-        let compare_from = stored.saturating_sub(FLUSH_EVERY_MAX) + 1;
+        // checked every frame's CRC, and this scan checks that all ids are there. After the
+        // image was tampered with, every event is compared, through the index it built.
+        let compare_from = if damage == "as left" {
+            stored.saturating_sub(FLUSH_EVERY_MAX) + 1
+        } else {
+            1
+        };
+        if damage != "as left" {
+            check_index_answers(&ro, &ctx);
+        }
         let count = scan_expecting_from(&ro, &det_event, compare_from, &ctx);
         let acked = progress.flushed;
         assert!(
@@ -1114,7 +1139,7 @@ fn sigkill_while_appending_loses_no_flushed_event() {
         assert_eq!(stats.last_id.map_or(0, |id| id.0), count, "{ctx}");
         assert_eq!(report.events, count, "{ctx}");
         eprintln!(
-            "iteration {iter}: {count} events in {} segments, {} torn bytes (killed after {kill_after} `{kill_on}` lines; {progress:?})",
+            "iteration {iter}: {count} events in {} segments, {} torn bytes (killed after {kill_after} `{kill_on}` lines; {progress:?}); index image {damage}",
             stats.segments, report.torn_tail_bytes
         );
         stored = count;
@@ -1123,6 +1148,93 @@ fn sigkill_while_appending_loses_no_flushed_event() {
         finish_crashed_store(&dir, stored, seed);
     }
     assert!(killed > 0 || iters == 0, "seed {seed}: no child was killed");
+}
+
+/// What the crash loop does to the active segment's index image after a kill, returning
+/// what it did: nothing, a flipped byte, a cut, an older copy of the same segment's image,
+/// an image of another segment (an earlier one of this store, or one of an earlier store)
+/// put in its place, or removal. Saves the image as it was for later iterations.
+fn damage_index_image(
+    dir: &Path,
+    rng: &mut Rng,
+    saved: &mut Vec<(PathBuf, Vec<u8>)>,
+) -> &'static str {
+    let Some(active) = segment_paths(dir).pop() else {
+        return "as left";
+    };
+    let path = active.with_extension("idx");
+    let current = std::fs::read(&path).ok();
+    let older = saved
+        .iter()
+        .rev()
+        .find(|(p, b)| *p == path && Some(b) != current.as_ref())
+        .map(|(_, b)| b.clone());
+    let other = saved
+        .iter()
+        .rev()
+        .find(|(p, _)| *p != path)
+        .map(|(_, b)| b.clone());
+    if let Some(b) = &current {
+        saved.push((path.clone(), b.clone()));
+        if saved.len() > 8 {
+            saved.remove(0);
+        }
+    }
+    match (rng.below(8), &current) {
+        (0, Some(b)) if !b.is_empty() => {
+            let mut b = b.clone();
+            let at = usize::try_from(rng.below(b.len() as u64)).unwrap();
+            b[at] ^= 1 << rng.below(8);
+            std::fs::write(&path, b).unwrap();
+            "with a flipped byte"
+        }
+        (1, Some(b)) => {
+            let len = usize::try_from(rng.below(b.len() as u64)).unwrap();
+            std::fs::write(&path, &b[..len]).unwrap();
+            "cut short"
+        }
+        (2, _) if older.is_some() => {
+            std::fs::write(&path, older.unwrap()).unwrap();
+            "replaced by an older copy"
+        }
+        (3, _) if other.is_some() => {
+            std::fs::write(&path, other.unwrap()).unwrap();
+            "replaced by another segment's"
+        }
+        (4, Some(_)) => {
+            std::fs::remove_file(&path).unwrap();
+            "removed"
+        }
+        _ => "as left",
+    }
+}
+
+/// Lookups and filtered queries through the index a read-only open built (from an image
+/// or a scan) agree with a plain scan of every event.
+fn check_index_answers(store: &Store, ctx: &str) {
+    let all: Vec<StoredEvent> = store.scan().unwrap().map(Result::unwrap).collect();
+    for e in all.iter().step_by(7) {
+        let got = store.get(e.id).unwrap();
+        assert_eq!(got.as_ref(), Some(e), "{ctx}: get {}", e.id.0);
+    }
+    for ty in ["clipboard", "ünïcødé ✓"] {
+        let want: Vec<EventId> = all
+            .iter()
+            .filter(|e| e.event_type == ty)
+            .map(|e| e.id)
+            .collect();
+        let mut got: Vec<EventId> = store
+            .query()
+            .event_type(ty)
+            .run()
+            .unwrap()
+            .map(|e| e.unwrap().id)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{ctx}: events of type {ty}");
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.total_events, all.len() as u64, "{ctx}: stats");
 }
 
 /// A writer in this process recovers a store the crash children left with `stored` events,
@@ -1389,6 +1501,10 @@ fn garbage_after_committed_end_is_not_damage() {
         std::fs::read(&active).unwrap() == damaged,
         "verify and readers modify nothing"
     );
+    // A killed writer leaves no clean index image. A clean close does, and the next open
+    // then reads nothing past the committed end, where that writer wrote nothing: the
+    // garbage of this test has to be what a kill left.
+    std::fs::remove_file(active.with_extension("idx")).unwrap();
 
     {
         let store = Store::open(&dir, cfg.clone()).unwrap();

@@ -13,7 +13,8 @@ pub mod events;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::{Read as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flate2::read::GzDecoder;
@@ -806,4 +807,49 @@ pub fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = text.split_whitespace().take(3).collect();
     load.join(" ")
+}
+
+/// The `selflog` binary: it lives in `crates/selflog-cli`, another package, so cargo does
+/// not hand its path to this one. `SELFLOG_BIN` names a binary to measure. Under
+/// `cargo test` (smoke mode) it is the debug binary beside this one, which the same
+/// `cargo test` built with every target before running any; a measured run (`--bench`), or a
+/// smoke run without that binary, builds the release binary first (in `target/release`,
+/// whose lock the cargo running a debug test does not hold).
+pub fn selflog_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SELFLOG_BIN") {
+        return PathBuf::from(bin);
+    }
+    // This bench runs as target/<profile>/deps/compare-<hash>.
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let beside = profile_dir.join("selflog");
+    let measured = std::env::args().any(|a| a == "--bench");
+    if !measured && beside.exists() {
+        return beside;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "selflog-cli",
+            "--bin",
+            "selflog",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build for the selflog binary");
+    assert!(status.success(), "cargo build of the selflog binary failed");
+    let bin = profile_dir
+        .parent()
+        .expect("target")
+        .join("release")
+        .join("selflog");
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
 }

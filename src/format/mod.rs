@@ -8,6 +8,7 @@
 mod footer;
 mod frame;
 mod header;
+mod image;
 mod manifest;
 mod sections;
 
@@ -33,6 +34,8 @@ pub use header::{
     SLOT_OFFSETS,
 };
 pub(crate) use header::{FIXED_HEADER_LEN, META_MAGIC, SEGMENT_MAGIC, SLOT_FLAG_SEALED};
+pub use image::{decode_image, encode_image, ImageHead};
+pub(crate) use image::{IMAGE_FLAG_CLEAN, IMAGE_HEAD_LEN, IMAGE_MAGIC, IMAGE_VERSION};
 pub use manifest::{Manifest, ManifestEntry};
 pub(crate) use manifest::{
     ENTRY_FLAG_SEALED, MANIFEST_ENTRY_LEN, MANIFEST_FLAG_EXACT, MANIFEST_HEADER_LEN,

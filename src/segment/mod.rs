@@ -6,6 +6,7 @@
 //! modified again, and a segment only shrinks once, when sealed, and then only past its
 //! committed end plus footer. Only `map.rs` maps files into memory, and only for reading.
 
+pub(crate) mod image;
 pub(crate) mod map;
 
 use std::fs::{File, OpenOptions};
@@ -278,6 +279,8 @@ fn header_error(path: &Path, e: format::DecodeError) -> Error {
 /// from 0) into `index`. Every frame must decode and pass its checksum, event ids must
 /// increase, and string references must be defined in order.
 ///
+/// Returns the offset of the last frame scanned, if any.
+///
 /// # Errors
 /// The start offset of the first bad frame and an [`Error::Corrupt`] naming the exact
 /// offset of the damage; `index` then covers the frames before it.
@@ -289,13 +292,15 @@ pub(crate) fn scan_frames(
     index: &mut SegmentIndex,
     commit_us: i64,
     path: &Path,
-) -> std::result::Result<(), (u64, Error)> {
+) -> std::result::Result<Option<u64>, (u64, Error)> {
     let mut at = start;
+    let mut last = None;
     while at < end {
         let len = scan_one(buf, at, end, header, index, commit_us, path).map_err(|e| (at, e))?;
+        last = Some(at);
         at += len;
     }
-    Ok(())
+    Ok(last)
 }
 
 /// Decodes and checks the frame at file offset `at` of `buf` (a map of the file from 0),
@@ -416,6 +421,9 @@ pub(crate) struct ActiveSegment {
     staged: Vec<u8>,
     /// Bytes handed to the file; `write_len - staged.len()`.
     flushed_len: u64,
+    /// File offset of the last frame written (0: none yet, or not known), which an index
+    /// image records to be checked against.
+    pub last_frame_at: u64,
 }
 
 impl ActiveSegment {
@@ -458,6 +466,7 @@ impl ActiveSegment {
                 write_len: SEGMENT_HEADER_LEN as u64,
                 staged: Vec::new(),
                 flushed_len: SEGMENT_HEADER_LEN as u64,
+                last_frame_at: 0,
             })
         })();
         if result.is_err() {
@@ -495,6 +504,7 @@ impl ActiveSegment {
             write_len: slot.committed_len,
             staged: Vec::new(),
             flushed_len: slot.committed_len,
+            last_frame_at: 0,
         })
     }
 
@@ -512,6 +522,7 @@ impl ActiveSegment {
     pub fn append_mut(&mut self, len: usize) -> &mut [u8] {
         let start = self.staged.len();
         self.staged.resize(start + len, 0);
+        self.last_frame_at = self.write_len;
         self.write_len += len as u64;
         debug_assert!(self.write_len <= self.header.segment_len);
         &mut self.staged[start..]
@@ -655,6 +666,7 @@ impl ActiveSegment {
         };
         self.write_len = committed_len;
         self.flushed_len = committed_len;
+        self.last_frame_at = 0;
         self.write_slot(slot, true)
     }
 

@@ -12,6 +12,7 @@
 //! but for the copy and the lookup; `Store`'s append methods only call it.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::dedup::DEDUP_TOUCH_AHEAD;
@@ -47,7 +48,7 @@ struct Entry {
 /// buffer. Appending copies an event's fields in; the writer reads them in place and hands
 /// the cleared batch back for reuse, so neither thread allocates or frees per event (freeing
 /// events allocated by another thread was a quarter of the writer's time).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Batch {
     entries: Vec<Entry>,
     bytes: Vec<u8>,
@@ -195,13 +196,10 @@ impl Batch {
         self.bytes.shrink_to(BATCH_BYTES_KEEP);
     }
 
-    /// Moves the events from the `at`th on into a new batch.
-    pub fn split_off(&mut self, at: usize) -> Batch {
+    /// A copy of the events from the `at`th on, in a new batch.
+    pub fn copy_from(&self, at: usize) -> Batch {
         let mut tail = Batch::default();
         tail.extend_from(&self.entries[at.min(self.entries.len())..], &self.bytes);
-        let keep = self.entries.get(at).map_or(self.bytes.len(), |e| e.start);
-        self.entries.truncate(at);
-        self.bytes.truncate(keep);
         tail
     }
 
@@ -240,7 +238,22 @@ pub(crate) struct QueueState {
     pub duplicates: u64,
     /// The count last written to the counters file.
     pub duplicates_saved: u64,
+    /// The batch the writer took and is writing: a duplicate whose original is in it is
+    /// confirmed here instead of waiting for the writer to publish it.
+    pub in_flight: Option<Arc<Batch>>,
+    /// The batches the writer published last, oldest first, holding the last
+    /// [`RECENT_EVENTS_MAX`] events or more (at most that plus one batch). Duplicates mostly copy a
+    /// recent event; confirming one here instead of reading the original back made the
+    /// in-process reader scan every new frame once per duplicate (issue 21).
+    pub recent: std::collections::VecDeque<Arc<Batch>>,
+    /// Events in `recent`.
+    pub recent_events: usize,
 }
+
+/// Events of published batches the queue keeps for confirming duplicates: the workload's
+/// duplicates copy one of the last 1,000 events, and a capture daemon's repeat what it
+/// just saw. About 400 bytes each, a few MB.
+pub(crate) const RECENT_EVENTS_MAX: usize = 8192;
 
 /// An event on its way into the queue: the event, its content hash, its dedup window key,
 /// and its data as the appending thread compressed it, if it did.
@@ -482,6 +495,12 @@ impl Shared {
                 // Still queued (every assigned id from the queue's first on is).
                 let queued = q.events.find(original);
                 return Ok(queued.is_some_and(|e| e.hash == hash && e.same_content(event)));
+            }
+        }
+        // Being written, or published lately: its bytes are still here.
+        for batch in q.in_flight.iter().chain(q.recent.iter().rev()) {
+            if let Some(e) = batch.find(original) {
+                return Ok(e.hash == hash && e.same_content(event));
             }
         }
         {

@@ -18,9 +18,9 @@ use crate::event::Timestamp;
 use crate::format::{self, EventFrame, ManifestEntry, SegmentHeader, FORMAT_VERSION};
 use crate::index::{IndexedEvent, SegmentIndex};
 use crate::manifest::{self, ID_LEASE};
-use crate::segment::{ActiveSegment, StreamKind};
+use crate::segment::{image, ActiveSegment, StreamKind};
 
-use super::queue::{text, Batch, QueueState, Queued};
+use super::queue::{text, Batch, QueueState, Queued, RECENT_EVENTS_MAX};
 use super::sync::Syncer;
 use super::{Recovered, Shared, HEALTH_DISK_FULL, HEALTH_OK};
 
@@ -33,6 +33,12 @@ const LZ4_BUFFER_KEEP: usize = 256 << 10;
 
 /// Bytes the writer appends to the active segment between two background syncs.
 const SYNC_AHEAD_BYTES: u64 = 8 << 20;
+
+/// Bytes of new durable frames after which a sync also writes the active segment's index
+/// image (or an eighth of the segment, if less): an open scans at most about this much of
+/// a segment (plus what is not yet synced), and the writer encodes an image (up to ~1% of
+/// the segment) at most once per this many bytes. `format-spec/FORMAT.md#segment-index-image`
+const IMAGE_EVERY_BYTES: u64 = 1 << 20;
 
 /// Writes the LZ4 block of `data` into `out` from byte `at` on and returns where it lies
 /// there, if `data` is longer than `compress_len_min` and compression makes it smaller: what
@@ -83,6 +89,8 @@ pub(crate) struct Writer {
     high_water: u64,
     /// The manifest entry of the segment sealed last, until the roll that follows records it.
     sealed_entry: Option<ManifestEntry>,
+    /// How far the active segment's last index image reaches (0: none written).
+    image_len: u64,
 }
 
 impl Writer {
@@ -107,6 +115,7 @@ impl Writer {
             sync_kicked_at: 0,
             high_water: recovered.high_water,
             sealed_entry: None,
+            image_len: 0,
         }
     }
 
@@ -179,17 +188,16 @@ impl Writer {
     /// sync is due or the store is closing. Returns whether the writer is done: closing,
     /// with everything written; closing with events a full disk still holds back is an
     /// error.
-    fn step(&mut self, mut batch: Batch, shutdown: bool) -> Result<bool> {
-        if !self.retained.is_empty() {
+    fn step(&mut self, batch: Arc<Batch>, shutdown: bool) -> Result<bool> {
+        let batch = if self.retained.is_empty() {
+            batch
+        } else {
             let mut retained = std::mem::take(&mut self.retained);
-            retained.append(&mut batch);
-            batch = retained;
-        }
-        if !batch.is_empty() {
-            self.write_batch(&mut batch)?;
-        }
-        batch.clear();
-        self.spare = batch;
+            retained.append(&mut Arc::unwrap_or_clone(batch));
+            Arc::new(retained)
+        };
+        let published = batch.is_empty() || self.write_batch(&batch)?;
+        self.done_with(batch, published);
         let sync_due = self.last_sync.elapsed() >= self.shared.config.batch_timeout;
         if self.unsynced && (sync_due || shutdown) {
             self.sync()?;
@@ -198,12 +206,25 @@ impl Writer {
             // Disk still full at close: the retained events cannot be written.
             return Err(self.shared.health_error().unwrap_or(Error::Closed));
         }
+        if shutdown {
+            // Frames a killed writer published and never synced are synced too (this
+            // writer may have written nothing), so that the clean image covers them all.
+            if self
+                .active
+                .as_ref()
+                .is_some_and(|a| a.slot.durable_len < a.write_len)
+            {
+                self.sync()?;
+            }
+            // Everything is written, published and synced, and nothing more will be.
+            self.write_image(true);
+        }
         Ok(shutdown)
     }
 
     /// Waits until a batch is due and takes it, or until a periodic sync or a disk-full
     /// retry is due (then the batch is empty). Returns whether the store is shutting down.
-    fn next_batch(&mut self) -> (Batch, bool) {
+    fn next_batch(&mut self) -> (Arc<Batch>, bool) {
         let shared = Arc::clone(&self.shared);
         let cfg = &shared.config;
         let mut q = shared.queue.lock();
@@ -213,7 +234,7 @@ impl Writer {
                 if !q.shutdown {
                     self.shared.work.wait_for(&mut q, DISK_FULL_RETRY);
                 }
-                return (Batch::default(), q.shutdown);
+                return (Arc::default(), q.shutdown);
             }
             if let Some(batch) = self.take_due(&mut q, now) {
                 let shutdown = q.shutdown;
@@ -222,11 +243,11 @@ impl Writer {
                 return (batch, shutdown);
             }
             if q.shutdown {
-                return (Batch::default(), true);
+                return (Arc::default(), true);
             }
             let sync_at = self.unsynced.then(|| self.last_sync + cfg.batch_timeout);
             if sync_at.is_some_and(|t| now >= t) {
-                return (Batch::default(), false);
+                return (Arc::default(), false);
             }
             let batch_at = q.oldest.map(|t| t + cfg.batch_timeout);
             match batch_at.into_iter().chain(sync_at).min() {
@@ -238,10 +259,43 @@ impl Writer {
         }
     }
 
+    /// Hands a batch the writer is done with back to the queue: published, it joins the
+    /// recent batches duplicate checks look in (the oldest leaving them once the newer ones
+    /// hold [`RECENT_EVENTS_MAX`] events, its memory kept for the next batch); otherwise (a
+    /// full disk held events back) its memory is kept.
+    fn done_with(&mut self, batch: Arc<Batch>, published: bool) {
+        let mut q = self.shared.queue.lock();
+        q.in_flight = None;
+        let mut unused = Vec::new();
+        if published && !batch.is_empty() {
+            q.recent_events += batch.len();
+            q.recent.push_back(batch);
+            // The oldest goes only while the others still hold `RECENT_EVENTS_MAX` events:
+            // after a large batch, the one before it is still there.
+            while q
+                .recent
+                .front()
+                .is_some_and(|f| q.recent_events - f.len() >= RECENT_EVENTS_MAX)
+            {
+                let old = q.recent.pop_front().expect("checked");
+                q.recent_events -= old.len();
+                unused.push(old);
+            }
+        } else {
+            unused.push(batch);
+        }
+        drop(q);
+        // Duplicate checks borrow the batches only under the queue lock: none is shared now.
+        if let Some(mut b) = unused.into_iter().find_map(|b| Arc::try_unwrap(b).ok()) {
+            b.clear();
+            self.spare = b;
+        }
+    }
+
     /// Takes the queued events if a batch is due: `batch_events` of them, a flush waiting
     /// for them, the oldest queued for the batch timeout, or the store closing. Notes
     /// whether the writer is behind ([`Shared::writer_behind`]).
-    fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Batch> {
+    fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Arc<Batch>> {
         let cfg = &self.shared.config;
         let n = q.events.len();
         let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
@@ -262,10 +316,14 @@ impl Writer {
         if let Some(b) = behind {
             self.shared.writer_behind.store(b, Ordering::Relaxed);
         }
+        let batch = Arc::new(batch);
+        q.in_flight = Some(Arc::clone(&batch));
         Some(batch)
     }
 
-    fn write_batch(&mut self, batch: &mut Batch) -> Result<()> {
+    /// Writes and publishes `batch`; returns whether every event of it was written (not:
+    /// a full disk holds the rest back, in `retained`).
+    fn write_batch(&mut self, batch: &Batch) -> Result<bool> {
         let commit_us = Timestamp::now().0;
         let mut written = 0;
         let mut failure = None;
@@ -291,17 +349,17 @@ impl Writer {
                     self.shared.status.lock().disk_full = None;
                     self.shared.health.store(HEALTH_OK, Ordering::Release);
                 }
-                Ok(())
+                Ok(true)
             }
             Some(Error::DiskFull { path }) => {
-                self.retained = batch.split_off(written);
+                self.retained = batch.copy_from(written);
                 self.shared.status.lock().disk_full = Some(path);
                 self.shared
                     .health
                     .store(HEALTH_DISK_FULL, Ordering::Release);
                 self.shared.progress.notify_all();
                 self.shared.space.notify_all();
-                Ok(())
+                Ok(false)
             }
             Some(e) => Err(e),
         }
@@ -329,6 +387,9 @@ impl Writer {
         }
         drop(st);
         self.shared.progress.notify_all();
+        if sync {
+            self.write_image_if_due();
+        }
         Ok(())
     }
 
@@ -340,7 +401,57 @@ impl Writer {
         self.last_sync = Instant::now();
         self.shared.status.lock().durable_id = self.last_id;
         self.shared.progress.notify_all();
+        self.write_image_if_due();
         Ok(())
+    }
+
+    /// Writes the active segment's index image once `IMAGE_EVERY_BYTES` of durable frames
+    /// were added since the last one.
+    fn write_image_if_due(&mut self) {
+        let due = self.active.as_ref().is_some_and(|a| {
+            let every = IMAGE_EVERY_BYTES.min(a.header.segment_len / 8);
+            a.slot.durable_len >= self.image_len + every
+        });
+        if due {
+            self.write_image(false);
+        }
+    }
+
+    /// Writes the active segment's index image over every frame written, if they are all
+    /// published and synced (an image covers only durable frames); `clean` when the writer
+    /// is done. A failure is ignored: the image is a cache, and a missing one costs the next
+    /// open a longer scan. `format-spec/FORMAT.md#segment-index-image`
+    fn write_image(&mut self, clean: bool) {
+        let Some(active) = &self.active else {
+            return;
+        };
+        let covered = active.write_len;
+        let at = active.last_frame_at;
+        // The frame an image ends at must be known (recovery that discarded frames does not
+        // know it until the next frame is written).
+        let known = (at == 0) == (covered == format::SEGMENT_HEADER_LEN as u64);
+        if covered != active.slot.durable_len || !known {
+            return;
+        }
+        let crc = if at == 0 {
+            Ok(0)
+        } else {
+            image::frame_crc_at(active.file(), at, &active.path)
+        };
+        let written = crc.and_then(|crc| {
+            image::write(
+                &active.path,
+                &active.header,
+                &self.index,
+                covered,
+                at,
+                crc,
+                clean,
+            )
+        });
+        if written.is_ok() {
+            self.image_len = covered;
+        }
     }
 
     /// Encodes one event into the active segment, rolling first when it does not fit.
@@ -492,6 +603,10 @@ impl Writer {
             let (path, end) = (active.path.clone(), active.write_len);
             let header = active.header;
             active.seal(&self.index, commit_us)?;
+            // The footer holds the index now. A crash before this leaves an image beside
+            // a sealed segment, which readers ignore and the next writable open removes.
+            let _ = image::remove(&path, false);
+            self.image_len = 0;
             self.syncer.sealed(path, end);
             let s = &self.index.summary;
             let has = s.event_count > 0;

@@ -1363,6 +1363,84 @@ fn cursor_counters_and_dedup_image_tables_agree_with_files_a_store_writes() {
     finish(&errors);
 }
 
+/// The index image table against the image a clean close left beside a real segment: the
+/// head names that segment and the frame it ends at, and the index is a footer of the
+/// segment's frames.
+#[test]
+fn segment_index_image_table_agrees_with_a_file_a_store_writes() {
+    let all = tables(&spec());
+    let mut errors = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = selflog::Config::default();
+    config.sidecars = false;
+    let store = selflog::Store::open(dir.path(), config).unwrap();
+    for i in 0..40 {
+        store.append(sample_event(i)).unwrap();
+    }
+    store.close().unwrap();
+    let segment = std::fs::read(dir.path().join("events-00000001.seg")).unwrap();
+    let image = std::fs::read(dir.path().join("events-00000001.idx")).unwrap();
+    let len = image.len();
+    let (head, index) = f::decode_image(&image).unwrap();
+    let committed = usize::try_from(u64::from_le_bytes(
+        segment[64 + 8..64 + 16].try_into().unwrap(),
+    ))
+    .unwrap()
+    .max(
+        usize::try_from(u64::from_le_bytes(
+            segment[120 + 8..120 + 16].try_into().unwrap(),
+        ))
+        .unwrap(),
+    );
+    let last_frame = usize::try_from(head.last_frame_offset).unwrap();
+    let t = layout(&all, "Segment index image", "magic");
+    walk(
+        t,
+        &image,
+        &[("index_len", len - f::IMAGE_HEAD_LEN)],
+        &[
+            ("magic", Want::Bytes(f::IMAGE_MAGIC.to_vec())),
+            ("version", Want::N(f::IMAGE_VERSION.into())),
+            ("flags", Want::N(f::IMAGE_FLAG_CLEAN.into())),
+            ("segment_id", Want::N(1)),
+            ("segment_header_crc", Want::Bytes(segment[60..64].to_vec())),
+            ("covered_len", Want::N(committed as i128)),
+            ("last_frame_offset", Want::Any),
+            (
+                "last_frame_crc",
+                Want::Bytes(segment[last_frame + 4..last_frame + 8].to_vec()),
+            ),
+            ("index_len", Want::N((len - f::IMAGE_HEAD_LEN) as i128)),
+            ("index_crc", Want::Bytes(image[len - 4..].to_vec())),
+            ("head_crc", Want::Crc(0..52)),
+            ("index", Want::Span(len - f::IMAGE_HEAD_LEN)),
+        ],
+        &mut errors,
+    );
+    expect(
+        &mut errors,
+        index.summary.event_count == 40 && index.postings.is_some(),
+        "Segment index image: the index is the segment's, with postings",
+    );
+    let body_len = u32::from_le_bytes(segment[last_frame..last_frame + 4].try_into().unwrap());
+    expect(
+        &mut errors,
+        last_frame + 8 + body_len as usize == committed,
+        "Segment index image: the last frame ends at covered_len",
+    );
+    let prose = section_text(&spec(), "Segment index image");
+    let stated = prose
+        .split_once("The file is exactly `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .and_then(|(expr, _)| eval(expr, &[("index_len", len - f::IMAGE_HEAD_LEN)]));
+    expect(
+        &mut errors,
+        stated == Some(len),
+        format!("Segment index image: the stated length is {stated:?}, the file {len} bytes"),
+    );
+    finish(&errors);
+}
+
 /// The manifest a closed store of three small segments wrote, and those segments.
 fn a_written_manifest() -> (Vec<u8>, Vec<selflog::SegmentInfo>) {
     let dir = tempfile::tempdir().unwrap();
@@ -1490,6 +1568,7 @@ fn every_layout_table_of_the_spec_is_checked() {
         ("Store meta", "magic"),
         ("Cursors", "magic"),
         ("Dedup window image", "magic"),
+        ("Segment index image", "magic"),
         ("Segment manifest", "magic"),
         ("Segment manifest", "segment_id"),
         ("Segment header", "fixed part"),

@@ -194,6 +194,11 @@ fn a_damaged_sidecar_segment_is_named_by_verify_while_stats_and_list_work() {
     std::fs::write(&seg, &bytes).unwrap();
 
     verify_names(&store, &seg);
+    // The clean close's index image covers the damaged frame (a string definition, whose
+    // text the image holds), and opens do not read what it covers (issue 21): verify names
+    // the damage; without the image, as after a crash, the pattern read meets it too.
+    std::fs::remove_file(seg.with_extension("idx")).unwrap();
+    verify_names(&store, &seg);
     assert!(ok(&selflog(&store, &["inspect", "stats"])).contains("events             5\n"));
     assert_eq!(
         ok(&selflog(&store, &["inspect", "list", "--json"]))
