@@ -568,6 +568,64 @@ fn excluded_paths_are_never_recorded() {
     assert_eq!(paths, [kept.as_str()], "{recorded:?}");
 }
 
+/// Past the inotify watch limit the daemon warns once, appends `watch_limit_reached` with
+/// the limit, counts the directories it could not watch, and keeps recording in those it
+/// watches. The limit is lowered to 4 inside a user namespace of the test's own
+/// (`/proc/sys/user/max_inotify_watches` is per namespace), so the machine's is untouched.
+#[test]
+fn past_the_watch_limit_it_warns_once_and_keeps_going() {
+    let place = Place::new(CONFIG);
+    let w = place.w();
+    for d in ["a", "b", "c", "d", "e", "f", "g"] {
+        fs::create_dir(w.join(d)).unwrap();
+    }
+    let err_path = place.dir.path().join("stderr-limit.log");
+    let store = place.store();
+    let child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 4 > /proc/sys/user/max_inotify_watches && exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_selflog"))
+        .arg("--store")
+        .arg(&store)
+        .args(["capture", "--no-processes", "--watch"])
+        .arg(&w)
+        .arg("--config")
+        .arg(place.dir.path().join("capture.toml"))
+        .env_remove("SELFLOG_STORE")
+        .env_remove("DISPLAY")
+        .env("HOME", place.dir.path())
+        .env("XDG_CONFIG_HOME", place.dir.path().join("xdg"))
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("run unshare (util-linux)");
+    let d = Daemon {
+        child,
+        store: store.clone(),
+        err_path,
+    };
+    d.wait_for_log("capture: watching");
+    let seen = w.join("seen.txt");
+    fs::write(&seen, "x").unwrap();
+    d.wait_for("a file in a watched directory", |ev| {
+        has(ev, &seen, "created")
+    });
+    let (code, out, err) = d.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let warning = "the inotify watch limit is reached (4 watches per user)";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(out.contains("4 not watched (limit reached)"), "{out}");
+    let system = events(&store, &["--type", "system"]);
+    let limit: Vec<&Value> = system
+        .iter()
+        .filter(|e| action_of(e) == "watch_limit_reached")
+        .collect();
+    assert_eq!(limit.len(), 1, "{system:?}");
+    assert_eq!(limit[0]["data"]["max_user_watches"], 4);
+    assert_eq!(limit[0]["data"]["watched"], 4);
+}
+
 /// A second capture on the same store prints one `locked` line (and its hint) and exits 1;
 /// the first one goes on.
 #[test]

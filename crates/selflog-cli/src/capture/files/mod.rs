@@ -55,13 +55,18 @@ const MOVED_DIR_MEMORY: Duration = Duration::from_secs(5);
 /// Whether each directory gets its own watch (inotify) or each root one recursive watch.
 const WATCH_EACH_DIRECTORY: bool = cfg!(target_os = "linux");
 
-/// The inotify limit on watches per user, if this system has one.
+/// The inotify limit on watches per user, if this system has one: the machine's
+/// (`fs.inotify.max_user_watches`) or, inside a user namespace with a lower one of its own
+/// (`/proc/sys/user/max_inotify_watches`, per namespace since Linux 4.9), that one.
 pub fn max_user_watches() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let machine = read("/proc/sys/fs/inotify/max_user_watches");
+    let namespace = read("/proc/sys/user/max_inotify_watches");
+    match (machine, namespace) {
+        (Some(m), Some(n)) => Some(m.min(n)),
+        (m, n) => m.or(n),
+    }
 }
 
 /// What a file event's path held when `notify`'s thread received the event: read there,
