@@ -24,12 +24,12 @@ mod parquet;
 mod publish;
 mod sidecars;
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
@@ -104,7 +104,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         ..Summary::default()
     };
     let interrupt = Interrupt::install()?;
-    let bar = progress_bar(jobs.iter().map(|s| s.events).sum());
+    let bar = crate::progress::bar(jobs.iter().map(|s| s.events).sum(), "archiving", "events");
     let mut group = Group::default();
     let work = Work {
         dataset: &dataset,
@@ -283,20 +283,6 @@ fn commit_group(
         }
     }
     Ok(())
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = if io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("archiving [{bar:40}] {pos}/{len} events, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Says what an interrupted run kept, exit 130.

@@ -22,7 +22,7 @@ pub fn render(s: &Snapshot) -> String {
     let mut out = format!(
         "selflog dashboard: {} at {}\n",
         s.dir.display(),
-        show::local_time(selflog::Timestamp::now())
+        crate::time::display(selflog::Timestamp::now())
     );
     if let Some(e) = &s.error {
         out.push_str(&format!("error: {e}\n"));
@@ -114,7 +114,7 @@ pub fn tail_row(e: &selflog::StoredEvent, data_len: usize) -> String {
     format!(
         "{:>8}  {}  {}  {}  {}  {}",
         e.id,
-        show::local_time(e.timestamp),
+        crate::time::display(e.timestamp),
         e.event_type,
         e.action.as_deref().unwrap_or("-"),
         show::one_line(&e.source, 40),
@@ -165,7 +165,7 @@ pub fn gauges_line(s: &Snapshot) -> String {
             "active embryos {}, average fitness {:.3} (stats record of {})",
             g.active_embryos,
             g.avg_fitness,
-            show::local_time(g.timestamp)
+            crate::time::display(g.timestamp)
         ),
         Ok(None) => "no stats record yet".to_owned(),
         Err(why) => format!("unavailable: {why}"),
@@ -249,7 +249,10 @@ pub fn writer_line(s: &Snapshot) -> String {
         Writer::Unknown(why) => format!("unknown ({why})"),
     };
     match &s.last_commit {
-        Some((at, age)) => format!("{who}; last commit {} ({age} ago)", show::local_time(*at)),
+        Some((at, age)) => format!(
+            "{who}; last commit {} ({age} ago)",
+            crate::time::display(*at)
+        ),
         None => who,
     }
 }
@@ -261,13 +264,13 @@ pub fn verify_line(s: &Snapshot) -> String {
         Some(Err(e)) => format!("failed: {e}"),
         Some(Ok(v)) if v.problems == 0 => format!(
             "sound at {}: {} segments, {} events",
-            show::local_time(v.at),
+            crate::time::display(v.at),
             v.segments,
             v.events
         ),
         Some(Ok(v)) => format!(
             "DAMAGED at {}: {} problems; first: {}",
-            show::local_time(v.at),
+            crate::time::display(v.at),
             v.problems,
             v.first.as_deref().unwrap_or("-")
         ),

@@ -1,16 +1,8 @@
 //! How the dashboard writes values for people, shared by the terminal UI (`view.rs`) and
-//! the plain-text snapshot (`plain.rs`) so the two always agree: local times with their
-//! UTC offset, ages, rates, ratios, sparklines and bars.
+//! the plain-text snapshot (`plain.rs`) so the two always agree (times are
+//! `crate::time::display`'s): ages, rates, ratios, sparklines and bars.
 
 use std::time::Duration;
-
-use selflog::Timestamp;
-
-/// A timestamp as every command prints it (`crate::time::display`): local time with its
-/// UTC offset, or UTC under `--utc`.
-pub fn local_time(ts: Timestamp) -> String {
-    crate::time::display(ts)
-}
 
 /// An age for people, coarse enough that an idle dashboard changes rarely: seconds under
 /// a minute, then minutes, hours, days.

@@ -230,7 +230,7 @@ fn draw_learning(f: &mut Frame<'_>, area: Rect, s: &Snapshot, ui: &Ui, palette: 
             )));
             lines.push(Line::from(format!(
                 "  recorded        {}",
-                show::local_time(g.timestamp)
+                crate::time::display(g.timestamp)
             )));
         }
         Ok(None) => lines.push(Line::from("  none yet")),
