@@ -147,6 +147,19 @@ impl Error {
             what: what.into(),
         }
     }
+
+    /// A [`Error::Corrupt`] whose offset was relative to a buffer starting at `base`
+    /// (a compacted segment's expanded block), made absolute; other errors unchanged.
+    pub(crate) fn shifted_by(self, base: u64) -> Error {
+        match self {
+            Error::Corrupt { path, offset, what } => Error::Corrupt {
+                path,
+                offset: offset + base,
+                what,
+            },
+            other => other,
+        }
+    }
 }
 
 /// ENOSPC, EDQUOT and EFBIG all mean "this write cannot fit"; the store treats them alike.

@@ -46,6 +46,7 @@
 
 mod cache;
 mod checked;
+mod compact;
 mod config;
 mod cursor;
 mod dedup;
@@ -83,5 +84,5 @@ pub use recovery::{verify, OpenReport, Problem, VerifyReport};
 pub use retention::{plan as retention_plan, Deletion, Keep, Kept, Reason};
 pub use salvage::{salvage, FileReport, IdOrigin, SalvageReport, TimeOrigin};
 pub use scan::Scan;
-pub use store::{PatternFilter, Store, StoreStats};
+pub use store::{CompactOutcome, Compaction, PatternFilter, Store, StoreStats};
 pub use stream::SegmentInfo;

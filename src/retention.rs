@@ -173,6 +173,8 @@ pub(crate) fn delete(
 ) -> Result<Vec<PathBuf>> {
     let mut deleted = Vec::new();
     for (s, _) in chosen {
+        // Never while compaction renames a file over this one.
+        let _files = crate::compact::FILES.lock();
         // Recorded first: a crash in between leaves a file the manifest no longer requires,
         // never a required one deleted. `format-spec/FORMAT.md#segment-manifest`
         crate::manifest::record_retired(dir, s.segment_id)?;

@@ -199,9 +199,7 @@ fn event_frame(
 /// The id and length of the frame at `offset` (id `None` for a string definition), from its
 /// first bytes alone, without its checksum; `None` when its shape is off.
 fn peek_frame_at(snap: &Snapshot, offset: u64, end: u64) -> Option<(Option<u64>, usize)> {
-    let from = usize::try_from(offset).ok()?;
-    let to = usize::try_from(end).ok()?;
-    crate::format::peek_frame(snap.map.get(from..to)?)
+    crate::format::peek_frame(snap.frames(offset, end)?)
 }
 
 /// Event `id` among the frames from `offset` to `end` of one block. Unless `checked`, frames

@@ -16,10 +16,11 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::checked::CheckedBlocks;
+use crate::compact::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{
-    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, Summary,
+    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, Summary, PACKED_VERSION,
     SEGMENT_HEADER_LEN,
 };
 use crate::index::{FooterSource, SegmentIndex};
@@ -67,6 +68,8 @@ pub(crate) struct SegmentView {
     /// readable without the state lock: a query rules out most sealed segments by their
     /// bounds alone, without a lock, a snapshot or a clone of the view per segment.
     sealed_summary: OnceLock<Summary>,
+    /// The stream's cache of expanded blocks of compacted segments.
+    blocks: Arc<BlockCache>,
 }
 
 struct ViewState {
@@ -77,6 +80,8 @@ struct ViewState {
     checked: Arc<CheckedBlocks>,
     scanned_len: u64,
     file_len: u64,
+    /// The blocks of a compacted segment; `None` for a segment read as written.
+    packed: Option<Arc<Packed>>,
 }
 
 impl ViewState {
@@ -87,6 +92,9 @@ impl ViewState {
         }
     }
 }
+
+/// The blocks of a compacted segment a snapshot expanded so far, by block number.
+pub(crate) type Memo = Arc<[OnceLock<Option<Expanded>>]>;
 
 /// What a reader needs to decode frames of a segment without holding its lock.
 #[derive(Clone)]
@@ -99,13 +107,75 @@ pub(crate) struct Snapshot {
     /// The view's closed blocks checked whole (room for every block closed at the
     /// snapshot's moment).
     pub checked: Arc<CheckedBlocks>,
+    /// A compacted segment's blocks, and those this snapshot expanded so far: frames
+    /// borrowed from the snapshot stay valid as long as it lives.
+    pub(crate) packed: Option<(Arc<Packed>, Memo)>,
+}
+
+impl Snapshot {
+    /// The frame bytes from offset `at` to the end of the run of frames that holds it (the
+    /// committed end for a segment read as written, the end of its block for a compacted
+    /// one: no frame crosses a block). `None` when `at` is past the committed end or its
+    /// block does not check out ([`Snapshot::frames_checked`] says why).
+    #[inline]
+    pub fn frames_from(&self, at: u64) -> Option<&[u8]> {
+        match &self.packed {
+            None => {
+                let a = usize::try_from(at).ok()?;
+                let b = usize::try_from(self.committed_len).ok()?;
+                self.map.get(a..b)
+            }
+            Some((packed, memo)) => {
+                let k = packed.block_at(at)?;
+                let bytes = memo[k].get_or_init(|| packed.expand(k).ok()).as_deref()?;
+                let start = packed.table()[k].logical_start;
+                bytes.get(usize::try_from(at - start).ok()?..)
+            }
+        }
+    }
+
+    /// The frame bytes `from..to`, when they lie in one run (see [`Snapshot::frames_from`]).
+    #[inline]
+    pub fn frames(&self, from: u64, to: u64) -> Option<&[u8]> {
+        let len = usize::try_from(to.checked_sub(from)?).ok()?;
+        self.frames_from(from)?.get(..len)
+    }
+
+    /// [`Snapshot::frames_from`], or why not: the run of frames holding `at` as a buffer,
+    /// the offset its first byte has, and the offset where the run ends.
+    pub fn frames_checked(&self, at: u64) -> Result<(&[u8], u64, u64)> {
+        match &self.packed {
+            None => Ok((&self.map[..], 0, self.committed_len)),
+            Some((packed, memo)) => {
+                let k = packed
+                    .block_at(at)
+                    .ok_or_else(|| Error::corrupt(&self.path, at, "offset outside every block"))?;
+                if memo[k].get().is_none() {
+                    // Expanding again gives the error the memo dropped.
+                    let bytes = packed.expand(k)?;
+                    let _ = memo[k].set(Some(bytes));
+                }
+                let bytes = memo[k]
+                    .get()
+                    .and_then(Option::as_deref)
+                    .ok_or_else(|| Error::corrupt(&self.path, at, "block does not expand"))?;
+                let start = packed.table()[k].logical_start;
+                Ok((bytes, start, start + bytes.len() as u64))
+            }
+        }
+    }
 }
 
 impl SegmentView {
     /// Opens segment `id` at `path`; `None` when the file holds another segment (moved,
     /// swapped or copied over): it is not read as segment `id`, and the continuity check
     /// (`manifest.rs`) names it.
-    fn open(kind: StreamKind, id: u32, path: PathBuf) -> Result<Option<SegmentView>> {
+    fn open(
+        kind: StreamKind,
+        id: u32,
+        path: PathBuf,
+        blocks: &Arc<BlockCache>,
+    ) -> Result<Option<SegmentView>> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
         if check_identity(&header, kind, id, &path).is_err() {
@@ -130,8 +200,10 @@ impl SegmentView {
                 checked: Arc::new(CheckedBlocks::with_capacity(0)),
                 scanned_len: SEGMENT_HEADER_LEN as u64,
                 file_len,
+                packed: None,
             }),
             sealed_summary: OnceLock::new(),
+            blocks: Arc::clone(blocks),
         };
         view.catch_up(slot, file_len)?;
         Ok(Some(view))
@@ -165,8 +237,18 @@ impl SegmentView {
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
             st.index = index_from_footer(&map, &slot, &self.path)?;
             st.checked = Arc::new(CheckedBlocks::with_capacity(st.index.blocks.len()));
+            if self.header.version == PACKED_VERSION {
+                return self.open_compacted(&mut st, map, slot, file_len);
+            }
             st.map = map;
         } else {
+            if self.header.version == PACKED_VERSION {
+                return Err(Error::corrupt(
+                    &self.path,
+                    format::SLOT_OFFSETS[0] as u64,
+                    "compacted segment is not sealed",
+                ));
+            }
             let map_len = if slot.sealed {
                 file_len
             } else {
@@ -231,6 +313,37 @@ impl SegmentView {
         Ok(())
     }
 
+    /// Takes in a compacted segment, mapped whole in `map`, whose footer's index `st`
+    /// holds: its frames are read from its blocks, at the offsets the index gives, up to
+    /// its logical end, which the view's slot says.
+    fn open_compacted(
+        &self,
+        st: &mut ViewState,
+        map: Arc<Mmap>,
+        slot: CommitSlot,
+        file_len: u64,
+    ) -> Result<()> {
+        let packed = Packed::open(
+            Arc::clone(&map),
+            self.header,
+            Arc::clone(&st.index.strings),
+            Arc::clone(&self.shared_path),
+            Arc::clone(&self.blocks),
+        )?;
+        let logical = packed.logical_len();
+        st.packed = Some(Arc::new(packed));
+        st.map = map;
+        st.scanned_len = logical;
+        st.slot = CommitSlot {
+            committed_len: logical,
+            durable_len: logical,
+            ..slot
+        };
+        st.file_len = file_len;
+        let _ = self.sealed_summary.set(st.index.summary);
+        Ok(())
+    }
+
     /// The segment's summary if it is known to be sealed; `None` while it may still grow.
     pub fn sealed_summary(&self) -> Option<&Summary> {
         self.sealed_summary.get()
@@ -281,6 +394,11 @@ impl SegmentView {
             strings: Arc::clone(&st.index.strings),
             path: Arc::clone(&self.shared_path),
             checked: Arc::clone(&st.checked),
+            packed: st.packed.as_ref().map(|p| {
+                let memo: Arc<[OnceLock<_>]> =
+                    (0..p.table().len()).map(|_| OnceLock::new()).collect();
+                (Arc::clone(p), memo)
+            }),
         }
     }
 
@@ -389,7 +507,9 @@ pub(crate) fn read_footer_deferred(
 #[inline]
 pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFrame<'_>>, u64)> {
     let path = &snap.path;
-    let (frame, len) = checked_frame(&snap.map, offset, snap.committed_len, path)?;
+    let (buf, base, end) = snap.frames_checked(offset)?;
+    let (frame, len) =
+        checked_frame(buf, offset - base, end - base, path).map_err(|e| e.shifted_by(base))?;
     let next = offset + len as u64;
     match frame {
         Frame::Event(f) => Ok((Some(f), next)),
@@ -508,9 +628,7 @@ pub(crate) fn checksummed_frame(snap: &Snapshot, offset: u64, len: usize) -> Opt
 /// block checked whole ([`CheckedBlocks`]).
 #[inline]
 pub(crate) fn frame_bytes(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|at| snap.map.get(at..at.checked_add(len)?))
+    snap.frames(offset, offset.checked_add(len as u64)?)
 }
 
 /// Whether the frames from `from` to `end` (one block's) all pass the checked decode
@@ -519,13 +637,7 @@ pub(crate) fn frame_bytes(snap: &Snapshot, offset: u64, len: usize) -> Option<&[
 pub(crate) fn frames_check_out(snap: &Snapshot, from: u64, end: u64) -> bool {
     let mut at = from;
     while at < end {
-        match format::decode_frame(
-            usize::try_from(at)
-                .ok()
-                .zip(usize::try_from(end).ok())
-                .and_then(|(a, b)| snap.map.get(a..b))
-                .unwrap_or_default(),
-        ) {
+        match format::decode_frame(snap.frames(at, end).unwrap_or_default()) {
             Ok(Some((_, len))) => at += len as u64,
             _ => return false,
         }
@@ -645,6 +757,8 @@ pub(crate) struct Stream {
     published: Option<Arc<AtomicU64>>,
     /// Decompressed data that queries with a limit returned recently.
     pub data_cache: Arc<DataCache>,
+    /// Expanded blocks of compacted segments read recently.
+    blocks: Arc<BlockCache>,
     /// Segment files not to read: those a read-only open found unreadable (a damaged header,
     /// a file cut short) and named in its warnings.
     skip: Vec<u32>,
@@ -667,6 +781,7 @@ impl Stream {
             }),
             published,
             data_cache: Arc::new(DataCache::new(DATA_CACHE_BYTES)),
+            blocks: Arc::new(BlockCache::new(BLOCK_CACHE_BYTES)),
             skip: Vec::new(),
         }
     }
@@ -728,7 +843,7 @@ impl Stream {
                 continue;
             }
             let path = self.dir.join(self.kind.file_name(id));
-            match SegmentView::open(self.kind, id, path) {
+            match SegmentView::open(self.kind, id, path, &self.blocks) {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -769,6 +884,25 @@ impl Stream {
     pub fn forget(&self, segment_ids: &[u32]) {
         if !segment_ids.is_empty() {
             self.views.write().retain(|v| !segment_ids.contains(&v.id));
+        }
+    }
+
+    /// Replaces the view of sealed segment `segment_id` by one of the file now at its path
+    /// (compaction rewrote it), so the old file's space is freed once scans holding the old
+    /// view finish. The old view stays when the new file cannot be opened.
+    pub fn reopen(&self, segment_id: u32) {
+        let path = self.dir.join(self.kind.file_name(segment_id));
+        self.blocks.forget(segment_id);
+        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks) {
+            let view = Arc::new(view);
+            if view.sealed_summary().is_none() {
+                return;
+            }
+            for v in self.views.write().iter_mut() {
+                if v.id == segment_id {
+                    *v = Arc::clone(&view);
+                }
+            }
         }
     }
 

@@ -35,6 +35,11 @@ fn rarity(b: u8) -> u32 {
 }
 
 impl TextMatcher {
+    /// The needle, ASCII letters lowercased.
+    pub fn needle(&self) -> &[u8] {
+        &self.lower
+    }
+
     /// A matcher for `text`.
     pub fn new(text: &str) -> TextMatcher {
         let lower = text.as_bytes().to_ascii_lowercase();

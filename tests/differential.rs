@@ -1013,6 +1013,27 @@ fn check_stores(
     check_all(check, store, db, case, specs, "writable store");
     let reader = Store::open_read_only(path).expect("open read-only");
     check_all(check, &reader, db, case, specs, "read-only store");
+    // The same answers once every sealed segment is compacted, from the writable store
+    // (whose views move to the new files) and from a new reader.
+    store.compact().expect("compact");
+    check_all(check, store, db, case, specs, "compacted, writable store");
+    check_all(
+        check,
+        &reader,
+        db,
+        case,
+        specs,
+        "reader opened before compaction",
+    );
+    let reader = Store::open_read_only(path).expect("open read-only");
+    check_all(
+        check,
+        &reader,
+        db,
+        case,
+        specs,
+        "compacted, read-only store",
+    );
 }
 
 proptest! {

@@ -128,10 +128,8 @@ fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> 
         // The window is only a hint (a hit is confirmed by content), so the hashes are
         // read without checking each frame's checksum; a frame whose shape is off gets the
         // checked decode, which reports the damage.
-        let unchecked = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(snap.committed_len).ok())
-            .and_then(|(a, b)| snap.map.get(a..b))
+        let unchecked = snap
+            .frames_from(offset)
             .and_then(|w| crate::format::decode_frame_unchecked(w).ok().flatten());
         let (frame, next) = match unchecked {
             Some((crate::format::Frame::Event(f), len)) => (Some(f), offset + len as u64),

@@ -154,7 +154,11 @@ impl SegmentHeader {
                 "segment header checksum mismatch",
             ));
         }
-        check_version(version)?;
+        // Version 2 is a compacted segment: the same header, a layout record in the
+        // reserved bytes. `format-spec/FORMAT.md#compacted-segments`
+        if version != super::PACKED_VERSION {
+            check_version(version)?;
+        }
         if reserved_a != [0, 0, 0] || reserved_b != 0 || reserved_c != 0 {
             return Err(DecodeError::new(13, "reserved bytes set in segment header"));
         }

@@ -10,6 +10,7 @@ mod frame;
 mod header;
 mod image;
 mod manifest;
+mod packed;
 mod sections;
 
 pub use footer::{
@@ -40,6 +41,10 @@ pub use manifest::{Manifest, ManifestEntry};
 pub(crate) use manifest::{
     ENTRY_FLAG_SEALED, MANIFEST_ENTRY_LEN, MANIFEST_FLAG_EXACT, MANIFEST_HEADER_LEN,
     MANIFEST_MAGIC, MANIFEST_VERSION,
+};
+pub use packed::{
+    expand_block, pack_string_def, ExpandContext, FilterEntry, Layout, Packer, TableEntry,
+    BLOCK_LEN_MAX, FILTER_ENTRY_LEN, LAYOUT_LEN, LAYOUT_OFFSET, PACKED_VERSION, TABLE_ENTRY_LEN,
 };
 
 /// The format version this build writes and the newest it reads.

@@ -263,6 +263,20 @@ pub(super) fn plan_segment(
                 .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
                 .collect(),
         };
+        // A text no name holds can only be in data: a compacted segment's block filters
+        // pass over the blocks whose payloads cannot hold it, without decompressing them.
+        if let (Some(m), Some((packed, _))) = (matcher, &snap.packed) {
+            if text_refs.is_empty() {
+                if let Some(keep) =
+                    crate::compact::filter_candidates(packed, m.needle(), &ix.blocks)
+                {
+                    allowed = Some(match allowed {
+                        None => keep,
+                        Some(prev) => intersect(&prev, &keep),
+                    });
+                }
+            }
+        }
         let closed = ix.blocks.len();
         let open_allowed = allowed
             .as_ref()

@@ -26,18 +26,14 @@ enum Matched {
 /// length, without its checksum; `None` when they do not decode (the checked decode then
 /// reports why).
 fn peek_head(snap: &Snapshot, offset: u64) -> Option<(Option<FrameHead>, usize)> {
-    let start = usize::try_from(offset).ok()?;
-    let end = usize::try_from(snap.committed_len).ok()?;
-    crate::format::peek_head(snap.map.get(start..end)?)
+    crate::format::peek_head(snap.frames_from(offset)?)
 }
 
 /// The fields of the frame at `offset` without checking its checksum, for ruling it out;
 /// `None` when they do not decode (the checked decode then reports why).
 #[inline]
 pub(super) fn peek_fields(snap: &Snapshot, offset: u64) -> Option<(EventFrame<'_>, usize)> {
-    let start = usize::try_from(offset).ok()?;
-    let end = usize::try_from(snap.committed_len).ok()?;
-    let bytes = snap.map.get(start..end)?;
+    let bytes = snap.frames_from(offset)?;
     crate::format::peek_event(bytes).or_else(|| {
         match crate::format::decode_frame_unchecked(bytes) {
             Ok(Some((crate::format::Frame::Event(f), len))) => Some((f, len)),
@@ -211,10 +207,7 @@ impl Events {
         // alone, which the search has just brought into the cache. A frame whose shape is
         // off sends the block to the full walk, which reports it.
         if let Some(m) = self.matcher.as_ref().filter(|_| plan.text_refs.is_empty()) {
-            let bytes = usize::try_from(block.offset)
-                .ok()
-                .zip(usize::try_from(end).ok())
-                .and_then(|(a, b)| plan.snap.map.get(a..b));
+            let bytes = plan.snap.frames(block.offset, end);
             let compressed = bytes.filter(|b| !m.is_match(b)).and_then(compressed_frames);
             if let Some(compressed) = compressed {
                 for at in compressed {

@@ -165,8 +165,22 @@ pub fn open_read_only(store_dir: &std::path::Path) -> Result<selflog::Store, Fai
 /// a rebuilt manifest): the command goes on.
 pub fn open_writable(
     store_dir: &std::path::Path,
-    config: selflog::Config,
+    mut config: selflog::Config,
 ) -> Result<selflog::Store, Failure> {
+    // `SELFLOG_COMPACTION=off` keeps sealed segments as written (tests that damage their
+    // bytes at known offsets); a number sets the zstd level of the compaction thread.
+    match std::env::var("SELFLOG_COMPACTION").as_deref() {
+        Ok("off") => config.compaction_level = None,
+        Ok(level) => {
+            config.compaction_level = Some(level.parse().map_err(|_| {
+                Failure::hinted(
+                    format!("SELFLOG_COMPACTION is {level:?}"),
+                    "set it to `off` or to a zstd level from 1 to 19",
+                )
+            })?);
+        }
+        Err(_) => {}
+    }
     let store = selflog::Store::open(store_dir, config)?;
     for line in store.open_report().warning_lines() {
         eprintln!("selflog: warning: {line}");

@@ -1,4 +1,5 @@
-//! `selflog maintain [--dry-run] [--json]`: runs retention now and prints what it deleted
+//! `selflog maintain [--dry-run] [--json] [--compact]`: runs retention now (and with
+//! `--compact` compacts every sealed segment not compacted yet) and prints what it deleted
 //! (or, with `--dry-run`, what it would delete), and why each segment past the retention
 //! age is kept (the last segment; ids inside the dedup window).
 //!
@@ -26,6 +27,10 @@ pub struct Args {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also compact every sealed segment not compacted yet, now (a writable store does it
+    /// in the background; this waits for it).
+    #[arg(long, conflicts_with = "dry_run")]
+    compact: bool,
 }
 
 pub fn run(store_dir: &Path, args: &Args) -> Outcome {
@@ -38,7 +43,13 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
         let store = crate::open_writable(store_dir, config.clone())?;
         let (_, kept) = selflog::retention_plan(&store.segments()?, &config, Timestamp::now());
         let deletions = store.retain(false)?;
+        let compacted = if args.compact {
+            store.compact()?
+        } else {
+            Vec::new()
+        };
         store.close()?;
+        report_compacted(&compacted, args.json);
         (deletions, kept)
     };
     let mut out = io::stdout().lock();
@@ -86,6 +97,34 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     }
     writeln!(out, "{verb} {} segments ({events} events)", deletions.len()).map_err(w)?;
     Ok(0)
+}
+
+/// One line per compacted segment on stderr (stdout keeps the retention report, and its
+/// JSON object, as they were).
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "a ratio of byte and event counts, shown to one decimal"
+)]
+fn report_compacted(done: &[selflog::Compaction], json: bool) {
+    for c in done {
+        if let selflog::CompactOutcome::Compacted {
+            before,
+            after,
+            events,
+        } = c.outcome
+        {
+            if json {
+                continue;
+            }
+            eprintln!(
+                "compacted events-{:08}.seg: {events} events, {} -> {} ({:.1} bytes per event)",
+                c.segment_id,
+                output::human_bytes(before),
+                output::human_bytes(after),
+                after as f64 / events.max(1) as f64,
+            );
+        }
+    }
 }
 
 fn file_name(s: &SegmentInfo) -> String {

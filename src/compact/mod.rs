@@ -1,0 +1,212 @@
+//! Compaction: each sealed segment rewritten as blocks of ~32 KiB of frames, each block
+//! compressed with zstd and a dictionary trained on the segment's own events, with an
+//! n-gram filter per run of blocks so a text search skips the blocks that cannot match.
+//! `format-spec/FORMAT.md#compacted-segments`
+//!
+//! `write.rs` rewrites one file crash-safely; `reader.rs` reads the result for the
+//! stream's views; `filter.rs` builds and probes the filters. The `selflog-compact` thread
+//! of a writable open compacts every sealed version-1 segment it finds, oldest first, at a
+//! low scheduling priority, one at a time (memory: about twice the segment's frames while
+//! one is rewritten), and stops between blocks when the store closes.
+
+pub(crate) mod filter;
+mod reader;
+pub(crate) mod verify;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::segment::StreamKind;
+use crate::stream::Stream;
+
+pub(crate) use reader::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
+pub(crate) use write::compact_file;
+pub use write::Outcome;
+
+/// Held while a sealed segment file is replaced or deleted: compaction's rename and
+/// retention's deletion never interleave (a compacted file renamed over a path retention
+/// just deleted would bring a retired segment back).
+pub(crate) static FILES: Mutex<()> = Mutex::new(());
+
+/// How segments are compacted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// zstd level.
+    pub level: i32,
+}
+
+/// How often the thread looks for newly sealed segments when nothing woke it.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The compaction thread of a writable open.
+pub(crate) struct Compactor {
+    state: Arc<State>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct State {
+    stop: AtomicBool,
+    wake: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Compactor {
+    /// Starts the thread over the event segments of `dir`; `stream` gets each compacted
+    /// segment's new view.
+    ///
+    /// # Errors
+    /// An I/O error starting the thread.
+    pub fn start(dir: &Path, stream: Arc<Stream>, settings: Settings) -> Result<Compactor> {
+        let state = Arc::new(State {
+            stop: AtomicBool::new(false),
+            wake: Mutex::new(false),
+            cond: Condvar::new(),
+        });
+        let st = Arc::clone(&state);
+        let dir_owned = dir.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("selflog-compact".into())
+            .spawn(move || run(&dir_owned, &stream, settings, &st))
+            .map_err(|e| Error::io("start compaction thread for", dir, e))?;
+        Ok(Compactor {
+            state,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Asks the thread to look for sealed segments now.
+    pub fn wake(&self) {
+        *self.state.wake.lock() = true;
+        self.state.cond.notify_one();
+    }
+
+    /// Stops the thread (between two blocks of a rewrite, which is then abandoned) and
+    /// waits for it.
+    pub fn stop(&self) {
+        self.state.stop.store(true, Ordering::Relaxed);
+        self.wake();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
+    // Compaction is background work: the writer and the readers go first.
+    let _ = rustix::process::setpriority_process(None, 10);
+    let mut done: Vec<u32> = Vec::new();
+    while !st.stop.load(Ordering::Relaxed) {
+        if let Some(path) = next_candidate(dir, &done) {
+            let id = StreamKind::Events
+                .parse_file_name(&path.file_name().unwrap_or_default().to_string_lossy())
+                .unwrap_or(0);
+            done.push(id);
+            if let Ok(Outcome::Compacted { .. }) = compact_file(&path, settings, &st.stop) {
+                stream.reopen(id);
+            }
+            // A failure leaves the segment as it was; verify reports damage.
+            continue;
+        }
+        let mut woken = st.wake.lock();
+        if !*woken {
+            st.cond.wait_for(&mut woken, POLL);
+        }
+        *woken = false;
+    }
+}
+
+/// The oldest sealed segment of `dir` still in version 1, but for those in `done`.
+fn next_candidate(dir: &Path, done: &[u32]) -> Option<PathBuf> {
+    let ids = Stream::list(dir, StreamKind::Events).ok()?;
+    let newest = *ids.last()?;
+    ids.into_iter()
+        .filter(|id| *id != newest && !done.contains(id))
+        .map(|id| dir.join(StreamKind::Events.file_name(id)))
+        .find(|p| needs_compaction(p))
+}
+
+/// Whether the segment at `path` is sealed and not compacted.
+fn needs_compaction(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    matches!(
+        crate::segment::read_header(&file, path),
+        Ok((h, slot)) if h.version == crate::format::FORMAT_VERSION && slot.sealed
+    )
+}
+
+/// Compacts every sealed version-1 segment of the event log in `dir` now, oldest first
+/// (`Store::compact`). Returns each segment's outcome.
+///
+/// # Errors
+/// The first failure; segments compacted before it stay compacted.
+pub(crate) fn compact_all(
+    dir: &Path,
+    stream: &Stream,
+    settings: Settings,
+) -> Result<Vec<(u32, Outcome)>> {
+    let stop = AtomicBool::new(false);
+    let mut out = Vec::new();
+    let ids = Stream::list(dir, StreamKind::Events)?;
+    for id in ids {
+        let path = dir.join(StreamKind::Events.file_name(id));
+        if !needs_compaction(&path) {
+            continue;
+        }
+        let outcome = compact_file(&path, settings, &stop)?;
+        if matches!(outcome, Outcome::Compacted { .. }) {
+            stream.reopen(id);
+        }
+        out.push((id, outcome));
+    }
+    Ok(out)
+}
+
+/// The sparse-index blocks (numbers into `blocks`) of compacted segment `packed` whose
+/// block filter says they may hold a payload containing `needle` (ASCII letters compared
+/// without case): every other block is passed over without being decompressed. `None`
+/// when no filter can rule anything out (a needle under 3 bytes, no filters). A filter
+/// that fails its checksum or does not decode rules nothing out: the search then reads
+/// its blocks, and their own checks report any damage.
+pub(crate) fn filter_candidates(
+    packed: &Packed,
+    needle: &[u8],
+    blocks: &crate::index::Blocks,
+) -> Option<Vec<u32>> {
+    let probe = filter::FilterProbe::new(needle)?;
+    if packed.filters().is_empty() {
+        return None;
+    }
+    let mut may = vec![true; packed.table().len()];
+    for f in packed.filters() {
+        let keep = packed
+            .filter_bytes(f)
+            .is_none_or(|b| filter::may_contain(b, &probe).unwrap_or(true));
+        let first = f.first_block as usize;
+        for m in may.iter_mut().skip(first).take(f.block_count as usize) {
+            *m = keep;
+        }
+    }
+    Some(
+        blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| packed.block_at(b.offset).is_none_or(|k| may[k]))
+            .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect(),
+    )
+}

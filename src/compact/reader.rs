@@ -1,0 +1,292 @@
+//! Reading a compacted segment: its layout, block table and dictionary, checked once when
+//! the segment is opened, and its blocks decompressed and expanded into version-1 frames on
+//! demand, through a cache shared by every reader of the stream.
+//!
+//! Every block is checked before any of its bytes is used: the stored bytes against their
+//! CRC, the decompressed length against the table (zstd writes into a buffer of exactly
+//! that size, so a hostile frame cannot make a reader allocate more), and the expanded
+//! frames against their length and CRC.
+
+use std::hash::BuildHasherDefault;
+use std::path::Path;
+use std::sync::Arc;
+
+use hashlink::LinkedHashMap;
+use memmap2::Mmap;
+use parking_lot::Mutex;
+use rustc_hash::FxHasher;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, expand_block, ExpandContext, FilterEntry, Layout, SegmentHeader, TableEntry, LAYOUT_LEN,
+    LAYOUT_OFFSET,
+};
+
+/// Bytes of expanded blocks the cache of one stream keeps at most.
+pub(crate) const BLOCK_CACHE_BYTES: usize = 8 << 20;
+
+/// An expanded block: its version-1 frames.
+pub(crate) type Expanded = Arc<[u8]>;
+
+/// One compacted segment, ready to expand its blocks.
+pub(crate) struct Packed {
+    map: Arc<Mmap>,
+    header: SegmentHeader,
+    layout: Layout,
+    table: Vec<TableEntry>,
+    filters: Vec<FilterEntry>,
+    dict: Option<zstd::dict::DecoderDictionary<'static>>,
+    strings: Arc<Vec<Arc<str>>>,
+    path: Arc<Path>,
+    cache: Arc<BlockCache>,
+}
+
+/// The content hash the spec defines, as [`expand_block`] takes it.
+pub(crate) fn hash_fields(
+    ts: i64,
+    ty: &str,
+    action: Option<&str>,
+    source: &str,
+    data: Option<&str>,
+) -> u64 {
+    crate::event::content_hash(crate::event::Timestamp(ts), ty, action, source, data)
+}
+
+impl Packed {
+    /// Reads the layout, block table and dictionary of the compacted segment mapped whole
+    /// in `map`, whose footer gave the dictionary `strings`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the part that does not check out.
+    pub fn open(
+        map: Arc<Mmap>,
+        header: SegmentHeader,
+        strings: Arc<Vec<Arc<str>>>,
+        path: Arc<Path>,
+        cache: Arc<BlockCache>,
+    ) -> Result<Packed> {
+        let corrupt = |at: u64, what: String| Error::corrupt(&path, at, what);
+        let record = map
+            .get(LAYOUT_OFFSET..LAYOUT_OFFSET + LAYOUT_LEN)
+            .ok_or_else(|| corrupt(0, "compacted segment shorter than its header".into()))?;
+        let layout = Layout::decode(record, map.len() as u64)
+            .map_err(|e| corrupt((LAYOUT_OFFSET + e.offset) as u64, e.what))?;
+        let table_bytes = slice(
+            &map,
+            layout.table_offset,
+            u64::from(layout.block_count) * 40,
+        )
+        .ok_or_else(|| corrupt(layout.table_offset, "block table outside the file".into()))?;
+        let table = TableEntry::decode_table(table_bytes, &layout)
+            .map_err(|e| corrupt(layout.table_offset + e.offset as u64, e.what))?;
+        let filters = if layout.filter_count == 0 {
+            Vec::new()
+        } else {
+            let bytes = slice(
+                &map,
+                layout.filter_table_offset,
+                u64::from(layout.filter_count) * format::FILTER_ENTRY_LEN as u64,
+            )
+            .ok_or_else(|| corrupt(layout.filter_table_offset, "filter table outside".into()))?;
+            FilterEntry::decode_table(bytes, &layout)
+                .map_err(|e| corrupt(layout.filter_table_offset + e.offset as u64, e.what))?
+        };
+        let dict = if layout.dict_len == 0 {
+            None
+        } else {
+            let bytes = slice(&map, layout.dict_offset, u64::from(layout.dict_len))
+                .ok_or_else(|| corrupt(layout.dict_offset, "dictionary outside the file".into()))?;
+            if format::crc32(&[bytes]) != layout.dict_crc {
+                return Err(corrupt(
+                    layout.dict_offset,
+                    "dictionary checksum mismatch".into(),
+                ));
+            }
+            Some(zstd::dict::DecoderDictionary::try_copy(bytes).map_err(|e| {
+                corrupt(layout.dict_offset, format!("dictionary does not load: {e}"))
+            })?)
+        };
+        Ok(Packed {
+            map,
+            header,
+            layout,
+            table,
+            filters,
+            dict,
+            strings,
+            path,
+            cache,
+        })
+    }
+
+    /// End of the logical frames.
+    pub fn logical_len(&self) -> u64 {
+        self.layout.logical_len
+    }
+
+    /// The block table.
+    pub fn table(&self) -> &[TableEntry] {
+        &self.table
+    }
+
+    /// The filter table.
+    pub fn filters(&self) -> &[FilterEntry] {
+        &self.filters
+    }
+
+    /// The encoded filter of entry `f`, checked against its CRC; `None` when it fails it.
+    pub fn filter_bytes(&self, f: &FilterEntry) -> Option<&[u8]> {
+        slice(&self.map, f.offset, u64::from(f.len)).filter(|b| format::crc32(&[b]) == f.crc)
+    }
+
+    /// The block holding logical offset `at`.
+    pub fn block_at(&self, at: u64) -> Option<usize> {
+        let i = self.table.partition_point(|e| e.logical_start <= at);
+        let k = i.checked_sub(1)?;
+        let e = &self.table[k];
+        (at < e.logical_start + u64::from(e.logical_len)).then_some(k)
+    }
+
+    /// Block `k` expanded, from the cache or decompressed now.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the block does not check out.
+    pub fn expand(&self, k: usize) -> Result<Expanded> {
+        let key = (self.header.segment_id, k as u32, self.layout.table_crc);
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
+        let bytes: Expanded = Arc::from(self.expand_uncached(k)?);
+        self.cache.insert(key, Arc::clone(&bytes));
+        Ok(bytes)
+    }
+
+    /// Block `k` decompressed and expanded, bypassing the cache (verify, compaction's own
+    /// check, salvage).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the block does not check out.
+    pub fn expand_uncached(&self, k: usize) -> Result<Vec<u8>> {
+        let e = self
+            .table
+            .get(k)
+            .ok_or_else(|| Error::corrupt(&self.path, 0, format!("no block {k}")))?;
+        let corrupt = |what: String| Error::corrupt(&self.path, e.stored_offset, what);
+        let stored = slice(&self.map, e.stored_offset, u64::from(e.stored_len))
+            .ok_or_else(|| corrupt(format!("block {k} outside the file")))?;
+        if format::crc32(&[stored]) != e.stored_crc {
+            return Err(corrupt(format!("block {k}: checksum mismatch")));
+        }
+        let packed = decompress(stored, e.packed_len as usize, self.dict.as_ref())
+            .map_err(|what| corrupt(format!("block {k}: {what}")))?;
+        let cx = ExpandContext {
+            base_id: self.header.base_id,
+            base_timestamp_us: self.header.base_timestamp_us,
+            strings: &self.strings,
+            strings_before: e.strings_before,
+            hash: hash_fields,
+        };
+        let mut out = Vec::with_capacity(e.logical_len as usize);
+        expand_block(&packed, &cx, &mut out).map_err(|d| {
+            corrupt(format!(
+                "block {k}: packed row at {} does not expand: {}",
+                d.offset, d.what
+            ))
+        })?;
+        if out.len() != e.logical_len as usize || format::crc32(&[&out]) != e.logical_crc {
+            return Err(corrupt(format!(
+                "block {k}: expands to frames other than the table says"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// `len` bytes of `map` at `offset`, if within it.
+fn slice(map: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    let a = usize::try_from(offset).ok()?;
+    let b = a.checked_add(usize::try_from(len).ok()?)?;
+    map.get(a..b)
+}
+
+/// Decompresses one zstd frame that must give exactly `len` bytes, into a buffer of that
+/// size: the output can never grow past what the (checksummed) table allows.
+pub(crate) fn decompress(
+    stored: &[u8],
+    len: usize,
+    dict: Option<&zstd::dict::DecoderDictionary<'static>>,
+) -> std::result::Result<Vec<u8>, String> {
+    if len > format::BLOCK_LEN_MAX as usize {
+        return Err(format!("packed length {len} out of bounds"));
+    }
+    let mut d = match dict {
+        Some(dict) => zstd::bulk::Decompressor::with_prepared_dictionary(dict),
+        None => zstd::bulk::Decompressor::new(),
+    }
+    .map_err(|e| format!("decompressor: {e}"))?;
+    let mut out = vec![0u8; len];
+    let n = d
+        .decompress_to_buffer(stored, &mut out[..])
+        .map_err(|e| format!("does not decompress: {e}"))?;
+    if n != len {
+        return Err(format!("decompresses to {n} bytes, not {len}"));
+    }
+    Ok(out)
+}
+
+/// A block's place: segment number, block number, and the table's CRC (which tells one
+/// compaction of a segment number from another, should a directory be made again).
+type Key = (u32, u32, u32);
+
+type BlockMap = LinkedHashMap<Key, Expanded, BuildHasherDefault<FxHasher>>;
+
+/// Expanded blocks read recently, least recently used first out, within a byte budget.
+pub(crate) struct BlockCache {
+    budget: usize,
+    /// The blocks, least recently used first, and their bytes in all.
+    inner: Mutex<(BlockMap, usize)>,
+}
+
+impl BlockCache {
+    /// A cache of at most `budget` bytes.
+    pub fn new(budget: usize) -> BlockCache {
+        BlockCache {
+            budget,
+            inner: Mutex::new((LinkedHashMap::default(), 0)),
+        }
+    }
+
+    fn get(&self, key: Key) -> Option<Expanded> {
+        self.inner.lock().0.to_back(&key).map(|b| Arc::clone(b))
+    }
+
+    fn insert(&self, key: Key, bytes: Expanded) {
+        if bytes.len() > self.budget {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        let (map, used) = &mut *inner;
+        *used += bytes.len();
+        if let Some(old) = map.insert(key, bytes) {
+            *used -= old.len();
+        }
+        while *used > self.budget {
+            let Some((_, old)) = map.pop_front() else {
+                break;
+            };
+            *used -= old.len();
+        }
+    }
+
+    /// Drops the blocks of segment `segment_id` (its file was replaced or deleted).
+    pub fn forget(&self, segment_id: u32) {
+        let mut inner = self.inner.lock();
+        let (map, used) = &mut *inner;
+        let keys: Vec<_> = map.keys().filter(|k| k.0 == segment_id).copied().collect();
+        for k in keys {
+            if let Some(old) = map.remove(&k) {
+                *used -= old.len();
+            }
+        }
+    }
+}
