@@ -295,3 +295,38 @@ pub fn read_dedup_image(bytes: &[u8]) -> bool {
     }
     true
 }
+
+/// A compressed block of a compacted segment, from arbitrary bytes: the first 4 bytes
+/// (little-endian, modulo 2^20) are the packed length the block table claims, the rest the
+/// stored zstd frame. It is decompressed into a buffer of exactly that length (never more,
+/// whatever the frame declares) and its rows expanded; the rest is also expanded directly
+/// as packed rows, and read as a block filter. Nothing may panic or allocate beyond the
+/// claim. Returns whether the block decompressed and expanded.
+pub fn expand_compressed_block(bytes: &[u8]) -> bool {
+    let Some((claim, rest)) = bytes.split_first_chunk::<4>() else {
+        return false;
+    };
+    let packed_len = (u32::from_le_bytes(*claim) % (1 << 20)) as usize;
+    let strings: Vec<std::sync::Arc<str>> = ["file_op", "Finder", "modified"]
+        .into_iter()
+        .map(std::sync::Arc::from)
+        .collect();
+    let cx = format::ExpandContext {
+        base_id: 1,
+        base_timestamp_us: 1_732_460_000_000_000,
+        strings: &strings,
+        strings_before: 0,
+        hash: crate::packed::hash_fields,
+    };
+    let mut out = Vec::new();
+    let _ = format::expand_block(rest, &cx, &mut out);
+    if let Some(probe) = crate::packed::filter::FilterProbe::new(b"zqxjv") {
+        let _ = crate::packed::filter::may_contain(rest, &probe);
+    }
+    let _ = crate::packed::filter::check(rest);
+    let Ok(packed) = crate::packed::decompress(rest, packed_len, None) else {
+        return false;
+    };
+    out.clear();
+    format::expand_block(&packed, &cx, &mut out).is_ok()
+}

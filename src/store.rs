@@ -5,7 +5,6 @@
 //! lock and one writer thread; a read-only store takes no lock, never modifies a file, and
 //! sees what the writer (in this or another process) has published.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
@@ -31,6 +30,7 @@ use crate::recovery::{open_dedup, read_only_check, recover, OnLoss, OpenReport, 
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
+pub use crate::stats::StoreStats;
 use crate::stream::{SegmentInfo, Stream};
 use crate::writer::{Batch, QueueState, Recovered, Shared, Status, Writer, HEALTH_OK};
 
@@ -76,57 +76,6 @@ pub struct PatternFilter {
     pub since: Option<Timestamp>,
     /// Recorded before this time.
     pub until: Option<Timestamp>,
-}
-
-/// Totals and ranges of a store, read from footers and the in-memory index of the tail.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoreStats {
-    /// Events stored.
-    pub total_events: u64,
-    /// Smallest event timestamp.
-    pub first_timestamp: Option<Timestamp>,
-    /// Largest event timestamp.
-    pub last_timestamp: Option<Timestamp>,
-    /// Smallest event id.
-    pub first_id: Option<EventId>,
-    /// Largest event id.
-    pub last_id: Option<EventId>,
-    /// Segment files of the event stream.
-    pub segments: usize,
-    /// Bytes the store's files occupy on disk (allocated blocks), including the unused,
-    /// preallocated end of the active segment and the dedup window image.
-    pub disk_bytes: u64,
-    /// Bytes of log: segment headers, committed frames and footers.
-    pub log_bytes: u64,
-    /// Events whose data is stored LZ4-compressed.
-    pub compressed_events: u64,
-    /// Bytes of event data as appended.
-    pub data_raw_bytes: u64,
-    /// Bytes of event data as stored.
-    pub data_stored_bytes: u64,
-    /// Events per event type.
-    pub events_by_type: BTreeMap<String, u64>,
-    /// Duplicates `append` dropped since the store was created (saved at each `flush` and
-    /// at close). 0 when unknown: see `duplicates_unknown`.
-    pub duplicates_dropped: u64,
-    /// Set when `duplicates_dropped` is unknown, saying why: a read-only open found the
-    /// `counters` file damaged (or unreadable). That count is kept nowhere else and cannot
-    /// be rebuilt from the log; the next writable open restarts it at 0 and rewrites the
-    /// file. Every other figure is still exact.
-    pub duplicates_unknown: Option<String>,
-}
-
-impl StoreStats {
-    /// Log bytes per stored event (0 for an empty store).
-    #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
-    pub fn bytes_per_event(&self) -> f64 {
-        if self.total_events == 0 {
-            0.0
-        } else {
-            self.log_bytes as f64 / self.total_events as f64
-        }
-    }
 }
 
 /// A stream opened for writing: its lock, its recovered tail, its reader view and its
@@ -810,14 +759,22 @@ impl Store {
         let views = self.stream.views();
         s.segments = views.len();
         for v in &views {
+            let compacted = v.compacted();
             v.with_index(|ix, slot| {
                 let sum = &ix.summary;
-                s.log_bytes += slot.committed_len
-                    + if slot.sealed {
-                        v.file_len() - slot.committed_len
-                    } else {
-                        0
-                    };
+                // A sealed segment's file is its log (header, frames or blocks, footer);
+                // a compacted one's slot gives the logical end, not the file's.
+                if slot.sealed {
+                    s.log_bytes += v.file_len();
+                    s.sealed_bytes += v.file_len();
+                    s.sealed_events += sum.event_count;
+                    s.sealed_segments += 1;
+                    s.compacted_segments += usize::from(compacted);
+                } else {
+                    s.log_bytes += slot.committed_len;
+                    s.active_bytes += slot.committed_len;
+                    s.active_events += sum.event_count;
+                }
                 if sum.event_count == 0 {
                     return;
                 }

@@ -16,14 +16,14 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::checked::CheckedBlocks;
-use crate::compact::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
 use crate::error::{Error, Result};
 use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
 use crate::format::{
-    self, CommitSlot, Deferred, EventFrame, Footer, Frame, SegmentHeader, Summary, PACKED_VERSION,
-    SEGMENT_HEADER_LEN,
+    self, CommitSlot, EventFrame, Frame, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::index::{FooterSource, SegmentIndex};
+use crate::packed::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
+pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
 use crate::segment::{
     check_identity, checked_frame, image, map, read_header, scan_frames, sealed_len, StreamKind,
 };
@@ -430,6 +430,11 @@ impl SegmentView {
         f(&st.index, &st.slot)
     }
 
+    /// Whether the segment is read from a compacted file.
+    pub fn compacted(&self) -> bool {
+        self.state.read().packed.is_some()
+    }
+
     /// Bytes of the file on disk.
     pub fn file_len(&self) -> u64 {
         self.state.read().file_len
@@ -446,60 +451,6 @@ fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<
         deferred,
     };
     Ok(SegmentIndex::from_footer(footer, Some(source)))
-}
-
-/// Decodes and checks the footer of a sealed segment against its commit slot.
-pub(crate) fn read_footer(map: &[u8], slot: &CommitSlot, path: &Path) -> Result<Footer> {
-    let (mut footer, deferred) = read_footer_deferred(map, slot, path)?;
-    let bytes = &map[slot.committed_len as usize..];
-    let corrupt = |e: crate::format::DecodeError| {
-        Error::corrupt(path, slot.committed_len + e.offset as u64, e.what)
-    };
-    footer.blocks = deferred.blocks.decode_all(bytes).map_err(corrupt)?;
-    if let Some(p) = deferred.postings {
-        footer.postings = Some(p.decode(bytes).map_err(corrupt)?);
-    }
-    if let Some(c) = deferred.checkpoints {
-        footer.checkpoints = Some(c.decode_all(bytes).map_err(corrupt)?);
-    }
-    Ok(footer)
-}
-
-/// [`read_footer`], leaving the blocks and postings where they are (see
-/// [`Footer::decode_deferred`]).
-pub(crate) fn read_footer_deferred(
-    map: &[u8],
-    slot: &CommitSlot,
-    path: &Path,
-) -> Result<(Footer, Deferred)> {
-    let start = usize::try_from(slot.committed_len)
-        .map_err(|_| Error::corrupt(path, 0, "committed length too large"))?;
-    let rest = map.get(start..).ok_or_else(|| {
-        Error::corrupt(
-            path,
-            slot.committed_len,
-            "sealed segment ends before its footer",
-        )
-    })?;
-    let len = Footer::peek_len(rest)
-        .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
-    let bytes = rest.get(..len).ok_or_else(|| {
-        Error::corrupt(
-            path,
-            slot.committed_len,
-            "footer runs past the end of the file",
-        )
-    })?;
-    let (footer, deferred) = Footer::decode_deferred(bytes)
-        .map_err(|e| Error::corrupt(path, slot.committed_len + e.offset as u64, e.what))?;
-    if footer.summary.event_count != slot.event_count || footer.summary.last_id != slot.last_id {
-        return Err(Error::corrupt(
-            path,
-            slot.committed_len,
-            "footer summary disagrees with the commit slot",
-        ));
-    }
-    Ok((footer, deferred))
 }
 
 /// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a

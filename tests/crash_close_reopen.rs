@@ -4,8 +4,9 @@
 //! `events.manifest.tmp` written, synced, renamed), in retention, in pattern and stats
 //! writes, in a close (the duplicate count, the manifest's clean-close record and the dedup
 //! image: `dedup.window.tmp` written, renamed) and in a writable open (recovery rewriting the
-//! manifest). After every kill the store must verify clean and hold every acknowledged event
-//! and pattern exactly once with nothing else, the next writable open must succeed (a crash
+//! manifest), and in the compaction thread's rewrites of sealed segments. After every kill
+//! the store must verify clean and hold every acknowledged event and pattern exactly once
+//! with nothing else, the next writable open must succeed (a crash
 //! never looks like a lost segment or tail), its first new id must be above every id
 //! acknowledged before, and re-sending the newest acknowledged events must find each one
 //! (the window the open rebuilt, from the image or the log, holds them).
@@ -101,6 +102,9 @@ fn config() -> Config {
     c.future_skew_max = Duration::from_secs(200 * 365 * 86_400);
     c.cleanup_interval = Duration::from_millis(5);
     c.stats_interval = Duration::from_millis(2);
+    // Sealed segments are compacted in the background as the child rolls them, so kills
+    // land in compactions too (at level 1, so that many finish between kills).
+    c.compaction_level = Some(1);
     c
 }
 
@@ -368,6 +372,10 @@ struct Kills {
     /// it and no open had yet cleared the flag), and kills that left a half-written one.
     clean_index_images: u64,
     index_image_tmp_left: u64,
+    /// Kills that left a compaction's temporary segment file, and compacted (version 2)
+    /// segments found after kills.
+    compaction_tmp_left: u64,
+    compacted_seen: u64,
     /// Clean closes the children completed, the time they took, and how many wrote an image.
     closes: u64,
     close_us: u64,
@@ -397,6 +405,7 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
     eprintln!(
         "{} kills in {:.1?}; by step: {:?}; half-written image left {}, manifest left {}; \
          clean index images after a kill {}, half-written ones {}; \
+         compacted segments seen {}, half-written compactions {}; \
          {} clean closes (mean {} µs, {} wrote an image); {} events checked; {} acknowledged \
          in the last store",
         kills.killed,
@@ -406,6 +415,8 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
         kills.manifest_tmp_left,
         kills.clean_index_images,
         kills.index_image_tmp_left,
+        kills.compacted_seen,
+        kills.compaction_tmp_left,
         kills.closes,
         kills.close_us / kills.closes.max(1),
         kills.images_saved,
@@ -420,6 +431,10 @@ fn sigkill_during_appends_rolls_closes_and_reopens_loses_nothing_acknowledged() 
         assert!(
             kills.in_step.keys().any(|k| k.starts_with("close")),
             "seed {seed}: no kill landed in a close"
+        );
+        assert!(
+            kills.compacted_seen > 0,
+            "seed {seed}: no compacted segment was ever seen"
         );
         assert!(
             kills.images_saved > 0,
@@ -452,6 +467,11 @@ fn step_killed(dir: &Path, acked: &Acked) -> &'static str {
 /// sidecars, and a clean index image of the newest segment only.
 fn check_left_files(dir: &Path, ctx: &str) {
     for d in [dir.to_path_buf(), dir.join("patterns"), dir.join("stats")] {
+        assert_eq!(
+            compaction_files(&d).1,
+            0,
+            "{ctx}: a compaction's temporary file left"
+        );
         for tmp in [IMAGE_TMP, MANIFEST_TMP] {
             assert!(
                 !d.join(tmp).exists(),
@@ -476,6 +496,25 @@ fn check_left_files(dir: &Path, ctx: &str) {
             );
         }
     }
+}
+
+/// Compacted (version 2) segments in `dir`, and compactions' temporary files.
+fn compaction_files(dir: &Path) -> (u64, u64) {
+    let (mut compacted, mut tmps) = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".seg.tmp") {
+            tmps += 1;
+        } else if e.path().extension().is_some_and(|x| x == "seg") {
+            let mut head = [0u8; 12];
+            let version_2 = std::fs::File::open(e.path())
+                .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0))
+                .is_ok()
+                && head[8..12] == 2u32.to_le_bytes();
+            compacted += u64::from(version_2);
+        }
+    }
+    (compacted, tmps)
 }
 
 /// The index images in `dir` (with whether each is clean, by its flags), how many
@@ -574,6 +613,9 @@ fn kill_repeatedly(
             kills.manifest_tmp_left += u64::from(d.join(MANIFEST_TMP).exists());
             let (images, tmps, _) = index_images(&d);
             kills.index_image_tmp_left += tmps;
+            let (compacted, seg_tmps) = compaction_files(&d);
+            kills.compacted_seen += compacted;
+            kills.compaction_tmp_left += seg_tmps;
             kills.clean_index_images += images.iter().filter(|(_, clean)| *clean).count() as u64;
         }
         acked.in_flight = None;

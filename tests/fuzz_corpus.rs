@@ -72,3 +72,15 @@ fn every_changed_byte_of_a_dedup_image_is_refused_or_harmless() {
         }
     }
 }
+
+#[test]
+fn compacted_block_corpus_replays_without_panic() {
+    let expanded = inputs("compacted_block")
+        .iter()
+        .filter(|(_, bytes)| selflog::fuzzing::expand_compressed_block(bytes))
+        .count();
+    assert!(
+        expanded >= 1,
+        "the seed corpus includes a block that expands"
+    );
+}

@@ -1,6 +1,6 @@
-//! The threads of a writable open (issue 19): the writer, its sync thread and the
-//! maintenance thread, which also writes the pattern and stats streams, and nothing else;
-//! close ends all three. Before, each sidecar was a store of its own with a writer, a
+//! The threads of a writable open (issue 19): the writer, its sync thread, the
+//! maintenance thread, which also writes the pattern and stats streams, and the compaction
+//! thread (issue 26), and nothing else; close ends all four. Before, each sidecar was a store of its own with a writer, a
 //! maintenance and (after a sealed segment) a sync thread: nine threads in all. (A test
 //! binary of its own: it counts this process's threads by name.)
 
@@ -38,7 +38,7 @@ fn noise(seed: u64, len: usize) -> String {
 }
 
 #[test]
-fn a_writable_open_runs_three_threads_and_close_ends_them() {
+fn a_writable_open_runs_four_threads_and_close_ends_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
     let mut config = Config::default();
@@ -89,11 +89,16 @@ fn a_writable_open_runs_three_threads_and_close_ends_them() {
             .len(),
         2_500
     );
-    let want: Vec<&str> = ["selflog-maintenance", "selflog-sync", "selflog-writer"]
-        .into_iter()
-        .map(comm)
-        .collect();
-    assert_eq!(selflog_threads(), want, "each of the three, once");
+    let want: Vec<&str> = [
+        "selflog-compact",
+        "selflog-maintenance",
+        "selflog-sync",
+        "selflog-writer",
+    ]
+    .into_iter()
+    .map(comm)
+    .collect();
+    assert_eq!(selflog_threads(), want, "each of the four, once");
     store.close().unwrap();
     // A joined thread can still be listed for a moment while the kernel reaps it: a
     // thread the store left running would stay.

@@ -3,14 +3,13 @@
 //! n-gram filter per run of blocks so a text search skips the blocks that cannot match.
 //! `format-spec/FORMAT.md#compacted-segments`
 //!
-//! `write.rs` rewrites one file crash-safely; `reader.rs` reads the result for the
-//! stream's views; `filter.rs` builds and probes the filters. The `selflog-compact` thread
+//! `write.rs` rewrites one file crash-safely (reading it back through `crate::packed`,
+//! which the stream's views read compacted segments with); `verify.rs` is `verify`'s check
+//! of a compacted segment. The `selflog-compact` thread
 //! of a writable open compacts every sealed version-1 segment it finds, oldest first, at a
 //! low scheduling priority, one at a time (memory: about twice the segment's frames while
 //! one is rewritten), and stops between blocks when the store closes.
 
-pub(crate) mod filter;
-mod reader;
 pub(crate) mod verify;
 mod write;
 
@@ -26,7 +25,6 @@ use crate::error::{Error, Result};
 use crate::segment::StreamKind;
 use crate::stream::Stream;
 
-pub(crate) use reader::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use write::compact_file;
 pub use write::Outcome;
 
@@ -174,39 +172,4 @@ pub(crate) fn compact_all(
         out.push((id, outcome));
     }
     Ok(out)
-}
-
-/// The sparse-index blocks (numbers into `blocks`) of compacted segment `packed` whose
-/// block filter says they may hold a payload containing `needle` (ASCII letters compared
-/// without case): every other block is passed over without being decompressed. `None`
-/// when no filter can rule anything out (a needle under 3 bytes, no filters). A filter
-/// that fails its checksum or does not decode rules nothing out: the search then reads
-/// its blocks, and their own checks report any damage.
-pub(crate) fn filter_candidates(
-    packed: &Packed,
-    needle: &[u8],
-    blocks: &crate::index::Blocks,
-) -> Option<Vec<u32>> {
-    let probe = filter::FilterProbe::new(needle)?;
-    if packed.filters().is_empty() {
-        return None;
-    }
-    let mut may = vec![true; packed.table().len()];
-    for f in packed.filters() {
-        let keep = packed
-            .filter_bytes(f)
-            .is_none_or(|b| filter::may_contain(b, &probe).unwrap_or(true));
-        let first = f.first_block as usize;
-        for m in may.iter_mut().skip(first).take(f.block_count as usize) {
-            *m = keep;
-        }
-    }
-    Some(
-        blocks
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| packed.block_at(b.offset).is_none_or(|k| may[k]))
-            .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
-            .collect(),
-    )
 }

@@ -13,7 +13,7 @@ use crate::format::{CommitSlot, Footer, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
 use crate::segment::{map, scan_frames};
 
-use super::reader::{BlockCache, Packed};
+use crate::packed::{BlockCache, Packed};
 
 /// What checking one compacted segment found.
 pub(crate) struct Checked {
@@ -90,7 +90,7 @@ pub(crate) fn check(
     for f in packed.filters() {
         match packed.filter_bytes(f) {
             Some(bytes) => {
-                if let Err(what) = super::filter::check(bytes) {
+                if let Err(what) = crate::packed::filter::check(bytes) {
                     problems.push((f.offset, format!("block filter: {what}")));
                 }
             }

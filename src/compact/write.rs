@@ -21,8 +21,8 @@ use crate::format::{
 use crate::index::SegmentIndex;
 use crate::segment::{checked_frame, create_private, map, read_header, scan_frames, sealed_len};
 
-use super::reader::{BlockCache, Packed};
-use super::{filter, Settings};
+use super::Settings;
+use crate::packed::{filter, BlockCache, Packed};
 
 /// Logical bytes a compressed block grows to before it is closed (at the end of the
 /// sparse-index block that reaches it). 32 KiB: with a dictionary trained on the segment,
@@ -98,14 +98,9 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
     if header.version != format::FORMAT_VERSION || !slot.sealed {
         return Ok(Outcome::Skipped);
     }
-    let len = sealed_len(&file, &slot, meta.len(), path)?;
-    let m = map::map_read(&file, len, path)?;
-    let footer = crate::stream::read_footer(&m, &slot, path)?;
-
     // The frames as a compacted segment gives them back: every payload uncompressed, every
     // hash checked against the content it stands for.
-    let (logical, index) = expand_to_logical(&m, &header, &slot, &footer, path)?;
-    drop(m);
+    let (logical, index, footer) = read_original(&file, meta.len(), &header, &slot, path)?;
     if stop.load(Ordering::Relaxed) {
         return Ok(Outcome::Stopped);
     }
@@ -186,6 +181,7 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
 
     // Read back through the reader's checks before it replaces anything.
     check_written(tmp, &header, path)?;
+    drop_cached(&[&out, &file]);
 
     if !replace(path, tmp, identity)? {
         return Ok(Outcome::Gone);
@@ -311,8 +307,36 @@ fn replace(path: &Path, tmp: &Path, identity: (u64, u64)) -> Result<bool> {
     Ok(true)
 }
 
+/// Old data, rewritten and on the disk: it need not take page cache from programs that
+/// use it (advice only; readers bring back what they read).
+fn drop_cached(files: &[&File]) {
+    for f in files {
+        let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
+    }
+}
+
 fn u32_of(v: u64, path: &Path) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::corrupt(path, 0, "segment too large to compact"))
+}
+
+/// The sealed version-1 segment in `file` (`file_len` bytes): its logical frames, their
+/// index and its footer.
+fn read_original(
+    file: &File,
+    file_len: u64,
+    header: &SegmentHeader,
+    slot: &CommitSlot,
+    path: &Path,
+) -> Result<(Vec<u8>, SegmentIndex, format::Footer)> {
+    let len = sealed_len(file, slot, file_len, path)?;
+    let m = map::map_read(file, len, path)?;
+    let footer = crate::stream::read_footer(&m, slot, path)?;
+    let expanded = expand_to_logical(&m, header, slot, &footer, path);
+    // Read once, whatever comes of it: the pages need not stay.
+    drop(m);
+    drop_cached(&[file]);
+    let (logical, index) = expanded?;
+    Ok((logical, index, footer))
 }
 
 /// Rebuilds the frames of a sealed version-1 segment as a compacted one stores them (each
@@ -363,7 +387,7 @@ fn expand_to_logical(
                     })
                     .transpose()?;
                 let ts = header.base_timestamp_us.wrapping_add(f.ts_delta);
-                let want = super::reader::hash_fields(
+                let want = crate::packed::hash_fields(
                     ts,
                     name(f.type_ref)?,
                     f.action_ref.map(name).transpose()?,

@@ -335,14 +335,15 @@ mod tests {
 
     #[test]
     fn rejects_newer_version() {
+        // Version 2 is a compacted segment; the next one is unknown.
         let mut h = header();
-        h.version = FORMAT_VERSION + 1;
+        h.version = super::super::PACKED_VERSION + 1;
         let err = SegmentHeader::decode(&h.encode()).unwrap_err();
         assert!(err.what.contains("version"), "{err:?}");
         assert_eq!(
             err.kind,
             DecodeKind::UnsupportedVersion {
-                found: FORMAT_VERSION + 1
+                found: super::super::PACKED_VERSION + 1
             }
         );
     }

@@ -267,8 +267,7 @@ pub(super) fn plan_segment(
         // pass over the blocks whose payloads cannot hold it, without decompressing them.
         if let (Some(m), Some((packed, _))) = (matcher, &snap.packed) {
             if text_refs.is_empty() {
-                if let Some(keep) =
-                    crate::compact::filter_candidates(packed, m.needle(), &ix.blocks)
+                if let Some(keep) = crate::packed::filter_candidates(packed, m.needle(), &ix.blocks)
                 {
                     allowed = Some(match allowed {
                         None => keep,

@@ -6,6 +6,7 @@
 //! modified again, and a segment only shrinks once, when sealed, and then only past its
 //! committed end plus footer. Only `map.rs` maps files into memory, and only for reading.
 
+pub(crate) mod footer;
 pub(crate) mod image;
 pub(crate) mod map;
 

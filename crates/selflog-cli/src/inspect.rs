@@ -258,6 +258,44 @@ fn get(store_dir: &Path, id: u64, mode: output::Mode) -> Outcome {
     Ok(0)
 }
 
+/// The `inspect stats --json` object.
+fn stats_json(
+    store_dir: &Path,
+    s: &selflog::StoreStats,
+    ratio: f64,
+    last_hour: u64,
+    recent_rate: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "store": store_dir.display().to_string(),
+        "total_events": s.total_events,
+        "first_timestamp": s.first_timestamp.map(output::secs),
+        "last_timestamp": s.last_timestamp.map(output::secs),
+        "first_id": s.first_id.map(|i| i.0),
+        "last_id": s.last_id.map(|i| i.0),
+        "segments": s.segments,
+        "disk_bytes": s.disk_bytes,
+        "log_bytes": s.log_bytes,
+        "bytes_per_event": s.bytes_per_event(),
+        "sealed_events": s.sealed_events,
+        "sealed_bytes": s.sealed_bytes,
+        "sealed_bytes_per_event": s.sealed_bytes_per_event(),
+        "sealed_segments": s.sealed_segments,
+        "compacted_segments": s.compacted_segments,
+        "active_events": s.active_events,
+        "active_bytes": s.active_bytes,
+        "active_bytes_per_event": s.active_bytes_per_event(),
+        "compressed_events": s.compressed_events,
+        "data_raw_bytes": s.data_raw_bytes,
+        "data_stored_bytes": s.data_stored_bytes,
+        "compression_ratio": ratio,
+        "duplicates_dropped": s.duplicates_unknown.is_none().then_some(s.duplicates_dropped),
+        "events_last_hour": last_hour,
+        "recent_events_per_second": recent_rate,
+        "events_by_type": s.events_by_type,
+    })
+}
+
 fn stats(store_dir: &Path, json: bool) -> Outcome {
     let store = crate::open_read_only(store_dir)?;
     let s = store.stats()?;
@@ -280,26 +318,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
     };
     let mut out = io::stdout().lock();
     let res = if json {
-        let v = serde_json::json!({
-            "store": store_dir.display().to_string(),
-            "total_events": s.total_events,
-            "first_timestamp": s.first_timestamp.map(output::secs),
-            "last_timestamp": s.last_timestamp.map(output::secs),
-            "first_id": s.first_id.map(|i| i.0),
-            "last_id": s.last_id.map(|i| i.0),
-            "segments": s.segments,
-            "disk_bytes": s.disk_bytes,
-            "log_bytes": s.log_bytes,
-            "bytes_per_event": s.bytes_per_event(),
-            "compressed_events": s.compressed_events,
-            "data_raw_bytes": s.data_raw_bytes,
-            "data_stored_bytes": s.data_stored_bytes,
-            "compression_ratio": ratio,
-            "duplicates_dropped": s.duplicates_unknown.is_none().then_some(s.duplicates_dropped),
-            "events_last_hour": last_hour,
-            "recent_events_per_second": recent_rate,
-            "events_by_type": s.events_by_type,
-        });
+        let v = stats_json(store_dir, &s, ratio, last_hour, recent_rate);
         writeln!(out, "{v}")
     } else {
         let span = match (s.first_timestamp, s.last_timestamp) {
@@ -312,7 +331,7 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
              time span          {span}\n\
              segments           {}\n\
              disk size          {} ({} of log)\n\
-             bytes per event    {:.1}\n\
+             bytes per event    {:.1} (sealed {:.1} in {} segments, {} compacted; active {:.1})\n\
              compressed events  {} (data {} -> {}, ratio {ratio:.2})\n\
              duplicates dropped {}\n\
              recent rate        {last_hour} events in the last hour ({recent_rate:.2}/s)\n",
@@ -322,6 +341,10 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             output::human_bytes(s.disk_bytes),
             output::human_bytes(s.log_bytes),
             s.bytes_per_event(),
+            s.sealed_bytes_per_event(),
+            s.sealed_segments,
+            s.compacted_segments,
+            s.active_bytes_per_event(),
             s.compressed_events,
             output::human_bytes(s.data_raw_bytes),
             output::human_bytes(s.data_stored_bytes),
