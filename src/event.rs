@@ -300,7 +300,9 @@ pub(crate) const HOME_EDGES_LEN_MAX: usize = 1024;
 /// stays exact (the tag it compares is the content hash's); an append can start loading
 /// the bucket while it hashes, the one cache miss a single append could not overlap with
 /// anything. Events alike in all of these but different share a bucket chain, which costs
-/// lookups among them extra reads, never a wrong answer.
+/// lookups among them extra reads, never a wrong answer. The function is part of the dedup
+/// window image's format (`format-spec/FORMAT.md#dedup-window-image`): changing it needs a
+/// new image version.
 pub(crate) fn dedup_home(
     timestamp: Timestamp,
     type_len: usize,

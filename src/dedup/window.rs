@@ -104,6 +104,7 @@ impl BucketHint {
 }
 
 /// The home bucket of a key among `buckets`: its low 32 bits scaled onto the count.
+/// `format-spec/FORMAT.md#dedup-window-image`
 fn home_bucket(key: u64, buckets: usize) -> usize {
     (((key & 0xFFFF_FFFF) * buckets as u64) >> 32) as usize
 }

@@ -623,6 +623,57 @@ mod tests {
         assert!(err.what.contains("checkpoints for 1 blocks"), "{err:?}");
     }
 
+    /// `sample()`'s footer with `extra` sections (kind, flags, body) put before the section
+    /// at each given position, with its length, count and CRC made to match.
+    fn with_sections(extra: &[(usize, u16, u16, &[u8])]) -> Vec<u8> {
+        let b = sample().encode();
+        let mut sections = Vec::new();
+        let mut at = FOOTER_FIXED_LEN - 4;
+        while at < b.len() - 4 {
+            let len = SECTION_HEADER_LEN
+                + u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+            sections.push(b[at..at + len].to_vec());
+            at += len;
+        }
+        for &(pos, kind, flags, body) in extra.iter().rev() {
+            let mut s = kind.to_le_bytes().to_vec();
+            s.extend_from_slice(&flags.to_le_bytes());
+            s.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            s.extend_from_slice(body);
+            sections.insert(pos, s);
+        }
+        let body: Vec<u8> = sections.concat();
+        let mut out = FOOTER_MAGIC.to_vec();
+        out.extend_from_slice(&((FOOTER_FIXED_LEN + body.len()) as u32).to_le_bytes());
+        out.extend_from_slice(&(sections.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32(&[&out]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// More than 8 sections, unknown kinds (0, 9, 65535) anywhere and repeated, empty or
+    /// not, and a checkpoints section of another stride are skipped; flags on an unknown
+    /// section are still refused (`format-spec/FORMAT.md#footer`, issue 26).
+    #[test]
+    fn unknown_sections_any_number_are_skipped_but_their_flags_checked() {
+        let stride_5 = [5u8, 0, 0, 0, 1, 0, 0, 0, 9, 9];
+        let extra: [(usize, u16, u16, &[u8]); 5] = [
+            (0, 0, 0, b"abc"),
+            (1, 9, 0, b""),
+            (3, 8, 0, &stride_5),
+            (3, 9, 0, b"xyz"),
+            (8, 65535, 0, &[0xFF; 40]),
+        ];
+        let b = with_sections(&extra);
+        assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()), 13);
+        assert_eq!(Footer::decode(&b).unwrap(), sample());
+        let flagged = with_sections(&[(2, 9, 1, b"")]);
+        assert!(Footer::decode(&flagged).is_err());
+        let no_stride = with_sections(&[(3, 8, 0, b"")]);
+        assert!(Footer::decode(&no_stride).is_err());
+    }
+
     #[test]
     fn every_flipped_byte_is_detected() {
         let b = sample().encode();

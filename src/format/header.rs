@@ -375,6 +375,39 @@ mod tests {
         assert!(CommitSlot::newest(&hdr).is_err());
     }
 
+    /// Readers do not check a slot's parity (`format-spec/FORMAT.md#commit-slot`): an even
+    /// sequence in slot A or an odd one in B is used like any valid slot, the higher
+    /// sequence wins, and a tie goes to slot A. Issue 26: a reader from the spec alone had
+    /// to guess this.
+    #[test]
+    fn slot_parity_is_not_checked_and_a_tie_goes_to_slot_a() {
+        let slot = |sequence, committed_len| CommitSlot {
+            sequence,
+            committed_len,
+            durable_len: 256,
+            event_count: 0,
+            last_id: 0,
+            commit_time_us: 1,
+            sealed: false,
+        };
+        let write = |a: CommitSlot, b: CommitSlot| {
+            let mut hdr = vec![0u8; SEGMENT_HEADER_LEN];
+            hdr[SLOT_OFFSETS[0]..SLOT_OFFSETS[0] + COMMIT_SLOT_LEN].copy_from_slice(&a.encode());
+            hdr[SLOT_OFFSETS[1]..SLOT_OFFSETS[1] + COMMIT_SLOT_LEN].copy_from_slice(&b.encode());
+            CommitSlot::newest(&hdr).unwrap()
+        };
+        // Wrong parity in both places: the higher sequence still wins, wherever it is.
+        assert_eq!(write(slot(4, 300), slot(3, 200)), slot(4, 300));
+        assert_eq!(write(slot(2, 200), slot(5, 300)), slot(5, 300));
+        // Equal sequences: slot A.
+        assert_eq!(write(slot(6, 300), slot(6, 200)), slot(6, 300));
+        // A slot of wrong parity alone, the other never written.
+        let mut hdr = vec![0u8; SEGMENT_HEADER_LEN];
+        hdr[SLOT_OFFSETS[1]..SLOT_OFFSETS[1] + COMMIT_SLOT_LEN]
+            .copy_from_slice(&slot(7, 400).encode());
+        assert_eq!(CommitSlot::newest(&hdr).unwrap(), slot(7, 400));
+    }
+
     #[test]
     fn meta_round_trips_and_rejects_foreign_bytes() {
         let m = StoreMeta {

@@ -225,3 +225,68 @@ pub(crate) fn to_stats(e: &StoredEvent) -> Option<SystemStats> {
 pub(crate) fn pattern_subject(event_id: EventId) -> String {
     subject(Some(event_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(e: &Event) -> StoredEvent {
+        StoredEvent {
+            id: EventId(1),
+            timestamp: e.timestamp,
+            event_type: e.event_type.clone(),
+            action: e.action.clone(),
+            source: e.source.clone(),
+            data: e.data_text().map(str::to_owned),
+            hash: e.content_hash(),
+        }
+    }
+
+    /// The stats record's data as `format-spec/FORMAT.md#sidecars` lays it out: keys in
+    /// order, counts as JSON integers, the rest as numbers with a point; a non-finite
+    /// gauge is written as `null` and the record then reads as no record (issue 26).
+    #[test]
+    fn stats_data_has_the_spec_types_and_order() {
+        let s = SystemStats {
+            timestamp: Timestamp(1_732_460_000_000_000),
+            total_events: 990_050,
+            events_per_second: 1250.5,
+            active_embryos: 3,
+            avg_fitness: 0.0,
+            storage_mb: 1e-7,
+        };
+        let e = stats_event(&s).unwrap();
+        assert_eq!(
+            e.data_text(),
+            Some(
+                r#"{"total_events":990050,"events_per_second":1250.5,"active_embryos":3,"avg_fitness":0.0,"storage_mb":1e-7}"#
+            )
+        );
+        assert_eq!(
+            (e.event_type.as_str(), e.source.as_str()),
+            ("system_stats", "maintenance")
+        );
+        assert_eq!(to_stats(&stored(&e)), Some(s));
+        let nan = SystemStats {
+            avg_fitness: f64::NAN,
+            ..s
+        };
+        let e = stats_event(&nan).unwrap();
+        assert!(e.data_text().unwrap().contains(r#""avg_fitness":null"#));
+        assert_eq!(to_stats(&stored(&e)), None);
+        // An integer where a number is expected reads; a number where an integer is, not.
+        let mut lenient = stored(&e);
+        lenient.data = Some(
+            r#"{"total_events":1,"events_per_second":2,"active_embryos":3,"avg_fitness":4,"storage_mb":5,"extra":true}"#
+                .into(),
+        );
+        assert!(to_stats(&lenient).is_some());
+        lenient.data = Some(
+            lenient
+                .data
+                .unwrap()
+                .replace(r#""total_events":1"#, r#""total_events":1.0"#),
+        );
+        assert_eq!(to_stats(&lenient), None);
+    }
+}

@@ -730,7 +730,112 @@ fn last_nonzero_byte(buf: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::last_nonzero_byte;
+    use super::{last_nonzero_byte, scan_frames};
+    use crate::format::{encode_event, encode_string_def, EventFrame, SegmentHeader};
+    use crate::index::SegmentIndex;
+
+    fn header(base_timestamp_us: i64) -> SegmentHeader {
+        SegmentHeader {
+            version: 1,
+            stream_kind: 1,
+            segment_id: 1,
+            base_id: 10,
+            base_timestamp_us,
+            segment_len: 1 << 16,
+            created_us: 0,
+        }
+    }
+
+    /// A segment's first 256 bytes (zero: the scan does not read them) and then `frames`;
+    /// also the offset each frame starts at.
+    fn segment(frames: &[Vec<u8>]) -> (Vec<u8>, Vec<u64>) {
+        let mut buf = vec![0u8; 256];
+        let mut starts = Vec::new();
+        for f in frames {
+            starts.push(buf.len() as u64);
+            buf.extend_from_slice(f);
+        }
+        (buf, starts)
+    }
+
+    fn event(id_delta: u64, ts_delta: i64, refs: (u32, u32), payload: Option<&[u8]>) -> Vec<u8> {
+        let f = EventFrame {
+            id_delta,
+            ts_delta,
+            type_ref: refs.0,
+            source_ref: refs.1,
+            action_ref: None,
+            hash: 7,
+            payload,
+            raw_len: None,
+        };
+        let mut out = vec![0u8; f.encoded_len()];
+        encode_event(&mut out, &f);
+        out
+    }
+
+    /// A committed end that cuts a frame, or leaves fewer than 8 bytes of one, fails the
+    /// scan at that frame's start (`format-spec/FORMAT.md#frame-checks`); a committed end
+    /// on a frame boundary scans clean. Issue 26: the spec left this to guessing.
+    #[test]
+    fn a_frame_crossing_the_committed_end_fails_at_its_start() {
+        let (buf, starts) = segment(&[
+            encode_string_def(0, "file_op"),
+            event(0, 0, (0, 0), Some(br#"{"a":1}"#)),
+            event(1, 5, (0, 0), None),
+        ]);
+        let total = buf.len() as u64;
+        for end in 257..=total {
+            let mut index = SegmentIndex::default();
+            let got = scan_frames(&buf, 256, end, &header(0), &mut index, 0, "s".as_ref());
+            let cut = starts.iter().copied().filter(|&s| s < end).max();
+            if starts.contains(&end) || end == total {
+                assert!(got.is_ok(), "end {end} is a frame boundary");
+            } else {
+                assert_eq!(got.err().map(|(at, _)| at), cut, "end {end}");
+            }
+        }
+    }
+
+    /// What only writers are bound by does not fail a scan: an over-long or empty string,
+    /// empty type and source, an empty payload, a negative timestamp, a first id delta
+    /// other than 0, a string defined twice, a payload that is not LZ4. And the summary's
+    /// stored bytes count the payload without its `raw_len` varint.
+    #[test]
+    fn scans_accept_what_binds_only_writers() {
+        let long = "x".repeat(2000);
+        let lz4 = EventFrame {
+            raw_len: Some(5000),
+            payload: Some(b"not lz4 at all"),
+            ..EventFrame {
+                id_delta: 9,
+                ts_delta: -10,
+                type_ref: 0,
+                source_ref: 2,
+                action_ref: None,
+                hash: 1,
+                payload: None,
+                raw_len: None,
+            }
+        };
+        let mut lz4_frame = vec![0u8; lz4.encoded_len()];
+        encode_event(&mut lz4_frame, &lz4);
+        let (buf, _) = segment(&[
+            encode_string_def(0, &long),
+            encode_string_def(1, ""),
+            encode_string_def(2, &long),
+            event(3, -20, (1, 1), Some(b"")),
+            lz4_frame,
+        ]);
+        let mut index = SegmentIndex::default();
+        let end = buf.len() as u64;
+        let got = scan_frames(&buf, 256, end, &header(5), &mut index, 0, "s".as_ref());
+        assert!(got.is_ok(), "{:?}", got.err());
+        let s = index.summary;
+        assert_eq!((s.event_count, s.first_id, s.last_id), (2, 13, 19));
+        assert_eq!((s.min_ts_us, s.compressed_count), (-15, 1));
+        assert_eq!((s.data_raw_bytes, s.data_stored_bytes), (5000, 14));
+    }
 
     #[test]
     fn last_nonzero_byte_is_found_anywhere() {

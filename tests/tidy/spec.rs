@@ -1026,9 +1026,9 @@ fn footer_and_section_tables_agree_with_the_encoder() {
             .contains(&format!("≥ {}", f::FOOTER_FIXED_LEN))
             && rows[2]
                 .meaning
-                .contains(&format!("to {} in version", f::SECTION_KINDS.len())),
+                .contains(&format!("writes 4 to {}", f::SECTION_KINDS.len())),
         format!(
-            "{}: footer_len ≥ FOOTER_FIXED_LEN, up to 8 sections",
+            "{}: footer_len ≥ FOOTER_FIXED_LEN, a writer writes up to 8 sections",
             t.name()
         ),
     );
