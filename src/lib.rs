@@ -46,6 +46,7 @@
 
 mod cache;
 mod checked;
+mod compact;
 mod config;
 mod cursor;
 mod dedup;

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Sizes the trigram Bloom filters of compacted segments (issue 26) on a real store.
+
+Reads version-1 segment files (format-spec/FORMAT.md, "Frame"), cuts their events into blocks
+of >= 32 KiB of frame bytes (what the compacted format compresses as one zstd block), and for
+groups of 1, 8, 16 and 32 consecutive blocks builds the filter that format-spec/filter-section.md
+specifies (this script is an independent implementation of it), for several bits per trigram.
+It prints, per group size and bits per trigram: distinct trigrams per group, filter bytes per
+event, and the share of groups a random lowercase needle of 3, 4, 5 and 8 bytes passes (the
+groups a search for it would have to decompress). "exact" is a filter with no false positives:
+the groups whose trigram set holds every trigram of the needle.
+
+Usage: python tools/filter_sizing.py SEGMENT.seg [SEGMENT.seg ...]
+Needs the `lz4` module (payloads over 1 KiB are LZ4 block compressed).
+"""
+import random
+import statistics
+import struct
+import sys
+
+import lz4.block
+
+BLOCK_LEN = 32 * 1024
+GROUP_BLOCKS = (1, 8, 16, 32)
+BITS_PER_TRIGRAM = (3, 4, 5, 6)
+NEEDLE_LENS = (3, 4, 5, 8)
+NEEDLES_PER_LEN = 200
+HEADER_LEN = 8
+MASK64 = (1 << 64) - 1
+
+
+def k_for(bits):
+    """Hash functions per trigram for a filter of `bits` bits per trigram (as the Rust code)."""
+    return {3: 2, 4: 3, 5: 3, 6: 4}[bits]
+
+
+def varint(b, i):
+    r = 0
+    sh = 0
+    while True:
+        x = b[i]
+        i += 1
+        r |= (x & 0x7F) << sh
+        sh += 7
+        if x < 0x80:
+            return r, i
+
+
+def events(path):
+    """Yields (frame_len, payload) per frame of a sealed version-1 segment (payload None for
+    string definitions)."""
+    buf = open(path, "rb").read()
+
+    def slot(o):
+        seq, cl, _dl, _ec, _li, _ct, _fl, _crc = struct.unpack_from("<QQQQQqII", buf, o)
+        return seq, cl
+
+    a, b = slot(64), slot(120)
+    committed = (a if a[0] > b[0] else b)[1]
+    o = 256
+    while o < committed:
+        bl, _crc = struct.unpack_from("<II", buf, o)
+        body = buf[o + 8 : o + 8 + bl]
+        o += 8 + bl
+        fl = body[0]
+        if fl & 3 == 2:
+            yield 8 + bl, None
+            continue
+        i = 1
+        for _ in range(4):
+            _, i = varint(body, i)
+        if fl & 8:
+            _, i = varint(body, i)
+        i += 8
+        pay = b""
+        if fl & 16:
+            if fl & 4:
+                rl, i = varint(body, i)
+                pay = lz4.block.decompress(body[i:], uncompressed_size=rl)
+            else:
+                pay = body[i:]
+        yield 8 + bl, pay
+
+
+def fmix64(x):
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & MASK64
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & MASK64
+    x ^= x >> 33
+    return x
+
+
+HASH = {}
+
+
+def hashes(tri):
+    """(h1, h2) of a trigram given as 3 bytes."""
+    h = HASH.get(tri)
+    if h is None:
+        x = fmix64(tri[0] | tri[1] << 8 | tri[2] << 16)
+        h = (x & 0xFFFFFFFF, (x >> 32) | 1)
+        HASH[tri] = h
+    return h
+
+
+def positions(tri, k, m):
+    h1, h2 = hashes(tri)
+    return [(h1 + i * h2) % m for i in range(k)]
+
+
+def build(trigrams, bits):
+    k = k_for(bits)
+    m = (len(trigrams) * bits + 63) // 64 * 64
+    arr = bytearray(m // 8)
+    for t in trigrams:
+        for p in positions(t, k, m):
+            arr[p >> 3] |= 1 << (p & 7)
+    return k, m, arr
+
+
+def passes(filt, needle_tris):
+    k, m, arr = filt
+    if m == 0:
+        return False
+    for t in needle_tris:
+        for p in positions(t, k, m):
+            if not arr[p >> 3] >> (p & 7) & 1:
+                return False
+    return True
+
+
+def main():
+    blocks = []  # (events, frame bytes, trigram set)
+    cur, n_ev, n_bytes = set(), 0, 0
+    for path in sys.argv[1:]:
+        for frame_len, pay in events(path):
+            n_bytes += frame_len
+            if pay is not None:
+                n_ev += 1
+                p = pay.lower()  # ASCII letters only, as the filter
+                cur.update(p[i : i + 3] for i in range(len(p) - 2))
+            if n_bytes >= BLOCK_LEN:
+                blocks.append((n_ev, n_bytes, cur))
+                cur, n_ev, n_bytes = set(), 0, 0
+    if n_ev:
+        blocks.append((n_ev, n_bytes, cur))
+    total_ev = sum(b[0] for b in blocks)
+    print(f"{len(sys.argv) - 1} segments, {total_ev} events, {len(blocks)} blocks of >= 32 KiB")
+    rnd = random.Random(26)
+    letters = b"abcdefghijklmnopqrstuvwxyz"
+    needles = {
+        n: [bytes(rnd.choice(letters) for _ in range(n)) for _ in range(NEEDLES_PER_LEN)]
+        for n in NEEDLE_LENS
+    }
+    needle_tris = {
+        n: [{x[i : i + 3] for i in range(n - 2)} for x in xs] for n, xs in needles.items()
+    }
+    hdr = "| group | events/group | distinct trigrams/group (median) | bits/trigram | k | filter B/event | " + " | ".join(
+        f"groups passed, {n}-byte needle" for n in NEEDLE_LENS
+    ) + " |"
+    print(hdr)
+    print("|" + "---|" * (hdr.count("|") - 1))
+    for g in GROUP_BLOCKS:
+        groups = []
+        for s in range(0, len(blocks), g):
+            run = blocks[s : s + g]
+            tris = set().union(*(b[2] for b in run))
+            groups.append((sum(b[0] for b in run), tris))
+        ev_med = statistics.median(x[0] for x in groups)
+        dist_med = statistics.median(len(x[1]) for x in groups)
+        label = f"{g * 32} KiB"
+        exact = {
+            n: sum(any(t <= tris for t in [nt]) for _, tris in groups for nt in needle_tris[n])
+            / (len(groups) * NEEDLES_PER_LEN)
+            for n in NEEDLE_LENS
+        }
+        print(
+            f"| {label} | {ev_med:.0f} | {dist_med:.0f} | exact | - | - | "
+            + " | ".join(f"{exact[n]:.4f}" for n in NEEDLE_LENS)
+            + " |"
+        )
+        for bits in BITS_PER_TRIGRAM:
+            fbytes = 0
+            passed = {n: 0 for n in NEEDLE_LENS}
+            for _ev, tris in groups:
+                filt = build(tris, bits)
+                fbytes += HEADER_LEN + filt[1] // 8
+                for n in NEEDLE_LENS:
+                    passed[n] += sum(passes(filt, nt) for nt in needle_tris[n])
+            print(
+                f"| {label} | {ev_med:.0f} | {dist_med:.0f} | {bits} | {k_for(bits)} | {fbytes / total_ev:.2f} | "
+                + " | ".join(f"{passed[n] / (len(groups) * NEEDLES_PER_LEN):.4f}" for n in NEEDLE_LENS)
+                + " |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
