@@ -295,3 +295,99 @@ pub fn read_dedup_image(bytes: &[u8]) -> bool {
     }
     true
 }
+
+/// The block filter's builder (`compact::filter`), reachable from benchmarks of compaction's
+/// per-payload cost.
+pub struct BlockFilterBuilder(crate::compact::filter::FilterBuilder);
+
+impl BlockFilterBuilder {
+    /// An empty builder.
+    pub fn new() -> BlockFilterBuilder {
+        BlockFilterBuilder(crate::compact::filter::FilterBuilder::new())
+    }
+
+    /// Adds the trigrams of one payload.
+    pub fn add(&mut self, text: &[u8]) {
+        self.0.add(text);
+    }
+
+    /// Distinct trigrams added since the last finish.
+    pub fn distinct(&self) -> usize {
+        self.0.distinct()
+    }
+
+    /// Appends the encoded filter to `out` and starts the next group.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        self.0.finish_into(out);
+    }
+}
+
+impl Default for BlockFilterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether `filter` may hold a payload containing `needle`: None for a needle under three
+/// bytes, else the reader's answer or its reason for refusing the bytes.
+pub fn block_filter_may_contain(
+    filter: &[u8],
+    needle: &[u8],
+) -> Option<Result<bool, &'static str>> {
+    let probe = crate::compact::filter::FilterProbe::new(needle)?;
+    Some(crate::compact::filter::may_contain(filter, &probe))
+}
+
+/// Reads arbitrary bytes as a block filter, and builds one from them: nothing may panic, the
+/// readers must agree, and a filter must let through every text its own payloads contain.
+///
+/// The first byte, modulo 16, is the length of a search text taken from the bytes after it;
+/// the remaining bytes are read as an encoded filter (`check`, `may_contain`, `filter_len`)
+/// and, split at newlines, used as the payloads of a group whose filter is then built and
+/// probed. Returns whether the bytes were accepted as a filter.
+pub fn read_block_filter(bytes: &[u8]) -> bool {
+    use crate::compact::filter::{check, filter_len, may_contain, FilterBuilder, FilterProbe};
+    let Some((&first, rest)) = bytes.split_first() else {
+        return false;
+    };
+    let needle_len = usize::from(first % 16).min(rest.len());
+    let (needle, filter) = rest.split_at(needle_len);
+    let checked = check(filter);
+    let len = filter_len(filter);
+    if checked.is_ok() {
+        assert_eq!(
+            len,
+            Ok(filter.len()),
+            "a checked filter's header gives its length"
+        );
+    }
+    let probe = FilterProbe::new(needle);
+    if let Some(probe) = &probe {
+        let answer = may_contain(filter, probe);
+        match checked {
+            Ok(()) => assert!(answer.is_ok(), "check and may_contain agree"),
+            Err("filter has bits but none set") => assert_eq!(answer, Ok(false)),
+            Err(reason) => assert_eq!(answer, Err(reason), "check and may_contain agree"),
+        }
+    }
+    let mut builder = FilterBuilder::new();
+    let payloads: Vec<&[u8]> = filter.split(|&b| b == b'\n').collect();
+    for p in &payloads {
+        builder.add(p);
+    }
+    let mut built = Vec::new();
+    builder.finish_into(&mut built);
+    assert_eq!(
+        check(&built),
+        Ok(()),
+        "the builder's own filter is well formed"
+    );
+    if let Some(probe) = &probe {
+        let matcher = crate::text::TextMatcher::new(&String::from_utf8_lossy(needle));
+        let exact = String::from_utf8_lossy(needle).as_bytes() == needle;
+        if exact && payloads.iter().any(|p| matcher.is_match(p)) {
+            assert_eq!(may_contain(&built, probe), Ok(true), "no false negative");
+        }
+    }
+    checked.is_ok()
+}

@@ -79,7 +79,8 @@ impl FilterBuilder {
             return;
         };
         // The trigram ending at the current byte, first byte lowest.
-        let mut t = u32::from(a.to_ascii_lowercase()) << 8 | u32::from(b.to_ascii_lowercase()) << 16;
+        let mut t =
+            u32::from(a.to_ascii_lowercase()) << 8 | u32::from(b.to_ascii_lowercase()) << 16;
         let seen = &mut self.seen[..TRIGRAM_VALUES / 64];
         for &c in rest {
             t = t >> 8 | u32::from(c.to_ascii_lowercase()) << 16;
@@ -101,7 +102,8 @@ impl FilterBuilder {
     /// Appends the encoded filter to `out` and resets the builder for the next group.
     pub(crate) fn finish_into(&mut self, out: &mut Vec<u8>) {
         let bits_len = (self.distinct.len() * BITS_PER_TRIGRAM).div_ceil(64) * 64;
-        let m_bits = u32::try_from(bits_len).expect("2^24 trigrams at most, within FILTER_BITS_MAX");
+        let m_bits =
+            u32::try_from(bits_len).expect("2^24 trigrams at most, within FILTER_BITS_MAX");
         out.push(HASHES);
         out.extend_from_slice(&[0; 3]);
         out.extend_from_slice(&m_bits.to_le_bytes());
@@ -201,8 +203,11 @@ pub(crate) fn may_contain(filter: &[u8], probe: &FilterProbe) -> Result<bool, &'
         return Ok(false);
     }
     let all = probe.pairs.iter().all(|&pair| {
-        pair_positions(pair, f.hashes, u64::from(f.m_bits))
-            .all(|p| f.bits.get(p / 8).is_some_and(|byte| byte >> (p % 8) & 1 == 1))
+        pair_positions(pair, f.hashes, u64::from(f.m_bits)).all(|p| {
+            f.bits
+                .get(p / 8)
+                .is_some_and(|byte| byte >> (p % 8) & 1 == 1)
+        })
     });
     Ok(all)
 }
@@ -225,7 +230,9 @@ pub(crate) fn filter_len(bytes: &[u8]) -> Result<usize, &'static str> {
     };
     let m_bits = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let len = FILTER_HEADER_LEN + (m_bits / 8) as usize;
-    let filter = bytes.get(..len).ok_or("filter length does not match its bit count")?;
+    let filter = bytes
+        .get(..len)
+        .ok_or("filter length does not match its bit count")?;
     parse(filter)?;
     Ok(len)
 }
