@@ -328,14 +328,20 @@ impl Default for BlockFilterBuilder {
     }
 }
 
-/// Whether `filter` may hold a payload containing `needle`: None for a needle under three
-/// bytes, else the reader's answer or its reason for refusing the bytes.
-pub fn block_filter_may_contain(
-    filter: &[u8],
-    needle: &[u8],
-) -> Option<Result<bool, &'static str>> {
-    let probe = crate::compact::filter::FilterProbe::new(needle)?;
-    Some(crate::compact::filter::may_contain(filter, &probe))
+/// The trigram probes of a search text (`compact::filter`), for benchmarks of the reader.
+pub struct BlockFilterProbe(crate::compact::filter::FilterProbe);
+
+impl BlockFilterProbe {
+    /// The probes of `needle`; None for a needle under three bytes.
+    pub fn new(needle: &[u8]) -> Option<BlockFilterProbe> {
+        crate::compact::filter::FilterProbe::new(needle).map(BlockFilterProbe)
+    }
+
+    /// Whether `filter` may hold a payload containing the needle, or why its bytes are
+    /// refused.
+    pub fn may_contain(&self, filter: &[u8]) -> Result<bool, &'static str> {
+        crate::compact::filter::may_contain(filter, &self.0)
+    }
 }
 
 /// Reads arbitrary bytes as a block filter, and builds one from them: nothing may panic, the

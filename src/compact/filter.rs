@@ -22,17 +22,25 @@ pub(crate) const HASHES_MAX: u8 = 16;
 /// Most bits a filter may have: 16 bits for each of the 2^24 possible trigrams, more than a
 /// writer ever needs.
 pub(crate) const FILTER_BITS_MAX: u32 = 1 << 28;
-/// Bits of filter per distinct trigram the builder allocates (before rounding up to 64).
-/// Measured on a real store in `tools/filter_sizing.py`.
-pub(crate) const BITS_PER_TRIGRAM: usize = 5;
-/// Hash functions per trigram the builder uses: the count that minimises false positives at
-/// [`BITS_PER_TRIGRAM`] is ln 2 times it, 3.47.
-pub(crate) const HASHES: u8 = 3;
+/// Bits of filter per distinct trigram the builder allocates at most (before rounding up to
+/// a multiple of 64). With [`BITS_PER_PAYLOAD`] and one filter per 1 MiB of frame bytes, the
+/// bench workload's groups get about 9 bits per trigram and 6 hashes, and a random 5-letter
+/// text passes 0.03% to 0.1% of them (`tools/filter_sizing.py`, results in
+/// `format-spec/filter-section.md`).
+pub(crate) const BITS_PER_TRIGRAM: usize = 10;
+/// Bits of filter per payload added the builder allocates at most: the budget of 4 bytes per
+/// stored event. Groups of many distinct trigrams per payload (large or varied payloads)
+/// get fewer bits per trigram, and so more false positives, instead of a larger filter.
+pub(crate) const BITS_PER_PAYLOAD: usize = 32;
+/// Bits per distinct trigram the builder allocates at least, whatever the budget says: with
+/// fewer, most bits are set and the filter rules out almost nothing, so it would cost bytes
+/// for no skipped block. At 4 bits and 3 hashes a random 5-letter text passes ~1% of groups.
+pub(crate) const BITS_PER_TRIGRAM_MIN: usize = 4;
 /// Most distinct trigrams of a search text that are probed. Any subset of a text's trigrams
 /// gives a correct answer, so a long text is cut here to bound the cost of each filter.
 pub(crate) const PROBE_TRIGRAMS_MAX: usize = 64;
 
-const _: () = assert!(HASHES >= 1 && HASHES <= HASHES_MAX);
+const _: () = assert!(BITS_PER_TRIGRAM_MIN >= 1 && BITS_PER_TRIGRAM_MIN <= BITS_PER_TRIGRAM);
 const _: () = assert!(BITS_PER_TRIGRAM * (1 << 24) <= FILTER_BITS_MAX as usize);
 
 /// The number of distinct trigram values: three bytes.
@@ -62,6 +70,8 @@ pub(crate) struct FilterBuilder {
     seen: Vec<u64>,
     /// The values whose bits are set in `seen`, each once.
     distinct: Vec<u32>,
+    /// Payloads added since the last finish (calls of `add`).
+    payloads: usize,
 }
 
 impl FilterBuilder {
@@ -70,11 +80,14 @@ impl FilterBuilder {
         FilterBuilder {
             seen: vec![0; TRIGRAM_VALUES / 64],
             distinct: Vec::new(),
+            payloads: 0,
         }
     }
 
     /// Adds every trigram of `text` (one event's data JSON text), ASCII letters lowercased.
+    /// Call it once per payload: the filter's size budget counts the calls.
     pub(crate) fn add(&mut self, text: &[u8]) {
+        self.payloads += 1;
         let [a, b, rest @ ..] = text else {
             return;
         };
@@ -101,23 +114,41 @@ impl FilterBuilder {
 
     /// Appends the encoded filter to `out` and resets the builder for the next group.
     pub(crate) fn finish_into(&mut self, out: &mut Vec<u8>) {
-        let bits_len = (self.distinct.len() * BITS_PER_TRIGRAM).div_ceil(64) * 64;
-        let m_bits =
-            u32::try_from(bits_len).expect("2^24 trigrams at most, within FILTER_BITS_MAX");
-        out.push(HASHES);
+        let (hashes, m_bits) = sizing(self.distinct.len(), self.payloads);
+        out.push(hashes);
         out.extend_from_slice(&[0; 3]);
         out.extend_from_slice(&m_bits.to_le_bytes());
         let start = out.len();
-        out.resize(start + bits_len / 8, 0);
+        out.resize(start + (m_bits / 8) as usize, 0);
         let bits = &mut out[start..];
         for &t in &self.distinct {
-            for p in positions(t, HASHES, u64::from(m_bits)) {
+            for p in positions(t, hashes, u64::from(m_bits)) {
                 bits[p / 8] |= 1 << (p % 8);
             }
             self.seen[(t >> 6) as usize] &= !(1u64 << (t & 63));
         }
         self.distinct.clear();
+        self.payloads = 0;
     }
+}
+
+/// The hash count and bit count of the filter of `distinct` trigrams from `payloads`
+/// payloads: bits per trigram [`BITS_PER_TRIGRAM`], cut to [`BITS_PER_PAYLOAD`] per payload
+/// but never below [`BITS_PER_TRIGRAM_MIN`], rounded up to a multiple of 64; hashes ln 2
+/// times the bits per trigram, rounded (the count that makes false positives rarest), 1 to
+/// 16. No trigram, no bits (and 1 hash, which nothing reads).
+fn sizing(distinct: usize, payloads: usize) -> (u8, u32) {
+    if distinct == 0 {
+        return (1, 0);
+    }
+    let wanted = (distinct * BITS_PER_TRIGRAM).min(payloads.saturating_mul(BITS_PER_PAYLOAD));
+    let bits = wanted.max(distinct * BITS_PER_TRIGRAM_MIN).div_ceil(64) * 64;
+    let m_bits = u32::try_from(bits).expect("2^24 trigrams at most, within FILTER_BITS_MAX");
+    // k = round(ln 2 * m / n) in integers: ln 2 ~ 0.693147 = 693_147 / 10^6; the product
+    // stays below 2^53 as m < 2^29 and the factor < 2^20.
+    let hashes =
+        (u64::from(m_bits) * 693_147 + distinct as u64 * 500_000) / (distinct as u64 * 1_000_000);
+    (hashes.clamp(1, u64::from(HASHES_MAX)) as u8, m_bits)
 }
 
 /// The bit positions of a trigram in a filter of `m_bits` (> 0) bits with `k` hashes.
