@@ -231,7 +231,7 @@ def main():
         dist_med = statistics.median(len(x[1]) for x in groups)
         label = f"{g * 32} KiB"
         exact = {
-            n: sum(any(t <= tris for t in [nt]) for _, tris in groups for nt in needle_tris[n])
+            n: sum(nt <= tris for _, tris, _ in groups for nt in needle_tris[n])
             / (len(groups) * NEEDLES_PER_LEN)
             for n in NEEDLE_LENS
         }

@@ -1560,6 +1560,56 @@ fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
     finish(&errors);
 }
 
+/// The block filter's table walked over the encoder's filter of the section's worked
+/// example. The section lives in `format-spec/filter-section.md` until it is pasted into
+/// FORMAT.md (then add `("Block filter", "hashes")` to the list of checked tables below).
+#[test]
+fn block_filter_table_agrees_with_the_encoder() {
+    let in_spec = spec().contains("### Block filter");
+    let text = if in_spec {
+        spec()
+    } else {
+        std::fs::read_to_string(root().join("format-spec/filter-section.md")).unwrap()
+    };
+    let all = tables(&text);
+    let mut errors = Vec::new();
+    let mut builder = f::BlockFilterBuilder::new();
+    builder.add(br#"{"a":"Hi"}"#);
+    builder.add(b"hi!");
+    let mut filter = Vec::new();
+    builder.finish_into(&mut filter);
+    let t = layout(&all, "Block filter", "hashes");
+    walk(
+        t,
+        &filter,
+        &[("m_bits", 64)],
+        &[
+            ("hashes", Want::N(5)),
+            ("reserved", Want::Zero),
+            ("m_bits", Want::N(64)),
+            ("bits", Want::Span(8)),
+        ],
+        &mut errors,
+    );
+    // The worked example's hex dump is the encoder's filter.
+    let dump: Vec<u8> = text
+        .split("**Worked example.** The group of the two payloads")
+        .nth(1)
+        .and_then(|example| example.split("```").nth(1))
+        .map(|dump| {
+            dump.split_whitespace()
+                .filter_map(|h| u8::from_str_radix(h, 16).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    expect(
+        &mut errors,
+        dump == filter,
+        format!("worked example {dump:02x?}, encoder {filter:02x?}"),
+    );
+    finish(&errors);
+}
+
 /// Every layout table of the spec is one the tests above walk, so a new structure cannot
 /// be specified without being checked.
 #[test]
