@@ -330,3 +330,170 @@ pub fn expand_compressed_block(bytes: &[u8]) -> bool {
     out.clear();
     format::expand_block(&packed, &cx, &mut out).is_ok()
 }
+
+/// The block filter's builder (`packed::filter`), reachable from benchmarks of compaction's
+/// per-payload cost.
+pub struct BlockFilterBuilder(crate::packed::filter::FilterBuilder);
+
+impl BlockFilterBuilder {
+    /// An empty builder.
+    pub fn new() -> BlockFilterBuilder {
+        BlockFilterBuilder(crate::packed::filter::FilterBuilder::new())
+    }
+
+    /// Adds the trigrams of one payload.
+    pub fn add(&mut self, text: &[u8]) {
+        self.0.add(text);
+    }
+
+    /// Distinct trigrams added since the last finish.
+    pub fn distinct(&self) -> usize {
+        self.0.distinct()
+    }
+
+    /// Appends the encoded filter to `out` and starts the next group.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        self.0.finish_into(out);
+    }
+}
+
+impl Default for BlockFilterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The trigram probes of a search text (`packed::filter`), for benchmarks of the reader.
+pub struct BlockFilterProbe(crate::packed::filter::FilterProbe);
+
+impl BlockFilterProbe {
+    /// The probes of `needle`; None for a needle under three bytes.
+    pub fn new(needle: &[u8]) -> Option<BlockFilterProbe> {
+        crate::packed::filter::FilterProbe::new(needle).map(BlockFilterProbe)
+    }
+
+    /// Whether `filter` may hold a payload containing the needle, or why its bytes are
+    /// refused.
+    pub fn may_contain(&self, filter: &[u8]) -> Result<bool, &'static str> {
+        crate::packed::filter::may_contain(filter, &self.0)
+    }
+}
+
+/// Reads arbitrary bytes as a block filter, and builds one from them: nothing may panic, the
+/// readers must agree, and a filter must let through every text its own payloads contain.
+///
+/// The first byte, modulo 16, is the length of a search text taken from the bytes after it;
+/// the remaining bytes are read as an encoded filter (`check`, `may_contain`, `filter_len`)
+/// and, split at newlines, used as the payloads of a group whose filter is then built and
+/// probed. Returns whether the bytes were accepted as a filter.
+pub fn read_block_filter(bytes: &[u8]) -> bool {
+    use crate::packed::filter::{check, filter_len, may_contain, FilterBuilder, FilterProbe};
+    let Some((&first, rest)) = bytes.split_first() else {
+        return false;
+    };
+    let needle_len = usize::from(first % 16).min(rest.len());
+    let (needle, filter) = rest.split_at(needle_len);
+    let checked = check(filter);
+    let len = filter_len(filter);
+    if checked.is_ok() {
+        assert_eq!(
+            len,
+            Ok(filter.len()),
+            "a checked filter's header gives its length"
+        );
+    }
+    let probe = FilterProbe::new(needle);
+    if let Some(probe) = &probe {
+        let answer = may_contain(filter, probe);
+        match checked {
+            Ok(()) => assert!(answer.is_ok(), "check and may_contain agree"),
+            Err("filter has bits but none set") => assert_eq!(answer, Ok(false)),
+            Err(reason) => assert_eq!(answer, Err(reason), "check and may_contain agree"),
+        }
+    }
+    let mut builder = FilterBuilder::new();
+    let payloads: Vec<&[u8]> = filter.split(|&b| b == b'\n').collect();
+    for p in &payloads {
+        builder.add(p);
+    }
+    let mut built = Vec::new();
+    builder.finish_into(&mut built);
+    assert_eq!(
+        check(&built),
+        Ok(()),
+        "the builder's own filter is well formed"
+    );
+    if let Some(probe) = &probe {
+        let matcher = crate::text::TextMatcher::new(&String::from_utf8_lossy(needle));
+        let exact = String::from_utf8_lossy(needle).as_bytes() == needle;
+        if exact && payloads.iter().any(|p| matcher.is_match(p)) {
+            assert_eq!(may_contain(&built, probe), Ok(true), "no false negative");
+        }
+    }
+    checked.is_ok()
+}
+
+/// The layout record of a compacted segment's header (bytes 176..256) with these fields in
+/// the spec's order: `logical_len`, `dict_offset`, `dict_len`, `block_count`,
+/// `table_offset`, `table_crc`, `dict_crc`, `filter_table_offset`, `filter_count`,
+/// `filter_table_crc`, `level` (values are truncated to each field's width).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "test values, truncated by design"
+)]
+pub fn encode_layout_record(v: [u64; 11]) -> Vec<u8> {
+    format::Layout {
+        logical_len: v[0],
+        dict_offset: v[1],
+        dict_len: v[2] as u32,
+        block_count: v[3] as u32,
+        table_offset: v[4],
+        table_crc: v[5] as u32,
+        dict_crc: v[6] as u32,
+        filter_table_offset: v[7],
+        filter_count: v[8] as u32,
+        filter_table_crc: v[9] as u32,
+        level: v[10] as i32,
+    }
+    .encode()
+    .to_vec()
+}
+
+/// One block table entry of a compacted segment, fields in the spec's order.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "test values, truncated by design"
+)]
+pub fn encode_block_table_entry(v: [u64; 8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    format::TableEntry {
+        logical_start: v[0],
+        stored_offset: v[1],
+        logical_len: v[2] as u32,
+        packed_len: v[3] as u32,
+        stored_len: v[4] as u32,
+        strings_before: v[5] as u32,
+        stored_crc: v[6] as u32,
+        logical_crc: v[7] as u32,
+    }
+    .encode_into(&mut out);
+    out
+}
+
+/// One filter table entry of a compacted segment, fields in the spec's order.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "test values, truncated by design"
+)]
+pub fn encode_filter_table_entry(v: [u64; 5]) -> Vec<u8> {
+    let mut out = Vec::new();
+    format::FilterEntry {
+        first_block: v[0] as u32,
+        block_count: v[1] as u32,
+        offset: v[2],
+        len: v[3] as u32,
+        crc: v[4] as u32,
+    }
+    .encode_into(&mut out);
+    out
+}

@@ -30,8 +30,10 @@ use crate::packed::{filter, BlockCache, Packed};
 /// lookup in a block not cached decompresses only this much.
 pub(crate) const BLOCK_TARGET: u64 = 32 << 10;
 
-/// Logical bytes one block filter covers at least (it covers whole blocks).
-pub(crate) const FILTER_SPAN: u64 = 512 << 10;
+/// Logical bytes one block filter covers at least (it covers whole blocks): at 1 MiB the
+/// filters cost about 4 bytes per event and let 0.02% of runs through for a random 5-letter
+/// text (`tools/filter_sizing.py`, benches/RESULTS.md).
+pub(crate) const FILTER_SPAN: u64 = 1 << 20;
 
 /// Size of the dictionary trained for each segment (at most 1/32 of its packed rows).
 const DICT_LEN: usize = 112 << 10;

@@ -1560,6 +1560,154 @@ fn segment_manifest_tables_agree_with_a_file_a_store_writes() {
     finish(&errors);
 }
 
+/// The block filter's table walked over the encoder's filter of the section's worked
+/// example. The section lives in `format-spec/filter-section.md` until it is pasted into
+/// FORMAT.md (then add `("Block filter", "hashes")` to the list of checked tables below).
+#[test]
+fn block_filter_table_agrees_with_the_encoder() {
+    let in_spec = spec().contains("### Block filter");
+    let text = if in_spec {
+        spec()
+    } else {
+        std::fs::read_to_string(root().join("format-spec/filter-section.md")).unwrap()
+    };
+    let all = tables(&text);
+    let mut errors = Vec::new();
+    let mut builder = f::BlockFilterBuilder::new();
+    builder.add(br#"{"a":"Hi"}"#);
+    builder.add(b"hi!");
+    let mut filter = Vec::new();
+    builder.finish_into(&mut filter);
+    let t = layout(&all, "Block filter", "hashes");
+    walk(
+        t,
+        &filter,
+        &[("m_bits", 64)],
+        &[
+            ("hashes", Want::N(5)),
+            ("reserved", Want::Zero),
+            ("m_bits", Want::N(64)),
+            ("bits", Want::Span(8)),
+        ],
+        &mut errors,
+    );
+    // The worked example's hex dump is the encoder's filter.
+    let dump: Vec<u8> = text
+        .split("**Worked example.** The group of the two payloads")
+        .nth(1)
+        .and_then(|example| example.split("```").nth(1))
+        .map(|dump| {
+            dump.split_whitespace()
+                .filter_map(|h| u8::from_str_radix(h, 16).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    expect(
+        &mut errors,
+        dump == filter,
+        format!("worked example {dump:02x?}, encoder {filter:02x?}"),
+    );
+    finish(&errors);
+}
+
+/// The compacted segment's layout record, block table and filter table walked over the
+/// encoder's bytes. `format-spec/FORMAT.md#compacted-segments`
+#[test]
+fn compacted_segment_tables_agree_with_the_encoder() {
+    let all = tables(&spec());
+    let mut errors = Vec::new();
+    let v: [u64; 11] = [
+        0x0102_0304_0506_0708,
+        0x1112_1314_1516_1718,
+        0x2122_2324,
+        0x3132_3334,
+        0x4142_4344_4546_4748,
+        0x5152_5354,
+        0x6162_6364,
+        0x7172_7374_7576_7778,
+        0x8182_8384,
+        0x9192_9394,
+        9,
+    ];
+    let record = f::encode_layout_record(v);
+    walk(
+        layout(&all, "Header", "logical_len"),
+        &record,
+        &[],
+        &[
+            ("logical_len", Want::N(v[0].into())),
+            ("dict_offset", Want::N(v[1].into())),
+            ("dict_len", Want::N(v[2].into())),
+            ("block_count", Want::N(v[3].into())),
+            ("table_offset", Want::N(v[4].into())),
+            ("table_crc", Want::N(v[5].into())),
+            ("dict_crc", Want::N(v[6].into())),
+            ("filter_table_offset", Want::N(v[7].into())),
+            ("filter_count", Want::N(v[8].into())),
+            ("filter_table_crc", Want::N(v[9].into())),
+            ("level", Want::N(9)),
+            ("reserved", Want::Zero),
+            ("layout_crc", Want::Crc(0..76)),
+        ],
+        &mut errors,
+    );
+    let e: [u64; 8] = [
+        0x0102_0304_0506_0708,
+        0x1112_1314_1516_1718,
+        0x2122_2324,
+        0x3132_3334,
+        0x4142_4344,
+        0x5152_5354,
+        0x6162_6364,
+        0x7172_7374,
+    ];
+    let entry = f::encode_block_table_entry(e);
+    let names = [
+        "logical_start",
+        "stored_offset",
+        "logical_len",
+        "packed_len",
+        "stored_len",
+        "strings_before",
+        "stored_crc",
+        "logical_crc",
+    ];
+    let wants: Vec<(&str, Want<'_>)> = names
+        .iter()
+        .zip(e)
+        .map(|(n, x)| (*n, Want::N(x.into())))
+        .collect();
+    walk(
+        layout(&all, "Block table", "logical_start"),
+        &entry,
+        &[],
+        &wants,
+        &mut errors,
+    );
+    let fe: [u64; 5] = [
+        0x0102_0304,
+        0x1112_1314,
+        0x2122_2324_2526_2728,
+        0x3132_3334,
+        0x4142_4344,
+    ];
+    let fentry = f::encode_filter_table_entry(fe);
+    let names = ["first_block", "block_count", "offset", "len", "crc"];
+    let wants: Vec<(&str, Want<'_>)> = names
+        .iter()
+        .zip(fe)
+        .map(|(n, x)| (*n, Want::N(x.into())))
+        .collect();
+    walk(
+        layout(&all, "Filter table", "first_block"),
+        &fentry,
+        &[],
+        &wants,
+        &mut errors,
+    );
+    finish(&errors);
+}
+
 /// Every layout table of the spec is one the tests above walk, so a new structure cannot
 /// be specified without being checked.
 #[test]
@@ -1582,6 +1730,10 @@ fn every_layout_table_of_the_spec_is_checked() {
         ("Footer", "event_count"),
         ("Footer", "first_id"),
         ("Footer", "stride"),
+        ("Header", "logical_len"),
+        ("Block table", "logical_start"),
+        ("Filter table", "first_block"),
+        ("Block filter", "hashes"),
     ];
     let all = tables(&spec());
     let layouts: Vec<(String, String)> = all
