@@ -324,7 +324,7 @@ impl SegmentView {
         file_len: u64,
     ) -> Result<()> {
         let packed = Packed::open(
-            Arc::clone(&map),
+            Arc::clone(&map) as crate::packed::Bytes,
             self.header,
             Arc::clone(&st.index.strings),
             Arc::clone(&self.shared_path),

@@ -10,6 +10,7 @@
 //! low scheduling priority, one at a time (memory: about twice the segment's frames while
 //! one is rewritten), and stops between blocks when the store closes.
 
+mod image;
 pub(crate) mod verify;
 mod write;
 
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::segment::StreamKind;
 use crate::stream::Stream;
 
+pub(crate) use image::logical_image;
 pub(crate) use write::compact_file;
 pub use write::Outcome;
 

@@ -68,7 +68,7 @@ pub(crate) fn check(
             .collect(),
     );
     let packed = Packed::open(
-        Arc::clone(&m),
+        Arc::clone(&m) as crate::packed::Bytes,
         header,
         strings,
         Arc::from(path),

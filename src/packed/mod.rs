@@ -6,7 +6,9 @@
 pub(crate) mod filter;
 mod reader;
 
-pub(crate) use reader::{decompress, hash_fields, BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
+pub(crate) use reader::{
+    decompress, hash_fields, BlockCache, Bytes, Expanded, Packed, BLOCK_CACHE_BYTES,
+};
 
 /// The sparse-index blocks (numbers into `blocks`) of compacted segment `packed` whose
 /// block filter says they may hold a payload containing `needle` (ASCII letters compared

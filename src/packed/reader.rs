@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hashlink::LinkedHashMap;
-use memmap2::Mmap;
 use parking_lot::Mutex;
 use rustc_hash::FxHasher;
 
@@ -25,12 +24,15 @@ use crate::format::{
 /// Bytes of expanded blocks the cache of one stream keeps at most.
 pub(crate) const BLOCK_CACHE_BYTES: usize = 8 << 20;
 
+/// The bytes of a whole compacted segment file: a map of it, or (salvage) a copy.
+pub(crate) type Bytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// An expanded block: its version-1 frames.
 pub(crate) type Expanded = Arc<[u8]>;
 
 /// One compacted segment, ready to expand its blocks.
 pub(crate) struct Packed {
-    map: Arc<Mmap>,
+    map: Bytes,
     header: SegmentHeader,
     layout: Layout,
     table: Vec<TableEntry>,
@@ -59,20 +61,21 @@ impl Packed {
     /// # Errors
     /// [`Error::Corrupt`] naming the part that does not check out.
     pub fn open(
-        map: Arc<Mmap>,
+        map: Bytes,
         header: SegmentHeader,
         strings: Arc<Vec<Arc<str>>>,
         path: Arc<Path>,
         cache: Arc<BlockCache>,
     ) -> Result<Packed> {
         let corrupt = |at: u64, what: String| Error::corrupt(&path, at, what);
-        let record = map
+        let whole: &[u8] = (*map).as_ref();
+        let record = whole
             .get(LAYOUT_OFFSET..LAYOUT_OFFSET + LAYOUT_LEN)
             .ok_or_else(|| corrupt(0, "compacted segment shorter than its header".into()))?;
-        let layout = Layout::decode(record, map.len() as u64)
+        let layout = Layout::decode(record, whole.len() as u64)
             .map_err(|e| corrupt((LAYOUT_OFFSET + e.offset) as u64, e.what))?;
         let table_bytes = slice(
-            &map,
+            whole,
             layout.table_offset,
             u64::from(layout.block_count) * 40,
         )
@@ -83,7 +86,7 @@ impl Packed {
             Vec::new()
         } else {
             let bytes = slice(
-                &map,
+                whole,
                 layout.filter_table_offset,
                 u64::from(layout.filter_count) * format::FILTER_ENTRY_LEN as u64,
             )
@@ -94,7 +97,7 @@ impl Packed {
         let dict = if layout.dict_len == 0 {
             None
         } else {
-            let bytes = slice(&map, layout.dict_offset, u64::from(layout.dict_len))
+            let bytes = slice(whole, layout.dict_offset, u64::from(layout.dict_len))
                 .ok_or_else(|| corrupt(layout.dict_offset, "dictionary outside the file".into()))?;
             if format::crc32(&[bytes]) != layout.dict_crc {
                 return Err(corrupt(
@@ -136,7 +139,8 @@ impl Packed {
 
     /// The encoded filter of entry `f`, checked against its CRC; `None` when it fails it.
     pub fn filter_bytes(&self, f: &FilterEntry) -> Option<&[u8]> {
-        slice(&self.map, f.offset, u64::from(f.len)).filter(|b| format::crc32(&[b]) == f.crc)
+        slice((*self.map).as_ref(), f.offset, u64::from(f.len))
+            .filter(|b| format::crc32(&[b]) == f.crc)
     }
 
     /// The block holding logical offset `at`.
@@ -172,8 +176,12 @@ impl Packed {
             .get(k)
             .ok_or_else(|| Error::corrupt(&self.path, 0, format!("no block {k}")))?;
         let corrupt = |what: String| Error::corrupt(&self.path, e.stored_offset, what);
-        let stored = slice(&self.map, e.stored_offset, u64::from(e.stored_len))
-            .ok_or_else(|| corrupt(format!("block {k} outside the file")))?;
+        let stored = slice(
+            (*self.map).as_ref(),
+            e.stored_offset,
+            u64::from(e.stored_len),
+        )
+        .ok_or_else(|| corrupt(format!("block {k} outside the file")))?;
         if format::crc32(&[stored]) != e.stored_crc {
             return Err(corrupt(format!("block {k}: checksum mismatch")));
         }

@@ -67,6 +67,7 @@ pub(super) fn copy_file(
     stream: &'static str,
 ) -> Result<Copied> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let (bytes, compacted) = as_version_1(bytes, path);
     let located = locate(&bytes);
     let first_file = state.files == 0;
     state.files += 1;
@@ -93,6 +94,7 @@ pub(super) fn copy_file(
         });
     }
     report.notes.extend(damage_notes(&located));
+    report.notes.extend(compacted_notes(compacted.as_ref()));
     let scanned = scan(&bytes, located.end, located.end_known);
     report.bytes_skipped = scanned.skipped.iter().map(|(s, e)| (e - s) as u64).sum();
 
@@ -168,6 +170,38 @@ pub(super) fn copy_file(
         report,
         skipped: scanned.skipped,
     })
+}
+
+/// A compacted segment as the version-1 segment it stands for: its blocks that check out
+/// expanded, the others zeroed (skipped as damage, their events counted from the footer as
+/// lost), with what was damaged; any other file as it is.
+#[expect(
+    clippy::type_complexity,
+    reason = "the two halves of one answer, used once"
+)]
+fn as_version_1(bytes: Vec<u8>, path: &Path) -> (Vec<u8>, Option<(Vec<(u64, String)>, usize)>) {
+    match crate::compact::logical_image(&bytes, path) {
+        Some(image) => (image.bytes, Some((image.damaged, image.blocks))),
+        None => (bytes, None),
+    }
+}
+
+/// What salvage says of a compacted segment: how many of its blocks were damaged, and
+/// where each is in the file and what is wrong with it.
+fn compacted_notes(compacted: Option<&(Vec<(u64, String)>, usize)>) -> Vec<String> {
+    let Some((damaged, blocks)) = compacted else {
+        return Vec::new();
+    };
+    std::iter::once(format!(
+        "compacted segment: {} of {blocks} blocks damaged and skipped",
+        damaged.len()
+    ))
+    .chain(
+        damaged
+            .iter()
+            .map(|(offset, what)| format!("block at byte {offset}: {what}")),
+    )
+    .collect()
 }
 
 /// Raises the stream's `held_id` to the last id the file's slot or footer counts.

@@ -325,13 +325,23 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             (Some(a), Some(b)) => format!("{} .. {}", time::display(a), time::display(b)),
             _ => "(empty)".to_owned(),
         };
+        let sealed = if s.sealed_segments == 0 {
+            "none yet".to_owned()
+        } else {
+            format!(
+                "{:.1} in {} segments, {} compacted",
+                s.sealed_bytes_per_event(),
+                s.sealed_segments,
+                s.compacted_segments
+            )
+        };
         let mut text = format!(
             "store              {}\n\
              events             {}\n\
              time span          {span}\n\
              segments           {}\n\
              disk size          {} ({} of log)\n\
-             bytes per event    {:.1} (sealed {:.1} in {} segments, {} compacted; active {:.1})\n\
+             bytes per event    {:.1} (sealed: {sealed}; active: {:.1})\n\
              compressed events  {} (data {} -> {}, ratio {ratio:.2})\n\
              duplicates dropped {}\n\
              recent rate        {last_hour} events in the last hour ({recent_rate:.2}/s)\n",
@@ -341,9 +351,6 @@ fn stats(store_dir: &Path, json: bool) -> Outcome {
             output::human_bytes(s.disk_bytes),
             output::human_bytes(s.log_bytes),
             s.bytes_per_event(),
-            s.sealed_bytes_per_event(),
-            s.sealed_segments,
-            s.compacted_segments,
             s.active_bytes_per_event(),
             s.compressed_events,
             output::human_bytes(s.data_raw_bytes),
