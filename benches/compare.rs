@@ -421,6 +421,12 @@ impl Scale {
         let stats = store.stats().expect("stats");
         self.bytes_rows(table, sqlite_bytes, &stats, selflog_ingest.stored);
 
+        // Compaction of the sealed segments (what the compaction thread of a running
+        // daemon does in the background), then their bytes against the JSON Lines export
+        // compressed; the queries below run on the compacted store.
+        eprintln!("compare: {n} events: compaction");
+        self.compaction_rows(table, &store, sqlite_bytes, selflog_ingest.stored);
+
         // The old CLI's queries.
         eprintln!("compare: {n} events: queries");
         let mut bench = Bench::new(self.full);
@@ -556,6 +562,113 @@ impl Scale {
                 format!("{d:.1}"),
                 format!("{:.2}× the bytes", d / s),
                 "—".to_owned(),
+            ],
+        );
+    }
+
+    /// Compacts every sealed segment (timed), then compares the sealed segments' bytes per
+    /// event with `zstd -3`, `zstd -9` and `gzip -6` of the same events as JSON Lines and
+    /// with `SQLite`, and times lookups by id in compacted segments.
+    #[expect(clippy::cast_precision_loss, reason = "figures for display")]
+    fn compaction_rows(&self, table: &mut Table, store: &Store, sqlite_bytes: u64, stored: u64) {
+        let t = Instant::now();
+        let done = store.compact().expect("compact");
+        let took = t.elapsed();
+        let events: u64 = done
+            .iter()
+            .map(|c| match c.outcome {
+                selflog::CompactOutcome::Compacted { events, .. } => events,
+                _ => 0,
+            })
+            .sum();
+        let stats = store.stats().expect("stats");
+        table.add(
+            "compaction of sealed segments, one thread",
+            self.n,
+            &format!("{} segments", done.len()),
+            [
+                "—".to_owned(),
+                show_rate(rate(events, took)),
+                "—".to_owned(),
+                "rate in RESULTS".to_owned(),
+            ],
+        );
+        // The JSON Lines export of every event, compressed as a user would.
+        let mut jsonl = Vec::new();
+        for e in store.scan().expect("scan") {
+            jsonl.extend_from_slice(selflog::jsonl::to_line(&e.expect("event")).as_bytes());
+            jsonl.push(b'\n');
+        }
+        let per_all = |b: usize| b as f64 / stored.max(1) as f64;
+        let zstd3 = per_all(zstd::bulk::compress(&jsonl, 3).expect("zstd").len());
+        let zstd9 = per_all(zstd::bulk::compress(&jsonl, 9).expect("zstd").len());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(&jsonl).expect("gzip");
+        let gzip6 = per_all(gz.finish().expect("gzip").len());
+        let sealed = stats.sealed_bytes_per_event();
+        let sqlite = sqlite_bytes as f64 / stored.max(1) as f64;
+        table.add(
+            "bytes per event, sealed segments compacted (selflog) / SQLite db",
+            self.n,
+            &format!(
+                "{} of {} segments; JSON Lines {:.1}, zstd -3 {zstd3:.1}, zstd -9 {zstd9:.1}, gzip -6 {gzip6:.1}",
+                stats.compacted_segments,
+                stats.sealed_segments,
+                per_all(jsonl.len()),
+            ),
+            [
+                format!("{sqlite:.1}"),
+                format!("{sealed:.1}"),
+                format!("{:.2}× zstd -3", sealed / zstd3),
+                if stats.sealed_segments == 0 {
+                    "no sealed segment at this scale".to_owned()
+                } else {
+                    format!("≤ 0.8× zstd -3 ({})", met(sealed <= 0.8 * zstd3))
+                },
+            ],
+        );
+        self.lookup_rows(table, store, &stats);
+    }
+
+    /// Median time of `Store::get` of ids in compacted segments: the first read of each
+    /// (its block not in the block cache; the file in the page cache) and a second one.
+    fn lookup_rows(&self, table: &mut Table, store: &Store, stats: &selflog::StoreStats) {
+        let sealed_last = stats.sealed_events;
+        if stats.compacted_segments == 0 || sealed_last == 0 {
+            return;
+        }
+        let first = stats.first_id.map_or(1, |i| i.0);
+        let tries = if self.full { 2_000 } else { 200 };
+        let mut cold = Vec::with_capacity(tries);
+        let mut warm = Vec::with_capacity(tries);
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..tries {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let id = selflog::EventId(first + (x >> 33) % sealed_last);
+            let t = Instant::now();
+            let got = store.get(id).expect("get");
+            cold.push(t.elapsed());
+            let t = Instant::now();
+            let again = store.get(id).expect("get");
+            warm.push(t.elapsed());
+            assert_eq!(got, again);
+        }
+        cold.sort_unstable();
+        warm.sort_unstable();
+        let (c, w) = (cold[tries / 2], warm[tries / 2]);
+        table.add(
+            "get by id in a compacted segment, block cached / not cached (median)",
+            self.n,
+            &format!("{tries} random ids"),
+            [
+                "—".to_owned(),
+                format!("{} / {}", show(w), show(c)),
+                "—".to_owned(),
+                format!(
+                    "≤ 2 µs cached ({}), ≤ 50 µs not ({})",
+                    met(w <= Duration::from_micros(2)),
+                    met(c <= Duration::from_micros(50))
+                ),
             ],
         );
     }
