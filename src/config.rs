@@ -86,7 +86,7 @@ pub struct Config {
     /// mapped stay. `None` leaves the cache alone.
     pub page_cache_keep: Option<u64>,
     /// The zstd level a writable open's compaction thread rewrites sealed segments with
-    /// (default 9: 1 to 19; higher is smaller and slower to write, reading costs the same).
+    /// (default 12: 1 to 19; higher is smaller and slower to write, reading costs the same).
     /// `None` leaves sealed segments as written; [`crate::Store::compact`] still compacts
     /// on request. `format-spec/FORMAT.md#compacted-segments`
     pub compaction_level: Option<i32>,
@@ -122,10 +122,11 @@ impl Default for Config {
     }
 }
 
-/// The zstd level of compaction unless configured: on desktop-activity events level 9
-/// stores 80.5 bytes per event against 90.0 at level 7 and 74 at 12, which takes twice the
-/// CPU (benches/RESULTS.md, "Compacted segments").
-pub const COMPACTION_LEVEL_DEFAULT: i32 = 9;
+/// The zstd level of compaction unless configured. On the bench workload's 1,000,000 events
+/// (six sealed segments), level 9 stores 91.7 bytes per event at 54,000 events/s of one
+/// core, level 12 stores 85.3 at 31,000 (benches/RESULTS.md, "Compacted segments"):
+/// compaction runs once per sealed segment, in the background, so the smaller file wins.
+pub const COMPACTION_LEVEL_DEFAULT: i32 = 12;
 
 /// Largest deduplication window accepted (2^26 events, ~1 GiB of memory).
 pub const DEDUP_WINDOW_MAX: usize = 1 << 26;
