@@ -141,6 +141,23 @@ impl Snapshot {
         self.frames_from(from)?.get(..len)
     }
 
+    /// The compacted block holding offset `at`, for a snapshot of a compacted segment.
+    pub fn block_of(&self, at: u64) -> Option<usize> {
+        self.packed.as_ref().and_then(|(p, _)| p.block_at(at))
+    }
+
+    /// Lets go of compacted block `k` as this snapshot expanded it (no borrow of it can be
+    /// alive: this takes the snapshot mutably), so that a long scan holds only the blocks
+    /// it still needs; the stream's block cache may still have it. Does nothing while a
+    /// clone of the snapshot shares its blocks.
+    pub fn forget_block(&mut self, k: usize) {
+        if let Some((_, memo)) = &mut self.packed {
+            if let Some(slot) = Arc::get_mut(memo).and_then(|m| m.get_mut(k)) {
+                slot.take();
+            }
+        }
+    }
+
     /// [`Snapshot::frames_from`], or why not: the run of frames holding `at` as a buffer,
     /// the offset its first byte has, and the offset where the run ends.
     pub fn frames_checked(&self, at: u64) -> Result<(&[u8], u64, u64)> {

@@ -67,6 +67,13 @@ pub struct Events {
     /// The decompressed or decoded data of the event `next_ref` returned last; the buffer
     /// is reused from event to event.
     scratch: Vec<u8>,
+    /// Per (plan, compacted block), the matches from it waiting in the merge: a block no
+    /// match needs any more is let go ([`crate::stream::Snapshot::forget_block`]), so a scan of a
+    /// compacted segment holds a few expanded blocks, not all it read.
+    pub(super) block_matches: rustc_hash::FxHashMap<(usize, usize), u32>,
+    /// Blocks to let go of at the start of the next step (the last released match may
+    /// still be borrowed from its block until then).
+    pub(super) forget: Vec<(usize, usize)>,
 }
 
 impl Events {
@@ -97,6 +104,8 @@ impl Events {
             cache,
             held: None,
             scratch: Vec::new(),
+            block_matches: rustc_hash::FxHashMap::default(),
+            forget: Vec::new(),
         }
     }
 

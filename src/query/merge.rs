@@ -177,8 +177,71 @@ impl Events {
         loaded
     }
 
+    /// Counts the matches `found` in the compacted blocks of plan `plan` they come from,
+    /// and lets go of the blocks of `visited` that hold none.
+    pub(super) fn hold_blocks(
+        &mut self,
+        plan: usize,
+        visited: &[super::plan::Visit],
+        found: &[Pending],
+    ) {
+        let Plan::Expanded(p) = &mut self.plans[plan] else {
+            return;
+        };
+        if p.snap.packed.is_none() {
+            return;
+        }
+        for m in found {
+            if let Some(k) = p.snap.block_of(m.item.offset) {
+                *self.block_matches.entry((plan, k)).or_default() += 1;
+            }
+        }
+        for v in visited {
+            if let Some(k) = p.snap.block_of(v.block.offset) {
+                if !self.block_matches.contains_key(&(plan, k)) {
+                    p.snap.forget_block(k);
+                }
+            }
+        }
+    }
+
+    /// Notes that match `m` leaves the merge; its block is let go of at the next step once
+    /// no other match needs it.
+    fn release_block(&mut self, m: &Pending) {
+        let Plan::Expanded(p) = &self.plans[m.item.plan] else {
+            return;
+        };
+        let Some(k) = p.snap.block_of(m.item.offset) else {
+            return;
+        };
+        let key = (m.item.plan, k);
+        if let Some(n) = self.block_matches.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.block_matches.remove(&key);
+                self.forget.push(key);
+            }
+        }
+    }
+
     /// The next match to release, in order.
     pub(super) fn next_pending(&mut self) -> Result<Option<Pending>> {
+        for (plan, k) in std::mem::take(&mut self.forget) {
+            if let Plan::Expanded(p) = &mut self.plans[plan] {
+                if !self.block_matches.contains_key(&(plan, k)) {
+                    p.snap.forget_block(k);
+                }
+            }
+        }
+        let next = self.next_pending_inner()?;
+        if let Some(m) = &next {
+            self.release_block(m);
+        }
+        Ok(next)
+    }
+
+    /// [`Events::next_pending`] before the block bookkeeping.
+    fn next_pending_inner(&mut self) -> Result<Option<Pending>> {
         loop {
             if self.unordered {
                 if let Some(p) = self.merge.pop() {

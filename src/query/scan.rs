@@ -108,6 +108,7 @@ impl Events {
         if batch.len() <= 1 {
             if let Some(c) = batch.first() {
                 let found = self.scan_block(plan_index, &c.item, &mut Vec::new())?;
+                self.hold_blocks(plan_index, &[c.item], &found);
                 self.merge.push(found);
             }
             return Ok(());
@@ -116,7 +117,10 @@ impl Events {
         let results = self.scan_blocks_parallel(plan_index, &blocks);
         for (i, result) in results.into_iter().enumerate() {
             match result {
-                Ok(found) => self.merge.push(found),
+                Ok(found) => {
+                    self.hold_blocks(plan_index, &blocks[i..=i], &found);
+                    self.merge.push(found);
+                }
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => {
                     // A damaged block fails the query where a visit in order would: the
