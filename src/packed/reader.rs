@@ -218,24 +218,40 @@ fn slice(map: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
 }
 
 /// Decompresses one zstd frame that must give exactly `len` bytes, into a buffer of that
-/// size: the output can never grow past what the (checksummed) table allows.
+/// size: the output can never grow past what the (checksummed) table allows. Each thread
+/// keeps one decompression context (creating one per block was a tenth of a full scan).
 pub(crate) fn decompress(
     stored: &[u8],
     len: usize,
     dict: Option<&zstd::dict::DecoderDictionary<'static>>,
 ) -> std::result::Result<Vec<u8>, String> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
     if len > format::BLOCK_LEN_MAX as usize {
         return Err(format!("packed length {len} out of bounds"));
     }
-    let mut d = match dict {
-        Some(dict) => zstd::bulk::Decompressor::with_prepared_dictionary(dict),
-        None => zstd::bulk::Decompressor::new(),
-    }
-    .map_err(|e| format!("decompressor: {e}"))?;
     let mut out = vec![0u8; len];
-    let n = d
-        .decompress_to_buffer(stored, &mut out[..])
-        .map_err(|e| format!("does not decompress: {e}"))?;
+    let n = DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let dctx = match &mut *slot {
+            Some(d) => d,
+            None => slot.insert(
+                zstd::zstd_safe::DCtx::try_create().ok_or("no memory for a zstd context")?,
+            ),
+        };
+        let done = match dict {
+            Some(d) => dctx.decompress_using_ddict(&mut out[..], stored, d.as_ddict()),
+            None => dctx.decompress(&mut out[..], stored),
+        };
+        done.map_err(|code| {
+            format!(
+                "does not decompress: {}",
+                zstd::zstd_safe::get_error_name(code)
+            )
+        })
+    })?;
     if n != len {
         return Err(format!("decompresses to {n} bytes, not {len}"));
     }
