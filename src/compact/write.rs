@@ -107,8 +107,7 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
         return Ok(Outcome::Stopped);
     }
     let ranges = block_ranges(&index, logical.len() as u64);
-    let (packed, strings_before) = pack(&logical, &ranges, path)?;
-    let dict = train(&packed);
+    let dict = train(&logical, &ranges, path)?;
 
     let out = create_private(tmp)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, &out);
@@ -131,8 +130,6 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
         &Parts {
             logical: &logical,
             ranges: &ranges,
-            packed: &packed,
-            strings_before: &strings_before,
         },
         stop,
         path,
@@ -199,8 +196,6 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
 struct Parts<'a> {
     logical: &'a [u8],
     ranges: &'a [(u64, u64)],
-    packed: &'a PackedRows,
-    strings_before: &'a [u32],
 }
 
 /// Writes the compressed blocks at `*at` (advanced past them) and builds each run's
@@ -222,13 +217,19 @@ fn write_blocks(
     let mut builder = filter::FilterBuilder::new();
     let mut filter_first = 0u32;
     let mut filter_start = SEGMENT_HEADER_LEN as u64;
-    for (k, (range, rows)) in p.ranges.iter().zip(&p.packed.blocks).enumerate() {
+    // Each block is packed just before it is compressed: the packed rows of the whole
+    // segment are never held at once.
+    let mut rows = Vec::with_capacity(2 * BLOCK_TARGET as usize);
+    let mut strings = 0u32;
+    for (k, range) in p.ranges.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let rows = &p.packed.bytes[rows.0..rows.1];
+        rows.clear();
+        let strings_before = strings;
+        strings += pack_block(p.logical, *range, path, &mut rows)?;
         let stored = compressor
-            .compress(rows)
+            .compress(&rows)
             .map_err(|e| Error::io("compress for", path, e))?;
         let logical_bytes = &p.logical[range.0 as usize..range.1 as usize];
         TableEntry {
@@ -237,7 +238,7 @@ fn write_blocks(
             logical_len: u32_of(range.1 - range.0, path)?,
             packed_len: u32_of(rows.len() as u64, path)?,
             stored_len: u32_of(stored.len() as u64, path)?,
-            strings_before: p.strings_before[k],
+            strings_before,
             stored_crc: format::crc32(&[&stored]),
             logical_crc: format::crc32(&[logical_bytes]),
         }
@@ -455,62 +456,51 @@ fn block_ranges(index: &SegmentIndex, logical_len: u64) -> Vec<(u64, u64)> {
     out
 }
 
-/// The packed rows of every block, back to back, and where each block's rows are.
-struct PackedRows {
-    bytes: Vec<u8>,
-    blocks: Vec<(usize, usize)>,
-}
-
-fn pack(logical: &[u8], ranges: &[(u64, u64)], path: &Path) -> Result<(PackedRows, Vec<u32>)> {
-    let mut bytes = Vec::with_capacity(logical.len());
-    let mut blocks = Vec::with_capacity(ranges.len());
-    let mut strings_before = Vec::with_capacity(ranges.len());
+/// Appends the packed rows of the logical frames `range` to `out`; returns how many
+/// string definitions they hold.
+fn pack_block(logical: &[u8], range: (u64, u64), path: &Path, out: &mut Vec<u8>) -> Result<u32> {
+    let (start, end) = range;
     let mut strings = 0u32;
-    for &(start, end) in ranges {
-        strings_before.push(strings);
-        let from = bytes.len();
-        let mut packer = Packer::new();
-        let mut at = start;
-        while at < end {
-            let (frame, len) = checked_frame(logical, at, end, path)?;
-            match frame {
-                Frame::StringDef { string_ref, text } => {
-                    format::pack_string_def(&mut bytes, string_ref, text);
-                    strings += 1;
-                }
-                Frame::Event(f) => packer.event(
-                    &mut bytes,
-                    f.id_delta,
-                    f.ts_delta,
-                    (f.type_ref, f.source_ref, f.action_ref),
-                    f.payload,
-                ),
+    let mut packer = Packer::new();
+    let mut at = start;
+    while at < end {
+        let (frame, len) = checked_frame(logical, at, end, path)?;
+        match frame {
+            Frame::StringDef { string_ref, text } => {
+                format::pack_string_def(out, string_ref, text);
+                strings += 1;
             }
-            at += len as u64;
+            Frame::Event(f) => packer.event(
+                out,
+                f.id_delta,
+                f.ts_delta,
+                (f.type_ref, f.source_ref, f.action_ref),
+                f.payload,
+            ),
         }
-        blocks.push((from, bytes.len()));
+        at += len as u64;
     }
-    Ok((PackedRows { bytes, blocks }, strings_before))
+    Ok(strings)
 }
 
-/// A dictionary trained on pieces of the packed rows, or none when there is too little to
-/// train on (zstd then compresses each block on its own).
-fn train(packed: &PackedRows) -> Vec<u8> {
-    let total = packed.bytes.len();
-    if total < 16 * SAMPLE_LEN {
-        return Vec::new();
-    }
-    let count = (SAMPLE_BYTES / SAMPLE_LEN).min(total / SAMPLE_LEN);
-    let stride = total / count;
-    let samples: Vec<&[u8]> = (0..count)
-        .map(|i| &packed.bytes[i * stride..(i * stride + SAMPLE_LEN).min(total)])
-        .collect();
+/// A dictionary trained on the packed rows of blocks spread evenly over the segment (about
+/// [`SAMPLE_BYTES`] of them, in pieces of [`SAMPLE_LEN`]), or none when the segment is too
+/// small for one to pay (zstd then compresses each block on its own).
+fn train(logical: &[u8], ranges: &[(u64, u64)], path: &Path) -> Result<Vec<u8>> {
+    let total = logical.len().saturating_sub(SEGMENT_HEADER_LEN);
     // A dictionary pays for itself only when it is small next to what it serves.
     let len = DICT_LEN.min(total / 32);
-    if len < 4 << 10 {
-        return Vec::new();
+    if total < 16 * SAMPLE_LEN || len < 4 << 10 || ranges.is_empty() {
+        return Ok(Vec::new());
     }
-    zstd::dict::from_samples(&samples, len).unwrap_or_default()
+    let wanted = (SAMPLE_BYTES / BLOCK_TARGET as usize).clamp(1, ranges.len());
+    let stride = ranges.len() / wanted;
+    let mut rows = Vec::with_capacity(SAMPLE_BYTES + (64 << 10));
+    for range in ranges.iter().step_by(stride.max(1)).take(wanted) {
+        pack_block(logical, *range, path, &mut rows)?;
+    }
+    let samples: Vec<&[u8]> = rows.chunks(SAMPLE_LEN).collect();
+    Ok(zstd::dict::from_samples(&samples, len).unwrap_or_default())
 }
 
 /// Adds the data text of every event frame of `frames` (whole frames) to `builder`.
