@@ -21,6 +21,11 @@
 //! `SELFLOG_CLI_BEFORE_BIN` names another `selflog` build (an earlier commit's) to time on
 //! the same store in the same run, shown beside each command's figure.
 //!
+//! `SELFLOG_CLI_KEEP` names a folder where the store and database are built once and kept:
+//! a later run with the same folder reuses them (10M events take minutes to generate),
+//! whatever `SELFLOG_CLI_EVENTS` says; the SIGKILL rows' writers add a few thousand events
+//! to each per run. `SELFLOG_CLI_ONLY=opens` times only the two writable opens.
+//!
 //! Under `cargo test` (no `--bench`) it runs a smoke pass of 3,000 events, one run each, and
 //! fails when the two sides disagree. It needs the `sqlite3` shell (and `/usr/bin/time` for
 //! the memory column, which is otherwise left out).
@@ -89,17 +94,33 @@ fn main() {
     };
     let machine_at_start = machine();
     let started = Instant::now();
-    let root = match std::env::var("SELFLOG_CLI_DIR") {
-        Ok(dir) => tempfile::tempdir_in(dir),
-        Err(_) => tempfile::tempdir(),
-    }
-    .expect("temp dir");
-    let db = root.path().join("events.db");
-    let store_dir = root.path().join("store");
-    let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
-    eprintln!("cli bench: building both sides with {n} events");
-    build_sqlite(&db, n, start);
-    build_store(&store_dir, n, start);
+    let kept = std::env::var_os("SELFLOG_CLI_KEEP").map(PathBuf::from);
+    let temp = match (&kept, std::env::var("SELFLOG_CLI_DIR")) {
+        (Some(_), _) => None,
+        (None, Ok(dir)) => Some(tempfile::tempdir_in(dir).expect("temp dir")),
+        (None, Err(_)) => Some(tempfile::tempdir().expect("temp dir")),
+    };
+    let root = kept
+        .clone()
+        .unwrap_or_else(|| temp.as_ref().expect("a temp dir").path().to_owned());
+    let db = root.join("events.db");
+    let store_dir = root.join("store");
+    // A kept store's workload start is kept beside it, so the killed writers' events
+    // continue its timeline.
+    let start_file = root.join("start_us");
+    let start = match std::fs::read_to_string(&start_file) {
+        Ok(s) if kept.is_some() => Timestamp(s.trim().parse().expect("a kept start_us")),
+        _ => {
+            let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
+            eprintln!("cli bench: building both sides with {n} events");
+            std::fs::create_dir_all(&root).expect("create the bench folder");
+            build_sqlite(&db, n, start);
+            build_store(&store_dir, n, start);
+            std::fs::write(&start_file, start.0.to_string()).expect("write start_us");
+            start
+        }
+    };
+    let only_opens = std::env::var("SELFLOG_CLI_ONLY").is_ok_and(|v| v == "opens");
     let bin = common::selflog_binary();
     let selflog = |args: &[&str]| {
         let mut c = Command::new(&bin);
@@ -139,7 +160,10 @@ fn main() {
             sql_search().replace("SELECT *", "SELECT hash"),
             Check::Hashes(0),
         ),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| !only_opens)
+    {
         let (ours, theirs) = (output(&mut selflog(&args)), output(&mut sqlite(&check_sql)));
         if let Err(why) = check.agree(&ours, &theirs) {
             eprintln!("!!!!!!!! MISMATCH: {what}: {why}");
@@ -197,10 +221,16 @@ fn print_table(
     println!("\n## The `selflog` command against the `sqlite3` shell, same events\n");
     println!(
         "Command: `{}cargo bench --bench cli`{}",
-        ["SELFLOG_CLI_EVENTS", "SELFLOG_CLI_RUNS", "SELFLOG_CLI_DIR"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x} ")))
-            .collect::<String>(),
+        [
+            "SELFLOG_CLI_EVENTS",
+            "SELFLOG_CLI_RUNS",
+            "SELFLOG_CLI_DIR",
+            "SELFLOG_CLI_KEEP",
+            "SELFLOG_CLI_ONLY"
+        ]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x} ")))
+        .collect::<String>(),
         if full {
             ""
         } else {
@@ -422,6 +452,9 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 
 fn mid(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
+    // On a loaded machine the fastest run is nearer a quiet machine's median than the
+    // median is: said on stderr, beside the table's medians.
+    eprintln!("cli bench: {} runs, fastest {}", v.len(), show(v[0]));
     v[v.len() / 2]
 }
 

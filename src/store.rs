@@ -25,7 +25,9 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, read_only_check, recover, OnLoss, OpenReport, Problem};
+use crate::recovery::{
+    open_dedup, read_only_check, recover, start_dedup_image, OnLoss, OpenReport, Problem,
+};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -134,6 +136,8 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     if read_meta(dir)?.is_none() {
         write_meta(dir)?;
     }
+    // The dedup image is read while the segments are recovered, and checked after.
+    let dedup_image = start_dedup_image(dir, config.dedup_window);
     let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
@@ -147,6 +151,7 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         &stream,
         config.dedup_window,
         recovered.last_id,
+        dedup_image,
         &mut report,
     )?;
     let dedup_hint = dedup.hint();
