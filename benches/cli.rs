@@ -24,7 +24,9 @@
 //! `SELFLOG_CLI_KEEP` names a folder where the store and database are built once and kept:
 //! a later run with the same folder reuses them (10M events take minutes to generate),
 //! whatever `SELFLOG_CLI_EVENTS` says; the SIGKILL rows' writers add a few thousand events
-//! to each per run. `SELFLOG_CLI_ONLY=opens` times only the two writable opens.
+//! to each per run. `SELFLOG_CLI_ONLY=opens` times only the two writable opens;
+//! `SELFLOG_CLI_ONLY=store-opens` also leaves out `SQLite` (not built, its column "—"), for
+//! a 10M-event store on a machine where building the database would take too long.
 //!
 //! Under `cargo test` (no `--bench`) it runs a smoke pass of 3,000 events, one run each, and
 //! fails when the two sides disagree. It needs the `sqlite3` shell (and `/usr/bin/time` for
@@ -94,6 +96,9 @@ fn main() {
     };
     let machine_at_start = machine();
     let started = Instant::now();
+    let only = std::env::var("SELFLOG_CLI_ONLY").unwrap_or_default();
+    let with_sqlite = only != "store-opens";
+    let only_opens = only == "opens" || !with_sqlite;
     let kept = std::env::var_os("SELFLOG_CLI_KEEP").map(PathBuf::from);
     let temp = match (&kept, std::env::var("SELFLOG_CLI_DIR")) {
         (Some(_), _) => None,
@@ -114,13 +119,15 @@ fn main() {
             let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
             eprintln!("cli bench: building both sides with {n} events");
             std::fs::create_dir_all(&root).expect("create the bench folder");
-            build_sqlite(&db, n, start);
+            if with_sqlite {
+                build_sqlite(&db, n, start);
+            }
             build_store(&store_dir, n, start);
             std::fs::write(&start_file, start.0.to_string()).expect("write start_us");
             start
         }
     };
-    let only_opens = std::env::var("SELFLOG_CLI_ONLY").is_ok_and(|v| v == "opens");
+
     let bin = common::selflog_binary();
     let selflog = |args: &[&str]| {
         let mut c = Command::new(&bin);
@@ -200,7 +207,14 @@ fn main() {
         ]);
     }
 
-    open_rows(&mut rows, &db, &store_dir, start, runs, full);
+    open_rows(
+        &mut rows,
+        with_sqlite.then_some(&*db),
+        &store_dir,
+        start,
+        runs,
+        full,
+    );
 
     print_table(&rows, n, runs, full, &machine_at_start, started);
     if mismatches > 0 {
@@ -257,36 +271,40 @@ fn print_table(
 /// The writable opens, in this process: after a clean close and after a SIGKILL.
 fn open_rows(
     rows: &mut Vec<[String; 5]>,
-    db: &Path,
+    db: Option<&Path>,
     store_dir: &Path,
     start: Timestamp,
     runs: usize,
     full: bool,
 ) {
     let cfg = config();
-    let s = median(runs, || open_sqlite(db));
+    let none = || "—".to_owned();
+    let s = db.map(|db| median(runs, || open_sqlite(db)));
     let l = median(runs, || open_store(store_dir, &cfg));
     rows.push([
         "writable open after a clean close (`Store::open` / open + newest 50)".to_owned(),
-        show(s),
+        s.map_or_else(none, show),
         show(l),
-        ratio(s, l),
+        s.map_or_else(none, |s| ratio(s, l)),
         "in-process".to_owned(),
     ]);
     let mut killed_sqlite = Vec::new();
     let mut killed_store = Vec::new();
     for _ in 0..runs.min(3) {
-        kill_writer("sqlite", db, start, full);
-        killed_sqlite.push(open_sqlite(db));
+        if let Some(db) = db {
+            kill_writer("sqlite", db, start, full);
+            killed_sqlite.push(open_sqlite(db));
+        }
         kill_writer("selflog", store_dir, start, full);
         killed_store.push(open_store(store_dir, &cfg));
     }
-    let (s, l) = (mid(killed_sqlite), mid(killed_store));
+    let s = db.map(|_| mid(killed_sqlite));
+    let l = mid(killed_store);
     rows.push([
         "writable open after SIGKILL of a writer (`Store::open` / open + newest 50)".to_owned(),
-        show(s),
+        s.map_or_else(none, show),
         show(l),
-        ratio(s, l),
+        s.map_or_else(none, |s| ratio(s, l)),
         "in-process".to_owned(),
     ]);
 }
