@@ -649,7 +649,27 @@ impl Store {
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
     )]
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
-        self.shared()?.append_batch(&events, |id| self.get(id))
+        let mut out = Vec::new();
+        self.shared()?
+            .append_batch(&events, |id| self.get(id), &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Store::append_batch`] for a caller that must account for every event even when
+    /// the store fails part way through the batch: what became of each event queued is
+    /// pushed onto `out` (cleared first) in order, so after an error `out` holds the
+    /// outcomes of the first `out.len()` events, and the rest were not queued. An invalid
+    /// event still queues none of them (`out` stays empty).
+    ///
+    /// # Errors
+    /// As [`Store::append_batch`].
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "as append_batch: the events are freed here, after the queue lock is released"
+    )]
+    pub fn append_batch_into(&self, events: Vec<Event>, out: &mut Vec<Appended>) -> Result<()> {
+        out.clear();
+        self.shared()?.append_batch(&events, |id| self.get(id), out)
     }
 
     /// The durability barrier: returns once every event appended before the call is
