@@ -113,8 +113,12 @@ fn main() {
     // A kept store's workload start is kept beside it, so the killed writers' events
     // continue its timeline.
     let start_file = root.join("start_us");
+    let mut generated = format!("{n} events generated");
     let start = match std::fs::read_to_string(&start_file) {
-        Ok(s) if kept.is_some() => Timestamp(s.trim().parse().expect("a kept start_us")),
+        Ok(s) if kept.is_some() => {
+            generated = "a kept store (SELFLOG_CLI_KEEP), not built by this run".to_owned();
+            Timestamp(s.trim().parse().expect("a kept start_us"))
+        }
         _ => {
             let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
             eprintln!("cli bench: building both sides with {n} events");
@@ -216,7 +220,7 @@ fn main() {
         full,
     );
 
-    print_table(&rows, n, runs, full, &machine_at_start, started);
+    print_table(&rows, &generated, runs, full, &machine_at_start, started);
     if mismatches > 0 {
         eprintln!("!!!!!!!! {mismatches} commands answered differently");
         std::process::exit(1);
@@ -226,7 +230,7 @@ fn main() {
 /// Prints the table with the command, date, machine and load.
 fn print_table(
     rows: &[[String; 5]],
-    n: u64,
+    generated: &str,
     runs: usize,
     full: bool,
     machine_at_start: &str,
@@ -252,7 +256,7 @@ fn print_table(
         }
     );
     println!(
-        "Date: {}; {n} events generated; machine at start: {machine_at_start}; load average at end: {}; took {:.0} s",
+        "Date: {}; {generated}; machine at start: {machine_at_start}; load average at end: {}; took {:.0} s",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         load_average(),
         started.elapsed().as_secs_f64()
