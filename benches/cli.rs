@@ -113,12 +113,11 @@ fn main() {
     // A kept store's workload start is kept beside it, so the killed writers' events
     // continue its timeline.
     let start_file = root.join("start_us");
-    let mut generated = format!("{n} events generated");
-    let start = match std::fs::read_to_string(&start_file) {
-        Ok(s) if kept.is_some() => {
-            generated = "a kept store (SELFLOG_CLI_KEEP), not built by this run".to_owned();
-            Timestamp(s.trim().parse().expect("a kept start_us"))
-        }
+    let (start, generated) = match std::fs::read_to_string(&start_file) {
+        Ok(s) if kept.is_some() => (
+            Timestamp(s.trim().parse().expect("a kept start_us")),
+            "a kept store (SELFLOG_CLI_KEEP), not built by this run".to_owned(),
+        ),
         _ => {
             let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
             eprintln!("cli bench: building both sides with {n} events");
@@ -128,7 +127,7 @@ fn main() {
             }
             build_store(&store_dir, n, start);
             std::fs::write(&start_file, start.0.to_string()).expect("write start_us");
-            start
+            (start, format!("{n} events generated"))
         }
     };
 
