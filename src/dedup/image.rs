@@ -72,12 +72,13 @@ pub(crate) struct DedupImageRead {
 
 impl DedupImageRead {
     /// Starts reading the image at `path` for a window of `capacity` ids (nothing is read
-    /// for a disabled window). Reading it before the segments are recovered is safe: an
+    /// for a disabled window, and no thread started when there is no image: a sidecar's
+    /// window is too small to have one). Reading it before the segments are recovered is safe: an
     /// image is only ever replaced whole (renamed over), and whichever one is read is then
     /// checked against the recovered store, and brought up to date with the events after
     /// it.
     pub(crate) fn start(path: std::path::PathBuf, capacity: usize) -> DedupImageRead {
-        let thread = (capacity > 0)
+        let thread = (capacity > 0 && path.exists())
             .then(|| {
                 let (path, capacity) = (path.clone(), capacity);
                 std::thread::Builder::new()
