@@ -21,6 +21,13 @@
 //! `SELFLOG_CLI_BEFORE_BIN` names another `selflog` build (an earlier commit's) to time on
 //! the same store in the same run, shown beside each command's figure.
 //!
+//! `SELFLOG_CLI_KEEP` names a folder where the store and database are built once and kept:
+//! a later run with the same folder reuses them (10M events take minutes to generate),
+//! whatever `SELFLOG_CLI_EVENTS` says; the SIGKILL rows' writers add a few thousand events
+//! to each per run. `SELFLOG_CLI_ONLY=opens` times only the two writable opens;
+//! `SELFLOG_CLI_ONLY=store-opens` also leaves out `SQLite` (not built, its column "—"), for
+//! a 10M-event store on a machine where building the database would take too long.
+//!
 //! Under `cargo test` (no `--bench`) it runs a smoke pass of 3,000 events, one run each, and
 //! fails when the two sides disagree. It needs the `sqlite3` shell (and `/usr/bin/time` for
 //! the memory column, which is otherwise left out).
@@ -89,17 +96,41 @@ fn main() {
     };
     let machine_at_start = machine();
     let started = Instant::now();
-    let root = match std::env::var("SELFLOG_CLI_DIR") {
-        Ok(dir) => tempfile::tempdir_in(dir),
-        Err(_) => tempfile::tempdir(),
-    }
-    .expect("temp dir");
-    let db = root.path().join("events.db");
-    let store_dir = root.path().join("store");
-    let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
-    eprintln!("cli bench: building both sides with {n} events");
-    build_sqlite(&db, n, start);
-    build_store(&store_dir, n, start);
+    let only = std::env::var("SELFLOG_CLI_ONLY").unwrap_or_default();
+    let with_sqlite = only != "store-opens";
+    let only_opens = only == "opens" || !with_sqlite;
+    let kept = std::env::var_os("SELFLOG_CLI_KEEP").map(PathBuf::from);
+    let temp = match (&kept, std::env::var("SELFLOG_CLI_DIR")) {
+        (Some(_), _) => None,
+        (None, Ok(dir)) => Some(tempfile::tempdir_in(dir).expect("temp dir")),
+        (None, Err(_)) => Some(tempfile::tempdir().expect("temp dir")),
+    };
+    let root = kept
+        .clone()
+        .unwrap_or_else(|| temp.as_ref().expect("a temp dir").path().to_owned());
+    let db = root.join("events.db");
+    let store_dir = root.join("store");
+    // A kept store's workload start is kept beside it, so the killed writers' events
+    // continue its timeline.
+    let start_file = root.join("start_us");
+    let (start, generated) = match std::fs::read_to_string(&start_file) {
+        Ok(s) if kept.is_some() => (
+            Timestamp(s.trim().parse().expect("a kept start_us")),
+            "a kept store (SELFLOG_CLI_KEEP), not built by this run".to_owned(),
+        ),
+        _ => {
+            let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
+            eprintln!("cli bench: building both sides with {n} events");
+            std::fs::create_dir_all(&root).expect("create the bench folder");
+            if with_sqlite {
+                build_sqlite(&db, n, start);
+            }
+            build_store(&store_dir, n, start);
+            std::fs::write(&start_file, start.0.to_string()).expect("write start_us");
+            (start, format!("{n} events generated"))
+        }
+    };
+
     let bin = common::selflog_binary();
     let selflog = |args: &[&str]| {
         let mut c = Command::new(&bin);
@@ -139,7 +170,10 @@ fn main() {
             sql_search().replace("SELECT *", "SELECT hash"),
             Check::Hashes(0),
         ),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| !only_opens)
+    {
         let (ours, theirs) = (output(&mut selflog(&args)), output(&mut sqlite(&check_sql)));
         if let Err(why) = check.agree(&ours, &theirs) {
             eprintln!("!!!!!!!! MISMATCH: {what}: {why}");
@@ -176,9 +210,16 @@ fn main() {
         ]);
     }
 
-    open_rows(&mut rows, &db, &store_dir, start, runs, full);
+    open_rows(
+        &mut rows,
+        with_sqlite.then_some(&*db),
+        &store_dir,
+        start,
+        runs,
+        full,
+    );
 
-    print_table(&rows, n, runs, full, &machine_at_start, started);
+    print_table(&rows, &generated, runs, full, &machine_at_start, started);
     if mismatches > 0 {
         eprintln!("!!!!!!!! {mismatches} commands answered differently");
         std::process::exit(1);
@@ -188,7 +229,7 @@ fn main() {
 /// Prints the table with the command, date, machine and load.
 fn print_table(
     rows: &[[String; 5]],
-    n: u64,
+    generated: &str,
     runs: usize,
     full: bool,
     machine_at_start: &str,
@@ -197,10 +238,16 @@ fn print_table(
     println!("\n## The `selflog` command against the `sqlite3` shell, same events\n");
     println!(
         "Command: `{}cargo bench --bench cli`{}",
-        ["SELFLOG_CLI_EVENTS", "SELFLOG_CLI_RUNS", "SELFLOG_CLI_DIR"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x} ")))
-            .collect::<String>(),
+        [
+            "SELFLOG_CLI_EVENTS",
+            "SELFLOG_CLI_RUNS",
+            "SELFLOG_CLI_DIR",
+            "SELFLOG_CLI_KEEP",
+            "SELFLOG_CLI_ONLY"
+        ]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x} ")))
+        .collect::<String>(),
         if full {
             ""
         } else {
@@ -208,7 +255,7 @@ fn print_table(
         }
     );
     println!(
-        "Date: {}; {n} events generated; machine at start: {machine_at_start}; load average at end: {}; took {:.0} s",
+        "Date: {}; {generated}; machine at start: {machine_at_start}; load average at end: {}; took {:.0} s",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         load_average(),
         started.elapsed().as_secs_f64()
@@ -227,36 +274,40 @@ fn print_table(
 /// The writable opens, in this process: after a clean close and after a SIGKILL.
 fn open_rows(
     rows: &mut Vec<[String; 5]>,
-    db: &Path,
+    db: Option<&Path>,
     store_dir: &Path,
     start: Timestamp,
     runs: usize,
     full: bool,
 ) {
     let cfg = config();
-    let s = median(runs, || open_sqlite(db));
+    let none = || "—".to_owned();
+    let s = db.map(|db| median(runs, || open_sqlite(db)));
     let l = median(runs, || open_store(store_dir, &cfg));
     rows.push([
         "writable open after a clean close (`Store::open` / open + newest 50)".to_owned(),
-        show(s),
+        s.map_or_else(none, show),
         show(l),
-        ratio(s, l),
+        s.map_or_else(none, |s| ratio(s, l)),
         "in-process".to_owned(),
     ]);
     let mut killed_sqlite = Vec::new();
     let mut killed_store = Vec::new();
     for _ in 0..runs.min(3) {
-        kill_writer("sqlite", db, start, full);
-        killed_sqlite.push(open_sqlite(db));
+        if let Some(db) = db {
+            kill_writer("sqlite", db, start, full);
+            killed_sqlite.push(open_sqlite(db));
+        }
         kill_writer("selflog", store_dir, start, full);
         killed_store.push(open_store(store_dir, &cfg));
     }
-    let (s, l) = (mid(killed_sqlite), mid(killed_store));
+    let s = db.map(|_| mid(killed_sqlite));
+    let l = mid(killed_store);
     rows.push([
         "writable open after SIGKILL of a writer (`Store::open` / open + newest 50)".to_owned(),
-        show(s),
+        s.map_or_else(none, show),
         show(l),
-        ratio(s, l),
+        s.map_or_else(none, |s| ratio(s, l)),
         "in-process".to_owned(),
     ]);
 }
@@ -422,6 +473,9 @@ fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 
 fn mid(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
+    // On a loaded machine the fastest run is nearer a quiet machine's median than the
+    // median is: said on stderr, beside the table's medians.
+    eprintln!("cli bench: {} runs, fastest {}", v.len(), show(v[0]));
     v[v.len() / 2]
 }
 

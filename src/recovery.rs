@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::dedup::{load_dedup_image, rebuild_dedup, DedupWindow, DEDUP_IMAGE_FILE};
+use crate::dedup::{rebuild_dedup, DedupImageRead, DedupWindow, DEDUP_IMAGE_FILE};
 use crate::error::{Error, Result};
 use crate::format::ManifestEntry;
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -558,15 +558,23 @@ fn usable_image(
     }
 }
 
+/// Starts reading the dedup window image of the store in `dir` for a window of `capacity`
+/// ids, on a helper thread while the open recovers the segments; [`open_dedup`] finishes
+/// it.
+pub(crate) fn start_dedup_image(dir: &Path, capacity: usize) -> DedupImageRead {
+    DedupImageRead::start(dir.join(DEDUP_IMAGE_FILE), capacity)
+}
+
 /// The deduplication window of a store opened for writing: the image the last clean close
-/// left, brought up to date with the events stored after it, or else rebuilt from the
-/// segments. `last_id` is the store's last committed id. Records in `report` where the
-/// window came from.
+/// left (`image`, started by [`start_dedup_image`]), brought up to date with the events
+/// stored after it, or else rebuilt from the segments. `last_id` is the store's last
+/// committed id. Records in `report` where the window came from.
 pub(crate) fn open_dedup(
     dir: &Path,
     stream: &Stream,
     capacity: usize,
     last_id: u64,
+    image: DedupImageRead,
     report: &mut OpenReport,
 ) -> Result<DedupWindow> {
     let path = dir.join(DEDUP_IMAGE_FILE);
@@ -577,7 +585,7 @@ pub(crate) fn open_dedup(
         let _ = std::fs::remove_file(&path);
         return Ok(DedupWindow::new(0));
     }
-    let image = match load_dedup_image(&path, stream, capacity, last_id) {
+    let image = match image.finish(stream, last_id) {
         Ok(image) => image,
         Err(why) => {
             report.dedup_image_rejected = Some(format!("{}: {why}", path.display()));

@@ -26,7 +26,9 @@ use crate::maintenance::{
     sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
 };
 use crate::query::{Order, Query};
-use crate::recovery::{open_dedup, read_only_check, recover, OnLoss, OpenReport, Problem};
+use crate::recovery::{
+    open_dedup, read_only_check, recover, start_dedup_image, OnLoss, OpenReport, Problem,
+};
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
 use crate::segment::StreamKind;
@@ -96,6 +98,8 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     if read_meta(dir)?.is_none() {
         write_meta(dir)?;
     }
+    // The dedup image is read while the segments are recovered, and checked after.
+    let dedup_image = start_dedup_image(dir, config.dedup_window);
     let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
@@ -109,6 +113,7 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         &stream,
         config.dedup_window,
         recovered.last_id,
+        dedup_image,
         &mut report,
     )?;
     let dedup_hint = dedup.hint();
@@ -612,7 +617,27 @@ impl Store {
         reason = "the store takes the event over: the queue copies it, and it is freed here, on the appending thread, after the queue lock is released"
     )]
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>> {
-        self.shared()?.append_batch(&events, |id| self.get(id))
+        let mut out = Vec::new();
+        self.shared()?
+            .append_batch(&events, |id| self.get(id), &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Store::append_batch`] for a caller that must account for every event even when
+    /// the store fails part way through the batch: what became of each event queued is
+    /// pushed onto `out` (cleared first) in order, so after an error `out` holds the
+    /// outcomes of the first `out.len()` events, and the rest were not queued. An invalid
+    /// event still queues none of them (`out` stays empty).
+    ///
+    /// # Errors
+    /// As [`Store::append_batch`].
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "as append_batch: the events are freed here, after the queue lock is released"
+    )]
+    pub fn append_batch_into(&self, events: Vec<Event>, out: &mut Vec<Appended>) -> Result<()> {
+        out.clear();
+        self.shared()?.append_batch(&events, |id| self.get(id), out)
     }
 
     /// The durability barrier: returns once every event appended before the call is

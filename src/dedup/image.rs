@@ -15,7 +15,7 @@ use crate::event::EventId;
 use crate::scan::get_in;
 use crate::stream::Stream;
 
-use super::window::{displacement_of, DedupWindow, OFFSET_MASK};
+use super::window::{displacement_of, DedupWindow, DISPLACEMENT_MAX, OFFSET_MASK};
 
 /// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
 pub(crate) const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
@@ -23,6 +23,9 @@ pub(crate) const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
 const IMAGE_VERSION: u32 = 1;
 /// Bytes of the image header.
 pub(crate) const IMAGE_HEADER_LEN: usize = 64;
+/// Bytes of the table read, summed and checked at a time: small enough to stay in the
+/// cache between the three, large enough that a read is not mostly system call.
+const IMAGE_READ_PIECE_LEN: usize = 256 << 10;
 
 /// What an image's header says about the window it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +40,13 @@ pub(crate) struct ImageHeader {
 /// (`format-spec/FORMAT.md#dedup-window-image`).
 pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
 
-/// The window in the image at `path`, checked against the store: `Ok(None)` when there is
-/// none, `Err` saying why one cannot be used.
-pub(crate) fn load_dedup_image(
-    path: &Path,
-    stream: &Stream,
-    capacity: usize,
-    last_id: u64,
-) -> std::result::Result<Option<DedupWindow>, String> {
+/// What reading an image gave before it is checked against the store: `Ok(None)` when
+/// there is none, `Err` saying why it cannot be used.
+type ImageRead = std::result::Result<Option<(DedupWindow, ImageHeader)>, String>;
+
+/// The image at `path` read for a window of `capacity` ids, with its own checks (its
+/// checksums, its table's shape) but not yet against the store.
+fn read_dedup_image(path: &Path, capacity: usize) -> ImageRead {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -54,21 +56,75 @@ pub(crate) fn load_dedup_image(
         .metadata()
         .map_err(|e| format!("cannot stat it: {e}"))?
         .len();
-    let mut input = std::io::BufReader::with_capacity(1 << 20, &mut file);
-    let (window, header) = DedupWindow::read_image(capacity, len, &mut input)?;
-    if header.newest > last_id {
-        return Err(format!(
-            "it covers events up to {}, past the store's last ({last_id})",
-            header.newest
-        ));
+    // Unbuffered: the table is read in large pieces straight into the window.
+    DedupWindow::read_image(capacity, len, &mut file).map(Some)
+}
+
+/// A writable open's read of the dedup image, on a helper thread while the open recovers
+/// the segments (each takes a few milliseconds, and neither needs the other), so that the
+/// open waits for the longer of the two rather than both. Nothing the thread reads is used
+/// before [`DedupImageRead::finish`] checks it against the store.
+pub(crate) struct DedupImageRead {
+    path: std::path::PathBuf,
+    capacity: usize,
+    thread: Option<std::thread::JoinHandle<ImageRead>>,
+}
+
+impl DedupImageRead {
+    /// Starts reading the image at `path` for a window of `capacity` ids (nothing is read
+    /// for a disabled window, and no thread started when there is no image: a sidecar's
+    /// window is too small to have one). Reading it before the segments are recovered is safe: an
+    /// image is only ever replaced whole (renamed over), and whichever one is read is then
+    /// checked against the recovered store, and brought up to date with the events after
+    /// it.
+    pub(crate) fn start(path: std::path::PathBuf, capacity: usize) -> DedupImageRead {
+        let thread = (capacity > 0 && path.exists())
+            .then(|| {
+                let (path, capacity) = (path.clone(), capacity);
+                std::thread::Builder::new()
+                    .name("selflog-dedup-image".into())
+                    .spawn(move || read_dedup_image(&path, capacity))
+                    .ok()
+            })
+            .flatten();
+        DedupImageRead {
+            path,
+            capacity,
+            thread,
+        }
     }
-    match get_in(stream, EventId(header.newest)) {
-        Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
-        Ok(_) => Err(format!(
-            "event {} is not the one it was written after",
-            header.newest
-        )),
-        Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
+
+    /// The window in the image, checked against the store (`last_id` is its last event):
+    /// `Ok(None)` when there is none, `Err` saying why one cannot be used. Reads the image
+    /// here if the helper thread could not be started.
+    pub(crate) fn finish(
+        self,
+        stream: &Stream,
+        last_id: u64,
+    ) -> std::result::Result<Option<DedupWindow>, String> {
+        let read = match self.thread {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("reading it panicked".into())),
+            None => read_dedup_image(&self.path, self.capacity),
+        };
+        let Some((window, header)) = read? else {
+            return Ok(None);
+        };
+        if header.newest > last_id {
+            return Err(format!(
+                "it covers events up to {}, past the store's last ({last_id})",
+                header.newest
+            ));
+        }
+        match get_in(stream, EventId(header.newest)) {
+            Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
+            Ok(_) => Err(format!(
+                "event {} is not the one it was written after",
+                header.newest
+            )),
+            Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
+        }
     }
 }
 
@@ -200,39 +256,58 @@ impl DedupWindow {
                 "its ids are out of range (base {base}, newest {newest})"
             ));
         }
-        input.read_exact(&mut w.slots.map[..]).map_err(io)?;
+        // One pass, a piece at a time: each piece is read straight into the table, summed
+        // and checked while it is still in the cache (three passes over 16 MB, reading,
+        // summing and checking, cost the open twice as much). Nothing of the table is
+        // trusted before the whole sum matches below.
+        //
+        // What the table relies on, which a checksum alone does not prove: no entry past
+        // the newest id (an append would wait for an event that does not exist yet) or
+        // before the base (no window writes one), no
+        // displacement beyond the table, no more live entries than the window holds (an
+        // insert finds a free slot), and a bucket nothing overflows (a walk along a chain
+        // ends; walks are bounded as well, for counts that drift from a crafted start).
+        // In offsets (id - base + 1): a used entry's lies in 1..=`offset_max`, and it is
+        // live above `live_above`. Displacements are checked only in a table of fewer than
+        // 16 buckets: their 4 bits cannot name a bucket past a larger one.
+        let offset_max = newest - base + 1;
+        let live_above = (newest + 1).saturating_sub(base + w.capacity);
+        let check_displacement = w.buckets() <= DISPLACEMENT_MAX;
+        let buckets = w.buckets();
+        let mut body = crc32fast::Hasher::new();
+        let (mut live, mut out_of_range, mut too_far) = (0u64, false, false);
+        for piece in w.slots.map.chunks_mut(IMAGE_READ_PIECE_LEN) {
+            input.read_exact(piece).map_err(io)?;
+            body.update(piece);
+            for entry in piece.chunks_exact_mut(8) {
+                let e = u64::from_le_bytes((&*entry).try_into().expect("8 bytes"));
+                let offset = e & OFFSET_MASK;
+                // Branch-free: `used` leaves empty slots (0) out of the check and count.
+                let used = e != 0;
+                out_of_range |= used & (offset.wrapping_sub(1) >= offset_max);
+                live += u64::from(used) & u64::from(offset > live_above);
+                if check_displacement {
+                    too_far |= used & (displacement_of(e) >= buckets);
+                }
+                if cfg!(target_endian = "big") {
+                    entry.copy_from_slice(&e.to_ne_bytes());
+                }
+            }
+        }
         input.read_exact(&mut w.overflow).map_err(io)?;
         let mut crc = [0u8; 4];
         input.read_exact(&mut crc).map_err(io)?;
-        let mut body = crc32fast::Hasher::new();
-        body.update(&w.slots.map[..]);
         body.update(&w.overflow);
         if u32::from_le_bytes(crc) != body.finalize() {
             return Err("its entries fail their checksum".into());
         }
-        // What the table relies on, which a checksum alone does not prove: no entry past
-        // the newest id (an append would wait for an event that does not exist yet), no
-        // displacement beyond the table, no more live entries than the window holds (an
-        // insert finds a free slot), and a bucket nothing overflows (a walk along a chain
-        // ends; walks are bounded as well, for counts that drift from a crafted start).
-        let mut live = 0u64;
-        for i in 0..w.slots.len() {
-            let e = u64::from_le(w.slots.get(i));
-            if e != 0 {
-                let id = base + (e & OFFSET_MASK) - 1;
-                if id > newest {
-                    return Err(format!(
-                        "an entry holds id {id}, past its newest ({newest})"
-                    ));
-                }
-                if displacement_of(e) >= w.buckets() {
-                    return Err(
-                        "an entry lives further from its home than there are buckets".into(),
-                    );
-                }
-                live += u64::from(id + w.capacity > newest);
-            }
-            w.slots.set(i, e);
+        if out_of_range {
+            return Err(format!(
+                "an entry holds an id outside {base}..={newest}, the ids it covers"
+            ));
+        }
+        if too_far {
+            return Err("an entry lives further from its home than there are buckets".into());
         }
         if live > w.capacity || !w.overflow.contains(&0) {
             return Err("its table is not one a window can hold".into());
@@ -307,8 +382,62 @@ mod tests {
         }
         assert!(DedupWindow::read_image(65, image.len() as u64, &mut &image[..]).is_err());
         assert!(DedupWindow::read_image(0, image.len() as u64, &mut &image[..]).is_err());
+        assert!(DedupWindow::read_image(0, image.len() as u64, &mut &image[..]).is_err());
         let mut empty = Vec::new();
         assert!(!DedupWindow::new(64).write_image(0, &mut empty).unwrap());
         assert!(empty.is_empty(), "an empty window writes nothing");
+    }
+
+    /// An image whose checksums hold but whose table no window could have written (the
+    /// checks were folded into the read's single pass, issue 21): an entry past the
+    /// newest id, an entry with no id, a displacement past a small table, more live
+    /// entries than the window holds. Each is refused; the untouched image reads back.
+    #[test]
+    fn a_table_no_window_writes_is_refused_though_its_sums_hold() {
+        let w = crowded_window(40, 300);
+        let mut image = Vec::new();
+        w.write_image(9, &mut image).unwrap();
+        let slots = w.slots.len();
+        let body = IMAGE_HEADER_LEN..image.len() - 4;
+        let resum = |img: &mut Vec<u8>| {
+            let crc = crate::format::crc32(&[&img[body.clone()]]);
+            let at = img.len() - 4;
+            img[at..].copy_from_slice(&crc.to_le_bytes());
+        };
+        let entry = |img: &[u8], i: usize| {
+            let at = IMAGE_HEADER_LEN + i * 8;
+            u64::from_le_bytes(img[at..at + 8].try_into().unwrap())
+        };
+        let set = |img: &mut Vec<u8>, i: usize, v: u64| {
+            let at = IMAGE_HEADER_LEN + i * 8;
+            img[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        let used = (0..slots).find(|&i| entry(&image, i) != 0).unwrap();
+        let empty = (0..slots).find(|&i| entry(&image, i) == 0).unwrap();
+        let refused = |img: &Vec<u8>| DedupWindow::read_image(40, img.len() as u64, &mut &img[..]);
+        let mut same = image.clone();
+        resum(&mut same);
+        assert!(refused(&same).is_ok(), "re-summing alone changes nothing");
+        // Past the newest id (300): the offset of id 301 from the header's base.
+        let e = entry(&image, used);
+        let base = u64::from_le_bytes(image[32..40].try_into().unwrap());
+        for (what, v) in [
+            ("past the newest", (e & !OFFSET_MASK) | (301 - base + 1)),
+            ("no id", e & !OFFSET_MASK),
+            ("displaced 15 buckets in a 10-bucket table", e | 0xF << 28),
+        ] {
+            let mut bad = image.clone();
+            set(&mut bad, used, v);
+            resum(&mut bad);
+            assert!(refused(&bad).is_err(), "{what}");
+        }
+        // Every empty slot filled with a live entry: more than the window holds.
+        let mut full = image.clone();
+        for i in (0..slots).filter(|&i| entry(&image, i) == 0) {
+            set(&mut full, i, e);
+        }
+        resum(&mut full);
+        assert!(refused(&full).is_err(), "too many live entries");
+        assert!(empty < slots, "the table had an empty slot to fill");
     }
 }

@@ -18,7 +18,7 @@ mod rebuild;
 mod window;
 
 pub(crate) use image::{
-    load_dedup_image, save_dedup_image, DEDUP_IMAGE_FILE, IMAGE_HEADER_LEN, IMAGE_MAGIC,
+    save_dedup_image, DedupImageRead, DEDUP_IMAGE_FILE, IMAGE_HEADER_LEN, IMAGE_MAGIC,
 };
 pub(crate) use rebuild::rebuild_dedup;
 pub(crate) use window::{BucketHint, DedupWindow, DEDUP_TOUCH_AHEAD};

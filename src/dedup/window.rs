@@ -34,7 +34,7 @@ const OFFSET_BITS: u32 = 28;
 pub(super) const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 /// The largest displacement an entry records; the overflow counts along a longer one are
 /// saturated, so they never need it.
-const DISPLACEMENT_MAX: usize = 15;
+pub(super) const DISPLACEMENT_MAX: usize = 15;
 
 const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2);
 

@@ -331,16 +331,19 @@ impl Shared {
 
     /// [`Store::append_batch`](crate::Store::append_batch): validates every event, then
     /// queues them all in order under consecutive ids, or none when one is invalid.
+    /// What became of each event queued is pushed onto `out` as it is queued, so that after
+    /// a failure part way (a full disk, a full queue) `out` tells which were.
     pub fn append_batch(
         &self,
         events: &[Event],
         stored: impl Fn(EventId) -> Result<Option<StoredEvent>>,
-    ) -> Result<Vec<Appended>> {
+        out: &mut Vec<Appended>,
+    ) -> Result<()> {
         let now = Timestamp::now_coarse();
         for e in events {
             e.validate(&self.config, now)?;
         }
-        let mut out = Vec::with_capacity(events.len());
+        out.reserve(events.len());
         with_packed(|buf| {
             // Each block goes after the one before it.
             let mut at = 0;
@@ -362,8 +365,7 @@ impl Shared {
                 })
                 .collect();
             self.enqueue(&items, None, &stored, |a| out.push(a))
-        })?;
-        Ok(out)
+        })
     }
 
     /// Queues events under consecutive ids, telling `sink` what became of each. Each comes

@@ -4,8 +4,10 @@
 //! stored. Reading a pipe, the store is flushed whenever the input pauses, so a long-running
 //! producer's events become visible (and durable) as they arrive.
 //!
-//! A second thread reads and parses the input (most of the work: JSON parsing) while this
-//! one appends, chunk by chunk, in line order. Memory stays bounded whatever the input: a
+//! A second thread reads, parses and checks the input against the store's limits (most of
+//! the work: JSON parsing) while this one appends, each chunk's good events as one batch
+//! (`Store::append_batch_into`, which says what became of each even when the store fails
+//! part way), in line order. Memory stays bounded whatever the input: a
 //! line is read in pieces and rejected as soon as it passes [`line_len_max`], the rest of it
 //! discarded up to the next newline, and chunks are bounded in lines and in bytes.
 //!
@@ -19,7 +21,7 @@ use std::io::{self, BufRead, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use selflog::{Appended, Config, Event, EventId, Store};
+use selflog::{Appended, Config, Event, EventId, Store, Timestamp};
 
 use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
@@ -78,6 +80,9 @@ struct Lines<R> {
     len_max: usize,
     /// The current line passed the limit and was reported; skip to its newline.
     skipping: bool,
+    /// Bytes of the reader's buffer handed out as the last line, in place: consumed at the
+    /// next call, once the caller is done with them.
+    lent_len: usize,
 }
 
 /// One step of [`Lines`].
@@ -98,15 +103,34 @@ impl<R: Read> Lines<R> {
             line_no: 0,
             len_max,
             skipping: false,
+            lent_len: 0,
         }
     }
 
     /// Whether everything read from the input so far has been handed out.
     fn drained(&self) -> bool {
-        self.reader.buffer().is_empty()
+        self.reader.buffer().len() == self.lent_len
     }
 
     fn next_piece(&mut self) -> io::Result<Piece<'_>> {
+        self.reader.consume(std::mem::take(&mut self.lent_len));
+        // Most lines lie whole in the reader's buffer: they are handed out from there,
+        // without a copy. (Decided here, and the line borrowed again below: a borrow
+        // returned from inside the loop would hold the reader for the whole loop.)
+        if !self.skipping {
+            let buf = loop {
+                match self.reader.fill_buf() {
+                    Ok(b) => break b,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(i) = memchr::memchr(b'\n', buf).filter(|&i| i <= self.len_max) {
+                self.line_no += 1;
+                self.lent_len = i + 1;
+                return Ok(Piece::Line(self.line_no, &self.reader.buffer()[..i]));
+            }
+        }
         self.line.clear();
         if self.line.capacity() > 1 << 20 {
             // Memory of a long line goes back once it is done.
@@ -157,7 +181,7 @@ impl<R: Read> Lines<R> {
 }
 
 fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 /// Reads and parses `input` into chunks sent to `tx`, until the input ends, a read fails
@@ -169,6 +193,7 @@ fn parse_input(
     tx: &mpsc::SyncSender<Msg>,
 ) {
     let len_max = line_len_max();
+    let config = Config::default();
     let mut lines = Lines::new(input, len_max);
     let mut chunk = Vec::with_capacity(CHUNK_LINES);
     let mut chunk_len = 0usize;
@@ -208,8 +233,16 @@ fn parse_input(
                     Some(rest) if line_no == 1 => rest,
                     _ => text,
                 };
-                let parsed = (!text.iter().all(u8::is_ascii_whitespace))
-                    .then(|| selflog::jsonl::parse_line(text).map_err(|e| e.to_string()));
+                // Checked against the store's limits here too, off the appending thread, so
+                // that a chunk's good events go to the store as one batch.
+                let parsed = (!text.iter().all(u8::is_ascii_whitespace)).then(|| {
+                    selflog::jsonl::parse_line(text)
+                        .map_err(|e| e.to_string())
+                        .and_then(|e| match e.validate(&config, Timestamp::now()) {
+                            Ok(()) => Ok(e),
+                            Err(e) => Err(e.to_string()),
+                        })
+                });
                 (line_no, parsed, Some(text.len()))
             }
         };
@@ -387,6 +420,7 @@ fn append_all(
             failure: store_failure(e),
         })
     };
+    let mut appended = Vec::with_capacity(CHUNK_LINES);
     for msg in rx {
         let chunk = match msg {
             Msg::Lines(chunk) => chunk,
@@ -399,21 +433,49 @@ fn append_all(
                 })
             }
         };
+        if interrupt.is_set() {
+            return Some(Stop::Interrupted);
+        }
+        // The chunk's good events go to the store as one batch; its lines are then gone
+        // through in order, each good one taking its outcome from the batch's.
+        let mut events = Vec::with_capacity(chunk.lines.len());
+        let mut lines = Vec::with_capacity(chunk.lines.len());
         for (line_no, parsed) in chunk.lines {
-            if interrupt.is_set() {
-                return Some(Stop::Interrupted);
+            lines.push((
+                line_no,
+                match parsed {
+                    Ok(event) => {
+                        events.push(event);
+                        None
+                    }
+                    Err(why) => Some(why),
+                },
+            ));
+        }
+        let first_event_line = lines.iter().find(|(_, why)| why.is_none()).map(|l| l.0);
+        let mut batch_failure = match store.append_batch_into(events, &mut appended) {
+            // The parser checked every event against the same limits, so this cannot
+            // happen unless they changed under it; nothing of the batch was queued.
+            Err(e @ (selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. })) => {
+                return failed(first_event_line, e)
             }
-            let outcome = parsed.and_then(|event| match store.append(event) {
-                Err(
-                    e @ (selflog::Error::InvalidEvent { .. } | selflog::Error::TooLarge { .. }),
-                ) => Err(e.to_string()),
-                other => Ok(other),
-            });
-            match outcome {
-                Ok(Ok(Appended::New(id))) => tally.unacknowledged.push((id, line_no)),
-                Ok(Ok(Appended::Duplicate(_))) => tally.duplicates += 1,
-                Ok(Err(e)) => return failed(Some(line_no), e),
-                Err(why) => {
+            other => other.err(),
+        };
+        let mut outcomes = appended.iter();
+        for (line_no, rejected) in lines {
+            match rejected {
+                None => match outcomes.next() {
+                    Some(&Appended::New(id)) => tally.unacknowledged.push((id, line_no)),
+                    Some(&Appended::Duplicate(_)) => tally.duplicates += 1,
+                    // The store failed at this event: those before it were queued.
+                    None => {
+                        let e = batch_failure
+                            .take()
+                            .expect("a batch gives an outcome per event unless it failed");
+                        return failed(Some(line_no), e);
+                    }
+                },
+                Some(why) => {
                     tally.rejected += 1;
                     if tally.rejected <= REPORTED_LINES_MAX {
                         eprintln!("selflog: line {line_no}: {why}");
@@ -425,12 +487,17 @@ fn append_all(
                 }
             }
             tally.last_line = line_no;
-            if tally.unacknowledged.len() >= UNACKNOWLEDGED_MAX {
-                if let Err(e) = store.flush() {
-                    return failed(None, e);
-                }
-                tally.acknowledge();
+        }
+        if let Some(e) = batch_failure {
+            // A failure after the batch's last event was queued (a batch fails at an
+            // event today, so this is only a safe default).
+            return failed(None, e);
+        }
+        if tally.unacknowledged.len() >= UNACKNOWLEDGED_MAX {
+            if let Err(e) = store.flush() {
+                return failed(None, e);
             }
+            tally.acknowledge();
         }
         if chunk.paused {
             if let Err(e) = store.flush() {
@@ -557,4 +624,43 @@ fn after_failure(
 fn trim_line(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line that lies whole in the reader's buffer is handed out from it, one that
+    /// straddles the buffer's end is copied (issue 21): either way every line comes out
+    /// whole, with its number, and one over the limit is reported as such.
+    #[test]
+    fn lines_come_out_whole_across_the_buffer_ends() {
+        let len_max = 250;
+        let texts: Vec<String> = (0..40_000usize)
+            .map(|i| format!("{i}:{}", "x".repeat(i * 7919 % 300)))
+            .collect();
+        let mut input = texts.join("\n").into_bytes();
+        assert!(input.len() > 3 << 20, "several buffers' worth");
+        input.extend_from_slice(b"\nlast, without a newline");
+        let mut lines = Lines::new(&input[..], len_max);
+        for (i, text) in texts.iter().enumerate() {
+            let no = i as u64 + 1;
+            match lines.next_piece().unwrap() {
+                Piece::Line(n, line) => {
+                    assert_eq!((n, line), (no, text.as_bytes()), "line {no}");
+                    assert!(text.len() <= len_max);
+                }
+                Piece::TooLong(n) => {
+                    assert_eq!(n, no);
+                    assert!(text.len() > len_max, "line {no} is within the limit");
+                }
+                Piece::End => panic!("ended before line {no}"),
+            }
+        }
+        assert!(matches!(
+            lines.next_piece().unwrap(),
+            Piece::Line(40_001, b"last, without a newline")
+        ));
+        assert!(matches!(lines.next_piece().unwrap(), Piece::End));
+    }
 }
