@@ -5,8 +5,9 @@
 //! `cargo bench --bench cli` builds a store and a database of `SELFLOG_CLI_EVENTS` events
 //! (default 1,000,000; `10000000` for the large store) from [`selflog::workload`]'s
 //! defaults (1% duplicates, 2% out of order, 40 days), the store with the library (`append`,
-//! a `flush` per 50,000 events, closed cleanly: its last segment stays unsealed, as a
-//! capture daemon's does) and the database as the old layer did (schema, indexes, WAL,
+//! a `flush` per 50,000 events, its sealed segments compacted as the compaction thread does
+//! (`SELFLOG_CLI_COMPACT=0`: left as written), closed cleanly: its last segment stays
+//! unsealed, as a capture daemon's does) and the database as the old layer did (schema, indexes, WAL,
 //! gzip above 1 KiB). Then, each the median of `SELFLOG_CLI_RUNS` runs (default 7) after a
 //! warm-up run that checks both sides answer the same:
 //! - `selflog inspect stats --json` against `SELECT event_type, count(*) … GROUP BY 1`;
@@ -243,7 +244,8 @@ fn print_table(
             "SELFLOG_CLI_RUNS",
             "SELFLOG_CLI_DIR",
             "SELFLOG_CLI_KEEP",
-            "SELFLOG_CLI_ONLY"
+            "SELFLOG_CLI_ONLY",
+            "SELFLOG_CLI_COMPACT"
         ]
         .iter()
         .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x} ")))
@@ -360,6 +362,11 @@ fn build_store(dir: &Path, n: u64, start: Timestamp) {
             store.append(e).expect("append");
         }
         store.flush().expect("flush");
+    }
+    // The sealed segments as a running daemon leaves them: compacted by its background
+    // thread (done here at once; `SELFLOG_CLI_COMPACT=0` leaves them as written).
+    if std::env::var("SELFLOG_CLI_COMPACT").as_deref() != Ok("0") {
+        store.compact().expect("compact");
     }
     store.close().expect("close");
 }
