@@ -306,6 +306,37 @@ fn realistic_only(total: u64) {
     );
 }
 
+/// `SELFLOG_BENCH_COMPACTION_ONLY`: one thread's `append` with the compaction thread on
+/// (the default) and off, in alternating rounds, 64 MiB segments sealing as it goes: what
+/// background compaction costs the appending side on this machine (issue 26).
+#[expect(clippy::cast_precision_loss, reason = "figures for display")]
+fn compaction_only(pool: &Arc<Vec<Event>>, total: u64, rounds: u64) {
+    let off = || {
+        let mut c = Config::default();
+        c.compaction_level = None;
+        c
+    };
+    let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        on_runs.push(run_with("compaction on", pool, total, 1, 1, Config::default()));
+        off_runs.push(run_with("compaction off", pool, total, 1, 1, off()));
+    }
+    let rate = |r: &Run| r.events as f64 / r.elapsed.as_secs_f64();
+    for (name, mut runs) in [("on", on_runs), ("off", off_runs)] {
+        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", rate(r))).collect();
+        runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+        let m = &runs[runs.len() / 2];
+        println!(
+            "append, 1 thread, compaction {name}: median {:.0} events/s (runs {}); CPU ns/event appending / writer / sync: {:.0} / {:.0} / {:.0}",
+            rate(m),
+            all.join(", "),
+            m.cpu.appending.as_nanos() as f64 / m.events as f64,
+            m.cpu.writer.as_nanos() as f64 / m.events as f64,
+            m.cpu.sync.as_nanos() as f64 / m.events as f64,
+        );
+    }
+}
+
 #[expect(clippy::cast_precision_loss, reason = "figures for display")]
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -339,6 +370,10 @@ fn main() {
     // Every workload runs once per round, in turn, and each row is the median of its runs.
     if std::env::var_os("SELFLOG_BENCH_REALISTIC_ONLY").is_some() {
         realistic_only(total);
+        return;
+    }
+    if std::env::var_os("SELFLOG_BENCH_COMPACTION_ONLY").is_some() {
+        compaction_only(&pool, total, rounds);
         return;
     }
     let workloads: [(&'static str, u64, usize, bool); 5] = [
