@@ -52,6 +52,21 @@ pub fn write_value(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), Js
 }
 
 fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
+    // The exact built-in types first: each test is one comparison of type pointers, where
+    // the tests below (which accept subclasses too) each call into Python under the
+    // stable ABI. Both give the same text for the same value.
+    if let Ok(s) = v.cast_exact::<PyString>() {
+        return write_str(s, out);
+    }
+    if let Ok(d) = v.cast_exact::<PyDict>() {
+        return write_dict(d, out, depth);
+    }
+    if let Ok(i) = v.cast_exact::<PyInt>() {
+        return write_int(i, out);
+    }
+    if let Ok(f) = v.cast_exact::<PyFloat>() {
+        return write_float(f.value(), out);
+    }
     if let Ok(s) = v.cast::<PyString>() {
         return write_str(s, out);
     }
@@ -69,30 +84,10 @@ fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Js
     if let Ok(f) = v.cast::<PyFloat>() {
         return write_float(f.value(), out);
     }
-    if depth >= DEPTH_MAX {
-        return Err(JsonError::new(format!(
-            "is nested more than {DEPTH_MAX} levels deep (or contains itself)"
-        )));
-    }
     if let Ok(d) = v.cast::<PyDict>() {
-        out.push(b'{');
-        for (n, (k, val)) in d.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write_key(&k, out)?;
-            out.push(b':');
-            write(&val, out, depth + 1).map_err(|mut e| {
-                let key = k
-                    .str()
-                    .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
-                e.path.push(format!("[{key:?}]"));
-                e
-            })?;
-        }
-        out.push(b'}');
-        return Ok(());
+        return write_dict(d, out, depth);
     }
+    check_depth(depth)?;
     let items = |out: &mut Vec<u8>, iter: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
         out.push(b'[');
         for (n, item) in iter.enumerate() {
@@ -120,6 +115,37 @@ fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Js
     Err(JsonError::new(format!(
         "is a {type_name}, which JSON cannot hold: convert it to a str, number, bool, None, list or dict"
     )))
+}
+
+/// Refuses a container at `depth`, nested too deeply.
+fn check_depth(depth: usize) -> Result<(), JsonError> {
+    if depth >= DEPTH_MAX {
+        return Err(JsonError::new(format!(
+            "is nested more than {DEPTH_MAX} levels deep (or contains itself)"
+        )));
+    }
+    Ok(())
+}
+
+fn write_dict(d: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
+    check_depth(depth)?;
+    out.push(b'{');
+    for (n, (k, val)) in d.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_key(&k, out)?;
+        out.push(b':');
+        write(&val, out, depth + 1).map_err(|mut e| {
+            let key = k
+                .str()
+                .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
+            e.path.push(format!("[{key:?}]"));
+            e
+        })?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A dict key as JSON object keys are: a string. Like `json.dumps`, numbers, booleans and
@@ -160,10 +186,8 @@ fn write_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> Result<(), JsonError
 }
 
 fn write_int(i: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> Result<(), JsonError> {
-    use std::io::Write as _;
     if let Ok(n) = i.extract::<i64>() {
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{n}");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         return Ok(());
     }
     // Beyond 64 bits: Python's own decimal text (JSON numbers have no size limit, and
@@ -205,14 +229,38 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
+/// Bytes per block of [`clean_prefix_len`].
+const BLOCK_LEN: usize = 16;
+
+/// The length of the longest prefix of `s` made of whole [`BLOCK_LEN`]-byte blocks that
+/// hold no byte to escape. The test of a block has no branch per byte, so the compiler
+/// checks all of its bytes at once.
+fn clean_prefix_len(s: &[u8]) -> usize {
+    let mut len = 0;
+    for block in s.chunks_exact(BLOCK_LEN) {
+        let escapes = block.iter().fold(0u8, |any, &b| {
+            any | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
+        });
+        if escapes != 0 {
+            break;
+        }
+        len += BLOCK_LEN;
+    }
+    len
+}
+
 /// `s` (UTF-8) as a JSON string literal: quotes, backslashes and control characters
 /// escaped, everything else copied in runs.
 pub fn write_escaped(s: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    // Most strings need no escape at all: whole blocks are copied until the first that
+    // holds a byte to escape, from which on the bytes are looked at one by one.
+    let clean = clean_prefix_len(s);
+    out.extend_from_slice(&s[..clean]);
+    let mut start = clean;
+    for (i, &b) in s.iter().enumerate().skip(clean) {
         let esc = ESCAPE[b as usize];
         if esc == 0 {
             continue;
