@@ -5,6 +5,8 @@
 //! `InvalidEventError` (a `ValueError`), before anything reaches the store. Nothing here
 //! releases the GIL: these functions read Python objects.
 
+use std::cell::RefCell;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
 use selflog::{Event, Query, Timestamp};
@@ -92,26 +94,53 @@ pub fn opt_name(
     }
 }
 
+/// Capacity the reused JSON buffer keeps between values; one grown past it by a large
+/// value is given back.
+const SCRATCH_KEPT_LEN: usize = 64 << 10;
+
+thread_local! {
+    /// Where JSON text is written before being copied out at its exact length: one
+    /// allocation per value, never grown.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A value as JSON text for `field`; `None` is no data at all.
 pub fn json_text(
     py: Python<'_>,
     v: Option<&Bound<'_, PyAny>>,
     field: &str,
 ) -> PyResult<Option<String>> {
-    match v {
-        Some(v) if !v.is_none() => {
-            let mut out = Vec::with_capacity(512);
-            json::write_value(v, &mut out).map_err(|e| invalid(py, e.message(field)))?;
-            // Python's UTF-8 and ASCII punctuation: always UTF-8.
-            String::from_utf8(out).map(Some).map_err(|e| {
-                invalid(
-                    py,
-                    format!("invalid event: field `{field}` produced text that is not UTF-8: {e}"),
-                )
-            })
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let write = |out: &mut Vec<u8>| -> PyResult<String> {
+        out.clear();
+        let text = json::write_value(v, out)
+            .map_err(|e| invalid(py, e.message(field)))
+            .and_then(|()| {
+                // Python's UTF-8 and ASCII punctuation: always UTF-8.
+                std::str::from_utf8(out).map(str::to_owned).map_err(|e| {
+                    invalid(
+                        py,
+                        format!(
+                            "invalid event: field `{field}` produced text that is not UTF-8: {e}"
+                        ),
+                    )
+                })
+            });
+        if out.capacity() > SCRATCH_KEPT_LEN {
+            *out = Vec::new();
         }
-        _ => Ok(None),
-    }
+        text
+    };
+    // Python code that the writer calls (an int subclass's `__index__`) may append from
+    // within: that inner call finds the buffer taken and uses its own.
+    SCRATCH
+        .with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut out) => write(&mut out),
+            Err(_) => write(&mut Vec::new()),
+        })
+        .map(Some)
 }
 
 /// An event's fields converted from Python, its data as JSON text not yet checked by the
