@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
 use selflog::{Config, Store, Timestamp};
 
-use crate::convert::{self, Parts};
+use crate::convert::Batch;
 use crate::errors::{invalid, Fail};
 use crate::store::PyStore;
 
@@ -38,17 +38,14 @@ fn append_chunk(
     store: &Store,
     config: &Config,
     base: usize,
-    chunk: Vec<Parts>,
+    chunk: &Batch,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
     let now = Timestamp::now();
     let mut events = Vec::with_capacity(chunk.len());
     let mut bad = None;
-    for (k, parts) in chunk.into_iter().enumerate() {
-        match parts
-            .into_event()
-            .and_then(|e| e.validate(config, now).map(|()| e))
-        {
+    for (k, event) in chunk.events().enumerate() {
+        match event.and_then(|e| e.validate(config, now).map(|()| e)) {
             Ok(e) => events.push(e),
             Err(e) => {
                 bad = Some((Some(base + k), Fail::Lib(e)));
@@ -69,11 +66,11 @@ fn append_chunk(
 fn append_all(
     store: &Store,
     config: &Config,
-    rx: &Receiver<(usize, Vec<Parts>)>,
+    rx: &Receiver<(usize, Batch)>,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
     for (base, chunk) in rx {
-        append_chunk(store, config, base, chunk, ids)?;
+        append_chunk(store, config, base, &chunk, ids)?;
     }
     Ok(())
 }
@@ -83,7 +80,7 @@ fn append_all(
 fn convert_chunk(
     py: Python<'_>,
     items: &mut Bound<'_, PyIterator>,
-    chunk: &mut Vec<Parts>,
+    chunk: &mut Batch,
     index: &mut usize,
 ) -> Result<bool, Stopped> {
     while chunk.len() < CHUNK {
@@ -91,9 +88,9 @@ fn convert_chunk(
             return Ok(true);
         };
         let item = item.map_err(|e| (None, Fail::Python(e)))?;
-        let parts =
-            convert::parts_from_dict(py, &item).map_err(|e| (Some(*index), Fail::Python(e)))?;
-        chunk.push(parts);
+        chunk
+            .push_dict(py, &item)
+            .map_err(|e| (Some(*index), Fail::Python(e)))?;
         *index += 1;
     }
     Ok(false)
@@ -108,14 +105,14 @@ pub fn append_many(
     let config = store.config();
     let mut items = events.try_iter()?;
     let mut index = 0usize;
-    let mut first = Vec::with_capacity(CHUNK);
+    let mut first = Batch::with_capacity(CHUNK, 0);
     let mut ids: Vec<u64> = Vec::new();
     let converted = convert_chunk(py, &mut items, &mut first, &mut index);
     let stopped = if matches!(converted, Ok(false)) {
         pipeline(py, store, config, &mut items, first, &mut index, &mut ids).err()
     } else {
         // One chunk, or a bad item in the first: appended here.
-        let appended = store.run(py, |s| Ok(append_chunk(s, config, 0, first, &mut ids)))?;
+        let appended = store.run(py, |s| Ok(append_chunk(s, config, 0, &first, &mut ids)))?;
         appended.err().or(converted.err())
     };
     if let Some(&max) = ids.iter().max() {
@@ -133,17 +130,18 @@ fn pipeline(
     store: &PyStore,
     config: &Config,
     items: &mut Bound<'_, PyIterator>,
-    first: Vec<Parts>,
+    first: Batch,
     index: &mut usize,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
-    let (tx, rx) = sync_channel::<(usize, Vec<Parts>)>(CHUNKS_QUEUED);
+    let (tx, rx) = sync_channel::<(usize, Batch)>(CHUNKS_QUEUED);
     let (appended, converted) = std::thread::scope(|scope| {
         let helper = scope.spawn(move || store.run_here(|s| Ok(append_all(s, config, &rx, ids))));
         let mut chunk = (0, first);
         let converted = loop {
             let base = *index;
-            let mut next = Vec::with_capacity(CHUNK);
+            // Room for as much text as the chunk before needed, so that it rarely grows.
+            let mut next = Batch::with_capacity(CHUNK, chunk.1.text_len() + chunk.1.text_len() / 8);
             let result = convert_chunk(py, items, &mut next, index);
             // Room in the channel is waited for with the GIL released; a closed channel
             // means the helper stopped, and its error is reported below.
