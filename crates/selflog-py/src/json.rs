@@ -1,9 +1,13 @@
 //! Python values to JSON text, for an event's `data` and a pattern's `pattern_data`.
 //!
 //! The store keeps data as JSON text. Python callers hand over values (dicts, lists,
-//! strings, numbers, booleans, `None`), which are written here directly as compact JSON
-//! (what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes), several
-//! times faster than calling `json.dumps`. Anything JSON cannot hold is refused with the
+//! strings, numbers, booleans, `None`), which are written here directly as compact JSON,
+//! several times faster than calling `json.dumps`. The text is what
+//! `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes except in two
+//! places: floats written with an exponent (ryu's `1e300`, not `1e+300`) and the control
+//! characters `\u0008` and `\u000c` (not `\b`, `\f`). Since the content hash covers this
+//! text, it must never change: the same event appended by another version would no longer
+//! be recognised as a duplicate. Anything JSON cannot hold is refused with the
 //! place it was found (`data['when']`): NaN and infinities, lone surrogates, objects of
 //! other types, and nesting deeper than the library's JSON parser accepts.
 
@@ -258,14 +262,20 @@ fn clean_prefix_len(s: &[u8]) -> usize {
         }
         len += BLOCK_LEN;
     }
-    // The last bytes, padded with spaces.
     let rest = blocks.remainder();
-    let mut padded = [b' '; BLOCK_LEN];
-    padded[..rest.len()].copy_from_slice(rest);
-    if escapes(u64::from_ne_bytes(padded)) {
-        len
+    let rest_clean = if rest.is_empty() {
+        true
+    } else if let Some(last) = s.last_chunk::<BLOCK_LEN>() {
+        // The last eight bytes, overlapping the blocks already tested.
+        !escapes(u64::from_ne_bytes(*last))
     } else {
+        // Shorter than a block, as most keys are.
+        rest.iter().all(|&b| ESCAPE[b as usize] == 0)
+    };
+    if rest_clean {
         s.len()
+    } else {
+        len
     }
 }
 
