@@ -17,7 +17,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
-use selflog::{Config, Store, Timestamp};
+use selflog::{Config, Event, Store, Timestamp};
 
 use crate::convert::Batch;
 use crate::errors::{invalid, Fail};
@@ -25,6 +25,10 @@ use crate::store::PyStore;
 
 /// Events per chunk.
 pub const CHUNK: usize = 1024;
+/// Events per `append_batch` call of the appending thread: the strings of this many
+/// events are made, appended and freed together, so that the same memory (still in the
+/// processor's cache) serves the next ones instead of the heap growing by a whole chunk.
+pub const APPEND_EVENTS: usize = 128;
 /// Chunks converted ahead of the appending thread.
 pub const CHUNKS_QUEUED: usize = 2;
 
@@ -42,7 +46,7 @@ fn append_chunk(
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
     let now = Timestamp::now();
-    let mut events = Vec::with_capacity(chunk.len());
+    let mut events = Vec::with_capacity(APPEND_EVENTS);
     let mut bad = None;
     for (k, event) in chunk.events().enumerate() {
         match event.and_then(|e| e.validate(config, now).map(|()| e)) {
@@ -52,14 +56,24 @@ fn append_chunk(
                 break;
             }
         }
+        if events.len() == APPEND_EVENTS {
+            let full = std::mem::replace(&mut events, Vec::with_capacity(APPEND_EVENTS));
+            append(store, full, ids)?;
+        }
     }
+    append(store, events, ids)?;
+    bad.map_or(Ok(()), Err)
+}
+
+/// Appends `events` (if any) with one `append_batch`, adding their ids to `ids`.
+fn append(store: &Store, events: Vec<Event>, ids: &mut Vec<u64>) -> Result<(), Stopped> {
     if !events.is_empty() {
         let appended = store
             .append_batch(events)
             .map_err(|e| (None, Fail::Lib(e)))?;
         ids.extend(appended.into_iter().map(|a| a.id().0));
     }
-    bad.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// The helper's side: chunks from `rx`, in order, until the channel closes or one fails.
