@@ -143,60 +143,6 @@ pub fn json_text(
         .map(Some)
 }
 
-/// An event's fields converted from Python, its data as JSON text not yet checked by the
-/// JSON parser: what needs the GIL done, what does not ([`Parts::into_event`]) left for
-/// whichever thread appends it.
-pub struct Parts {
-    timestamp: Timestamp,
-    event_type: String,
-    action: Option<String>,
-    source: String,
-    data: Option<String>,
-}
-
-impl Parts {
-    /// The event, its data text checked (a `RawValue` demands it) and kept without a copy.
-    ///
-    /// # Errors
-    /// `InvalidEvent` on `data` if the text is not JSON, which the writer in `json.rs`
-    /// never produces.
-    pub fn into_event(self) -> selflog::Result<Event> {
-        let data = self
-            .data
-            .map(RawValue::from_string)
-            .transpose()
-            .map_err(|e| selflog::Error::InvalidEvent {
-                field: "data",
-                reason: format!("is not valid JSON: {e}"),
-            })?;
-        Ok(Event {
-            timestamp: self.timestamp,
-            event_type: self.event_type,
-            action: self.action,
-            source: self.source,
-            data,
-        })
-    }
-}
-
-/// An event's fields from Python values; `timestamp` `None` means now.
-pub fn parts(
-    py: Python<'_>,
-    event_type: &Bound<'_, PyAny>,
-    source: &Bound<'_, PyAny>,
-    action: Option<&Bound<'_, PyAny>>,
-    data: Option<&Bound<'_, PyAny>>,
-    timestamp: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Parts> {
-    Ok(Parts {
-        timestamp: opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now),
-        event_type: name(py, event_type, "event_type")?,
-        source: name(py, source, "source")?,
-        action: opt_name(py, action, "action")?,
-        data: json_text(py, data, "data")?,
-    })
-}
-
 /// An event from its fields as Python values; `timestamp` `None` means now.
 pub fn event(
     py: Python<'_>,
@@ -206,9 +152,28 @@ pub fn event(
     data: Option<&Bound<'_, PyAny>>,
     timestamp: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Event> {
-    parts(py, event_type, source, action, data, timestamp)?
-        .into_event()
-        .map_err(|e| invalid(py, e.to_string()))
+    let timestamp = opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now);
+    let event_type = name(py, event_type, "event_type")?;
+    let source = name(py, source, "source")?;
+    let action = opt_name(py, action, "action")?;
+    // The data text checked (a `RawValue` demands it) and kept without a copy.
+    let data = json_text(py, data, "data")?
+        .map(|text| {
+            RawValue::from_string(text).map_err(|e| {
+                invalid(
+                    py,
+                    format!("invalid event: field `data` is not valid JSON: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(Event {
+        timestamp,
+        event_type,
+        action,
+        source,
+        data,
+    })
 }
 
 /// The fields of a run of events converted from Python for `append_many`: their texts
@@ -283,7 +248,7 @@ impl Batch {
         let action = d.get_item(pyo3::intern!(py, "action"))?;
         let data = d.get_item(pyo3::intern!(py, "data"))?;
         let timestamp = d.get_item(pyo3::intern!(py, "timestamp"))?;
-        // The fields in the order `parts` converts them, so that the same field is
+        // The fields in the order `event` converts them, so that the same field is
         // reported when several are wrong.
         let timestamp =
             opt_time(py, timestamp.as_ref(), "timestamp")?.unwrap_or_else(Timestamp::now);

@@ -1,10 +1,11 @@
 //! `Store.append_many`: a pipeline of two threads over an iterable of any length.
 //!
 //! Reading Python objects needs the GIL, appending does not. The calling thread converts
-//! dicts to event fields and JSON text in chunks of [`CHUNK`] with the GIL held; a helper
-//! thread turns each chunk into events (the JSON parser's check of each data text, the
-//! store's limits) and appends it with `append_batch` while the caller converts the next
-//! chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so memory stays
+//! dicts to names and JSON text in chunks of [`CHUNK`] events with the GIL held, each
+//! chunk's text in one buffer (a [`Batch`]); a helper thread turns each chunk into events
+//! (the strings of each, the JSON parser's check of its data text, the store's limits) and
+//! appends them with `append_batch`, [`APPEND_EVENTS`] at a time, while the caller converts
+//! the next chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so memory stays
 //! bounded; the caller waits for room with the GIL released. An iterable that fits in one
 //! chunk is appended on the calling thread, without starting the helper.
 //!

@@ -192,3 +192,20 @@ def test_event_names_survive_more_distinct_names_than_are_shared(store_dir):
         again = [(e.source, e.id) for e in store.replay(from_id=5000)]
     assert got == [(e["event_type"], e["source"], e["action"], e["data"]["i"]) for e in events]
     assert again == [(f"source {i}", i + 1) for i in range(4999, 6000)]
+
+
+def test_events_from_get_query_and_replay_are_equal(store_dir):
+    # `get` builds an Event's names afresh, an iterator shares them between its events:
+    # equality, hashing and every field must not depend on which one made the event.
+    with selflog.Store(store_dir) as store:
+        store.append("t", "Fínder", action="opened", data={"k": [1]}, timestamp=1_700_000_000.0)
+        store.append("t", "Fínder", timestamp=1_700_000_001.0)
+        from_query = list(store.query(oldest_first=True))
+        from_replay = list(store.replay())
+        from_get = [store.get(1), store.get(2)]
+    assert from_query == from_replay == from_get
+    assert {hash(e) for e in from_query} == {hash(e) for e in from_get}
+    assert from_query[0] != from_query[1] and from_get[0] != from_replay[1]
+    assert [e.to_dict() for e in from_query] == [e.to_dict() for e in from_get]
+    assert repr(from_query[0]) == repr(from_get[0])
+    assert from_query[0].source is from_query[1].source  # one str per name and iterator
