@@ -5,9 +5,9 @@
 //! chunk's text in one buffer (a [`Batch`]); a helper thread turns each chunk into events
 //! (the strings of each, the JSON parser's check of its data text, the store's limits) and
 //! appends them with `append_batch`, [`APPEND_EVENTS`] at a time, while the caller converts
-//! the next chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so memory stays
-//! bounded; the caller waits for room with the GIL released. An iterable that fits in one
-//! chunk is appended on the calling thread, without starting the helper.
+//! the next chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so
+//! memory stays bounded; the caller waits for room with the GIL released. An iterable that
+//! fits in one chunk is appended on the calling thread, without starting the helper.
 //!
 //! Order and failure: chunks are appended in order. A bad event (found by either thread)
 //! stops the pipeline: every event before it is stored, none after it; the exception
