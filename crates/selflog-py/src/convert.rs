@@ -5,6 +5,8 @@
 //! `InvalidEventError` (a `ValueError`), before anything reaches the store. Nothing here
 //! releases the GIL: these functions read Python objects.
 
+use std::cell::RefCell;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyString};
 use selflog::{Event, Query, Timestamp};
@@ -92,80 +94,53 @@ pub fn opt_name(
     }
 }
 
+/// Capacity the reused JSON buffer keeps between values; one grown past it by a large
+/// value is given back.
+const SCRATCH_KEPT_LEN: usize = 64 << 10;
+
+thread_local! {
+    /// Where JSON text is written before being copied out at its exact length: one
+    /// allocation per value, never grown.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A value as JSON text for `field`; `None` is no data at all.
 pub fn json_text(
     py: Python<'_>,
     v: Option<&Bound<'_, PyAny>>,
     field: &str,
 ) -> PyResult<Option<String>> {
-    match v {
-        Some(v) if !v.is_none() => {
-            let mut out = Vec::with_capacity(512);
-            json::write_value(v, &mut out).map_err(|e| invalid(py, e.message(field)))?;
-            // Python's UTF-8 and ASCII punctuation: always UTF-8.
-            String::from_utf8(out).map(Some).map_err(|e| {
-                invalid(
-                    py,
-                    format!("invalid event: field `{field}` produced text that is not UTF-8: {e}"),
-                )
-            })
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let write = |out: &mut Vec<u8>| -> PyResult<String> {
+        out.clear();
+        let text = json::write_value(v, out)
+            .map_err(|e| invalid(py, e.message(field)))
+            .and_then(|()| {
+                // Python's UTF-8 and ASCII punctuation: always UTF-8.
+                std::str::from_utf8(out).map(str::to_owned).map_err(|e| {
+                    invalid(
+                        py,
+                        format!(
+                            "invalid event: field `{field}` produced text that is not UTF-8: {e}"
+                        ),
+                    )
+                })
+            });
+        if out.capacity() > SCRATCH_KEPT_LEN {
+            *out = Vec::new();
         }
-        _ => Ok(None),
-    }
-}
-
-/// An event's fields converted from Python, its data as JSON text not yet checked by the
-/// JSON parser: what needs the GIL done, what does not ([`Parts::into_event`]) left for
-/// whichever thread appends it.
-pub struct Parts {
-    timestamp: Timestamp,
-    event_type: String,
-    action: Option<String>,
-    source: String,
-    data: Option<String>,
-}
-
-impl Parts {
-    /// The event, its data text checked (a `RawValue` demands it) and kept without a copy.
-    ///
-    /// # Errors
-    /// `InvalidEvent` on `data` if the text is not JSON, which the writer in `json.rs`
-    /// never produces.
-    pub fn into_event(self) -> selflog::Result<Event> {
-        let data = self
-            .data
-            .map(RawValue::from_string)
-            .transpose()
-            .map_err(|e| selflog::Error::InvalidEvent {
-                field: "data",
-                reason: format!("is not valid JSON: {e}"),
-            })?;
-        Ok(Event {
-            timestamp: self.timestamp,
-            event_type: self.event_type,
-            action: self.action,
-            source: self.source,
-            data,
+        text
+    };
+    // Python code that the writer calls (an int subclass's `__index__`) may append from
+    // within: that inner call finds the buffer taken and uses its own.
+    SCRATCH
+        .with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut out) => write(&mut out),
+            Err(_) => write(&mut Vec::new()),
         })
-    }
-}
-
-/// An event's fields from Python values; `timestamp` `None` means now.
-pub fn parts(
-    py: Python<'_>,
-    event_type: &Bound<'_, PyAny>,
-    source: &Bound<'_, PyAny>,
-    action: Option<&Bound<'_, PyAny>>,
-    data: Option<&Bound<'_, PyAny>>,
-    timestamp: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Parts> {
-    Ok(Parts {
-        timestamp: opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now),
-        event_type: name(py, event_type, "event_type")?,
-        source: name(py, source, "source")?,
-        action: opt_name(py, action, "action")?,
-        data: json_text(py, data, "data")?,
-    })
+        .map(Some)
 }
 
 /// An event from its fields as Python values; `timestamp` `None` means now.
@@ -177,42 +152,191 @@ pub fn event(
     data: Option<&Bound<'_, PyAny>>,
     timestamp: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Event> {
-    parts(py, event_type, source, action, data, timestamp)?
-        .into_event()
-        .map_err(|e| invalid(py, e.to_string()))
+    let timestamp = opt_time(py, timestamp, "timestamp")?.unwrap_or_else(Timestamp::now);
+    let event_type = name(py, event_type, "event_type")?;
+    let source = name(py, source, "source")?;
+    let action = opt_name(py, action, "action")?;
+    // The data text checked (a `RawValue` demands it) and kept without a copy.
+    let data = json_text(py, data, "data")?
+        .map(|text| {
+            RawValue::from_string(text).map_err(|e| {
+                invalid(
+                    py,
+                    format!("invalid event: field `data` is not valid JSON: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(Event {
+        timestamp,
+        event_type,
+        action,
+        source,
+        data,
+    })
 }
 
-/// An event's fields from a mapping with the JSON Lines fields (`timestamp`,
-/// `event_type`, `source`, `action`, `data`); other keys (an export's `id` and `hash`) are
-/// ignored, so `Event.to_dict()` output can be appended again.
-pub fn parts_from_dict<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<Parts> {
-    let Ok(d) = v.cast::<PyDict>() else {
-        let type_name = v.get_type().name()?;
-        return Err(invalid(
-            py,
-            format!(
-                "invalid event: a {type_name}, not a dict with the fields timestamp, event_type, source, action, data"
-            ),
-        ));
-    };
-    // Interned keys: their hashes are computed once, not per event.
-    let required = |key: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
-        d.get_item(key)?
-            .ok_or_else(|| invalid(py, format!("invalid event: missing required field `{key}`")))
-    };
-    let event_type = required(pyo3::intern!(py, "event_type"))?;
-    let source = required(pyo3::intern!(py, "source"))?;
-    let action = d.get_item(pyo3::intern!(py, "action"))?;
-    let data = d.get_item(pyo3::intern!(py, "data"))?;
-    let timestamp = d.get_item(pyo3::intern!(py, "timestamp"))?;
-    parts(
-        py,
-        &event_type,
-        &source,
-        action.as_ref(),
-        data.as_ref(),
-        timestamp.as_ref(),
-    )
+/// The fields of a run of events converted from Python for `append_many`: their texts
+/// side by side in one buffer, each event's fields as ranges of it. Converting allocates
+/// nothing per event; the thread that appends makes (and frees) each event's strings,
+/// which glibc's allocator does much faster than freeing memory another thread allocated.
+#[derive(Default)]
+pub struct Batch {
+    text: Vec<u8>,
+    rows: Vec<Row>,
+}
+
+/// One event of a [`Batch`]: ranges of its text.
+struct Row {
+    timestamp: Timestamp,
+    event_type: (usize, usize),
+    source: (usize, usize),
+    action: Option<(usize, usize)>,
+    data: Option<(usize, usize)>,
+}
+
+impl Batch {
+    /// An empty batch with room for `events` events and `text_len` bytes of text.
+    pub fn with_capacity(events: usize, text_len: usize) -> Batch {
+        Batch {
+            text: Vec::with_capacity(text_len),
+            rows: Vec::with_capacity(events),
+        }
+    }
+
+    /// How many events it holds.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Bytes of text it holds.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Adds the event of a mapping with the JSON Lines fields (`timestamp`,
+    /// `event_type`, `source`, `action`, `data`); other keys (an export's `id` and
+    /// `hash`) are ignored, so `Event.to_dict()` output can be appended again. An event
+    /// refused leaves the batch as it was.
+    pub fn push_dict<'py>(&mut self, py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<()> {
+        let start = self.text.len();
+        let pushed = self.push_dict_fields(py, v);
+        if pushed.is_err() {
+            self.text.truncate(start);
+        }
+        pushed
+    }
+
+    fn push_dict_fields<'py>(&mut self, py: Python<'py>, v: &Bound<'py, PyAny>) -> PyResult<()> {
+        let Ok(d) = v.cast::<PyDict>() else {
+            let type_name = v.get_type().name()?;
+            return Err(invalid(
+                py,
+                format!(
+                    "invalid event: a {type_name}, not a dict with the fields timestamp, event_type, source, action, data"
+                ),
+            ));
+        };
+        // Interned keys: their hashes are computed once, not per event.
+        let required = |key: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
+            d.get_item(key)?.ok_or_else(|| {
+                invalid(py, format!("invalid event: missing required field `{key}`"))
+            })
+        };
+        let event_type = required(pyo3::intern!(py, "event_type"))?;
+        let source = required(pyo3::intern!(py, "source"))?;
+        let action = d.get_item(pyo3::intern!(py, "action"))?;
+        let data = d.get_item(pyo3::intern!(py, "data"))?;
+        let timestamp = d.get_item(pyo3::intern!(py, "timestamp"))?;
+        // The fields in the order `event` converts them, so that the same field is
+        // reported when several are wrong.
+        let timestamp =
+            opt_time(py, timestamp.as_ref(), "timestamp")?.unwrap_or_else(Timestamp::now);
+        let event_type = self.push_name(py, &event_type, "event_type")?;
+        let source = self.push_name(py, &source, "source")?;
+        let action = match action.filter(|a| !a.is_none()) {
+            Some(a) => Some(self.push_name(py, &a, "action")?),
+            None => None,
+        };
+        let data = match data.filter(|v| !v.is_none()) {
+            Some(v) => {
+                let start = self.text.len();
+                json::write_value(&v, &mut self.text)
+                    .map_err(|e| invalid(py, e.message("data")))?;
+                Some((start, self.text.len()))
+            }
+            None => None,
+        };
+        self.rows.push(Row {
+            timestamp,
+            event_type,
+            source,
+            action,
+            data,
+        });
+        Ok(())
+    }
+
+    /// Appends the name `v` (see [`name`]) to the text.
+    fn push_name(
+        &mut self,
+        py: Python<'_>,
+        v: &Bound<'_, PyAny>,
+        field: &str,
+    ) -> PyResult<(usize, usize)> {
+        let Ok(s) = v.cast::<PyString>() else {
+            let type_name = v.get_type().name()?;
+            return Err(invalid(
+                py,
+                format!("invalid event: field `{field}` must be a str, not {type_name}"),
+            ));
+        };
+        let bytes = s.encode_utf8().map_err(|_| {
+            invalid(
+                py,
+                format!(
+                    "invalid event: field `{field}` holds a lone surrogate, which UTF-8 cannot hold"
+                ),
+            )
+        })?;
+        let start = self.text.len();
+        self.text.extend_from_slice(bytes.as_bytes());
+        Ok((start, self.text.len()))
+    }
+
+    /// The events, in order, each built when it is reached: the strings of its fields
+    /// copied out of the text, its data text checked by the JSON parser.
+    pub fn events(&self) -> impl Iterator<Item = selflog::Result<Event>> + '_ {
+        self.rows.iter().map(|row| self.event(row))
+    }
+
+    fn event(&self, row: &Row) -> selflog::Result<Event> {
+        let text = |field: &'static str, (start, end): (usize, usize)| {
+            // Python's UTF-8 and ASCII punctuation: always UTF-8.
+            std::str::from_utf8(&self.text[start..end])
+                .map(str::to_owned)
+                .map_err(|e| selflog::Error::InvalidEvent {
+                    field,
+                    reason: format!("is not UTF-8: {e}"),
+                })
+        };
+        let data = match row.data {
+            Some(range) => Some(RawValue::from_string(text("data", range)?).map_err(|e| {
+                selflog::Error::InvalidEvent {
+                    field: "data",
+                    reason: format!("is not valid JSON: {e}"),
+                }
+            })?),
+            None => None,
+        };
+        Ok(Event {
+            timestamp: row.timestamp,
+            event_type: text("event_type", row.event_type)?,
+            action: row.action.map(|a| text("action", a)).transpose()?,
+            source: text("source", row.source)?,
+            data,
+        })
+    }
 }
 
 /// The filters of `query`, `count_by` and `count`, converted while the GIL is held and

@@ -1,12 +1,13 @@
 //! `Store.append_many`: a pipeline of two threads over an iterable of any length.
 //!
 //! Reading Python objects needs the GIL, appending does not. The calling thread converts
-//! dicts to event fields and JSON text in chunks of [`CHUNK`] with the GIL held; a helper
-//! thread turns each chunk into events (the JSON parser's check of each data text, the
-//! store's limits) and appends it with `append_batch` while the caller converts the next
-//! chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so memory stays
-//! bounded; the caller waits for room with the GIL released. An iterable that fits in one
-//! chunk is appended on the calling thread, without starting the helper.
+//! dicts to names and JSON text in chunks of [`CHUNK`] events with the GIL held, each
+//! chunk's text in one buffer (a [`Batch`]); a helper thread turns each chunk into events
+//! (the strings of each, the JSON parser's check of its data text, the store's limits) and
+//! appends them with `append_batch`, [`APPEND_EVENTS`] at a time, while the caller converts
+//! the next chunk. The channel between them holds at most [`CHUNKS_QUEUED`] chunks, so
+//! memory stays bounded; the caller waits for room with the GIL released. An iterable that
+//! fits in one chunk is appended on the calling thread, without starting the helper.
 //!
 //! Order and failure: chunks are appended in order. A bad event (found by either thread)
 //! stops the pipeline: every event before it is stored, none after it; the exception
@@ -17,14 +18,18 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
-use selflog::{Config, Store, Timestamp};
+use selflog::{Config, Event, Store, Timestamp};
 
-use crate::convert::{self, Parts};
+use crate::convert::Batch;
 use crate::errors::{invalid, Fail};
 use crate::store::PyStore;
 
 /// Events per chunk.
 pub const CHUNK: usize = 1024;
+/// Events per `append_batch` call of the appending thread: the strings of this many
+/// events are made, appended and freed together, so that the same memory (still in the
+/// processor's cache) serves the next ones instead of the heap growing by a whole chunk.
+pub const APPEND_EVENTS: usize = 128;
 /// Chunks converted ahead of the appending thread.
 pub const CHUNKS_QUEUED: usize = 2;
 
@@ -38,42 +43,49 @@ fn append_chunk(
     store: &Store,
     config: &Config,
     base: usize,
-    chunk: Vec<Parts>,
+    chunk: &Batch,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
     let now = Timestamp::now();
-    let mut events = Vec::with_capacity(chunk.len());
+    let mut events = Vec::with_capacity(APPEND_EVENTS);
     let mut bad = None;
-    for (k, parts) in chunk.into_iter().enumerate() {
-        match parts
-            .into_event()
-            .and_then(|e| e.validate(config, now).map(|()| e))
-        {
+    for (k, event) in chunk.events().enumerate() {
+        match event.and_then(|e| e.validate(config, now).map(|()| e)) {
             Ok(e) => events.push(e),
             Err(e) => {
                 bad = Some((Some(base + k), Fail::Lib(e)));
                 break;
             }
         }
+        if events.len() == APPEND_EVENTS {
+            let full = std::mem::replace(&mut events, Vec::with_capacity(APPEND_EVENTS));
+            append(store, full, ids)?;
+        }
     }
+    append(store, events, ids)?;
+    bad.map_or(Ok(()), Err)
+}
+
+/// Appends `events` (if any) with one `append_batch`, adding their ids to `ids`.
+fn append(store: &Store, events: Vec<Event>, ids: &mut Vec<u64>) -> Result<(), Stopped> {
     if !events.is_empty() {
         let appended = store
             .append_batch(events)
             .map_err(|e| (None, Fail::Lib(e)))?;
         ids.extend(appended.into_iter().map(|a| a.id().0));
     }
-    bad.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// The helper's side: chunks from `rx`, in order, until the channel closes or one fails.
 fn append_all(
     store: &Store,
     config: &Config,
-    rx: &Receiver<(usize, Vec<Parts>)>,
+    rx: &Receiver<(usize, Batch)>,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
     for (base, chunk) in rx {
-        append_chunk(store, config, base, chunk, ids)?;
+        append_chunk(store, config, base, &chunk, ids)?;
     }
     Ok(())
 }
@@ -83,7 +95,7 @@ fn append_all(
 fn convert_chunk(
     py: Python<'_>,
     items: &mut Bound<'_, PyIterator>,
-    chunk: &mut Vec<Parts>,
+    chunk: &mut Batch,
     index: &mut usize,
 ) -> Result<bool, Stopped> {
     while chunk.len() < CHUNK {
@@ -91,9 +103,9 @@ fn convert_chunk(
             return Ok(true);
         };
         let item = item.map_err(|e| (None, Fail::Python(e)))?;
-        let parts =
-            convert::parts_from_dict(py, &item).map_err(|e| (Some(*index), Fail::Python(e)))?;
-        chunk.push(parts);
+        chunk
+            .push_dict(py, &item)
+            .map_err(|e| (Some(*index), Fail::Python(e)))?;
         *index += 1;
     }
     Ok(false)
@@ -108,14 +120,14 @@ pub fn append_many(
     let config = store.config();
     let mut items = events.try_iter()?;
     let mut index = 0usize;
-    let mut first = Vec::with_capacity(CHUNK);
+    let mut first = Batch::with_capacity(CHUNK, 0);
     let mut ids: Vec<u64> = Vec::new();
     let converted = convert_chunk(py, &mut items, &mut first, &mut index);
     let stopped = if matches!(converted, Ok(false)) {
         pipeline(py, store, config, &mut items, first, &mut index, &mut ids).err()
     } else {
         // One chunk, or a bad item in the first: appended here.
-        let appended = store.run(py, |s| Ok(append_chunk(s, config, 0, first, &mut ids)))?;
+        let appended = store.run(py, |s| Ok(append_chunk(s, config, 0, &first, &mut ids)))?;
         appended.err().or(converted.err())
     };
     if let Some(&max) = ids.iter().max() {
@@ -133,17 +145,18 @@ fn pipeline(
     store: &PyStore,
     config: &Config,
     items: &mut Bound<'_, PyIterator>,
-    first: Vec<Parts>,
+    first: Batch,
     index: &mut usize,
     ids: &mut Vec<u64>,
 ) -> Result<(), Stopped> {
-    let (tx, rx) = sync_channel::<(usize, Vec<Parts>)>(CHUNKS_QUEUED);
+    let (tx, rx) = sync_channel::<(usize, Batch)>(CHUNKS_QUEUED);
     let (appended, converted) = std::thread::scope(|scope| {
         let helper = scope.spawn(move || store.run_here(|s| Ok(append_all(s, config, &rx, ids))));
         let mut chunk = (0, first);
         let converted = loop {
             let base = *index;
-            let mut next = Vec::with_capacity(CHUNK);
+            // Room for as much text as the chunk before needed, so that it rarely grows.
+            let mut next = Batch::with_capacity(CHUNK, chunk.1.text_len() + chunk.1.text_len() / 8);
             let result = convert_chunk(py, items, &mut next, index);
             // Room in the channel is waited for with the GIL released; a closed channel
             // means the helper stopped, and its error is reported below.

@@ -1,9 +1,13 @@
 //! Python values to JSON text, for an event's `data` and a pattern's `pattern_data`.
 //!
 //! The store keeps data as JSON text. Python callers hand over values (dicts, lists,
-//! strings, numbers, booleans, `None`), which are written here directly as compact JSON
-//! (what `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes), several
-//! times faster than calling `json.dumps`. Anything JSON cannot hold is refused with the
+//! strings, numbers, booleans, `None`), which are written here directly as compact JSON,
+//! several times faster than calling `json.dumps`. The text is what
+//! `json.dumps(value, separators=(",", ":"), ensure_ascii=False)` writes except in two
+//! places: floats written with an exponent (ryu's `1e300`, not `1e+300`) and the control
+//! characters `\u0008` and `\u000c` (not `\b`, `\f`). Since the content hash covers this
+//! text, it must never change: the same event appended by another version would no longer
+//! be recognised as a duplicate. Anything JSON cannot hold is refused with the
 //! place it was found (`data['when']`): NaN and infinities, lone surrogates, objects of
 //! other types, and nesting deeper than the library's JSON parser accepts.
 
@@ -52,6 +56,21 @@ pub fn write_value(value: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> Result<(), Js
 }
 
 fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
+    // The exact built-in types first: each test is one comparison of type pointers, where
+    // the tests below (which accept subclasses too) each call into Python under the
+    // stable ABI. Both give the same text for the same value.
+    if let Ok(s) = v.cast_exact::<PyString>() {
+        return write_str(s, out);
+    }
+    if let Ok(d) = v.cast_exact::<PyDict>() {
+        return write_dict(d, out, depth);
+    }
+    if let Ok(i) = v.cast_exact::<PyInt>() {
+        return write_int(i, out);
+    }
+    if let Ok(f) = v.cast_exact::<PyFloat>() {
+        return write_float(f.value(), out);
+    }
     if let Ok(s) = v.cast::<PyString>() {
         return write_str(s, out);
     }
@@ -69,30 +88,10 @@ fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Js
     if let Ok(f) = v.cast::<PyFloat>() {
         return write_float(f.value(), out);
     }
-    if depth >= DEPTH_MAX {
-        return Err(JsonError::new(format!(
-            "is nested more than {DEPTH_MAX} levels deep (or contains itself)"
-        )));
-    }
     if let Ok(d) = v.cast::<PyDict>() {
-        out.push(b'{');
-        for (n, (k, val)) in d.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            write_key(&k, out)?;
-            out.push(b':');
-            write(&val, out, depth + 1).map_err(|mut e| {
-                let key = k
-                    .str()
-                    .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
-                e.path.push(format!("[{key:?}]"));
-                e
-            })?;
-        }
-        out.push(b'}');
-        return Ok(());
+        return write_dict(d, out, depth);
     }
+    check_depth(depth)?;
     let items = |out: &mut Vec<u8>, iter: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
         out.push(b'[');
         for (n, item) in iter.enumerate() {
@@ -120,6 +119,37 @@ fn write(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> Result<(), Js
     Err(JsonError::new(format!(
         "is a {type_name}, which JSON cannot hold: convert it to a str, number, bool, None, list or dict"
     )))
+}
+
+/// Refuses a container at `depth`, nested too deeply.
+fn check_depth(depth: usize) -> Result<(), JsonError> {
+    if depth >= DEPTH_MAX {
+        return Err(JsonError::new(format!(
+            "is nested more than {DEPTH_MAX} levels deep (or contains itself)"
+        )));
+    }
+    Ok(())
+}
+
+fn write_dict(d: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> Result<(), JsonError> {
+    check_depth(depth)?;
+    out.push(b'{');
+    for (n, (k, val)) in d.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        write_key(&k, out)?;
+        out.push(b':');
+        write(&val, out, depth + 1).map_err(|mut e| {
+            let key = k
+                .str()
+                .map_or_else(|_| "?".to_owned(), |s| s.to_string_lossy().into_owned());
+            e.path.push(format!("[{key:?}]"));
+            e
+        })?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A dict key as JSON object keys are: a string. Like `json.dumps`, numbers, booleans and
@@ -160,10 +190,8 @@ fn write_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> Result<(), JsonError
 }
 
 fn write_int(i: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> Result<(), JsonError> {
-    use std::io::Write as _;
     if let Ok(n) = i.extract::<i64>() {
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{n}");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         return Ok(());
     }
     // Beyond 64 bits: Python's own decimal text (JSON numbers have no size limit, and
@@ -205,14 +233,64 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
+/// Bytes per block of [`clean_prefix_len`]: one `u64`.
+const BLOCK_LEN: usize = 8;
+
+/// Whether the eight bytes of `block` hold one to escape: a control character, `"` or
+/// `\\`, each tested for all eight bytes at once with the carry tricks of "Bit Twiddling
+/// Hacks" (a byte below n: `(x - n * ONES) & !x & HIGHS`; a zero byte: the same with n = 1).
+#[inline]
+fn escapes(block: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |x: u64, n: u64| x.wrapping_sub(n * ONES) & !x & HIGHS;
+    let control = below(block, 0x20);
+    let quote = below(block ^ (u64::from(b'"') * ONES), 1);
+    let backslash = below(block ^ (u64::from(b'\\') * ONES), 1);
+    control | quote | backslash != 0
+}
+
+/// The length of a prefix of `s` with no byte to escape: all of `s` when it has none,
+/// else at least the whole [`BLOCK_LEN`]-byte blocks before the first such byte.
+fn clean_prefix_len(s: &[u8]) -> usize {
+    let mut blocks = s.chunks_exact(BLOCK_LEN);
+    let mut len = 0;
+    for block in &mut blocks {
+        let block = u64::from_ne_bytes(block.try_into().expect("chunks_exact gives whole blocks"));
+        if escapes(block) {
+            return len;
+        }
+        len += BLOCK_LEN;
+    }
+    let rest = blocks.remainder();
+    let rest_clean = if rest.is_empty() {
+        true
+    } else if let Some(last) = s.last_chunk::<BLOCK_LEN>() {
+        // The last eight bytes, overlapping the blocks already tested.
+        !escapes(u64::from_ne_bytes(*last))
+    } else {
+        // Shorter than a block, as most keys are.
+        rest.iter().all(|&b| ESCAPE[b as usize] == 0)
+    };
+    if rest_clean {
+        s.len()
+    } else {
+        len
+    }
+}
+
 /// `s` (UTF-8) as a JSON string literal: quotes, backslashes and control characters
 /// escaped, everything else copied in runs.
 pub fn write_escaped(s: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
+    // Most strings need no escape at all: whole blocks are copied until the first that
+    // holds a byte to escape, from which on the bytes are looked at one by one.
+    let clean = clean_prefix_len(s);
+    out.extend_from_slice(&s[..clean]);
+    let mut start = clean;
+    for (i, &b) in s.iter().enumerate().skip(clean) {
         let esc = ESCAPE[b as usize];
         if esc == 0 {
             continue;

@@ -5,17 +5,23 @@
 //! [`CHUNK_EVENTS`] events or [`CHUNK_DATA_LEN`] bytes of data with the GIL released, then
 //! hands the chunk's events out one by one: memory stays bounded whatever the number of
 //! matches, and a scan that finds nothing for a long while lets other Python threads run.
+//!
+//! A chunk borrows each event from the library and copies its data into one buffer; type,
+//! source and action become indexes into a table of the iterator's distinct names (at
+//! most [`NAMES_MAX`]), each turned into a Python string once. An event handed out then
+//! costs its object and one copy of its data, not five allocations.
 
 use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
-use selflog::{Events, Order, Scan, Store, StoreStats, StoredEvent, Timestamp};
+use pyo3::types::{PyDict, PyString};
+use rustc_hash::FxHashMap;
+use selflog::{EventRef, Events, Order, Scan, Store, StoreStats, Timestamp};
 
 use crate::convert::Filters;
 use crate::errors::{Fail, IntoPy as _};
-use crate::event::PyEvent;
+use crate::event::{Fields, PyEvent};
 
 /// Most events read ahead per chunk.
 pub const CHUNK_EVENTS: usize = 256;
@@ -45,51 +51,179 @@ enum Source {
     Scan(Scan, Option<Timestamp>),
 }
 
-impl Source {
-    fn next(&mut self) -> Option<selflog::Result<StoredEvent>> {
-        match self {
-            Source::Query(events) => events.next(),
-            Source::Scan(scan, since) => loop {
-                match scan.next()? {
-                    Ok(e) if since.is_some_and(|t| e.timestamp < t) => {}
-                    other => return Some(other),
-                }
-            },
+/// Most distinct names (types, sources, actions) an iterator keeps as Python strings. A
+/// store has a handful of types and tens of sources; past this many, further names are
+/// copied into each event instead, so that memory stays bounded for any store.
+pub const NAMES_MAX: usize = 4096;
+
+/// A name of an event read ahead: an index into the iterator's [`Names`], or (once the
+/// table is full) a range of the chunk's text.
+#[derive(Clone, Copy)]
+enum Name {
+    Known(u32),
+    Text(u32, u32),
+}
+
+/// One event read ahead, its variable-length fields kept in the chunk's text.
+struct Row {
+    id: u64,
+    timestamp: Timestamp,
+    hash: u64,
+    event_type: Name,
+    action: Option<Name>,
+    source: Name,
+    /// A range of the chunk's text.
+    data: Option<(u32, u32)>,
+}
+
+/// The distinct names met so far, each with its Python string once one was needed.
+#[derive(Default)]
+struct Names {
+    index: FxHashMap<Box<str>, u32>,
+    python: Vec<Option<Py<PyString>>>,
+    /// The names by index, for building their Python strings.
+    text: Vec<Box<str>>,
+}
+
+impl Names {
+    /// `name` as a [`Name`]: its index, added if new and there is room, else its text
+    /// appended to `chunk_text`.
+    fn name(&mut self, name: &str, chunk_text: &mut String) -> Name {
+        if let Some(&i) = self.index.get(name) {
+            return Name::Known(i);
+        }
+        if self.text.len() < NAMES_MAX {
+            let i = self.text.len() as u32;
+            self.index.insert(name.into(), i);
+            self.text.push(name.into());
+            self.python.push(None);
+            return Name::Known(i);
+        }
+        let (start, end) = push_text(chunk_text, name);
+        Name::Text(start, end)
+    }
+
+    /// The Python string of `name`, made the first time it is needed.
+    fn python(&mut self, py: Python<'_>, name: Name, chunk_text: &str) -> Py<PyString> {
+        match name {
+            Name::Known(i) => {
+                let i = i as usize;
+                self.python[i]
+                    .get_or_insert_with(|| PyString::new(py, &self.text[i]).unbind())
+                    .clone_ref(py)
+            }
+            Name::Text(start, end) => {
+                PyString::new(py, &chunk_text[start as usize..end as usize]).unbind()
+            }
         }
     }
 }
 
+/// Appends `s` to `text`, returning its range. A chunk's text stays far below 4 GiB: at
+/// most [`CHUNK_DATA_LEN`] of data plus one event and its names.
+fn push_text(text: &mut String, s: &str) -> (u32, u32) {
+    let start = text.len() as u32;
+    text.push_str(s);
+    (start, text.len() as u32)
+}
+
+/// Copies the borrowed event `e` into `ready` and `text`.
+fn push_row(ready: &mut VecDeque<Row>, text: &mut String, names: &mut Names, e: EventRef<'_>) {
+    let row = Row {
+        id: e.id.0,
+        timestamp: e.timestamp,
+        hash: e.hash,
+        event_type: names.name(e.event_type, text),
+        action: e.action.map(|a| names.name(a, text)),
+        source: names.name(e.source, text),
+        data: e.data.map(|d| push_text(text, d)),
+    };
+    ready.push_back(row);
+}
+
 struct State {
     source: Option<Source>,
-    ready: VecDeque<StoredEvent>,
+    /// The events read ahead, oldest read first.
+    ready: VecDeque<Row>,
+    /// The data and overflowing names of the events in `ready`: one buffer per chunk,
+    /// emptied when the next chunk is read.
+    text: String,
+    names: Names,
     /// An error met while reading ahead, raised once the events before it are handed out.
     failed: Option<selflog::Error>,
 }
 
 impl State {
-    /// Reads the next chunk into `ready`.
+    /// Reads the next chunk into `ready`, borrowing each event from the library and
+    /// copying it into the chunk's text.
     fn fill(&mut self) {
-        let Some(source) = &mut self.source else {
+        let State {
+            source: Some(source),
+            ready,
+            text,
+            names,
+            failed,
+        } = self
+        else {
             return;
         };
-        let mut data_len = 0;
-        while self.ready.len() < CHUNK_EVENTS && data_len < CHUNK_DATA_LEN {
-            match source.next() {
-                Some(Ok(e)) => {
-                    data_len += e.data.as_ref().map_or(0, String::len);
-                    self.ready.push_back(e);
-                }
+        // Rows point into the text: it is reused only once every row was handed out.
+        debug_assert!(
+            ready.is_empty(),
+            "a chunk is read only when the last is used up"
+        );
+        text.clear();
+        let mut end = None;
+        while ready.len() < CHUNK_EVENTS && text.len() < CHUNK_DATA_LEN {
+            let next = match source {
+                Source::Query(events) => events
+                    .next_ref()
+                    .map(|r| r.map(|e| push_row(ready, text, names, e))),
+                Source::Scan(scan, since) => loop {
+                    match scan.next_ref() {
+                        Some(Ok(e)) if since.is_some_and(|t| e.timestamp < t) => {}
+                        other => break other.map(|r| r.map(|e| push_row(ready, text, names, e))),
+                    }
+                },
+            };
+            match next {
+                Some(Ok(())) => {}
                 Some(Err(e)) => {
-                    self.failed = Some(e);
-                    self.source = None;
-                    return;
+                    end = Some(Some(e));
+                    break;
                 }
                 None => {
-                    self.source = None;
-                    return;
+                    end = Some(None);
+                    break;
                 }
             }
         }
+        if let Some(error) = end {
+            *failed = error;
+            self.source = None;
+        }
+    }
+
+    /// The Python event of `row`, which was just taken from `ready`. Builds no Python
+    /// object but strings (which cannot start the garbage collector, and so cannot run
+    /// other Python code while the iterator's lock is held).
+    fn event(&mut self, py: Python<'_>, row: &Row) -> PyEvent {
+        let text = self.text.as_str();
+        let data = row
+            .data
+            .map(|(start, end)| Box::from(&text[start as usize..end as usize]));
+        let fields = Fields {
+            id: row.id,
+            timestamp: row.timestamp,
+            hash: row.hash,
+            data,
+        };
+        PyEvent::new(
+            fields,
+            self.names.python(py, row.event_type, text),
+            row.action.map(|a| self.names.python(py, a, text)),
+            self.names.python(py, row.source, text),
+        )
     }
 }
 
@@ -106,6 +240,8 @@ impl EventIter {
             state: Mutex::new(State {
                 source: Some(source),
                 ready: VecDeque::new(),
+                text: String::new(),
+                names: Names::default(),
                 failed: None,
             }),
             pid,
@@ -120,6 +256,14 @@ impl EventIter {
     /// The events of a replay from `since` on.
     pub fn scan(scan: Scan, since: Option<Timestamp>, pid: u32) -> EventIter {
         EventIter::new(Source::Scan(scan, since), pid)
+    }
+
+    /// The next event already read, if the lock is free; the lock is only tried, never
+    /// waited for, while the GIL is held.
+    fn ready(&self, py: Python<'_>) -> Option<PyEvent> {
+        let mut st = self.state.try_lock()?;
+        let row = st.ready.pop_front()?;
+        Some(st.event(py, &row))
     }
 }
 
@@ -142,28 +286,32 @@ impl EventIter {
         if let Some(e) = forked(crate::fork::forked_from) {
             return Err(e);
         }
-        // The common case, an event already read, without releasing the GIL; the lock is
-        // only tried, never waited for, while the GIL is held.
-        if let Some(mut st) = self.state.try_lock() {
-            if let Some(e) = st.ready.pop_front() {
-                return Ok(Some(PyEvent::from(e)));
+        loop {
+            // The common case, an event already read, without releasing the GIL.
+            if let Some(e) = self.ready(py) {
+                return Ok(Some(e));
+            }
+            // Before reading a chunk: the process id itself, once per chunk.
+            if let Some(e) = forked(crate::fork::always_forked_from) {
+                return Err(e);
+            }
+            // Reads a chunk with the GIL released. Another thread iterating the same
+            // iterator may take its events first; then the loop reads the next one.
+            let more = py.detach(|| {
+                let mut st = self.state.lock();
+                if st.ready.is_empty() {
+                    st.fill();
+                }
+                if st.ready.is_empty() {
+                    st.failed.take().map_or(Ok(false), |e| Err(Fail::Lib(e)))
+                } else {
+                    Ok(true)
+                }
+            });
+            if !more.py(py)? {
+                return Ok(None);
             }
         }
-        // Before reading a chunk: the process id itself, once per chunk.
-        if let Some(e) = forked(crate::fork::always_forked_from) {
-            return Err(e);
-        }
-        let next = py.detach(|| {
-            let mut st = self.state.lock();
-            if st.ready.is_empty() {
-                st.fill();
-            }
-            match st.ready.pop_front() {
-                Some(e) => Ok(Some(e)),
-                None => st.failed.take().map_or(Ok(None), |e| Err(Fail::Lib(e))),
-            }
-        });
-        Ok(next.py(py)?.map(PyEvent::from))
     }
 }
 

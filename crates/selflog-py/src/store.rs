@@ -317,7 +317,7 @@ impl PyStore {
             }
             Ok(e)
         })?;
-        Ok(found.map(PyEvent::from))
+        Ok(found.map(|e| PyEvent::from_stored(py, e)))
     }
 
     /// Events matching every filter given, newest first (`oldest_first=True`: oldest

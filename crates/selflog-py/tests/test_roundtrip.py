@@ -154,3 +154,58 @@ def test_append_many_passes_on_the_iterables_own_error(store_dir):
         assert info.value.ids == list(range(1, 5001))
         assert store.count() == 5000
         assert store.append_many(iter([])) == []
+
+
+def json_string(s):
+    """The JSON text selflog writes for a str: quotes, backslashes and control characters
+    escaped (\\n, \\r, \\t short, the others as \\u00XX), everything else as it is."""
+    short = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return '"' + "".join(short.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 else c) for c in s) + '"'
+
+
+def test_data_text_escapes_every_special_byte_at_every_place(store_dir):
+    # The content hash covers the data's JSON text, so the text must not change with how
+    # the writer scans strings (in blocks of bytes): every byte that needs escaping, at
+    # every place of strings shorter and longer than a block, next to multi-byte UTF-8.
+    specials = [chr(c) for c in range(0x20)] + ['"', "\\"]
+    strings = [""]
+    for length in range(1, 20):
+        for at in range(length):
+            for special in (specials if at in (0, length - 1, 7, 8) else ['"', "\x1f"]):
+                strings.append("a" * at + special + "é" * (length - at - 1))
+    strings += ["x" * n for n in range(40)] + ["\x7f ä 📁 \u2028", "é" * 9 + "\\"]
+    with selflog.Store(store_dir) as store:
+        eid = store.append("t", "s", data=strings, timestamp=1_700_000_000.0)
+        ev = store.get(eid)
+    assert ev.data_json == "[" + ",".join(json_string(s) for s in strings) + "]"
+    assert ev.data == strings
+
+
+def test_event_names_survive_more_distinct_names_than_are_shared(store_dir):
+    # An iterator shares one str per distinct name up to a limit (4096) and copies the
+    # rest into each event: both kinds of name must come back right, in every chunk.
+    events = [{"timestamp": 1_700_000_000 + i, "event_type": f"type{i % 7}", "source": f"source {i}",
+               "action": None if i % 3 else f"act{i % 5000}", "data": {"i": i}} for i in range(6000)]
+    with selflog.Store(store_dir) as store:
+        store.append_many(events)
+        got = [(e.event_type, e.source, e.action, e.data["i"]) for e in store.query(oldest_first=True)]
+        again = [(e.source, e.id) for e in store.replay(from_id=5000)]
+    assert got == [(e["event_type"], e["source"], e["action"], e["data"]["i"]) for e in events]
+    assert again == [(f"source {i}", i + 1) for i in range(4999, 6000)]
+
+
+def test_events_from_get_query_and_replay_are_equal(store_dir):
+    # `get` builds an Event's names afresh, an iterator shares them between its events:
+    # equality, hashing and every field must not depend on which one made the event.
+    with selflog.Store(store_dir) as store:
+        store.append("t", "Fínder", action="opened", data={"k": [1]}, timestamp=1_700_000_000.0)
+        store.append("t", "Fínder", timestamp=1_700_000_001.0)
+        from_query = list(store.query(oldest_first=True))
+        from_replay = list(store.replay())
+        from_get = [store.get(1), store.get(2)]
+    assert from_query == from_replay == from_get
+    assert {hash(e) for e in from_query} == {hash(e) for e in from_get}
+    assert from_query[0] != from_query[1] and from_get[0] != from_replay[1]
+    assert [e.to_dict() for e in from_query] == [e.to_dict() for e in from_get]
+    assert repr(from_query[0]) == repr(from_get[0])
+    assert from_query[0].source is from_query[1].source  # one str per name and iterator
