@@ -318,7 +318,14 @@ fn compaction_only(pool: &Arc<Vec<Event>>, total: u64, rounds: u64) {
     };
     let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        on_runs.push(run_with("compaction on", pool, total, 1, 1, Config::default()));
+        on_runs.push(run_with(
+            "compaction on",
+            pool,
+            total,
+            1,
+            1,
+            Config::default(),
+        ));
         off_runs.push(run_with("compaction off", pool, total, 1, 1, off()));
     }
     let rate = |r: &Run| r.events as f64 / r.elapsed.as_secs_f64();

@@ -237,9 +237,8 @@ pub(crate) fn decompress(
         let mut slot = cell.borrow_mut();
         let dctx = match &mut *slot {
             Some(d) => d,
-            None => slot.insert(
-                zstd::zstd_safe::DCtx::try_create().ok_or("no memory for a zstd context")?,
-            ),
+            None => slot
+                .insert(zstd::zstd_safe::DCtx::try_create().ok_or("no memory for a zstd context")?),
         };
         let done = match dict {
             Some(d) => dctx.decompress_using_ddict(&mut out[..], stored, d.as_ddict()),

@@ -48,7 +48,7 @@ pub fn query(
 
 enum Source {
     Query(Box<Events>),
-    Scan(Scan, Option<Timestamp>),
+    Scan(Box<Scan>, Option<Timestamp>),
 }
 
 /// Most distinct names (types, sources, actions) an iterator keeps as Python strings. A
@@ -255,7 +255,7 @@ impl EventIter {
 
     /// The events of a replay from `since` on.
     pub fn scan(scan: Scan, since: Option<Timestamp>, pid: u32) -> EventIter {
-        EventIter::new(Source::Scan(scan, since), pid)
+        EventIter::new(Source::Scan(Box::new(scan), since), pid)
     }
 
     /// The next event already read, if the lock is free; the lock is only tried, never
@@ -361,6 +361,14 @@ pub fn stats_dict<'py>(py: Python<'py>, path: &str, st: &Stats) -> PyResult<Boun
     d.set_item("disk_bytes", s.disk_bytes)?;
     d.set_item("log_bytes", s.log_bytes)?;
     d.set_item("bytes_per_event", s.bytes_per_event())?;
+    d.set_item("sealed_events", s.sealed_events)?;
+    d.set_item("sealed_bytes", s.sealed_bytes)?;
+    d.set_item("sealed_bytes_per_event", s.sealed_bytes_per_event())?;
+    d.set_item("sealed_segments", s.sealed_segments)?;
+    d.set_item("compacted_segments", s.compacted_segments)?;
+    d.set_item("active_events", s.active_events)?;
+    d.set_item("active_bytes", s.active_bytes)?;
+    d.set_item("active_bytes_per_event", s.active_bytes_per_event())?;
     d.set_item("compressed_events", s.compressed_events)?;
     d.set_item("data_raw_bytes", s.data_raw_bytes)?;
     d.set_item("data_stored_bytes", s.data_stored_bytes)?;

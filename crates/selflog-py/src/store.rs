@@ -439,7 +439,9 @@ impl PyStore {
 
     /// Totals and ranges, as a dict with the keys of `selflog inspect stats --json`:
     /// store, total_events, first_timestamp, last_timestamp, first_id, last_id, segments,
-    /// disk_bytes, log_bytes, bytes_per_event, compressed_events, data_raw_bytes,
+    /// disk_bytes, log_bytes, bytes_per_event, sealed_events, sealed_bytes,
+    /// sealed_bytes_per_event, sealed_segments, compacted_segments, active_events,
+    /// active_bytes, active_bytes_per_event, compressed_events, data_raw_bytes,
     /// data_stored_bytes, compression_ratio, duplicates_dropped, events_last_hour,
     /// recent_events_per_second, events_by_type.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
