@@ -40,7 +40,7 @@ BITS_PER_TRIGRAM_MIN = 4
 
 def sizing(distinct, payloads):
     """(hashes, m_bits) the Rust builder chooses for `distinct` trigrams of `payloads`
-    payloads (src/compact/filter.rs, `sizing`)."""
+    payloads (src/packed/filter.rs, `sizing`)."""
     if distinct == 0:
         return 1, 0
     wanted = min(distinct * BITS_PER_TRIGRAM_MAX, payloads * BITS_PER_PAYLOAD)

@@ -16,7 +16,7 @@
 //! that id to be written.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -47,8 +47,12 @@ pub struct PyStore {
     read_only: bool,
     /// The highest id `append` or `append_many` returned.
     appended_max: AtomicU64,
-    /// Something was appended or recorded since the last flush.
-    unflushed: AtomicBool,
+    /// Counts appends and recorded patterns; `flushed` is the count a completed flush
+    /// covered. A read flushes when it sees more written than flushed: a flag cleared by
+    /// one thread's read would let another thread read before the flush that covers its
+    /// own append has finished.
+    written: AtomicU64,
+    flushed: AtomicU64,
 }
 
 impl Drop for PyStore {
@@ -104,10 +108,15 @@ impl PyStore {
     }
 
     fn flush_own(&self, store: &Store) {
-        if !self.read_only && self.unflushed.swap(false, Ordering::AcqRel) && store.flush().is_err()
-        {
-            self.unflushed.store(true, Ordering::Release);
+        let want = self.written.load(Ordering::Acquire);
+        if !self.read_only && want > self.flushed.load(Ordering::Acquire) && store.flush().is_ok() {
+            self.flushed.fetch_max(want, Ordering::AcqRel);
         }
+    }
+
+    /// Notes an append or a recorded pattern, for [`PyStore::flush_own`].
+    pub(crate) fn wrote(&self) {
+        self.written.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Runs `f` on the open store on a thread that does not hold the GIL (a helper
@@ -125,7 +134,7 @@ impl PyStore {
     /// Records that ids up to `max_id` were handed out (for reads of one's own writes).
     pub(crate) fn appended(&self, max_id: u64) {
         self.appended_max.fetch_max(max_id, Ordering::AcqRel);
-        self.unflushed.store(true, Ordering::Release);
+        self.wrote();
     }
 }
 
@@ -213,7 +222,8 @@ impl PyStore {
             config,
             read_only,
             appended_max: AtomicU64::new(0),
-            unflushed: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
         })
     }
 
@@ -295,9 +305,9 @@ impl PyStore {
     /// survives a power loss). Raises DiskFullError while the disk is full.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.run(py, |s| {
-            self.unflushed.store(false, Ordering::Release);
-            s.flush()
-                .inspect_err(|_| self.unflushed.store(true, Ordering::Release))?;
+            let want = self.written.load(Ordering::Acquire);
+            s.flush()?;
+            self.flushed.fetch_max(want, Ordering::AcqRel);
             Ok(())
         })
     }
@@ -477,7 +487,7 @@ impl PyStore {
             p = p.at(t);
         }
         let id = self.run(py, |s| Ok(s.record_pattern(&p)?))?;
-        self.unflushed.store(true, Ordering::Release);
+        self.wrote();
         Ok(id)
     }
 
