@@ -66,6 +66,16 @@ fn build(dir: &Path, n: u64) -> Vec<StoredEvent> {
     before
 }
 
+fn search_ids(store: &Store, text: &str) -> Vec<u64> {
+    store
+        .query()
+        .text(text)
+        .run()
+        .expect("query")
+        .map(|e| e.expect("event").id.0)
+        .collect()
+}
+
 #[test]
 fn compaction_keeps_every_event_and_answer_and_shrinks_the_log() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -73,13 +83,7 @@ fn compaction_keeps_every_event_and_answer_and_shrinks_the_log() {
     let before = build(&path, 6_000);
     let bytes_before = sealed_bytes(&path);
     let reader_before = Store::open_read_only(&path).expect("reader");
-    let search_before: Vec<u64> = reader_before
-        .query()
-        .text("github")
-        .run()
-        .expect("query")
-        .map(|e| e.expect("event").id.0)
-        .collect();
+    let search_before = search_ids(&reader_before, "github");
 
     let store = Store::open(&path, config()).expect("open");
     let done = store.compact().expect("compact");
@@ -110,13 +114,7 @@ fn compaction_keeps_every_event_and_answer_and_shrinks_the_log() {
         reader.get(EventId(before.len() as u64 + 10)).expect("get"),
         None
     );
-    let search_after: Vec<u64> = reader
-        .query()
-        .text("github")
-        .run()
-        .expect("query")
-        .map(|e| e.expect("event").id.0)
-        .collect();
+    let search_after = search_ids(&reader, "github");
     assert_eq!(search_after, search_before);
     assert!(!search_after.is_empty());
     let report = selflog::verify(&path).expect("verify");

@@ -38,13 +38,7 @@ pub(crate) fn logical_image(bytes: &[u8], path: &Path) -> Option<LogicalImage> {
     let rest = bytes.get(footer_at..)?;
     let footer_bytes = rest.get(..Footer::peek_len(rest).ok()?)?;
     let footer = Footer::decode(footer_bytes).ok()?;
-    let strings = Arc::new(
-        footer
-            .strings
-            .iter()
-            .map(|s| Arc::from(s.as_str()))
-            .collect(),
-    );
+    let strings = crate::packed::dictionary(&footer.strings);
     let whole: Bytes = Arc::new(bytes.to_vec());
     let packed = Packed::open(
         whole,

@@ -42,6 +42,31 @@ pub(crate) struct Settings {
     pub level: i32,
 }
 
+/// The index of the logical frames `logical` (a buffer from file offset 0) of the segment
+/// with `header`, by the same scan a reader runs, every frame checked.
+///
+/// # Errors
+/// [`Error::Corrupt`] at the first frame that does not check out.
+pub(crate) fn index_of(
+    logical: &[u8],
+    header: &crate::format::SegmentHeader,
+    path: &Path,
+) -> Result<crate::index::SegmentIndex> {
+    let mut index = crate::index::SegmentIndex::default();
+    let start = crate::format::SEGMENT_HEADER_LEN as u64;
+    crate::segment::scan_frames(
+        logical,
+        start,
+        logical.len() as u64,
+        header,
+        &mut index,
+        0,
+        path,
+    )
+    .map_err(|(_, e)| e)?;
+    Ok(index)
+}
+
 /// How often the thread looks for newly sealed segments when nothing woke it.
 const POLL: Duration = Duration::from_secs(2);
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{CommitSlot, Footer, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
-use crate::segment::{map, scan_frames};
+use crate::segment::map;
 
 use crate::packed::{BlockCache, Packed};
 
@@ -60,13 +60,7 @@ pub(crate) fn check(
 ) -> Result<Checked> {
     let m = Arc::new(map::map_read(file, len, path)?);
     let footer = crate::stream::read_footer(&m, slot, path)?;
-    let strings = Arc::new(
-        footer
-            .strings
-            .iter()
-            .map(|s| Arc::from(s.as_str()))
-            .collect(),
-    );
+    let strings = crate::packed::dictionary(&footer.strings);
     let packed = Packed::open(
         Arc::clone(&m) as crate::packed::Bytes,
         header,
@@ -105,18 +99,7 @@ pub(crate) fn check(
             problems,
         });
     }
-    let mut index = SegmentIndex::default();
-    let end = logical.len() as u64;
-    scan_frames(
-        &logical,
-        SEGMENT_HEADER_LEN as u64,
-        end,
-        &header,
-        &mut index,
-        0,
-        path,
-    )
-    .map_err(|(_, e)| e)?;
+    let index = super::index_of(&logical, &header, path)?;
     if index.summary.event_count != slot.event_count || index.summary.last_id != slot.last_id {
         problems.push((
             crate::format::SLOT_OFFSETS[0] as u64,

@@ -19,7 +19,7 @@ use crate::format::{
     PACKED_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::index::SegmentIndex;
-use crate::segment::{checked_frame, create_private, map, read_header, scan_frames, sealed_len};
+use crate::segment::{checked_frame, create_private, map, read_header, sealed_len};
 
 use super::Settings;
 use crate::packed::{filter, BlockCache, Packed};
@@ -416,18 +416,7 @@ fn expand_to_logical(
         }
         at += len as u64;
     }
-    let mut index = SegmentIndex::default();
-    let end = logical.len() as u64;
-    scan_frames(
-        &logical,
-        SEGMENT_HEADER_LEN as u64,
-        end,
-        header,
-        &mut index,
-        0,
-        path,
-    )
-    .map_err(|(_, e)| e)?;
+    let index = super::index_of(&logical, header, path)?;
     if index.summary.event_count != slot.event_count || index.summary.last_id != slot.last_id {
         return Err(Error::corrupt(
             path,
@@ -543,7 +532,7 @@ fn check_written(tmp: &Path, header: &SegmentHeader, original: &Path) -> Result<
     let packed = Packed::open(
         m,
         h,
-        Arc::new(footer.strings.into_iter().map(Arc::from).collect()),
+        crate::packed::dictionary(&footer.strings),
         Arc::from(tmp),
         Arc::new(BlockCache::new(0)),
     )?;

@@ -6,6 +6,16 @@
 pub(crate) mod filter;
 mod reader;
 
+/// A footer's dictionary as the reader takes it (`Packed::open`).
+pub(crate) fn dictionary(strings: &[String]) -> std::sync::Arc<Vec<std::sync::Arc<str>>> {
+    std::sync::Arc::new(
+        strings
+            .iter()
+            .map(|s| std::sync::Arc::from(s.as_str()))
+            .collect(),
+    )
+}
+
 pub(crate) use reader::{
     decompress, hash_fields, BlockCache, Bytes, Expanded, Packed, BLOCK_CACHE_BYTES,
 };
