@@ -22,7 +22,7 @@ use crate::format::{
     self, CommitSlot, EventFrame, Frame, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::index::{FooterSource, SegmentIndex};
-use crate::packed::{BlockCache, Expanded, Packed, BLOCK_CACHE_BYTES};
+use crate::packed::{BlockCache, BlockMemo, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
 use crate::segment::{
     check_identity, checked_frame, image, map, read_header, scan_frames, sealed_len, StreamKind,
@@ -94,7 +94,7 @@ impl ViewState {
 }
 
 /// The blocks of a compacted segment a snapshot expanded so far, by block number.
-pub(crate) type Memo = Arc<[OnceLock<Option<Expanded>>]>;
+pub(crate) type Memo = Arc<BlockMemo>;
 
 /// What a reader needs to decode frames of a segment without holding its lock.
 #[derive(Clone)]
@@ -127,7 +127,10 @@ impl Snapshot {
             }
             Some((packed, memo)) => {
                 let k = packed.block_at(at)?;
-                let bytes = memo[k].get_or_init(|| packed.expand(k).ok()).as_deref()?;
+                let bytes = memo
+                    .slot(k)?
+                    .get_or_init(|| packed.expand(k).ok())
+                    .as_deref()?;
                 let start = packed.table()[k].logical_start;
                 bytes.get(usize::try_from(at - start).ok()?..)
             }
@@ -141,23 +144,6 @@ impl Snapshot {
         self.frames_from(from)?.get(..len)
     }
 
-    /// The compacted block holding offset `at`, for a snapshot of a compacted segment.
-    pub fn block_of(&self, at: u64) -> Option<usize> {
-        self.packed.as_ref().and_then(|(p, _)| p.block_at(at))
-    }
-
-    /// Lets go of compacted block `k` as this snapshot expanded it (no borrow of it can be
-    /// alive: this takes the snapshot mutably), so that a long scan holds only the blocks
-    /// it still needs; the stream's block cache may still have it. Does nothing while a
-    /// clone of the snapshot shares its blocks.
-    pub fn forget_block(&mut self, k: usize) {
-        if let Some((_, memo)) = &mut self.packed {
-            if let Some(slot) = Arc::get_mut(memo).and_then(|m| m.get_mut(k)) {
-                slot.take();
-            }
-        }
-    }
-
     /// [`Snapshot::frames_from`], or why not: the run of frames holding `at` as a buffer,
     /// the offset its first byte has, and the offset where the run ends.
     pub fn frames_checked(&self, at: u64) -> Result<(&[u8], u64, u64)> {
@@ -167,12 +153,15 @@ impl Snapshot {
                 let k = packed
                     .block_at(at)
                     .ok_or_else(|| Error::corrupt(&self.path, at, "offset outside every block"))?;
-                if memo[k].get().is_none() {
+                let slot = memo
+                    .slot(k)
+                    .ok_or_else(|| Error::corrupt(&self.path, at, "offset outside every block"))?;
+                if slot.get().and_then(Option::as_deref).is_none() {
                     // Expanding again gives the error the memo dropped.
                     let bytes = packed.expand(k)?;
-                    let _ = memo[k].set(Some(bytes));
+                    let _ = slot.set(Some(bytes));
                 }
-                let bytes = memo[k]
+                let bytes = slot
                     .get()
                     .and_then(Option::as_deref)
                     .ok_or_else(|| Error::corrupt(&self.path, at, "block does not expand"))?;
@@ -411,11 +400,10 @@ impl SegmentView {
             strings: Arc::clone(&st.index.strings),
             path: Arc::clone(&self.shared_path),
             checked: Arc::clone(&st.checked),
-            packed: st.packed.as_ref().map(|p| {
-                let memo: Arc<[OnceLock<_>]> =
-                    (0..p.table().len()).map(|_| OnceLock::new()).collect();
-                (Arc::clone(p), memo)
-            }),
+            packed: st
+                .packed
+                .as_ref()
+                .map(|p| (Arc::clone(p), Arc::new(BlockMemo::new(p.table().len())))),
         }
     }
 

@@ -25,10 +25,11 @@ use super::Settings;
 use crate::packed::{filter, BlockCache, Packed};
 
 /// Logical bytes a compressed block grows to before it is closed (at the end of the
-/// sparse-index block that reaches it). 32 KiB: with a dictionary trained on the segment,
-/// larger blocks compress no better on desktop-activity events (benches/RESULTS.md), and a
-/// lookup in a block not cached decompresses only this much.
-pub(crate) const BLOCK_TARGET: u64 = 32 << 10;
+/// sparse-index block that reaches it). 16 KiB: with a dictionary trained on the segment,
+/// larger blocks compress hardly better on desktop-activity events (benches/RESULTS.md),
+/// and a lookup of an event whose block is not cached decompresses and expands only this
+/// much (about 40 µs at 32 KiB was over the 50 µs target with the rest of a lookup).
+pub(crate) const BLOCK_TARGET: u64 = 16 << 10;
 
 /// Logical bytes one block filter covers at least (it covers whole blocks): at 1 MiB the
 /// filters cost about 4 bytes per event and let 0.02% of runs through for a random 5-letter

@@ -6,6 +6,47 @@
 pub(crate) mod filter;
 mod reader;
 
+/// The blocks of one compacted segment a snapshot expanded, by block number: slots of 64
+/// blocks made on first use, so a snapshot that reads one block (a lookup by id) costs a
+/// slot, not a slot per block of the segment.
+pub(crate) struct BlockMemo {
+    chunks: Box<[std::sync::OnceLock<Box<[BlockSlot]>>]>,
+}
+
+/// One block's place in a [`BlockMemo`]: its expansion, or `None` when it failed.
+pub(crate) type BlockSlot = std::sync::OnceLock<Option<Expanded>>;
+
+const MEMO_CHUNK: usize = 64;
+
+impl BlockMemo {
+    /// A memo for `blocks` blocks.
+    pub fn new(blocks: usize) -> BlockMemo {
+        BlockMemo {
+            chunks: (0..blocks.div_ceil(MEMO_CHUNK))
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        }
+    }
+
+    /// The slot of block `k`.
+    pub fn slot(&self, k: usize) -> Option<&BlockSlot> {
+        let chunk = self.chunks.get(k / MEMO_CHUNK)?.get_or_init(|| {
+            (0..MEMO_CHUNK)
+                .map(|_| std::sync::OnceLock::new())
+                .collect()
+        });
+        chunk.get(k % MEMO_CHUNK)
+    }
+
+    /// The slot of block `k`, to empty it.
+    pub fn slot_mut(&mut self, k: usize) -> Option<&mut BlockSlot> {
+        self.chunks
+            .get_mut(k / MEMO_CHUNK)?
+            .get_mut()?
+            .get_mut(k % MEMO_CHUNK)
+    }
+}
+
 /// A footer's dictionary as the reader takes it (`Packed::open`).
 pub(crate) fn dictionary(strings: &[String]) -> std::sync::Arc<Vec<std::sync::Arc<str>>> {
     std::sync::Arc::new(

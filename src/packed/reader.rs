@@ -37,7 +37,12 @@ pub(crate) struct Packed {
     layout: Layout,
     table: Vec<TableEntry>,
     filters: Vec<FilterEntry>,
-    dict: Option<zstd::dict::DecoderDictionary<'static>>,
+    /// The zstd dictionary (checked against its CRC at open), made ready for decompression
+    /// on the first block expanded: most opens (a count, the newest rows) expand no block
+    /// of most compacted segments, and preparing one costs more than the open otherwise.
+    dict: std::sync::OnceLock<
+        std::result::Result<Option<zstd::dict::DecoderDictionary<'static>>, String>,
+    >,
     strings: Arc<Vec<Arc<str>>>,
     path: Arc<Path>,
     cache: Arc<BlockCache>,
@@ -105,9 +110,7 @@ impl Packed {
                     "dictionary checksum mismatch".into(),
                 ));
             }
-            Some(zstd::dict::DecoderDictionary::try_copy(bytes).map_err(|e| {
-                corrupt(layout.dict_offset, format!("dictionary does not load: {e}"))
-            })?)
+            Some(())
         };
         Ok(Packed {
             map,
@@ -115,7 +118,10 @@ impl Packed {
             layout,
             table,
             filters,
-            dict,
+            dict: match dict {
+                None => std::sync::OnceLock::from(Ok(None)),
+                Some(()) => std::sync::OnceLock::new(),
+            },
             strings,
             path,
             cache,
@@ -185,7 +191,22 @@ impl Packed {
         if format::crc32(&[stored]) != e.stored_crc {
             return Err(corrupt(format!("block {k}: checksum mismatch")));
         }
-        let packed = decompress(stored, e.packed_len as usize, self.dict.as_ref())
+        let dict = self
+            .dict
+            .get_or_init(|| {
+                let bytes = slice(
+                    (*self.map).as_ref(),
+                    self.layout.dict_offset,
+                    u64::from(self.layout.dict_len),
+                )
+                .unwrap_or_default();
+                zstd::dict::DecoderDictionary::try_copy(bytes)
+                    .map(Some)
+                    .map_err(|e| format!("dictionary does not load: {e}"))
+            })
+            .as_ref()
+            .map_err(|what| Error::corrupt(&self.path, self.layout.dict_offset, what.clone()))?;
+        let packed = decompress(stored, e.packed_len as usize, dict.as_ref())
             .map_err(|what| corrupt(format!("block {k}: {what}")))?;
         let cx = ExpandContext {
             base_id: self.header.base_id,
@@ -232,7 +253,8 @@ pub(crate) fn decompress(
     if len > format::BLOCK_LEN_MAX as usize {
         return Err(format!("packed length {len} out of bounds"));
     }
-    let mut out = vec![0u8; len];
+    // Written into its spare capacity: zstd never writes past `len`.
+    let mut out = Vec::with_capacity(len);
     let n = DCTX.with(|cell| {
         let mut slot = cell.borrow_mut();
         let dctx = match &mut *slot {
@@ -241,8 +263,8 @@ pub(crate) fn decompress(
                 .insert(zstd::zstd_safe::DCtx::try_create().ok_or("no memory for a zstd context")?),
         };
         let done = match dict {
-            Some(d) => dctx.decompress_using_ddict(&mut out[..], stored, d.as_ddict()),
-            None => dctx.decompress(&mut out[..], stored),
+            Some(d) => dctx.decompress_using_ddict(&mut out, stored, d.as_ddict()),
+            None => dctx.decompress(&mut out, stored),
         };
         done.map_err(|code| {
             format!(

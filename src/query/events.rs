@@ -68,7 +68,7 @@ pub struct Events {
     /// is reused from event to event.
     scratch: Vec<u8>,
     /// Per (plan, compacted block), the matches from it waiting in the merge: a block no
-    /// match needs any more is let go ([`crate::stream::Snapshot::forget_block`]), so a scan of a
+    /// match needs any more is let go ([`forget_block`](super::merge)), so a scan of a
     /// compacted segment holds a few expanded blocks, not all it read.
     pub(super) block_matches: rustc_hash::FxHashMap<(usize, usize), u32>,
     /// Blocks to let go of at the start of the next step (the last released match may

@@ -7,6 +7,7 @@
 //! compared by an order key in which larger sorts first, for either [`Order`].
 
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use crate::error::Result;
 
@@ -139,6 +140,23 @@ impl Merge {
     }
 }
 
+/// The compacted block of `snap` holding offset `at` (none for a segment read as written).
+fn block_of(snap: &crate::stream::Snapshot, at: u64) -> Option<usize> {
+    snap.packed.as_ref().and_then(|(p, _)| p.block_at(at))
+}
+
+/// Lets go of compacted block `k` as `snap` expanded it (no borrow of it can be alive: this
+/// takes the snapshot mutably), so that a long scan holds only the blocks it still needs;
+/// the stream's block cache may still have it. Does nothing while a clone of the snapshot
+/// shares its blocks.
+fn forget_block(snap: &mut crate::stream::Snapshot, k: usize) {
+    if let Some((_, memo)) = &mut snap.packed {
+        if let Some(slot) = Arc::get_mut(memo).and_then(|m| m.slot_mut(k)) {
+            slot.take();
+        }
+    }
+}
+
 impl Events {
     /// The key of what plan `i` would visit next.
     fn plan_key(&self, i: usize) -> Option<(i64, u64)> {
@@ -192,14 +210,14 @@ impl Events {
             return;
         }
         for m in found {
-            if let Some(k) = p.snap.block_of(m.item.offset) {
+            if let Some(k) = block_of(&p.snap, m.item.offset) {
                 *self.block_matches.entry((plan, k)).or_default() += 1;
             }
         }
         for v in visited {
-            if let Some(k) = p.snap.block_of(v.block.offset) {
+            if let Some(k) = block_of(&p.snap, v.block.offset) {
                 if !self.block_matches.contains_key(&(plan, k)) {
-                    p.snap.forget_block(k);
+                    forget_block(&mut p.snap, k);
                 }
             }
         }
@@ -211,7 +229,7 @@ impl Events {
         let Plan::Expanded(p) = &self.plans[m.item.plan] else {
             return;
         };
-        let Some(k) = p.snap.block_of(m.item.offset) else {
+        let Some(k) = block_of(&p.snap, m.item.offset) else {
             return;
         };
         let key = (m.item.plan, k);
@@ -229,7 +247,7 @@ impl Events {
         for (plan, k) in std::mem::take(&mut self.forget) {
             if let Plan::Expanded(p) = &mut self.plans[plan] {
                 if !self.block_matches.contains_key(&(plan, k)) {
-                    p.snap.forget_block(k);
+                    forget_block(&mut p.snap, k);
                 }
             }
         }
