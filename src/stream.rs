@@ -809,6 +809,11 @@ impl Stream {
         Ok(added)
     }
 
+    /// The writer's publication counter, when the writer is in this process.
+    pub fn publications(&self) -> Option<&Arc<AtomicU64>> {
+        self.published.as_ref()
+    }
+
     /// Catches up with everything the writer has published.
     pub fn refresh(&self) -> Result<()> {
         let mut rs = self.refresh_lock.lock();

@@ -102,8 +102,9 @@ fn config() -> Config {
     c.future_skew_max = Duration::from_secs(200 * 365 * 86_400);
     c.cleanup_interval = Duration::from_millis(5);
     c.stats_interval = Duration::from_millis(2);
-    // Sealed segments are compacted in the background as the child rolls them, so kills
-    // land in compactions too (at level 1, so that many finish between kills).
+    // Sealed segments are compacted (in the background between the child's batches, and
+    // on request), so kills land in compactions too (at level 1, so that many finish
+    // between kills).
     c.compaction_level = Some(1);
     c
 }
@@ -170,6 +171,13 @@ fn child_cycler() {
                 say("retaining");
                 store.retain(false).unwrap();
                 say("retained");
+            }
+            // The compaction thread yields to a writer that keeps appending, as this one
+            // does, so the child also compacts on request (the same rewrite).
+            if mix(i ^ 0xC0).is_multiple_of(3) {
+                say("compacting");
+                store.compact().unwrap();
+                say("compacted");
             }
         }
         let image = Path::new(&dir).join(IMAGE);
@@ -253,6 +261,14 @@ impl Acked {
             "retained" => {
                 self.in_flight = None;
                 "retained"
+            }
+            "compacting" => {
+                self.in_flight = Some("compaction");
+                "compacting"
+            }
+            "compacted" => {
+                self.in_flight = None;
+                "compacted"
             }
             "closing" => {
                 self.in_flight = Some("close");
@@ -350,13 +366,14 @@ fn check(dir: &Path, acked: &Acked, now_us: i64, ctx: &str) -> (u64, u64) {
 const ITERS_PER_STORE: u64 = 100;
 
 /// What the parent makes the child announce before it kills it, in turn.
-const KILL_ON: [&str; 6] = [
+const KILL_ON: [&str; 7] = [
     "flushed",
     "closing",
     "recording",
     "opening",
     "retaining",
     "closed",
+    "compacting",
 ];
 
 /// What the kills hit.
@@ -560,7 +577,7 @@ fn kill_repeatedly(
     let mut acked = Acked::default();
     for iter in iters {
         *rng = mix(*rng);
-        let kill_on = KILL_ON[usize::try_from(iter % 6).unwrap()];
+        let kill_on = KILL_ON[usize::try_from(iter % 7).unwrap()];
         let kill_after = 1 + (*rng >> 8) % 6;
         // A kill in a close lands anywhere in it: up to twice the mean close so far.
         let spin_max = if kill_on == "closing" && acked.closes > 0 {

@@ -27,8 +27,8 @@ use crate::segment::StreamKind;
 use crate::stream::Stream;
 
 pub(crate) use image::logical_image;
-pub(crate) use write::compact_file;
 pub use write::Outcome;
+pub(crate) use write::{compact_file, Pace};
 
 /// Held while a sealed segment file is replaced or deleted: compaction's rename and
 /// retention's deletion never interleave (a compacted file renamed over a path retention
@@ -140,7 +140,11 @@ fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
                 .parse_file_name(&path.file_name().unwrap_or_default().to_string_lossy())
                 .unwrap_or(0);
             done.push(id);
-            if let Ok(Outcome::Compacted { .. }) = compact_file(&path, settings, &st.stop) {
+            let pace = Pace {
+                stop: &st.stop,
+                publications: stream.publications().map(|c| &**c),
+            };
+            if let Ok(Outcome::Compacted { .. }) = compact_file(&path, settings, &pace) {
                 stream.reopen(id);
             }
             // A failure leaves the segment as it was; verify reports damage.
@@ -193,7 +197,11 @@ pub(crate) fn compact_all(
         if !needs_compaction(&path) {
             continue;
         }
-        let outcome = compact_file(&path, settings, &stop)?;
+        let pace = Pace {
+            stop: &stop,
+            publications: None,
+        };
+        let outcome = compact_file(&path, settings, &pace)?;
         if matches!(outcome, Outcome::Compacted { .. }) {
             stream.reopen(id);
         }

@@ -46,6 +46,39 @@ const SAMPLE_LEN: usize = 4 << 10;
 
 static ONE_AT_A_TIME: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
+/// When a rewrite goes on: `stop` ends it between blocks; with `publications` (the
+/// writer's counter), it waits between blocks while the writer keeps publishing, so that
+/// compaction takes the gaps of a daemon's trickle of events and stays out of the way of a
+/// bulk ingest (on 2 cores, running beside one thread's `append` cost it 11-14% even at
+/// nice 19: benches/RESULTS.md).
+pub(crate) struct Pace<'a> {
+    /// Set to stop.
+    pub stop: &'a AtomicBool,
+    /// The writer's publication counter, to yield to it.
+    pub publications: Option<&'a std::sync::atomic::AtomicU64>,
+}
+
+impl Pace<'_> {
+    /// Waits while the writer published since the last look (`seen`); false when asked
+    /// to stop.
+    fn between_blocks(&self, seen: &mut Option<u64>) -> bool {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let Some(counter) = self.publications else {
+                return true;
+            };
+            let now = counter.load(Ordering::Acquire);
+            if seen.is_some_and(|s| s == now) {
+                return true;
+            }
+            *seen = Some(now);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 /// How compacting one segment ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -77,19 +110,19 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 ///
 /// # Errors
 /// What failed; the old file is untouched and any temporary file removed.
-pub(crate) fn compact_file(path: &Path, settings: Settings, stop: &AtomicBool) -> Result<Outcome> {
+pub(crate) fn compact_file(path: &Path, settings: Settings, pace: &Pace<'_>) -> Result<Outcome> {
     // One rewrite at a time in a process: the thread and `Store::compact` share the
     // temporary name. The segment's version is read again under the lock.
     let _one = ONE_AT_A_TIME.lock();
     let tmp = temp_path(path);
-    let result = compact_into(path, &tmp, settings, stop);
+    let result = compact_into(path, &tmp, settings, pace);
     if !matches!(result, Ok(Outcome::Compacted { .. })) {
         let _ = std::fs::remove_file(&tmp);
     }
     result
 }
 
-fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) -> Result<Outcome> {
+fn compact_into(path: &Path, tmp: &Path, settings: Settings, pace: &Pace<'_>) -> Result<Outcome> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Gone),
@@ -104,7 +137,7 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
     // The frames as a compacted segment gives them back: every payload uncompressed, every
     // hash checked against the content it stands for.
     let (logical, index, footer) = read_original(&file, meta.len(), &header, &slot, path)?;
-    if stop.load(Ordering::Relaxed) {
+    if pace.stop.load(Ordering::Relaxed) {
         return Ok(Outcome::Stopped);
     }
     let ranges = block_ranges(&index, logical.len() as u64);
@@ -132,7 +165,7 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, stop: &AtomicBool) 
             logical: &logical,
             ranges: &ranges,
         },
-        stop,
+        pace,
         path,
     )?
     else {
@@ -208,7 +241,7 @@ fn write_blocks(
     at: &mut u64,
     compressor: &mut zstd::bulk::Compressor<'_>,
     p: &Parts<'_>,
-    stop: &AtomicBool,
+    pace: &Pace<'_>,
     path: &Path,
 ) -> Result<Option<(Vec<u8>, Vec<FilterEntry>, Vec<Vec<u8>>)>> {
     let io = |e| Error::io("write", path, e);
@@ -222,8 +255,9 @@ fn write_blocks(
     // segment are never held at once.
     let mut rows = Vec::with_capacity(2 * BLOCK_TARGET as usize);
     let mut strings = 0u32;
+    let mut seen = None;
     for (k, range) in p.ranges.iter().enumerate() {
-        if stop.load(Ordering::Relaxed) {
+        if !pace.between_blocks(&mut seen) {
             return Ok(None);
         }
         rows.clear();
