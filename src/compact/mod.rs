@@ -144,6 +144,11 @@ fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
                 stop: &st.stop,
                 publications: stream.publications().map(|c| &**c),
             };
+            // Reading and expanding a segment takes a good part of a second: it starts
+            // only once the writer has published nothing for a moment.
+            if !pace.until_quiet() {
+                break;
+            }
             if let Ok(Outcome::Compacted { .. }) = compact_file(&path, settings, &pace) {
                 stream.reopen(id);
             }

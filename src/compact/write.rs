@@ -59,6 +59,23 @@ pub(crate) struct Pace<'a> {
 }
 
 impl Pace<'_> {
+    /// Waits until the writer has published nothing for 100 ms; false when asked to stop.
+    pub(crate) fn until_quiet(&self) -> bool {
+        let Some(counter) = self.publications else {
+            return !self.stop.load(Ordering::Relaxed);
+        };
+        loop {
+            let before = counter.load(Ordering::Acquire);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if counter.load(Ordering::Acquire) == before {
+                return true;
+            }
+        }
+    }
+
     /// Waits while the writer published since the last look (`seen`); false when asked
     /// to stop.
     fn between_blocks(&self, seen: &mut Option<u64>) -> bool {
