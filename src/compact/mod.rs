@@ -135,7 +135,7 @@ fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
     let _ = rustix::process::setpriority_process(None, 19);
     let mut done: Vec<u32> = Vec::new();
     while !st.stop.load(Ordering::Relaxed) {
-        if let Some(path) = next_candidate(dir, &done) {
+        if let Some(path) = next_candidate(dir, &mut done) {
             let id = StreamKind::Events
                 .parse_file_name(&path.file_name().unwrap_or_default().to_string_lossy())
                 .unwrap_or(0);
@@ -163,14 +163,23 @@ fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
     }
 }
 
-/// The oldest sealed segment of `dir` still in version 1, but for those in `done`.
-fn next_candidate(dir: &Path, done: &[u32]) -> Option<PathBuf> {
+/// The oldest sealed segment of `dir` still in version 1, but for those in `done`. Every
+/// segment looked at and found compacted joins `done`, so a daemon's poll reads the header
+/// of each segment once, not every two seconds.
+fn next_candidate(dir: &Path, done: &mut Vec<u32>) -> Option<PathBuf> {
     let ids = Stream::list(dir, StreamKind::Events).ok()?;
     let newest = *ids.last()?;
-    ids.into_iter()
-        .filter(|id| *id != newest && !done.contains(id))
-        .map(|id| dir.join(StreamKind::Events.file_name(id)))
-        .find(|p| needs_compaction(p))
+    for id in ids {
+        if id == newest || done.contains(&id) {
+            continue;
+        }
+        let path = dir.join(StreamKind::Events.file_name(id));
+        if needs_compaction(&path) {
+            return Some(path);
+        }
+        done.push(id);
+    }
+    None
 }
 
 /// Whether the segment at `path` is sealed and not compacted.
