@@ -4,11 +4,11 @@
 //! stored. Reading a pipe, the store is flushed whenever the input pauses, so a long-running
 //! producer's events become visible (and durable) as they arrive.
 //!
-//! A second thread reads, parses and checks the input against the store's limits (most of
-//! the work: JSON parsing) while this one appends, each chunk's good events as one batch
-//! (`Store::append_batch_into`, which says what became of each even when the store fails
-//! part way), in line order. Memory stays bounded whatever the input: a
-//! line is read in pieces and rejected as soon as it passes [`line_len_max`], the rest of it
+//! Other threads read the input and parse and check it against the store's limits (most
+//! of the work: JSON parsing; [`read`]) while this one appends, each chunk's good events as
+//! one batch (`Store::append_batch_into`, which says what became of each even when the
+//! store fails part way), in line order. Memory stays bounded whatever the input: a line is
+//! read in pieces and rejected as soon as it passes [`read::line_len_max`], the rest of it
 //! discarded up to the next newline, and chunks are bounded in lines and in bytes.
 //!
 //! What ingest says it stored is what the store holds. When the store fails (a full disk,
@@ -17,251 +17,23 @@
 //! reading; what was read is committed and the summary printed, with exit status 130.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write as _};
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
-use selflog::{Appended, Config, Event, EventId, Store, Timestamp};
+use selflog::{Appended, Config, EventId, Store};
 
 use crate::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use crate::{output, Failure, Outcome};
 
-/// The UTF-8 byte order mark, accepted (and ignored) at the start of the first line.
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+mod read;
+
+use read::{Msg, Parsed};
 
 /// Lines rejected before ingest gives up reporting each one (it keeps counting).
 const REPORTED_LINES_MAX: u64 = 100;
-
-/// Lines the parsing thread hands over at once (fewer when the input pauses).
-const CHUNK_LINES: usize = 256;
-/// Bytes of input lines the parsing thread hands over at once, at most (plus one line):
-/// 256 lines of 4 MiB would otherwise make a 1 GiB chunk.
-const CHUNK_BYTES_MAX: usize = 8 << 20;
-/// Chunks parsed ahead of the appending thread: bounds memory when the store is slower.
-const CHUNKS_AHEAD: usize = 4;
 /// Events appended but not yet acknowledged by a flush, at most: ingest remembers the line
 /// of each (16 bytes) to say, after a failure, which lines were stored.
 const UNACKNOWLEDGED_MAX: usize = 1 << 16;
-/// Room in a line for everything but the event data: three names of at most
-/// `NAME_LEN_MAX` bytes, a timestamp, the keys and some whitespace.
-const LINE_OVERHEAD_LEN: usize = 3 * selflog::NAME_LEN_MAX + 1024;
-
-/// Longest line accepted, in bytes before its newline: the store's default limit on event
-/// data (4 MiB) plus room for the other fields. A longer line cannot hold a storable event.
-pub fn line_len_max() -> usize {
-    Config::default().data_len_max + LINE_OVERHEAD_LEN
-}
-
-/// Parsed lines, by line number, and whether the input paused after the last of them (a
-/// pipe with nothing more to read yet): the appender then flushes.
-struct Chunk {
-    lines: Vec<(u64, Result<Event, String>)>,
-    paused: bool,
-}
-
-/// What the parsing thread (and the signal thread) send the appender.
-enum Msg {
-    Lines(Chunk),
-    /// Reading the input failed after the lines sent before.
-    ReadFailed(io::Error),
-    /// The input ended after the lines sent before.
-    End,
-    /// SIGINT or SIGTERM arrived: wakes an appender waiting for input.
-    Interrupted,
-}
-
-/// Splits the input into lines of at most `len_max` bytes, holding at most that much of
-/// one line: a longer line is reported as soon as it passes the limit, and its rest is
-/// discarded as it is read.
-struct Lines<R> {
-    reader: BufReader<R>,
-    line: Vec<u8>,
-    line_no: u64,
-    len_max: usize,
-    /// The current line passed the limit and was reported; skip to its newline.
-    skipping: bool,
-    /// Bytes of the reader's buffer handed out as the last line, in place: consumed at the
-    /// next call, once the caller is done with them.
-    lent_len: usize,
-}
-
-/// One step of [`Lines`].
-enum Piece<'a> {
-    /// A whole line (without its newline), and its number.
-    Line(u64, &'a [u8]),
-    /// Line number N passed the limit; its rest will be skipped.
-    TooLong(u64),
-    /// The input ended.
-    End,
-}
-
-impl<R: Read> Lines<R> {
-    fn new(input: R, len_max: usize) -> Lines<R> {
-        Lines {
-            reader: BufReader::with_capacity(1 << 20, input),
-            line: Vec::new(),
-            line_no: 0,
-            len_max,
-            skipping: false,
-            lent_len: 0,
-        }
-    }
-
-    /// Whether everything read from the input so far has been handed out.
-    fn drained(&self) -> bool {
-        self.reader.buffer().len() == self.lent_len
-    }
-
-    fn next_piece(&mut self) -> io::Result<Piece<'_>> {
-        self.reader.consume(std::mem::take(&mut self.lent_len));
-        // Most lines lie whole in the reader's buffer: they are handed out from there,
-        // without a copy. (Decided here, and the line borrowed again below: a borrow
-        // returned from inside the loop would hold the reader for the whole loop.)
-        if !self.skipping {
-            let buf = loop {
-                match self.reader.fill_buf() {
-                    Ok(b) => break b,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
-            if let Some(i) = memchr::memchr(b'\n', buf).filter(|&i| i <= self.len_max) {
-                self.line_no += 1;
-                self.lent_len = i + 1;
-                return Ok(Piece::Line(self.line_no, &self.reader.buffer()[..i]));
-            }
-        }
-        self.line.clear();
-        if self.line.capacity() > 1 << 20 {
-            // Memory of a long line goes back once it is done.
-            self.line = Vec::new();
-        }
-        loop {
-            let buf = match self.reader.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                // The end; a last line without a newline still counts.
-                if self.skipping {
-                    self.skipping = false;
-                    return Ok(Piece::End);
-                }
-                if self.line.is_empty() {
-                    return Ok(Piece::End);
-                }
-                self.line_no += 1;
-                return Ok(Piece::Line(self.line_no, &self.line));
-            }
-            let (content_len, ends) = match memchr_newline(buf) {
-                Some(i) => (i, true),
-                None => (buf.len(), false),
-            };
-            if !self.skipping {
-                if self.line.len() + content_len > self.len_max {
-                    self.skipping = true;
-                    self.line = Vec::new();
-                    // Consume nothing yet: the next call skips to the newline.
-                    return Ok(Piece::TooLong(self.line_no + 1));
-                }
-                self.line.extend_from_slice(&buf[..content_len]);
-            }
-            self.reader.consume(content_len + usize::from(ends));
-            if ends {
-                self.line_no += 1;
-                if std::mem::take(&mut self.skipping) {
-                    self.line.clear();
-                    continue;
-                }
-                return Ok(Piece::Line(self.line_no, &self.line));
-            }
-        }
-    }
-}
-
-fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\n', buf)
-}
-
-/// Reads and parses `input` into chunks sent to `tx`, until the input ends, a read fails
-/// (sent as the last message), a signal arrives or the receiver is gone.
-fn parse_input(
-    input: Box<dyn Read + Send>,
-    is_pipe: bool,
-    interrupt: &Interrupt,
-    tx: &mpsc::SyncSender<Msg>,
-) {
-    let len_max = line_len_max();
-    let config = Config::default();
-    let mut lines = Lines::new(input, len_max);
-    let mut chunk = Vec::with_capacity(CHUNK_LINES);
-    let mut chunk_len = 0usize;
-    let send = |chunk: &mut Vec<_>, paused: bool| {
-        let lines = std::mem::replace(chunk, Vec::with_capacity(CHUNK_LINES));
-        tx.send(Msg::Lines(Chunk { lines, paused })).is_ok()
-    };
-    loop {
-        if interrupt.is_set() {
-            let _ = send(&mut chunk, false);
-            return;
-        }
-        let (line_no, result, len) = match lines.next_piece() {
-            Err(e) => {
-                let _ = send(&mut chunk, false);
-                let _ = tx.send(Msg::ReadFailed(e));
-                return;
-            }
-            Ok(Piece::End) => {
-                if send(&mut chunk, false) {
-                    let _ = tx.send(Msg::End);
-                }
-                return;
-            }
-            Ok(Piece::TooLong(line_no)) => (
-                line_no,
-                Some(Err(format!(
-                    "is longer than the limit of {len_max} bytes per line (event data is at most {} bytes); skipped",
-                    Config::default().data_len_max
-                ))),
-                None,
-            ),
-            Ok(Piece::Line(line_no, line)) => {
-                let text = trim_line(line);
-                // Editors on some systems begin a UTF-8 file with a byte order mark.
-                let text = match text.strip_prefix(UTF8_BOM) {
-                    Some(rest) if line_no == 1 => rest,
-                    _ => text,
-                };
-                // Checked against the store's limits here too, off the appending thread, so
-                // that a chunk's good events go to the store as one batch.
-                let parsed = (!text.iter().all(u8::is_ascii_whitespace)).then(|| {
-                    selflog::jsonl::parse_line(text)
-                        .map_err(|e| e.to_string())
-                        .and_then(|e| match e.validate(&config, Timestamp::now()) {
-                            Ok(()) => Ok(e),
-                            Err(e) => Err(e.to_string()),
-                        })
-                });
-                (line_no, parsed, Some(text.len()))
-            }
-        };
-        // A line over the limit is reported at once, before its rest is read.
-        let too_long = len.is_none();
-        let len = len.unwrap_or(0);
-        if let Some(result) = result {
-            chunk.push((line_no, result));
-            chunk_len += len;
-        }
-        let paused = is_pipe && lines.drained();
-        if paused || too_long || chunk.len() == CHUNK_LINES || chunk_len >= CHUNK_BYTES_MAX {
-            chunk_len = 0;
-            if !send(&mut chunk, paused) {
-                return;
-            }
-        }
-    }
-}
 
 #[derive(clap::Args)]
 #[command(after_help = "Each line is one JSON object, one event:\n  \
@@ -353,28 +125,21 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     };
     let interrupt = Interrupt::install()?;
     let store = crate::open_writable(store_dir, Config::default())?;
-    let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
-    let wake = tx.clone();
-    interrupt.on_signal(move || {
-        // Only to wake an appender waiting for input; when the channel is full the appender
-        // is busy and sees the flag itself.
-        let _ = wake.try_send(Msg::Interrupted);
+    let (parsed, wakes) = read::start(input, is_pipe, &interrupt).map_err(|e| {
+        Failure::from(io::Error::new(
+            e.kind(),
+            format!("starting the parser: {e}"),
+        ))
     })?;
-    // Not joined: on a store failure or a signal this thread may be blocked reading a pipe,
-    // and the process exits; otherwise it has ended when its last chunk arrives.
-    let parser_interrupt = interrupt.clone();
-    std::thread::Builder::new()
-        .name("selflog-parse".into())
-        .spawn(move || parse_input(input, is_pipe, &parser_interrupt, &tx))
-        .map_err(|e| {
-            Failure::from(io::Error::new(
-                e.kind(),
-                format!("starting the parser: {e}"),
-            ))
-        })?;
+    interrupt.on_signal(move || {
+        // Only to wake an appender waiting for input, on whichever parser's turn it waits;
+        // when a channel is full the appender is busy and sees the flag itself.
+        for wake in &wakes {
+            let _ = wake.try_send(Msg::Interrupted);
+        }
+    })?;
     let mut tally = Tally::default();
-    let stop = append_all(&store, &rx, &interrupt, &mut tally);
-    drop(rx);
+    let stop = append_all(&store, parsed, &interrupt, &mut tally);
     // Close, so that nothing more can be committed after the count below.
     let stop = match (stop, store.close()) {
         (None, Ok(())) => {
@@ -406,11 +171,11 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     }
 }
 
-/// Appends every chunk from `rx` until the input ends (`None`), the store fails or a
+/// Appends every chunk of `parsed` until the input ends (`None`), the store fails or a
 /// signal arrives. Flushes when the input pauses and every `UNACKNOWLEDGED_MAX` events.
 fn append_all(
     store: &Store,
-    rx: &mpsc::Receiver<Msg>,
+    parsed: Parsed,
     interrupt: &Interrupt,
     tally: &mut Tally,
 ) -> Option<Stop> {
@@ -420,8 +185,8 @@ fn append_all(
             failure: store_failure(e),
         })
     };
-    let mut appended = Vec::with_capacity(CHUNK_LINES);
-    for msg in rx {
+    let mut appended = Vec::new();
+    for msg in parsed {
         let chunk = match msg {
             Msg::Lines(chunk) => chunk,
             Msg::End => break,
@@ -618,49 +383,4 @@ fn after_failure(
             tally.stored, tally.duplicates, tally.rejected
         ),
     )
-}
-
-/// The line without its `\n` or `\r\n`.
-fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A line that lies whole in the reader's buffer is handed out from it, one that
-    /// straddles the buffer's end is copied (issue 21): either way every line comes out
-    /// whole, with its number, and one over the limit is reported as such.
-    #[test]
-    fn lines_come_out_whole_across_the_buffer_ends() {
-        let len_max = 250;
-        let texts: Vec<String> = (0..40_000usize)
-            .map(|i| format!("{i}:{}", "x".repeat(i * 7919 % 300)))
-            .collect();
-        let mut input = texts.join("\n").into_bytes();
-        assert!(input.len() > 3 << 20, "several buffers' worth");
-        input.extend_from_slice(b"\nlast, without a newline");
-        let mut lines = Lines::new(&input[..], len_max);
-        for (i, text) in texts.iter().enumerate() {
-            let no = i as u64 + 1;
-            match lines.next_piece().unwrap() {
-                Piece::Line(n, line) => {
-                    assert_eq!((n, line), (no, text.as_bytes()), "line {no}");
-                    assert!(text.len() <= len_max);
-                }
-                Piece::TooLong(n) => {
-                    assert_eq!(n, no);
-                    assert!(text.len() > len_max, "line {no} is within the limit");
-                }
-                Piece::End => panic!("ended before line {no}"),
-            }
-        }
-        assert!(matches!(
-            lines.next_piece().unwrap(),
-            Piece::Line(40_001, b"last, without a newline")
-        ));
-        assert!(matches!(lines.next_piece().unwrap(), Piece::End));
-    }
 }
