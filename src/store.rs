@@ -335,7 +335,13 @@ impl Store {
         let compactor = shared
             .config
             .compaction_level
-            .map(|level| Compactor::start(&dir, Arc::clone(&stream), Settings { level }))
+            .map(|level| {
+                let writer = Arc::clone(&shared);
+                let backlog = Arc::new(move || {
+                    writer.queue.lock().events.len() >= writer.config.batch_events
+                });
+                Compactor::start(&dir, Arc::clone(&stream), Settings { level }, backlog)
+            })
             .transpose()?;
         let retention_on_open = shared.config.retention_on_open;
         let store = Store {

@@ -28,7 +28,7 @@ use crate::stream::Stream;
 
 pub(crate) use image::logical_image;
 pub use write::Outcome;
-pub(crate) use write::{compact_file, Pace};
+pub(crate) use write::{compact_file, Backlog, Pace};
 
 /// Held while a sealed segment file is replaced or deleted: compaction's rename and
 /// retention's deletion never interleave (a compacted file renamed over a path retention
@@ -84,11 +84,17 @@ struct State {
 
 impl Compactor {
     /// Starts the thread over the event segments of `dir`; `stream` gets each compacted
-    /// segment's new view.
+    /// segment's new view; `backlog` says when the writer has events waiting (the thread
+    /// then waits too).
     ///
     /// # Errors
     /// An I/O error starting the thread.
-    pub fn start(dir: &Path, stream: Arc<Stream>, settings: Settings) -> Result<Compactor> {
+    pub fn start(
+        dir: &Path,
+        stream: Arc<Stream>,
+        settings: Settings,
+        backlog: Arc<Backlog>,
+    ) -> Result<Compactor> {
         let state = Arc::new(State {
             stop: AtomicBool::new(false),
             wake: Mutex::new(false),
@@ -98,7 +104,7 @@ impl Compactor {
         let dir_owned = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("selflog-compact".into())
-            .spawn(move || run(&dir_owned, &stream, settings, &st))
+            .spawn(move || run(&dir_owned, &stream, settings, &st, &*backlog))
             .map_err(|e| Error::io("start compaction thread for", dir, e))?;
         Ok(Compactor {
             state,
@@ -129,7 +135,7 @@ impl Drop for Compactor {
     }
 }
 
-fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
+fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State, backlog: &Backlog) {
     // Compaction is background work: the writer and the readers go first (nice 19: at
     // nice 10, one thread's append on this 2-core machine lost 11% to it).
     let _ = rustix::process::setpriority_process(None, 19);
@@ -143,6 +149,7 @@ fn run(dir: &Path, stream: &Stream, settings: Settings, st: &State) {
             let pace = Pace {
                 stop: &st.stop,
                 publications: stream.publications().map(|c| &**c),
+                backlog: Some(backlog),
             };
             // Reading and expanding a segment takes a good part of a second: it starts
             // only once the writer has published nothing for a moment.
@@ -214,6 +221,7 @@ pub(crate) fn compact_all(
         let pace = Pace {
             stop: &stop,
             publications: None,
+            backlog: None,
         };
         let outcome = compact_file(&path, settings, &pace)?;
         if matches!(outcome, Outcome::Compacted { .. }) {

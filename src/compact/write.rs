@@ -56,10 +56,22 @@ pub(crate) struct Pace<'a> {
     pub stop: &'a AtomicBool,
     /// The writer's publication counter, to yield to it.
     pub publications: Option<&'a std::sync::atomic::AtomicU64>,
+    /// Whether events wait for the writer (a batch's worth or more): a writer that has
+    /// published nothing for a while may be busy (sealing, syncing, descheduled), not idle.
+    pub backlog: Option<&'a Backlog>,
 }
 
+/// Says whether the writer has a batch's worth of events waiting ([`Pace::backlog`]).
+pub(crate) type Backlog = dyn Fn() -> bool + Send + Sync;
+
 impl Pace<'_> {
-    /// Waits until the writer has published nothing for 100 ms; false when asked to stop.
+    /// Whether the writer has work waiting.
+    fn writer_busy(&self) -> bool {
+        self.backlog.is_some_and(|busy| busy())
+    }
+
+    /// Waits until the writer has published nothing for 100 ms and has no backlog (a bulk
+    /// ingest whose writer paused to seal a segment is not quiet); false when asked to stop.
     pub(crate) fn until_quiet(&self) -> bool {
         let Some(counter) = self.publications else {
             return !self.stop.load(Ordering::Relaxed);
@@ -70,14 +82,14 @@ impl Pace<'_> {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            if counter.load(Ordering::Acquire) == before {
+            if counter.load(Ordering::Acquire) == before && !self.writer_busy() {
                 return true;
             }
         }
     }
 
-    /// Waits while the writer published since the last look (`seen`); false when asked
-    /// to stop.
+    /// Waits while the writer published since the last look (`seen`) or has a backlog;
+    /// false when asked to stop.
     fn between_blocks(&self, seen: &mut Option<u64>) -> bool {
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -87,7 +99,7 @@ impl Pace<'_> {
                 return true;
             };
             let now = counter.load(Ordering::Acquire);
-            if seen.is_some_and(|s| s == now) {
+            if seen.is_some_and(|s| s == now) && !self.writer_busy() {
                 return true;
             }
             *seen = Some(now);
@@ -154,7 +166,9 @@ fn compact_into(path: &Path, tmp: &Path, settings: Settings, pace: &Pace<'_>) ->
     // The frames as a compacted segment gives them back: every payload uncompressed, every
     // hash checked against the content it stands for.
     let (logical, index, footer) = read_original(&file, meta.len(), &header, &slot, path)?;
-    if pace.stop.load(Ordering::Relaxed) {
+    // Training the dictionary is the longest step without a pause: it waits, as a block
+    // does, for the writer to go quiet again.
+    if !pace.between_blocks(&mut None) {
         return Ok(Outcome::Stopped);
     }
     let ranges = block_ranges(&index, logical.len() as u64);
@@ -592,4 +606,43 @@ fn check_written(tmp: &Path, header: &SegmentHeader, original: &Path) -> Result<
         packed.expand_uncached(k)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+    use super::Pace;
+
+    /// A writer that publishes nothing but has events waiting (sealing a segment in the
+    /// middle of a bulk ingest) is not quiet: compaction waits until the backlog is gone.
+    #[test]
+    fn a_backlog_holds_compaction_back_even_without_publications() {
+        static LOOKS: AtomicUsize = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let publications = AtomicU64::new(7);
+        let looks = &LOOKS;
+        // Busy for the first three looks after each reset.
+        let busy = || LOOKS.fetch_add(1, Ordering::Relaxed) < 3;
+        let pace = Pace {
+            stop: &stop,
+            publications: Some(&publications),
+            backlog: Some(&busy),
+        };
+        assert!(pace.until_quiet());
+        assert_eq!(
+            looks.load(Ordering::Relaxed),
+            4,
+            "waited out three busy looks"
+        );
+        looks.store(0, Ordering::Relaxed);
+        let mut seen = None;
+        assert!(pace.between_blocks(&mut seen));
+        assert!(
+            looks.load(Ordering::Relaxed) >= 4,
+            "between blocks it waits for the backlog too"
+        );
+        stop.store(true, Ordering::Relaxed);
+        assert!(!pace.until_quiet(), "a stop ends the wait");
+    }
 }
