@@ -178,7 +178,7 @@ fn library_ingest_only(scales: &[u64], start: Timestamp) {
             scale.ingest_selflog(&root.path().join("selflog"), n, Durability::Buffered);
         store.close().expect("close");
         println!(
-            "library ingest, selflog `Buffered` `append`, {}: {} events/s ({} stored, load average before {load})",
+            "library ingest, selflog `Buffered` `append`, {}: {} ({} stored, load average before {load})",
             scale_label(n),
             show_rate(rate(ingested.stored, ingested.elapsed)),
             thousands(ingested.stored),
