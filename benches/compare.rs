@@ -126,6 +126,10 @@ fn main() {
     );
     let started = Instant::now();
     let start = Timestamp(Timestamp::now().0 - 40 * 86_400 * 1_000_000);
+    if full && std::env::var_os("SELFLOG_COMPARE_LIBRARY_INGEST_ONLY").is_some() {
+        library_ingest_only(&scales, start);
+        return;
+    }
     let mut table = Table::default();
     let mut failures = 0;
     let mut notes = Vec::new();
@@ -153,6 +157,32 @@ fn main() {
     if failures > 0 {
         eprintln!("!!!!!!!! MISMATCH: {failures} results differed between SQLite and selflog");
         std::process::exit(1);
+    }
+}
+
+/// `SELFLOG_COMPARE_LIBRARY_INGEST_ONLY=1`: selflog's side of the library ingest row alone
+/// at each scale, timed exactly as in the full run ([`Scale::ingest_selflog`]), for
+/// comparing builds and profiling without the minutes of `SQLite` ingest, queries and the
+/// JSON Lines ingest around it.
+fn library_ingest_only(scales: &[u64], start: Timestamp) {
+    for &n in scales {
+        let root = tempfile::tempdir().expect("temp dir");
+        let scale = Scale {
+            n,
+            start,
+            full: true,
+            sync_events: 0,
+        };
+        let load = load_average();
+        let (store, ingested) =
+            scale.ingest_selflog(&root.path().join("selflog"), n, Durability::Buffered);
+        store.close().expect("close");
+        println!(
+            "library ingest, selflog `Buffered` `append`, {}: {} ({} stored, load average before {load})",
+            scale_label(n),
+            show_rate(rate(ingested.stored, ingested.elapsed)),
+            thousands(ingested.stored),
+        );
     }
 }
 

@@ -264,6 +264,7 @@ impl Writer {
     /// hold [`RECENT_EVENTS_MAX`] events, its memory kept for the next batch); otherwise (a
     /// full disk held events back) its memory is kept.
     fn done_with(&mut self, batch: Arc<Batch>, published: bool) {
+        let (events, bytes) = (batch.len(), batch.bytes_len());
         let mut q = self.shared.queue.lock();
         q.in_flight = None;
         let mut unused = Vec::new();
@@ -286,10 +287,22 @@ impl Writer {
         }
         drop(q);
         // Duplicate checks borrow the batches only under the queue lock: none is shared now.
-        if let Some(mut b) = unused.into_iter().find_map(|b| Arc::try_unwrap(b).ok()) {
+        // The largest becomes the next batch the queue fills; the others are freed here,
+        // outside the lock.
+        let largest = unused
+            .into_iter()
+            .filter_map(|b| Arc::try_unwrap(b).ok())
+            .max_by_key(Batch::capacity_bytes);
+        if let Some(mut b) = largest {
             b.clear();
-            self.spare = b;
+            if b.capacity_bytes() > self.spare.capacity_bytes() {
+                self.spare = b;
+            }
         }
+        // Room for as many events as this batch held (the appending side's current pace),
+        // also when no batch came back (the recent ones still hold fewer than
+        // `RECENT_EVENTS_MAX` events), so that appends do not grow it under the lock.
+        self.spare.reserve_for(events, bytes);
     }
 
     /// Takes the queued events if a batch is due: `batch_events` of them, a flush waiting
