@@ -232,6 +232,9 @@ pub(crate) struct ReadOnlyCheck {
     /// Segment files that cannot be read at all, each named in `warnings` with what it
     /// held: readers skip them ([`Stream::skipping`]).
     pub unreadable: Vec<u32>,
+    /// The segment manifest as the check read it, if it could: readers open the sealed
+    /// segments it describes deferred ([`Stream::deferring`]).
+    pub manifest: Option<crate::format::Manifest>,
 }
 
 /// What a read-only open of the stream in `dir` warns about: lost segments and events
@@ -257,6 +260,7 @@ pub(crate) fn read_only_check(dir: &Path) -> Result<ReadOnlyCheck> {
     Ok(ReadOnlyCheck {
         warnings,
         unreadable: c.unreadable,
+        manifest: c.manifest,
     })
 }
 

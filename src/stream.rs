@@ -6,6 +6,7 @@
 //! committed length of an unsealed segment, or a sealed one up to the end of its footer, so
 //! the writer's shrink at seal time never pulls pages from under it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,9 @@ use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::checked::CheckedBlocks;
 use crate::error::{Error, Result};
 use crate::event::{EventId, Timestamp};
-use crate::format::{self, CommitSlot, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, CommitSlot, ManifestEntry, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
+};
 use crate::index::{FooterSource, SegmentIndex};
 use crate::packed::{BlockCache, BlockMemo, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
@@ -70,7 +73,15 @@ pub(crate) struct SegmentView {
     /// The summary of the segment once it is seen sealed (it never changes after that),
     /// readable without the state lock: a query rules out most sealed segments by their
     /// bounds alone, without a lock, a snapshot or a clone of the view per segment.
+    ///
+    /// For a deferred view, the bounds the segment manifest recorded (count, ids and time
+    /// range; its other fields are 0), checked against the commit slot at open and against
+    /// the footer's summary when the view is loaded.
     sealed_summary: OnceLock<Summary>,
+    /// Set while the view is deferred: a sealed segment opened from its header alone, with
+    /// its newest slot and its length up to its footer's end; its footer (and, compacted,
+    /// its tables) not read yet. [`SegmentView::load`] reads them.
+    deferred: Mutex<Option<(CommitSlot, u64)>>,
     /// The stream's cache of expanded blocks of compacted segments.
     blocks: Arc<BlockCache>,
 }
@@ -153,6 +164,7 @@ impl Snapshot {
         match &self.packed {
             None => Ok((&self.map[..], 0, self.committed_len)),
             Some((packed, memo)) => {
+                packed.checked()?;
                 let k = packed
                     .block_at(at)
                     .ok_or_else(|| Error::corrupt(&self.path, at, "offset outside every block"))?;
@@ -178,12 +190,15 @@ impl Snapshot {
 impl SegmentView {
     /// Opens segment `id` at `path`; `None` when the file holds another segment (moved,
     /// swapped or copied over): it is not read as segment `id`, and the continuity check
-    /// (`manifest.rs`) names it.
+    /// (`manifest.rs`) names it. A sealed segment that `recorded` (its segment manifest
+    /// entry) describes, in agreement with its commit slot, is opened deferred: its header
+    /// read, its footer left for [`SegmentView::load`].
     fn open(
         kind: StreamKind,
         id: u32,
         path: PathBuf,
         blocks: &Arc<BlockCache>,
+        recorded: Option<&ManifestEntry>,
     ) -> Result<Option<SegmentView>> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
@@ -212,10 +227,72 @@ impl SegmentView {
                 packed: None,
             }),
             sealed_summary: OnceLock::new(),
+            deferred: Mutex::new(None),
             blocks: Arc::clone(blocks),
         };
+        if let Some(bounds) = recorded.and_then(|e| recorded_bounds(e, &header, &slot)) {
+            let len = sealed_len(&view.file, &slot, file_len, &view.path)?;
+            let _ = view.sealed_summary.set(bounds);
+            *view.deferred.lock() = Some((slot, len));
+            return Ok(Some(view));
+        }
         view.catch_up(slot, file_len)?;
         Ok(Some(view))
+    }
+
+    /// Reads what a deferred view left: the footer, checked, and its summary compared
+    /// with the bounds the manifest recorded. Does nothing for a view already loaded.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the footer does not check out or disagrees with the
+    /// manifest; the view stays deferred, and the next load reports the same.
+    pub fn load(&self) -> Result<()> {
+        let mut deferred = self.deferred.lock();
+        let Some((slot, len)) = *deferred else {
+            return Ok(());
+        };
+        self.catch_up(slot, len)?;
+        let agrees = {
+            let st = self.state.read();
+            self.sealed_summary
+                .get()
+                .is_none_or(|r| same_bounds(r, &st.index.summary))
+        };
+        if !agrees {
+            return Err(Error::corrupt(
+                &self.path,
+                slot.committed_len,
+                "footer summary disagrees with the segment manifest (run `selflog inspect verify`)",
+            ));
+        }
+        *deferred = None;
+        Ok(())
+    }
+
+    /// Whether the view is deferred ([`SegmentView::load`] not done yet).
+    pub fn is_deferred(&self) -> bool {
+        self.deferred.lock().is_some()
+    }
+
+    /// Loads a deferred view for an accessor that cannot fail. Every path of the stream
+    /// loads its views first ([`Stream::refresh`], or [`SegmentView::load`] after
+    /// [`Stream::refresh_deferred`]), so this only guards against a path that did not.
+    fn load_quietly(&self) {
+        if self.deferred.lock().is_some() {
+            let _ = self.load();
+        }
+    }
+
+    /// `f` of the segment's summary and newest commit slot, without loading a deferred
+    /// view: its summary then holds only the counts, ids and time range.
+    pub fn with_summary<T>(&self, f: impl FnOnce(&Summary, &CommitSlot) -> T) -> T {
+        let deferred = *self.deferred.lock();
+        if let Some((slot, _)) = deferred {
+            if let Some(bounds) = self.sealed_summary.get() {
+                return f(bounds, &slot);
+            }
+        }
+        self.with_index(|ix, slot| f(&ix.summary, slot))
     }
 
     /// Brings the view up to publication `slot`.
@@ -332,7 +409,7 @@ impl SegmentView {
         slot: CommitSlot,
         file_len: u64,
     ) -> Result<()> {
-        let packed = Packed::open(
+        let packed = Packed::open_deferred(
             Arc::clone(&map) as crate::packed::Bytes,
             self.header,
             Arc::clone(&st.index.strings),
@@ -361,6 +438,9 @@ impl SegmentView {
     /// Re-reads the header and catches up with the writer. Returns whether the view is
     /// sealed afterwards.
     fn refresh(&self) -> Result<bool> {
+        if self.is_deferred() {
+            return Ok(true);
+        }
         let (seen, map) = {
             let st = self.state.read();
             if st.slot.sealed {
@@ -391,6 +471,7 @@ impl SegmentView {
 
     /// A snapshot of what is readable now.
     pub fn snapshot(&self) -> Snapshot {
+        self.load_quietly();
         self.snapshot_of(&self.state.read())
     }
 
@@ -406,7 +487,7 @@ impl SegmentView {
             packed: st
                 .packed
                 .as_ref()
-                .map(|p| (Arc::clone(p), Arc::new(BlockMemo::new(p.table().len())))),
+                .map(|p| (Arc::clone(p), Arc::new(BlockMemo::new(p.block_count())))),
         }
     }
 
@@ -415,6 +496,7 @@ impl SegmentView {
         &self,
         f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T,
     ) -> (Snapshot, T) {
+        self.load_quietly();
         let st = self.state.read();
         let snap = self.snapshot_of(&st);
         let t = f(&st.index, &st.slot);
@@ -427,6 +509,7 @@ impl SegmentView {
         &self,
         f: impl FnOnce(&SegmentIndex, &CommitSlot) -> Option<T>,
     ) -> Option<(Snapshot, T)> {
+        self.load_quietly();
         let st = self.state.read();
         let t = f(&st.index, &st.slot)?;
         Some((self.snapshot_of(&st), t))
@@ -434,19 +517,70 @@ impl SegmentView {
 
     /// Runs `f` on the view's index under its read lock.
     pub fn with_index<T>(&self, f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T) -> T {
+        self.load_quietly();
         let st = self.state.read();
         f(&st.index, &st.slot)
     }
 
     /// Whether the segment is read from a compacted file.
     pub fn compacted(&self) -> bool {
-        self.state.read().packed.is_some()
+        self.header.version == PACKED_VERSION
     }
 
     /// Bytes of the file on disk.
     pub fn file_len(&self) -> u64 {
+        let deferred = *self.deferred.lock();
+        if let Some((_, len)) = deferred {
+            return len;
+        }
         self.state.read().file_len
     }
+}
+
+/// The bounds manifest entry `e` records for the sealed segment whose header and newest
+/// slot are `header` and `slot`, as a summary (its other fields 0), if they agree: the
+/// entry is of this segment, sealed, with the slot's event count and last id, a first id
+/// at or after the header's base id and ordered bounds. `None` sends the view to its footer.
+fn recorded_bounds(
+    e: &ManifestEntry,
+    header: &SegmentHeader,
+    slot: &CommitSlot,
+) -> Option<Summary> {
+    let agrees = slot.sealed
+        && e.sealed
+        && e.segment_id == header.segment_id
+        && e.event_count == slot.event_count
+        && e.event_count > 0
+        && e.last_id == slot.last_id
+        && e.first_id >= header.base_id
+        && e.first_id <= e.last_id
+        && e.last_id - e.first_id >= e.event_count - 1
+        && e.min_ts_us <= e.max_ts_us;
+    agrees.then(|| Summary {
+        event_count: e.event_count,
+        first_id: e.first_id,
+        last_id: e.last_id,
+        min_ts_us: e.min_ts_us,
+        max_ts_us: e.max_ts_us,
+        ..Summary::default()
+    })
+}
+
+/// Whether two summaries have the same count, ids and time range.
+fn same_bounds(a: &Summary, b: &Summary) -> bool {
+    (
+        a.event_count,
+        a.first_id,
+        a.last_id,
+        a.min_ts_us,
+        a.max_ts_us,
+    ) == (
+        b.event_count,
+        b.first_id,
+        b.last_id,
+        b.min_ts_us,
+        b.max_ts_us,
+    )
 }
 
 /// The index a sealed segment's footer holds, its blocks and postings read in place from
@@ -477,11 +611,16 @@ pub(crate) struct Stream {
     /// Segment files not to read: those a read-only open found unreadable (a damaged header,
     /// a file cut short) and named in its warnings.
     skip: Vec<u32>,
+    /// The segment manifest's entries, by segment, as the open read them: the sealed
+    /// segments they describe are opened deferred ([`SegmentView::load`]).
+    recorded: BTreeMap<u32, ManifestEntry>,
 }
 
 struct RefreshState {
     loaded: bool,
     seen_generation: u64,
+    /// Some view may still be deferred.
+    deferred: bool,
 }
 
 impl Stream {
@@ -493,12 +632,25 @@ impl Stream {
             refresh_lock: Mutex::new(RefreshState {
                 loaded: false,
                 seen_generation: u64::MAX,
+                deferred: false,
             }),
             published,
             data_cache: Arc::new(DataCache::new(DATA_CACHE_BYTES)),
             blocks: Arc::new(BlockCache::new(BLOCK_CACHE_BYTES)),
             skip: Vec::new(),
+            recorded: BTreeMap::new(),
         }
+    }
+
+    /// The stream, opening the sealed segments `manifest` (read by the open, checked
+    /// against each segment's commit slot) describes deferred: a command reads the footers
+    /// of only the segments it touches. `format-spec/FORMAT.md#readers`
+    #[must_use]
+    pub fn deferring(mut self, manifest: Option<&crate::format::Manifest>) -> Stream {
+        self.recorded = manifest
+            .map(|m| m.entries.iter().map(|e| (e.segment_id, *e)).collect())
+            .unwrap_or_default();
+        self
     }
 
     /// The stream, never reading the segment files numbered in `unreadable`: those a
@@ -558,7 +710,7 @@ impl Stream {
                 continue;
             }
             let path = self.dir.join(self.kind.file_name(id));
-            match SegmentView::open(self.kind, id, path, &self.blocks) {
+            match SegmentView::open(self.kind, id, path, &self.blocks, self.recorded.get(&id)) {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -573,8 +725,23 @@ impl Stream {
         self.published.as_ref()
     }
 
-    /// Catches up with everything the writer has published.
+    /// Catches up with everything the writer has published, every view loaded.
     pub fn refresh(&self) -> Result<()> {
+        self.refresh_deferred()?;
+        let mut rs = self.refresh_lock.lock();
+        if rs.deferred {
+            for view in self.views() {
+                view.load()?;
+            }
+            rs.deferred = false;
+        }
+        Ok(())
+    }
+
+    /// [`Stream::refresh`], leaving deferred views deferred: the caller loads
+    /// ([`SegmentView::load`]) those it reads beyond their bounds
+    /// ([`SegmentView::with_summary`]).
+    pub fn refresh_deferred(&self) -> Result<()> {
         let mut rs = self.refresh_lock.lock();
         let generation = self.published.as_ref().map(|g| g.load(Ordering::Acquire));
         if rs.loaded && generation.is_some() && generation == Some(rs.seen_generation) {
@@ -588,6 +755,7 @@ impl Stream {
         if need_listing {
             let after = last.as_ref().map_or(0, |v| v.id);
             let added = self.open_after(after)?;
+            rs.deferred |= added.iter().any(|v| v.is_deferred());
             if !added.is_empty() {
                 self.views.write().extend(added);
             }
@@ -613,7 +781,7 @@ impl Stream {
     pub fn reopen(&self, segment_id: u32) {
         let path = self.dir.join(self.kind.file_name(segment_id));
         self.blocks.forget(segment_id);
-        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks) {
+        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks, None) {
             let view = Arc::new(view);
             if view.sealed_summary().is_none() {
                 return;

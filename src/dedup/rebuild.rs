@@ -25,20 +25,25 @@ pub(crate) fn rebuild_dedup(
 ) -> Result<(DedupWindow, u64)> {
     let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
     let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
-    stream.refresh()?;
+    stream.refresh_deferred()?;
     // The newest segments, back to the one holding the window's oldest event or the
-    // image's newest.
+    // image's newest: only those are loaded (`SegmentView::load`).
     let mut snaps = Vec::new();
     let mut covered = 0u64;
     for view in stream.views().iter().rev() {
         if covered >= capacity as u64 {
             break;
         }
-        let (snap, (events, last)) =
-            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
+        let (events, last) = view.with_summary(|s, _| (s.event_count, s.last_id));
         if events == 0 {
             continue;
         }
+        if last <= after {
+            break;
+        }
+        view.load()?;
+        let (snap, (events, last)) =
+            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
         if last <= after {
             break;
         }
