@@ -151,8 +151,18 @@ fn remove_temp_files(dir: &Path, kind: StreamKind) -> Result<usize> {
 
 /// Checks that every segment before the last is sealed: the writer seals a segment before
 /// it creates the next, so anything else means the store was damaged or tampered with.
-fn check_sealed(dir: &Path, kind: StreamKind, sealed_ids: &[u32]) -> Result<()> {
+/// `present` is what the continuity check read of each header, under the writer lock
+/// this open holds (nothing has changed them since); a segment not in it is read again.
+fn check_sealed(
+    dir: &Path,
+    kind: StreamKind,
+    sealed_ids: &[u32],
+    present: &BTreeMap<u32, crate::manifest::Present>,
+) -> Result<()> {
     for &id in sealed_ids {
+        if present.get(&id).is_some_and(|p| p.sealed) {
+            continue;
+        }
         let path = dir.join(kind.file_name(id));
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
@@ -381,7 +391,8 @@ pub(crate) fn recover(dir: &Path, on_loss: OnLoss) -> Result<(Recovered, OpenRep
         .unwrap_or(0);
     let id_floor = continuity.id_floor.max(cursor_max);
     report.warnings.extend(cursors_past_end(dir, log_end));
-    let (mut recovered, report) = recover_segments(dir, kind, report, on_loss)?;
+    let (mut recovered, report) =
+        recover_segments(dir, kind, report, on_loss, &continuity.present)?;
     record_present(dir, kind, &continuity, id_floor.max(recovered.last_id))?;
     recovered.last_id = recovered.last_id.max(id_floor);
     recovered.high_water = manifest::read(dir)?.map_or(0, |m| m.id_high_water);
@@ -395,6 +406,7 @@ fn recover_segments(
     kind: StreamKind,
     mut report: OpenReport,
     on_loss: OnLoss,
+    present: &BTreeMap<u32, crate::manifest::Present>,
 ) -> Result<(Recovered, OpenReport)> {
     let ids = Stream::list(dir, kind)?;
     let Some((&last, sealed_ids)) = ids.split_last() else {
@@ -409,7 +421,7 @@ fn recover_segments(
         ));
     };
     if on_loss == OnLoss::Refuse {
-        check_sealed(dir, kind, sealed_ids)?;
+        check_sealed(dir, kind, sealed_ids, present)?;
     }
     let path = dir.join(kind.file_name(last));
     let file = OpenOptions::new()

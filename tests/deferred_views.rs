@@ -8,7 +8,10 @@ use std::os::unix::fs::FileExt as _;
 
 use selflog::{Error, EventId, Order, Store};
 
-#[expect(dead_code, reason = "shared with the other damage tests, which use the rest")]
+#[expect(
+    dead_code,
+    reason = "shared with the other damage tests, which use the rest"
+)]
 #[path = "common/segments.rs"]
 mod segments;
 

@@ -42,13 +42,21 @@ pub(crate) fn rebuild_dedup(
             break;
         }
         view.load()?;
-        let (snap, (events, last)) =
-            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
+        // From the first block holding an event after the image's newest: the events
+        // before it are in the image already (a writer killed after a clean close leaves
+        // its image behind the active segment by what it appended since).
+        let (snap, (events, last, start)) = view.snapshot_and(|ix, _| {
+            let start = ix
+                .all_blocks()
+                .find(|b| b.last_id > after)
+                .map_or(SEGMENT_HEADER_LEN as u64, |b| b.offset);
+            (ix.summary.event_count, ix.summary.last_id, start)
+        });
         if last <= after {
             break;
         }
         covered += events;
-        snaps.push(snap);
+        snaps.push((snap, start));
     }
     snaps.reverse();
     let threads = std::thread::available_parallelism()
@@ -62,8 +70,8 @@ pub(crate) fn rebuild_dedup(
             .map(|chunk| {
                 scope.spawn(move || {
                     let mut entries = Vec::new();
-                    for snap in chunk {
-                        segment_hashes(snap, &mut entries)?;
+                    for (snap, start) in chunk {
+                        segment_hashes(snap, *start, &mut entries)?;
                     }
                     Ok(entries)
                 })
@@ -126,9 +134,14 @@ fn frame_dedup_key(
     Some(crate::event::dedup_key(home, f.hash))
 }
 
-/// Appends (dedup window key, id) of every event frame of a segment snapshot to `out`.
-fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
-    let mut offset = SEGMENT_HEADER_LEN as u64;
+/// Appends (dedup window key, id) of every event frame of a segment snapshot from offset
+/// `start` (a frame's) on to `out`.
+fn segment_hashes(
+    snap: &crate::stream::Snapshot,
+    start: u64,
+    out: &mut Vec<(u64, u64)>,
+) -> Result<()> {
+    let mut offset = start;
     while offset < snap.committed_len {
         // The window is only a hint (a hit is confirmed by content), so the hashes are
         // read without checking each frame's checksum; a frame whose shape is off gets the
