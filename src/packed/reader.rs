@@ -70,7 +70,7 @@ fn decode_tables(whole: &[u8], layout: &Layout) -> std::result::Result<Tables, (
         )
     })?;
     let table = TableEntry::decode_table(table_bytes, layout)
-        .map_err(|e| (layout.table_offset + e.offset as u64, e.what.to_string()))?;
+        .map_err(|e| (layout.table_offset + e.offset as u64, e.what))?;
     let filters = if layout.filter_count == 0 {
         Vec::new()
     } else {
@@ -85,12 +85,8 @@ fn decode_tables(whole: &[u8], layout: &Layout) -> std::result::Result<Tables, (
                 "filter table outside".to_owned(),
             )
         })?;
-        FilterEntry::decode_table(bytes, layout).map_err(|e| {
-            (
-                layout.filter_table_offset + e.offset as u64,
-                e.what.to_string(),
-            )
-        })?
+        FilterEntry::decode_table(bytes, layout)
+            .map_err(|e| (layout.filter_table_offset + e.offset as u64, e.what))?
     };
     Ok(Tables { table, filters })
 }

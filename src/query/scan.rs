@@ -63,12 +63,11 @@ impl Events {
     /// block of an expanded one, pushing its matching events onto the heap.
     pub(super) fn load(&mut self, plan_index: usize) -> Result<()> {
         if let Plan::Pending { view, snap, .. } = &self.plans[plan_index] {
-            let snap = match snap {
-                Some(snap) => snap.clone(),
-                None => {
-                    view.load()?;
-                    view.snapshot()
-                }
+            let snap = if let Some(snap) = snap {
+                snap.clone()
+            } else {
+                view.load()?;
+                view.snapshot()
             };
             let plan = plan_segment(
                 view,
