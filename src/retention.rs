@@ -191,13 +191,13 @@ pub(crate) fn delete(
 
 /// Describes every segment of `stream` after catching up.
 pub(crate) fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
-    stream.refresh()?;
+    // Bounds and slots only: deferred views stay deferred.
+    stream.refresh_deferred()?;
     Ok(stream
         .views()
         .iter()
         .map(|v| {
-            v.with_index(|ix, slot| {
-                let s = &ix.summary;
+            v.with_summary(|s, slot| {
                 let has = s.event_count > 0;
                 SegmentInfo {
                     path: v.path.clone(),

@@ -21,10 +21,12 @@ use crate::Store;
 
 /// The committed event with `id` in `stream` ([`Store::get`]).
 pub(crate) fn get_in(stream: &Stream, id: EventId) -> Result<Option<StoredEvent>> {
-    stream.refresh()?;
+    // Only the view holding `id` is loaded (`SegmentView::load`).
+    stream.refresh_deferred()?;
     let Some(view) = stream.view_for(id.0) else {
         return Ok(None);
     };
+    view.load()?;
     let Some((block, checkpoint)) = view.with_index(|ix, _| ix.locate(id.0)) else {
         return Ok(None);
     };

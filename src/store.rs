@@ -103,11 +103,13 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
-    let stream = Arc::new(Stream::new(
-        dir,
-        StreamKind::Events,
-        Some(Arc::clone(&generation)),
-    ));
+    // The manifest as recovery left it: the sealed segments it describes are opened
+    // deferred, their footers read only when something reads them.
+    let manifest = crate::manifest::read(dir).ok().flatten();
+    let stream = Arc::new(
+        Stream::new(dir, StreamKind::Events, Some(Arc::clone(&generation)))
+            .deferring(manifest.as_ref()),
+    );
     let dedup = open_dedup(
         dir,
         &stream,
@@ -277,14 +279,12 @@ fn close_log(dir: &Path, stream: &Stream, shared: &Shared) -> Result<()> {
     // later loss of its tail is noticed. `format-spec/FORMAT.md#segment-manifest`
     // A reader error here is reported by the next open; the views loaded so far give a
     // lower bound of the log's end, which is all the record needs.
-    let _ = stream.refresh();
+    let _ = stream.refresh_deferred();
     let log_end = stream
         .views()
         .iter()
         .rev()
-        .find_map(|v| {
-            v.with_index(|ix, _| (ix.summary.event_count > 0).then_some(ix.summary.last_id))
-        })
+        .find_map(|v| v.with_summary(|s, _| (s.event_count > 0).then_some(s.last_id)))
         .unwrap_or(0);
     // Ids handed out include those `reserve_ids_through` set aside.
     let handed_out = (shared.queue.lock().next_id - 1).max(written_id);
@@ -377,9 +377,14 @@ impl Store {
         // because they are named in the warnings: a query never leaves out a segment
         // silently. Damage found later (or of another kind) fails the read that meets it.
         let check = read_only_check(&dir)?;
-        let stream =
-            Arc::new(Stream::new(&dir, StreamKind::Events, None).skipping(check.unreadable));
-        stream.refresh()?;
+        let stream = Arc::new(
+            Stream::new(&dir, StreamKind::Events, None)
+                .skipping(check.unreadable)
+                .deferring(check.manifest.as_ref()),
+        );
+        // Sealed segments the manifest describes are opened deferred: a command reads
+        // the footers of those it reads, a listing of the newest events one or two.
+        stream.refresh_deferred()?;
         let sidecars = open_sidecars_read_only(&dir).map(Arc::new);
         let report = OpenReport {
             warnings: check.warnings,

@@ -6,6 +6,7 @@
 //! committed length of an unsealed segment, or a sealed one up to the end of its footer, so
 //! the writer's shrink at seal time never pulls pages from under it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,19 +18,24 @@ use parking_lot::{Mutex, RwLock};
 use crate::cache::{DataCache, DATA_CACHE_BYTES};
 use crate::checked::CheckedBlocks;
 use crate::error::{Error, Result};
-use crate::event::{EventId, EventRef, StoredEvent, Timestamp};
+use crate::event::{EventId, Timestamp};
 use crate::format::{
-    self, CommitSlot, EventFrame, Frame, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
+    self, CommitSlot, ManifestEntry, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
 };
 use crate::index::{FooterSource, SegmentIndex};
 use crate::packed::{BlockCache, BlockMemo, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
 use crate::segment::{
-    check_identity, checked_frame, image, map, read_header, scan_frames, sealed_len, StreamKind,
+    check_identity, image, map, read_header, scan_frames, sealed_len, StreamKind,
 };
 
-/// Largest decompressed payload a reader will allocate for; larger claims are corruption.
-const RAW_LEN_MAX: u32 = 1 << 30;
+mod frames;
+
+pub(crate) use frames::{
+    borrowed_data, checksummed_frame, decompress_payload, event_ref, frame_bytes, frame_data_bytes,
+    frame_data_bytes_raw, frames_check_out, materialize, materialize_cached, raw_frame, read_frame,
+    utf8,
+};
 
 /// One segment file of the event log, as `Store::segments` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +73,15 @@ pub(crate) struct SegmentView {
     /// The summary of the segment once it is seen sealed (it never changes after that),
     /// readable without the state lock: a query rules out most sealed segments by their
     /// bounds alone, without a lock, a snapshot or a clone of the view per segment.
+    ///
+    /// For a deferred view, the bounds the segment manifest recorded (count, ids and time
+    /// range; its other fields are 0), checked against the commit slot at open and against
+    /// the footer's summary when the view is loaded.
     sealed_summary: OnceLock<Summary>,
+    /// Set while the view is deferred: a sealed segment opened from its header alone, with
+    /// its newest slot and its length up to its footer's end; its footer (and, compacted,
+    /// its tables) not read yet. [`SegmentView::load`] reads them.
+    deferred: Mutex<Option<(CommitSlot, u64)>>,
     /// The stream's cache of expanded blocks of compacted segments.
     blocks: Arc<BlockCache>,
 }
@@ -150,6 +164,7 @@ impl Snapshot {
         match &self.packed {
             None => Ok((&self.map[..], 0, self.committed_len)),
             Some((packed, memo)) => {
+                packed.checked()?;
                 let k = packed
                     .block_at(at)
                     .ok_or_else(|| Error::corrupt(&self.path, at, "offset outside every block"))?;
@@ -175,12 +190,15 @@ impl Snapshot {
 impl SegmentView {
     /// Opens segment `id` at `path`; `None` when the file holds another segment (moved,
     /// swapped or copied over): it is not read as segment `id`, and the continuity check
-    /// (`manifest.rs`) names it.
+    /// (`manifest.rs`) names it. A sealed segment that `recorded` (its segment manifest
+    /// entry) describes, in agreement with its commit slot, is opened deferred: its header
+    /// read, its footer left for [`SegmentView::load`].
     fn open(
         kind: StreamKind,
         id: u32,
         path: PathBuf,
         blocks: &Arc<BlockCache>,
+        recorded: Option<&ManifestEntry>,
     ) -> Result<Option<SegmentView>> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
@@ -209,10 +227,72 @@ impl SegmentView {
                 packed: None,
             }),
             sealed_summary: OnceLock::new(),
+            deferred: Mutex::new(None),
             blocks: Arc::clone(blocks),
         };
+        if let Some(bounds) = recorded.and_then(|e| recorded_bounds(e, &header, &slot)) {
+            let len = sealed_len(&view.file, &slot, file_len, &view.path)?;
+            let _ = view.sealed_summary.set(bounds);
+            *view.deferred.lock() = Some((slot, len));
+            return Ok(Some(view));
+        }
         view.catch_up(slot, file_len)?;
         Ok(Some(view))
+    }
+
+    /// Reads what a deferred view left: the footer, checked, and its summary compared
+    /// with the bounds the manifest recorded. Does nothing for a view already loaded.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the footer does not check out or disagrees with the
+    /// manifest; the view stays deferred, and the next load reports the same.
+    pub fn load(&self) -> Result<()> {
+        let mut deferred = self.deferred.lock();
+        let Some((slot, len)) = *deferred else {
+            return Ok(());
+        };
+        self.catch_up(slot, len)?;
+        let agrees = {
+            let st = self.state.read();
+            self.sealed_summary
+                .get()
+                .is_none_or(|r| same_bounds(r, &st.index.summary))
+        };
+        if !agrees {
+            return Err(Error::corrupt(
+                &self.path,
+                slot.committed_len,
+                "footer summary disagrees with the segment manifest (run `selflog inspect verify`)",
+            ));
+        }
+        *deferred = None;
+        Ok(())
+    }
+
+    /// Whether the view is deferred ([`SegmentView::load`] not done yet).
+    pub fn is_deferred(&self) -> bool {
+        self.deferred.lock().is_some()
+    }
+
+    /// Loads a deferred view for an accessor that cannot fail. Every path of the stream
+    /// loads its views first ([`Stream::refresh`], or [`SegmentView::load`] after
+    /// [`Stream::refresh_deferred`]), so this only guards against a path that did not.
+    fn load_quietly(&self) {
+        if self.deferred.lock().is_some() {
+            let _ = self.load();
+        }
+    }
+
+    /// `f` of the segment's summary and newest commit slot, without loading a deferred
+    /// view: its summary then holds only the counts, ids and time range.
+    pub fn with_summary<T>(&self, f: impl FnOnce(&Summary, &CommitSlot) -> T) -> T {
+        let deferred = *self.deferred.lock();
+        if let Some((slot, _)) = deferred {
+            if let Some(bounds) = self.sealed_summary.get() {
+                return f(bounds, &slot);
+            }
+        }
+        self.with_index(|ix, slot| f(&ix.summary, slot))
     }
 
     /// Brings the view up to publication `slot`.
@@ -329,7 +409,7 @@ impl SegmentView {
         slot: CommitSlot,
         file_len: u64,
     ) -> Result<()> {
-        let packed = Packed::open(
+        let packed = Packed::open_deferred(
             Arc::clone(&map) as crate::packed::Bytes,
             self.header,
             Arc::clone(&st.index.strings),
@@ -358,6 +438,9 @@ impl SegmentView {
     /// Re-reads the header and catches up with the writer. Returns whether the view is
     /// sealed afterwards.
     fn refresh(&self) -> Result<bool> {
+        if self.is_deferred() {
+            return Ok(true);
+        }
         let (seen, map) = {
             let st = self.state.read();
             if st.slot.sealed {
@@ -388,6 +471,7 @@ impl SegmentView {
 
     /// A snapshot of what is readable now.
     pub fn snapshot(&self) -> Snapshot {
+        self.load_quietly();
         self.snapshot_of(&self.state.read())
     }
 
@@ -403,7 +487,7 @@ impl SegmentView {
             packed: st
                 .packed
                 .as_ref()
-                .map(|p| (Arc::clone(p), Arc::new(BlockMemo::new(p.table().len())))),
+                .map(|p| (Arc::clone(p), Arc::new(BlockMemo::new(p.block_count())))),
         }
     }
 
@@ -412,6 +496,7 @@ impl SegmentView {
         &self,
         f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T,
     ) -> (Snapshot, T) {
+        self.load_quietly();
         let st = self.state.read();
         let snap = self.snapshot_of(&st);
         let t = f(&st.index, &st.slot);
@@ -424,6 +509,7 @@ impl SegmentView {
         &self,
         f: impl FnOnce(&SegmentIndex, &CommitSlot) -> Option<T>,
     ) -> Option<(Snapshot, T)> {
+        self.load_quietly();
         let st = self.state.read();
         let t = f(&st.index, &st.slot)?;
         Some((self.snapshot_of(&st), t))
@@ -431,19 +517,70 @@ impl SegmentView {
 
     /// Runs `f` on the view's index under its read lock.
     pub fn with_index<T>(&self, f: impl FnOnce(&SegmentIndex, &CommitSlot) -> T) -> T {
+        self.load_quietly();
         let st = self.state.read();
         f(&st.index, &st.slot)
     }
 
     /// Whether the segment is read from a compacted file.
     pub fn compacted(&self) -> bool {
-        self.state.read().packed.is_some()
+        self.header.version == PACKED_VERSION
     }
 
     /// Bytes of the file on disk.
     pub fn file_len(&self) -> u64 {
+        let deferred = *self.deferred.lock();
+        if let Some((_, len)) = deferred {
+            return len;
+        }
         self.state.read().file_len
     }
+}
+
+/// The bounds manifest entry `e` records for the sealed segment whose header and newest
+/// slot are `header` and `slot`, as a summary (its other fields 0), if they agree: the
+/// entry is of this segment, sealed, with the slot's event count and last id, a first id
+/// at or after the header's base id and ordered bounds. `None` sends the view to its footer.
+fn recorded_bounds(
+    e: &ManifestEntry,
+    header: &SegmentHeader,
+    slot: &CommitSlot,
+) -> Option<Summary> {
+    let agrees = slot.sealed
+        && e.sealed
+        && e.segment_id == header.segment_id
+        && e.event_count == slot.event_count
+        && e.event_count > 0
+        && e.last_id == slot.last_id
+        && e.first_id >= header.base_id
+        && e.first_id <= e.last_id
+        && e.last_id - e.first_id >= e.event_count - 1
+        && e.min_ts_us <= e.max_ts_us;
+    agrees.then(|| Summary {
+        event_count: e.event_count,
+        first_id: e.first_id,
+        last_id: e.last_id,
+        min_ts_us: e.min_ts_us,
+        max_ts_us: e.max_ts_us,
+        ..Summary::default()
+    })
+}
+
+/// Whether two summaries have the same count, ids and time range.
+fn same_bounds(a: &Summary, b: &Summary) -> bool {
+    (
+        a.event_count,
+        a.first_id,
+        a.last_id,
+        a.min_ts_us,
+        a.max_ts_us,
+    ) == (
+        b.event_count,
+        b.first_id,
+        b.last_id,
+        b.min_ts_us,
+        b.max_ts_us,
+    )
 }
 
 /// The index a sealed segment's footer holds, its blocks and postings read in place from
@@ -456,250 +593,6 @@ fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<
         deferred,
     };
     Ok(SegmentIndex::from_footer(footer, Some(source)))
-}
-
-/// Decodes and checks the frame at `offset`. Returns the event frame (or `None` for a
-/// string definition) and the offset of the next frame.
-#[inline]
-pub(crate) fn raw_frame(snap: &Snapshot, offset: u64) -> Result<(Option<EventFrame<'_>>, u64)> {
-    let path = &snap.path;
-    let (buf, base, end) = snap.frames_checked(offset)?;
-    let (frame, len) =
-        checked_frame(buf, offset - base, end - base, path).map_err(|e| e.shifted_by(base))?;
-    let next = offset + len as u64;
-    match frame {
-        Frame::Event(f) => Ok((Some(f), next)),
-        Frame::StringDef { .. } => Ok((None, next)),
-    }
-}
-
-/// `bytes` as text, if they are UTF-8: the vectorised check of `simdutf8` (a few times
-/// faster than the standard library's on the kilobytes a listing returns).
-#[inline]
-pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
-    simdutf8::basic::from_utf8(bytes).ok()
-}
-
-/// The data text of an event frame, decompressed when stored as LZ4.
-pub(crate) fn frame_data<'a>(
-    snap: &Snapshot,
-    offset: u64,
-    f: &EventFrame<'a>,
-) -> Result<Option<std::borrow::Cow<'a, str>>> {
-    use std::borrow::Cow;
-    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
-    match frame_data_bytes_raw(snap, offset, f)? {
-        None => Ok(None),
-        Some(Cow::Borrowed(b)) => utf8(b).map(|t| Some(Cow::Borrowed(t))).ok_or_else(not_utf8),
-        Some(Cow::Owned(b)) => String::from_utf8(b)
-            .map(|t| Some(Cow::Owned(t)))
-            .map_err(|_| not_utf8()),
-    }
-}
-
-/// The data of an event frame as bytes, decompressed when stored as LZ4 but not checked
-/// to be UTF-8: for searching, which matches bytes (only what is returned is checked).
-pub(crate) fn frame_data_bytes_raw<'a>(
-    snap: &Snapshot,
-    offset: u64,
-    f: &EventFrame<'a>,
-) -> Result<Option<std::borrow::Cow<'a, [u8]>>> {
-    match (f.payload, f.raw_len) {
-        (None, _) => Ok(None),
-        (Some(p), None) => Ok(Some(std::borrow::Cow::Borrowed(p))),
-        (Some(p), Some(raw)) => {
-            let mut bytes = Vec::new();
-            decompress_payload(snap, offset, p, raw, &mut bytes)?;
-            Ok(Some(std::borrow::Cow::Owned(bytes)))
-        }
-    }
-}
-
-/// Decompresses the LZ4 payload `p` of the frame at `offset`, which must give exactly
-/// `raw` bytes, into `out` (resized to `raw`; a reused buffer keeps its allocation).
-pub(crate) fn decompress_payload(
-    snap: &Snapshot,
-    offset: u64,
-    p: &[u8],
-    raw: u32,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let path = &snap.path;
-    if raw > RAW_LEN_MAX {
-        return Err(Error::corrupt(
-            path,
-            offset,
-            format!("decompressed length {raw} implausible"),
-        ));
-    }
-    out.resize(raw as usize, 0);
-    let n = lz4_flex::block::decompress_into(p, out).map_err(|e| {
-        Error::corrupt(
-            path,
-            offset,
-            format!("lz4 payload does not decompress: {e}"),
-        )
-    })?;
-    if n != raw as usize {
-        return Err(Error::corrupt(
-            path,
-            offset,
-            format!("lz4 payload decompresses to {n} bytes, not {raw}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The data text of an event frame read outside any snapshot (salvage).
-///
-/// # Errors
-/// What is wrong when the payload does not decompress or is not UTF-8.
-pub(crate) fn frame_data_bytes(
-    f: &EventFrame<'_>,
-) -> std::result::Result<Option<String>, &'static str> {
-    match (f.payload, f.raw_len) {
-        (None, _) => Ok(None),
-        (Some(p), None) => utf8(p).map(|t| Some(t.to_owned())).ok_or("not UTF-8"),
-        (Some(p), Some(raw)) => {
-            if raw > RAW_LEN_MAX {
-                return Err("implausible length");
-            }
-            let bytes = lz4_flex::block::decompress(p, raw as usize).map_err(|_| "bad lz4")?;
-            if bytes.len() != raw as usize {
-                return Err("wrong length");
-            }
-            String::from_utf8(bytes).map(Some).map_err(|_| "not UTF-8")
-        }
-    }
-}
-
-/// The bytes of the `len`-byte frame at `offset` of `snap`, if they carry their checksum
-/// ([`format::checksum_matches`]).
-#[inline]
-pub(crate) fn checksummed_frame(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
-    frame_bytes(snap, offset, len).filter(|b| format::checksum_matches(b))
-}
-
-/// The bytes of the `len`-byte frame at `offset` of `snap`, unchecked: for a frame of a
-/// block checked whole ([`CheckedBlocks`]).
-#[inline]
-pub(crate) fn frame_bytes(snap: &Snapshot, offset: u64, len: usize) -> Option<&[u8]> {
-    snap.frames(offset, offset.checked_add(len as u64)?)
-}
-
-/// Whether the frames from `from` to `end` (one block's) all pass the checked decode
-/// (checksum and every format rule) and end exactly at `end`: what lets a block be marked
-/// checked whole ([`CheckedBlocks`]).
-pub(crate) fn frames_check_out(snap: &Snapshot, from: u64, end: u64) -> bool {
-    let mut at = from;
-    while at < end {
-        match format::decode_frame(snap.frames(at, end).unwrap_or_default()) {
-            Ok(Some((_, len))) => at += len as u64,
-            _ => return false,
-        }
-    }
-    at == end
-}
-
-/// Dictionary string `r` of `snap`, named by the frame at `offset`.
-#[inline]
-pub(crate) fn frame_name(snap: &Snapshot, offset: u64, r: u32) -> Result<&str> {
-    snap.strings
-        .get(r as usize)
-        .map(|s| &**s)
-        .ok_or_else(|| Error::corrupt(&snap.path, offset, format!("string ref {r} undefined")))
-}
-
-/// The borrowed event of frame `f` at `offset` of `snap`, whose data text is `data`.
-#[inline]
-pub(crate) fn event_ref<'a>(
-    snap: &'a Snapshot,
-    offset: u64,
-    f: &EventFrame<'_>,
-    data: Option<&'a str>,
-) -> Result<EventRef<'a>> {
-    let name = |r: u32| frame_name(snap, offset, r);
-    Ok(EventRef {
-        id: EventId(snap.header.base_id.wrapping_add(f.id_delta)),
-        timestamp: Timestamp(snap.header.base_timestamp_us.wrapping_add(f.ts_delta)),
-        event_type: name(f.type_ref)?,
-        action: f.action_ref.map(name).transpose()?,
-        source: name(f.source_ref)?,
-        data,
-        hash: f.hash,
-    })
-}
-
-/// The data text of frame `f` at `offset`: borrowed from the map when stored as is,
-/// decompressed into `scratch` (reused from call to call) when stored as LZ4.
-#[inline]
-pub(crate) fn borrowed_data<'a>(
-    snap: &Snapshot,
-    offset: u64,
-    f: &EventFrame<'a>,
-    scratch: &'a mut Vec<u8>,
-) -> Result<Option<&'a str>> {
-    let not_utf8 = || Error::corrupt(&snap.path, offset, "event data is not UTF-8");
-    match (f.payload, f.raw_len) {
-        (None, _) => Ok(None),
-        (Some(p), None) => utf8(p).map(Some).ok_or_else(not_utf8),
-        (Some(p), Some(raw)) => {
-            decompress_payload(snap, offset, p, raw, scratch)?;
-            let scratch: &'a Vec<u8> = scratch;
-            utf8(scratch).map(Some).ok_or_else(not_utf8)
-        }
-    }
-}
-
-/// Builds the stored event of a decoded frame; `data` is its text if already decoded.
-pub(crate) fn materialize(
-    snap: &Snapshot,
-    offset: u64,
-    f: &EventFrame<'_>,
-    data: Option<String>,
-) -> Result<StoredEvent> {
-    materialize_cached(snap, offset, f, data, None)
-}
-
-/// [`materialize`], keeping decompressed data in `cache` and taking it from there.
-pub(crate) fn materialize_cached(
-    snap: &Snapshot,
-    offset: u64,
-    f: &EventFrame<'_>,
-    data: Option<String>,
-    cache: Option<&DataCache>,
-) -> Result<StoredEvent> {
-    let segment = snap.header.segment_id;
-    let data = match (data, cache) {
-        (Some(d), _) => Some(d),
-        (None, Some(cache)) if f.raw_len.is_some() => {
-            if let Some(text) = cache.get(segment, offset, f.hash) {
-                Some(String::from(&*text))
-            } else {
-                let text = frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned);
-                if let Some(t) = &text {
-                    cache.insert(segment, offset, f.hash, Arc::from(t.as_str()));
-                }
-                text
-            }
-        }
-        (None, _) => frame_data(snap, offset, f)?.map(std::borrow::Cow::into_owned),
-    };
-    // The data is moved in, not copied through the borrowed event.
-    Ok(StoredEvent {
-        data,
-        ..event_ref(snap, offset, f, None)?.to_stored()
-    })
-}
-
-/// Decodes the event frame at `offset`, or skips a string definition. Returns the event (if
-/// the frame was one) and the offset of the next frame.
-pub(crate) fn read_frame(snap: &Snapshot, offset: u64) -> Result<(Option<StoredEvent>, u64)> {
-    let (frame, next) = raw_frame(snap, offset)?;
-    match frame {
-        Some(f) => Ok((Some(materialize(snap, offset, &f, None)?), next)),
-        None => Ok((None, next)),
-    }
 }
 
 /// An ordered set of segment views of one stream, loaded lazily and refreshed on demand.
@@ -718,11 +611,16 @@ pub(crate) struct Stream {
     /// Segment files not to read: those a read-only open found unreadable (a damaged header,
     /// a file cut short) and named in its warnings.
     skip: Vec<u32>,
+    /// The segment manifest's entries, by segment, as the open read them: the sealed
+    /// segments they describe are opened deferred ([`SegmentView::load`]).
+    recorded: BTreeMap<u32, ManifestEntry>,
 }
 
 struct RefreshState {
     loaded: bool,
     seen_generation: u64,
+    /// Some view may still be deferred.
+    deferred: bool,
 }
 
 impl Stream {
@@ -734,12 +632,25 @@ impl Stream {
             refresh_lock: Mutex::new(RefreshState {
                 loaded: false,
                 seen_generation: u64::MAX,
+                deferred: false,
             }),
             published,
             data_cache: Arc::new(DataCache::new(DATA_CACHE_BYTES)),
             blocks: Arc::new(BlockCache::new(BLOCK_CACHE_BYTES)),
             skip: Vec::new(),
+            recorded: BTreeMap::new(),
         }
+    }
+
+    /// The stream, opening the sealed segments `manifest` (read by the open, checked
+    /// against each segment's commit slot) describes deferred: a command reads the footers
+    /// of only the segments it touches. `format-spec/FORMAT.md#readers`
+    #[must_use]
+    pub fn deferring(mut self, manifest: Option<&crate::format::Manifest>) -> Stream {
+        self.recorded = manifest
+            .map(|m| m.entries.iter().map(|e| (e.segment_id, *e)).collect())
+            .unwrap_or_default();
+        self
     }
 
     /// The stream, never reading the segment files numbered in `unreadable`: those a
@@ -799,7 +710,7 @@ impl Stream {
                 continue;
             }
             let path = self.dir.join(self.kind.file_name(id));
-            match SegmentView::open(self.kind, id, path, &self.blocks) {
+            match SegmentView::open(self.kind, id, path, &self.blocks, self.recorded.get(&id)) {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -814,8 +725,23 @@ impl Stream {
         self.published.as_ref()
     }
 
-    /// Catches up with everything the writer has published.
+    /// Catches up with everything the writer has published, every view loaded.
     pub fn refresh(&self) -> Result<()> {
+        self.refresh_deferred()?;
+        let mut rs = self.refresh_lock.lock();
+        if rs.deferred {
+            for view in self.views() {
+                view.load()?;
+            }
+            rs.deferred = false;
+        }
+        Ok(())
+    }
+
+    /// [`Stream::refresh`], leaving deferred views deferred: the caller loads
+    /// ([`SegmentView::load`]) those it reads beyond their bounds
+    /// ([`SegmentView::with_summary`]).
+    pub fn refresh_deferred(&self) -> Result<()> {
         let mut rs = self.refresh_lock.lock();
         let generation = self.published.as_ref().map(|g| g.load(Ordering::Acquire));
         if rs.loaded && generation.is_some() && generation == Some(rs.seen_generation) {
@@ -829,6 +755,7 @@ impl Stream {
         if need_listing {
             let after = last.as_ref().map_or(0, |v| v.id);
             let added = self.open_after(after)?;
+            rs.deferred |= added.iter().any(|v| v.is_deferred());
             if !added.is_empty() {
                 self.views.write().extend(added);
             }
@@ -854,7 +781,7 @@ impl Stream {
     pub fn reopen(&self, segment_id: u32) {
         let path = self.dir.join(self.kind.file_name(segment_id));
         self.blocks.forget(segment_id);
-        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks) {
+        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks, None) {
             let view = Arc::new(view);
             if view.sealed_summary().is_none() {
                 return;

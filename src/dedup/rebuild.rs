@@ -25,25 +25,38 @@ pub(crate) fn rebuild_dedup(
 ) -> Result<(DedupWindow, u64)> {
     let after = from.as_ref().and_then(DedupWindow::newest).unwrap_or(0);
     let mut window = from.unwrap_or_else(|| DedupWindow::new(capacity));
-    stream.refresh()?;
+    stream.refresh_deferred()?;
     // The newest segments, back to the one holding the window's oldest event or the
-    // image's newest.
+    // image's newest: only those are loaded (`SegmentView::load`).
     let mut snaps = Vec::new();
     let mut covered = 0u64;
     for view in stream.views().iter().rev() {
         if covered >= capacity as u64 {
             break;
         }
-        let (snap, (events, last)) =
-            view.snapshot_and(|ix, _| (ix.summary.event_count, ix.summary.last_id));
+        let (events, last) = view.with_summary(|s, _| (s.event_count, s.last_id));
         if events == 0 {
             continue;
         }
         if last <= after {
             break;
         }
+        view.load()?;
+        // From the first block holding an event after the image's newest: the events
+        // before it are in the image already (a writer killed after a clean close leaves
+        // its image behind the active segment by what it appended since).
+        let (snap, (events, last, start)) = view.snapshot_and(|ix, _| {
+            let start = ix
+                .all_blocks()
+                .find(|b| b.last_id > after)
+                .map_or(SEGMENT_HEADER_LEN as u64, |b| b.offset);
+            (ix.summary.event_count, ix.summary.last_id, start)
+        });
+        if last <= after {
+            break;
+        }
         covered += events;
-        snaps.push(snap);
+        snaps.push((snap, start));
     }
     snaps.reverse();
     let threads = std::thread::available_parallelism()
@@ -57,8 +70,8 @@ pub(crate) fn rebuild_dedup(
             .map(|chunk| {
                 scope.spawn(move || {
                     let mut entries = Vec::new();
-                    for snap in chunk {
-                        segment_hashes(snap, &mut entries)?;
+                    for (snap, start) in chunk {
+                        segment_hashes(snap, *start, &mut entries)?;
                     }
                     Ok(entries)
                 })
@@ -121,9 +134,14 @@ fn frame_dedup_key(
     Some(crate::event::dedup_key(home, f.hash))
 }
 
-/// Appends (dedup window key, id) of every event frame of a segment snapshot to `out`.
-fn segment_hashes(snap: &crate::stream::Snapshot, out: &mut Vec<(u64, u64)>) -> Result<()> {
-    let mut offset = SEGMENT_HEADER_LEN as u64;
+/// Appends (dedup window key, id) of every event frame of a segment snapshot from offset
+/// `start` (a frame's) on to `out`.
+fn segment_hashes(
+    snap: &crate::stream::Snapshot,
+    start: u64,
+    out: &mut Vec<(u64, u64)>,
+) -> Result<()> {
+    let mut offset = start;
     while offset < snap.committed_len {
         // The window is only a hint (a hit is confirmed by content), so the hashes are
         // read without checking each frame's checksum; a frame whose shape is off gets the

@@ -14,11 +14,11 @@ use super::records::SystemStats;
 
 /// Events stored, from the segments' summaries.
 pub(crate) fn total_events(stream: &Stream) -> Result<u64> {
-    stream.refresh()?;
+    stream.refresh_deferred()?;
     Ok(stream
         .views()
         .iter()
-        .map(|v| v.with_index(|ix, _| ix.summary.event_count))
+        .map(|v| v.with_summary(|s, _| s.event_count))
         .sum())
 }
 

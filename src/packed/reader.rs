@@ -1,5 +1,5 @@
-//! Reading a compacted segment: its layout, block table and dictionary, checked once when
-//! the segment is opened, and its blocks decompressed and expanded into version-1 frames on
+//! Reading a compacted segment: its layout, block table and dictionary, each checked once,
+//! when the segment is opened or (for a stream's views) when first used, and its blocks decompressed and expanded into version-1 frames on
 //! demand, through a cache shared by every reader of the stream.
 //!
 //! Every block is checked before any of its bytes is used: the stored bytes against their
@@ -35,9 +35,10 @@ pub(crate) struct Packed {
     map: Bytes,
     header: SegmentHeader,
     layout: Layout,
-    table: Vec<TableEntry>,
-    filters: Vec<FilterEntry>,
-    /// The zstd dictionary (checked against its CRC at open), made ready for decompression
+    /// The block and filter tables, checked and decoded on first use (or at
+    /// [`Packed::open`]); the offset and description of their damage when they fail.
+    tables: std::sync::OnceLock<std::result::Result<Tables, (u64, String)>>,
+    /// The zstd dictionary (checked against its CRC first), made ready for decompression
     /// on the first block expanded: most opens (a count, the newest rows) expand no block
     /// of most compacted segments, and preparing one costs more than the open otherwise.
     dict: std::sync::OnceLock<
@@ -46,6 +47,48 @@ pub(crate) struct Packed {
     strings: Arc<Vec<Arc<str>>>,
     path: Arc<Path>,
     cache: Arc<BlockCache>,
+}
+
+/// A compacted segment's block table and filter table, checked and decoded.
+struct Tables {
+    table: Vec<TableEntry>,
+    filters: Vec<FilterEntry>,
+}
+
+/// Checks and decodes the block and filter tables of the compacted segment `whole` laid out
+/// as `layout`; the file offset and description of the first damage found.
+fn decode_tables(whole: &[u8], layout: &Layout) -> std::result::Result<Tables, (u64, String)> {
+    let table_bytes = slice(
+        whole,
+        layout.table_offset,
+        u64::from(layout.block_count) * format::TABLE_ENTRY_LEN as u64,
+    )
+    .ok_or_else(|| {
+        (
+            layout.table_offset,
+            "block table outside the file".to_owned(),
+        )
+    })?;
+    let table = TableEntry::decode_table(table_bytes, layout)
+        .map_err(|e| (layout.table_offset + e.offset as u64, e.what))?;
+    let filters = if layout.filter_count == 0 {
+        Vec::new()
+    } else {
+        let bytes = slice(
+            whole,
+            layout.filter_table_offset,
+            u64::from(layout.filter_count) * format::FILTER_ENTRY_LEN as u64,
+        )
+        .ok_or_else(|| {
+            (
+                layout.filter_table_offset,
+                "filter table outside".to_owned(),
+            )
+        })?;
+        FilterEntry::decode_table(bytes, layout)
+            .map_err(|e| (layout.filter_table_offset + e.offset as u64, e.what))?
+    };
+    Ok(Tables { table, filters })
 }
 
 /// The content hash the spec defines, as [`expand_block`] takes it.
@@ -72,6 +115,29 @@ impl Packed {
         path: Arc<Path>,
         cache: Arc<BlockCache>,
     ) -> Result<Packed> {
+        let packed = Packed::open_deferred(map, header, strings, path, cache)?;
+        packed.tables()?;
+        packed.dictionary_bytes()?;
+        Ok(packed)
+    }
+
+    /// [`Packed::open`] checking only the layout record: the block and filter tables are
+    /// checked and decoded when first used, and the dictionary when the first block is
+    /// expanded. A stream's view opens its compacted segments this way, since most commands
+    /// expand no block of most of them (a count, the newest rows): at 10M events the tables
+    /// were most of a read-only open. [`Packed::checked`] gives the tables' damage, which
+    /// [`Packed::table`] and [`Packed::filters`] hide as empty tables (no block found, so no
+    /// byte of the segment is read through them).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the layout record does not check out.
+    pub fn open_deferred(
+        map: Bytes,
+        header: SegmentHeader,
+        strings: Arc<Vec<Arc<str>>>,
+        path: Arc<Path>,
+        cache: Arc<BlockCache>,
+    ) -> Result<Packed> {
         let corrupt = |at: u64, what: String| Error::corrupt(&path, at, what);
         let whole: &[u8] = (*map).as_ref();
         let record = whole
@@ -79,48 +145,15 @@ impl Packed {
             .ok_or_else(|| corrupt(0, "compacted segment shorter than its header".into()))?;
         let layout = Layout::decode(record, whole.len() as u64)
             .map_err(|e| corrupt((LAYOUT_OFFSET + e.offset) as u64, e.what))?;
-        let table_bytes = slice(
-            whole,
-            layout.table_offset,
-            u64::from(layout.block_count) * 40,
-        )
-        .ok_or_else(|| corrupt(layout.table_offset, "block table outside the file".into()))?;
-        let table = TableEntry::decode_table(table_bytes, &layout)
-            .map_err(|e| corrupt(layout.table_offset + e.offset as u64, e.what))?;
-        let filters = if layout.filter_count == 0 {
-            Vec::new()
-        } else {
-            let bytes = slice(
-                whole,
-                layout.filter_table_offset,
-                u64::from(layout.filter_count) * format::FILTER_ENTRY_LEN as u64,
-            )
-            .ok_or_else(|| corrupt(layout.filter_table_offset, "filter table outside".into()))?;
-            FilterEntry::decode_table(bytes, &layout)
-                .map_err(|e| corrupt(layout.filter_table_offset + e.offset as u64, e.what))?
-        };
-        let dict = if layout.dict_len == 0 {
-            None
-        } else {
-            let bytes = slice(whole, layout.dict_offset, u64::from(layout.dict_len))
-                .ok_or_else(|| corrupt(layout.dict_offset, "dictionary outside the file".into()))?;
-            if format::crc32(&[bytes]) != layout.dict_crc {
-                return Err(corrupt(
-                    layout.dict_offset,
-                    "dictionary checksum mismatch".into(),
-                ));
-            }
-            Some(())
-        };
         Ok(Packed {
             map,
             header,
             layout,
-            table,
-            filters,
-            dict: match dict {
-                None => std::sync::OnceLock::from(Ok(None)),
-                Some(()) => std::sync::OnceLock::new(),
+            tables: std::sync::OnceLock::new(),
+            dict: if layout.dict_len == 0 {
+                std::sync::OnceLock::from(Ok(None))
+            } else {
+                std::sync::OnceLock::new()
             },
             strings,
             path,
@@ -128,19 +161,55 @@ impl Packed {
         })
     }
 
+    /// The block and filter tables, checked and decoded on first use.
+    fn tables(&self) -> Result<&Tables> {
+        self.tables
+            .get_or_init(|| decode_tables((*self.map).as_ref(), &self.layout))
+            .as_ref()
+            .map_err(|(at, what)| Error::corrupt(&self.path, *at, what.clone()))
+    }
+
+    /// Whether the block and filter tables check out; the damage when they do not.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the table and offset.
+    pub fn checked(&self) -> Result<()> {
+        self.tables().map(|_| ())
+    }
+
+    /// The dictionary's bytes, checked against their CRC; empty when there is none.
+    fn dictionary_bytes(&self) -> Result<&[u8]> {
+        let l = &self.layout;
+        if l.dict_len == 0 {
+            return Ok(&[]);
+        }
+        let corrupt = |what: &str| Error::corrupt(&self.path, l.dict_offset, what);
+        let bytes = slice((*self.map).as_ref(), l.dict_offset, u64::from(l.dict_len))
+            .ok_or_else(|| corrupt("dictionary outside the file"))?;
+        if format::crc32(&[bytes]) != l.dict_crc {
+            return Err(corrupt("dictionary checksum mismatch"));
+        }
+        Ok(bytes)
+    }
+
+    /// Blocks in the segment, as its layout record says.
+    pub fn block_count(&self) -> usize {
+        self.layout.block_count as usize
+    }
+
     /// End of the logical frames.
     pub fn logical_len(&self) -> u64 {
         self.layout.logical_len
     }
 
-    /// The block table.
+    /// The block table; empty when it does not check out ([`Packed::checked`] says why).
     pub fn table(&self) -> &[TableEntry] {
-        &self.table
+        self.tables().map_or(&[], |t| &t.table)
     }
 
-    /// The filter table.
+    /// The filter table; empty when the tables do not check out.
     pub fn filters(&self) -> &[FilterEntry] {
-        &self.filters
+        self.tables().map_or(&[], |t| &t.filters)
     }
 
     /// The encoded filter of entry `f`, checked against its CRC; `None` when it fails it.
@@ -151,9 +220,10 @@ impl Packed {
 
     /// The block holding logical offset `at`.
     pub fn block_at(&self, at: u64) -> Option<usize> {
-        let i = self.table.partition_point(|e| e.logical_start <= at);
+        let table = self.table();
+        let i = table.partition_point(|e| e.logical_start <= at);
         let k = i.checked_sub(1)?;
-        let e = &self.table[k];
+        let e = &table[k];
         (at < e.logical_start + u64::from(e.logical_len)).then_some(k)
     }
 
@@ -178,6 +248,7 @@ impl Packed {
     /// [`Error::Corrupt`] when the block does not check out.
     pub fn expand_uncached(&self, k: usize) -> Result<Vec<u8>> {
         let e = self
+            .tables()?
             .table
             .get(k)
             .ok_or_else(|| Error::corrupt(&self.path, 0, format!("no block {k}")))?;
@@ -194,12 +265,10 @@ impl Packed {
         let dict = self
             .dict
             .get_or_init(|| {
-                let bytes = slice(
-                    (*self.map).as_ref(),
-                    self.layout.dict_offset,
-                    u64::from(self.layout.dict_len),
-                )
-                .unwrap_or_default();
+                let bytes = self.dictionary_bytes().map_err(|e| match e {
+                    Error::Corrupt { what, .. } => what,
+                    e => e.to_string(),
+                })?;
                 zstd::dict::DecoderDictionary::try_copy(bytes)
                     .map(Some)
                     .map_err(|e| format!("dictionary does not load: {e}"))

@@ -197,7 +197,9 @@ impl<'s> Query<'s> {
     /// [`Error::Corrupt`](crate::Error::Corrupt) if a visited frame fails its checksum
     /// (also yielded by the iterator, which then stops).
     pub fn run(self) -> Result<Events> {
-        self.stream.refresh()?;
+        // Deferred views (sealed segments whose footers are not read yet) stay so until
+        // the merge reaches them: their bounds order them.
+        self.stream.refresh_deferred()?;
         let matcher = self.filter.text.as_deref().map(TextMatcher::new);
         // Segments are expanded into candidate blocks only when the merge reaches them, so
         // "the newest 50" touches the newest segments alone.
@@ -218,6 +220,18 @@ impl<'s> Query<'s> {
             .views_where(|v| v.sealed_summary().is_none_or(may_match))
             .into_iter()
             .filter_map(|view| {
+                if view.is_deferred() {
+                    // Sealed: its bounds are final, and its snapshot is taken when the
+                    // merge reaches it (`Events::load`, which loads the view).
+                    let s = view.sealed_summary().filter(|s| may_match(s))?;
+                    let key =
+                        bound_key(self.order, s.min_ts_us, s.max_ts_us, s.first_id, s.last_id);
+                    return Some(Plan::Pending {
+                        view,
+                        key,
+                        snap: None,
+                    });
+                }
                 // The snapshot and the bound come from the same moment: the plan must not
                 // see events committed after the bound it was ordered by.
                 let (snap, key) = view.snapshot_if(|ix, _| {
@@ -233,7 +247,11 @@ impl<'s> Query<'s> {
                         s.last_id,
                     ))
                 })?;
-                Some(Plan::Pending { view, key, snap })
+                Some(Plan::Pending {
+                    view,
+                    key,
+                    snap: Some(snap),
+                })
             })
             .collect();
         // A listing (a query with a limit) is the kind asked again and again, and its large

@@ -50,7 +50,9 @@ pub(super) enum Plan {
     Pending {
         view: Arc<SegmentView>,
         key: (i64, u64),
-        snap: Snapshot,
+        /// Taken with the key; `None` for a deferred view, whose snapshot (of a sealed
+        /// segment: the same at any time) is taken when it is loaded.
+        snap: Option<Snapshot>,
     },
     Expanded(Box<SegmentPlan>),
     /// Expanded and found to hold no candidate.

@@ -63,9 +63,15 @@ impl Events {
     /// block of an expanded one, pushing its matching events onto the heap.
     pub(super) fn load(&mut self, plan_index: usize) -> Result<()> {
         if let Plan::Pending { view, snap, .. } = &self.plans[plan_index] {
+            let snap = if let Some(snap) = snap {
+                snap.clone()
+            } else {
+                view.load()?;
+                view.snapshot()
+            };
             let plan = plan_segment(
                 view,
-                snap.clone(),
+                snap,
                 &self.filter,
                 self.matcher.as_ref(),
                 self.after,

@@ -9,6 +9,7 @@
 pub(crate) mod footer;
 pub(crate) mod image;
 pub(crate) mod map;
+pub(crate) mod tail;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -556,26 +557,12 @@ impl ActiveSegment {
 
     /// Zeroes every non-zero byte from `from` to the end of the file, returning how many
     /// bytes that region spanned up to its last non-zero byte. The file is not shrunk: a
-    /// reader in another process may map it.
+    /// reader in another process may map it. Only what the file system reports as data is
+    /// read (`tail.rs`): the never-written rest of the preallocated file is not.
     pub fn zero_tail(&mut self, from: u64) -> Result<u64> {
         let end = self.header.segment_len;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut at = from;
-        let mut last_nonzero = None;
-        while at < end {
-            let want = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = self
-                .file
-                .read_at(&mut buf[..want], at)
-                .map_err(|e| Error::io("read", &self.path, e))?;
-            if n == 0 {
-                break;
-            }
-            if let Some(p) = last_nonzero_byte(&buf[..n]) {
-                last_nonzero = Some(at + p as u64);
-            }
-            at += n as u64;
-        }
+        let last_nonzero = tail::last_nonzero(&self.file, from, end)
+            .map_err(|e| Error::io("read", &self.path, e))?;
         let Some(last) = last_nonzero else {
             return Ok(0);
         };
@@ -709,28 +696,9 @@ impl ActiveSegment {
             .map_err(|e| Error::io("sync", &self.path, e))
     }
 }
-/// The position of the last non-zero byte of `buf`. Tests whole 64-byte chunks first (the
-/// tail of a preallocated segment is megabytes of zeros, checked at every writable open).
-fn last_nonzero_byte(buf: &[u8]) -> Option<usize> {
-    const CHUNK: usize = 64;
-    let is_zero = |c: &[u8]| c.iter().fold(0u8, |acc, &b| acc | b) == 0;
-    let split = buf.len() - buf.len() % CHUNK;
-    if let Some(p) = buf[split..].iter().rposition(|&b| b != 0) {
-        return Some(split + p);
-    }
-    let chunk = buf[..split]
-        .chunks_exact(CHUNK)
-        .rposition(|c| !is_zero(c))?;
-    let at = chunk * CHUNK;
-    buf[at..at + CHUNK]
-        .iter()
-        .rposition(|&b| b != 0)
-        .map(|p| at + p)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{last_nonzero_byte, scan_frames};
+    use super::scan_frames;
     use crate::format::{encode_event, encode_string_def, EventFrame, SegmentHeader};
     use crate::index::SegmentIndex;
 
@@ -835,20 +803,5 @@ mod tests {
         assert_eq!((s.event_count, s.first_id, s.last_id), (2, 13, 19));
         assert_eq!((s.min_ts_us, s.compressed_count), (-15, 1));
         assert_eq!((s.data_raw_bytes, s.data_stored_bytes), (5000, 14));
-    }
-
-    #[test]
-    fn last_nonzero_byte_is_found_anywhere() {
-        for len in [0usize, 1, 63, 64, 65, 200, 4096] {
-            assert_eq!(last_nonzero_byte(&vec![0; len]), None, "len {len}");
-            for at in 0..len {
-                let mut buf = vec![0u8; len];
-                buf[at] = 0x10;
-                if at > 0 {
-                    buf[0] = 1;
-                }
-                assert_eq!(last_nonzero_byte(&buf), Some(at), "len {len}, at {at}");
-            }
-        }
     }
 }
