@@ -197,6 +197,10 @@ pub(crate) fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
         .views()
         .iter()
         .map(|v| {
+            // Outside the closure: it runs under the view's read lock, and taking that lock
+            // again on the same thread deadlocks once a writer waits for it (parking_lot is
+            // fair).
+            let file_len = v.file_len();
             v.with_summary(|s, slot| {
                 let has = s.event_count > 0;
                 SegmentInfo {
@@ -205,7 +209,7 @@ pub(crate) fn segment_infos(stream: &Stream) -> Result<Vec<SegmentInfo>> {
                     events: s.event_count,
                     ids: has.then_some((EventId(s.first_id), EventId(s.last_id))),
                     time_range: has.then_some((Timestamp(s.min_ts_us), Timestamp(s.max_ts_us))),
-                    file_len: v.file_len(),
+                    file_len,
                     committed_len: slot.committed_len,
                     sealed: slot.sealed,
                 }
