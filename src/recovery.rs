@@ -523,15 +523,7 @@ fn scan_active(
         Ok(last_frame) => {
             report.tail_scanned_bytes = slot.committed_len - from;
             active.last_frame_at = last_frame.unwrap_or(image_last_frame);
-            if index.summary.event_count != slot.event_count
-                || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
-            {
-                return Err(Error::corrupt(
-                    path,
-                    crate::format::SLOT_OFFSETS[0] as u64,
-                    "commit slot counts disagree with the frames",
-                ));
-            }
+            check_slot_counts(&index, &slot, path)?;
         }
     }
     Ok((index, from, image_clean))
@@ -615,6 +607,25 @@ pub(crate) fn open_dedup(
     let (window, read) = rebuild_dedup(stream, capacity, image)?;
     report.dedup_events_read = read;
     Ok(window)
+}
+
+/// The frames read from a segment (`index`) must be what its commit slot says it holds:
+/// the same number of events and the same last id.
+fn check_slot_counts(
+    index: &SegmentIndex,
+    slot: &crate::format::CommitSlot,
+    path: &Path,
+) -> Result<()> {
+    if index.summary.event_count != slot.event_count
+        || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
+    {
+        return Err(Error::corrupt(
+            path,
+            crate::format::SLOT_OFFSETS[0] as u64,
+            "commit slot counts disagree with the frames",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

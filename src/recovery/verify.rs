@@ -12,7 +12,7 @@ use crate::index::SegmentIndex;
 use crate::segment::{check_identity, map, read_header, scan_frames, sealed_len, StreamKind};
 use crate::stream::{read_footer, read_frame, Snapshot, Stream};
 
-use super::{read_only_check, small_files};
+use super::{check_slot_counts, read_only_check, small_files};
 
 /// One problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,15 +169,7 @@ fn verify_segment(
     }
     report.events += index.summary.event_count;
     report.bytes_checked += slot.committed_len;
-    if index.summary.event_count != slot.event_count
-        || (slot.event_count > 0 && index.summary.last_id != slot.last_id)
-    {
-        return Err(Error::corrupt(
-            path,
-            crate::format::SLOT_OFFSETS[0] as u64,
-            "commit slot counts disagree with the frames",
-        ));
-    }
+    check_slot_counts(&index, &slot, path)?;
     if slot.sealed {
         let footer = read_footer(&m, &slot, path)?;
         // The append clock is per batch and not recoverable from frames; sections a
