@@ -33,11 +33,19 @@ pub struct Config {
     /// The longest an event waits in the queue before its batch is written (old system: 5 s).
     /// In `Buffered` mode the segment is also synced to disk at this interval.
     pub batch_timeout: Duration,
-    /// Events the queue holds before `append` waits (back-pressure). The writer holds one
-    /// more batch of at most this size while writing it, so 8 Ki events of ~500 bytes in
-    /// memory cost at most ~8 MB: a fraction of the 50 MB budget, and batches of thousands
-    /// already amortise a publication to nothing.
+    /// Events the queue holds before `append` waits (back-pressure). Batches of thousands
+    /// already amortise a publication to nothing, and the memory is counted against the
+    /// 50 MB budget of an ingest: besides the queue's batch, the writer holds the batch it
+    /// writes, the last published one (for confirming duplicates) and one kept for reuse,
+    /// so 4 Ki events of ~600 bytes cost ~10-15 MB (`selflog ingest` of the workload's
+    /// JSON Lines peaked at 72-78 MB of anonymous memory with 8 Ki, 46-49 MB with 4 Ki).
     pub queue_events_max: usize,
+    /// Bytes of queued event fields (names and data) at which `append` also waits, however
+    /// few the events: the bound that holds when events are large (data up to
+    /// `data_len_max` each). The writer takes a batch as soon as it reaches this size. The
+    /// check is made before each event is queued, so an event larger than this is still
+    /// queued (the next one waits).
+    pub queue_bytes_max: usize,
     /// How long `append` waits for queue space before failing with `QueueFull`.
     pub queue_wait_max: Duration,
     /// Data longer than this many bytes is LZ4-compressed when that makes it smaller
@@ -101,7 +109,8 @@ impl Default for Config {
         Config {
             batch_events: 100,
             batch_timeout: Duration::from_secs(5),
-            queue_events_max: 8192,
+            queue_events_max: 4096,
+            queue_bytes_max: 4 << 20,
             queue_wait_max: Duration::from_secs(30),
             compress_len_min: 1024,
             segment_len: 64 << 20,

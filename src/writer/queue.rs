@@ -280,10 +280,20 @@ pub(crate) struct QueueState {
     pub recent_events: usize,
 }
 
+impl QueueState {
+    /// Whether an append must wait for the writer: the queue holds `queue_events_max`
+    /// events, or its events' fields take `queue_bytes_max` bytes.
+    pub fn is_full(&self, cfg: &crate::Config) -> bool {
+        self.events.len() >= cfg.queue_events_max
+            || (!self.events.is_empty() && self.events.bytes_len() >= cfg.queue_bytes_max)
+    }
+}
+
 /// Events of published batches the queue keeps for confirming duplicates: the workload's
 /// duplicates copy one of the last 1,000 events, and a capture daemon's repeat what it
-/// just saw. About 400 bytes each, a few MB.
-pub(crate) const RECENT_EVENTS_MAX: usize = 8192;
+/// just saw. About 600 bytes each, ~1.2 MB (8192 kept a second whole batch alive: ~17 MB
+/// more anonymous memory in `selflog ingest`, issue 21).
+pub(crate) const RECENT_EVENTS_MAX: usize = 2048;
 
 /// An event on its way into the queue: the event, its content hash, its dedup window key,
 /// and its data as the appending thread compressed it, if it did.
@@ -422,7 +432,7 @@ impl Shared {
                     q.dedup.touch(key);
                 }
             }
-            while q.events.len() >= cfg.queue_events_max {
+            while q.is_full(cfg) {
                 if q.shutdown {
                     return Err(Error::Closed);
                 }
@@ -435,7 +445,7 @@ impl Shared {
                     .space
                     .wait_until(&mut q, since + cfg.queue_wait_max)
                     .timed_out()
-                    && q.events.len() >= cfg.queue_events_max
+                    && q.is_full(cfg)
                 {
                     return Err(Error::QueueFull {
                         waited_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -643,5 +653,42 @@ mod tests {
             segment[crate::format::SEGMENT_HEADER_LEN..].to_vec()
         };
         assert!(write(true) == write(false), "the frames differ");
+    }
+
+    /// Large events are bounded by bytes, not only by count: with a byte bound far below
+    /// the count bound and a batch timeout of an hour, appends of 64 KiB events neither
+    /// stall until the timeout nor fail with `QueueFull`; the writer takes a batch each time
+    /// the bytes are reached, and every event reads back.
+    #[test]
+    fn large_events_are_queued_up_to_the_byte_bound_and_written_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            batch_events: 1000,
+            queue_events_max: 1000,
+            queue_bytes_max: 256 << 10,
+            batch_timeout: std::time::Duration::from_secs(3600),
+            queue_wait_max: std::time::Duration::from_secs(5),
+            compress_len_min: usize::MAX,
+            ..Config::default()
+        };
+        let store = Store::open(dir.path().join("s"), config).unwrap();
+        let filler = "x".repeat(64 << 10);
+        let started = std::time::Instant::now();
+        for i in 0..40 {
+            let data = format!(r#"{{"i":{i},"f":"{filler}"}}"#);
+            let ts = Timestamp(1_732_460_000_000_000 + i);
+            let e = Event::new(ts, "blob", None, "test", Some(&data)).unwrap();
+            assert!(matches!(store.append(e), Ok(Appended::New(_))), "event {i}");
+            let queued = store.shared().unwrap().queue.lock().events.bytes_len();
+            assert!(queued < (256 << 10) + (65 << 10), "{queued} bytes queued");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "appends waited: {:?}",
+            started.elapsed()
+        );
+        store.flush().unwrap();
+        assert_eq!(store.scan().unwrap().count(), 40);
+        store.close().unwrap();
     }
 }

@@ -305,7 +305,8 @@ impl Writer {
         self.spare.reserve_for(events, bytes);
     }
 
-    /// Takes the queued events if a batch is due: `batch_events` of them, a flush waiting
+    /// Takes the queued events if a batch is due: `batch_events` of them, `queue_bytes_max`
+    /// bytes of them, a flush waiting
     /// for them, the oldest queued for the batch timeout, or the store closing. Notes
     /// whether the writer is behind ([`Shared::writer_behind`]).
     fn take_due(&mut self, q: &mut QueueState, now: Instant) -> Option<Arc<Batch>> {
@@ -313,7 +314,10 @@ impl Writer {
         let n = q.events.len();
         let timed_out = q.oldest.is_some_and(|t| now >= t + cfg.batch_timeout);
         let flush_wanted = q.flush_target > self.last_id;
-        if n == 0 || !(n >= cfg.batch_events || flush_wanted || q.shutdown || timed_out) {
+        let bytes_full = q.events.bytes_len() >= cfg.queue_bytes_max;
+        if n == 0
+            || !(n >= cfg.batch_events || bytes_full || flush_wanted || q.shutdown || timed_out)
+        {
             return None;
         }
         let mut batch = std::mem::take(&mut self.spare);
