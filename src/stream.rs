@@ -365,7 +365,9 @@ impl SegmentView {
                 // An unsealed segment seen for the first time: its index image, when it
                 // passes the checks against this segment, spares scanning the frames it
                 // covers. `format-spec/FORMAT.md#segment-index-image`
-                if let Ok(Some(loaded)) = image::load(&self.path, &self.header, &slot, &st.map) {
+                if let Ok(Some(loaded)) =
+                    image::load_reading(&self.path, &self.header, &slot, &st.map)
+                {
                     st.index = loaded.index;
                     st.scanned_len = loaded.covered_len;
                 }
