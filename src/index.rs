@@ -283,17 +283,21 @@ impl SegmentIndex {
     /// everything decoded and owned, and its last block open again unless the block rule
     /// had closed it. `None` when `f` lacks what a built index has (postings, source and
     /// action counts, checkpoints) or they disagree with its blocks: an image is only ever
-    /// written from a built index, so such an image is not used.
+    /// written from a built index, so such an image is not used. A reader's image may come
+    /// without its postings (`encoded`: its bytes, and where they are), which stay encoded
+    /// until a query asks for a list or a frame is added (then decoded whole; lists that do
+    /// not decode leave every block a candidate, as a footer's do).
     /// `format-spec/FORMAT.md#segment-index-image`
-    pub fn resumed(f: Footer) -> Option<SegmentIndex> {
+    pub fn resumed(f: Footer, encoded: Option<FooterSource>) -> Option<SegmentIndex> {
         let blocks = f.blocks.len();
-        let complete = f.postings.is_some()
+        let encoded = encoded.filter(|s| f.postings.is_none() && s.deferred.postings.is_some());
+        let complete = (f.postings.is_some() || encoded.is_some())
             && f.source_counts.is_some()
             && f.action_counts.is_some()
             && f.checkpoints
                 .as_ref()
                 .is_some_and(|c| c.len() == blocks * CHECKPOINT_SLOTS);
-        let postings_in_range = f.postings.as_ref().is_some_and(|p| {
+        let postings_in_range = f.postings.as_ref().map_or(encoded.is_some(), |p| {
             p.iter()
                 .all(|(_, list)| list.iter().all(|&b| (b as usize) < blocks))
         });
@@ -301,6 +305,9 @@ impl SegmentIndex {
             return None;
         }
         let mut ix = SegmentIndex::from_footer(f, None);
+        if let Some(src) = encoded {
+            ix.postings = Postings::Deferred(Arc::new(src), Arc::new(OnceLock::new()));
+        }
         let Blocks::Owned(all) = &mut ix.blocks else {
             return None;
         };
@@ -422,6 +429,14 @@ impl SegmentIndex {
         }
         if let (Some(c), Some(a)) = (&mut self.action_counts, e.action_ref) {
             *c.entry(a).or_insert(0) += 1;
+        }
+        if let Postings::Deferred(src, _) = &self.postings {
+            self.postings = src
+                .decode_postings()
+                .map_or(Postings::Absent, Postings::Built);
+            self.posting_entries = self
+                .built_postings()
+                .map_or(0, |p| p.values().map(Vec::len).sum());
         }
         if let Postings::Built(postings) = &mut self.postings {
             let block = u32::try_from(self.blocks.len()).expect("fewer than 2^32 blocks");
@@ -854,7 +869,7 @@ mod tests {
             part.add_string("b");
             let mut offset = 256;
             build(1, split, &mut part, &mut offset);
-            let mut resumed = SegmentIndex::resumed(part.to_footer()).unwrap();
+            let mut resumed = SegmentIndex::resumed(part.to_footer(), None).unwrap();
             assert_eq!(resumed.open.is_some(), part.open.is_some(), "split {split}");
             build(split + 1, 300, &mut resumed, &mut offset);
             assert_eq!(resumed.to_footer(), whole.to_footer(), "split {split}");
@@ -871,7 +886,7 @@ mod tests {
             postings: None,
             ..whole.to_footer()
         };
-        assert!(SegmentIndex::resumed(bare).is_none());
+        assert!(SegmentIndex::resumed(bare, None).is_none());
     }
 
     #[test]

@@ -26,7 +26,9 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::event::Timestamp;
 use crate::format::{DecodeKind, Manifest, ManifestEntry, MANIFEST_VERSION};
-use crate::segment::{create_private, cut_short, read_header_only, sync_dir, StreamKind};
+use crate::segment::{
+    create_private, cut_short, read_header_only, sync_dir, OpenedSegment, StreamKind,
+};
 
 /// The manifest of the event stream in a stream directory.
 pub(crate) const MANIFEST_FILE: &str = "events.manifest";
@@ -234,6 +236,9 @@ pub(crate) struct Continuity {
     pub unreadable: Vec<u32>,
     /// Ids at or below this must never be handed out again.
     pub id_floor: u64,
+    /// The files of `present`, open, as their headers were read (a read-only open's
+    /// views take them: [`crate::stream::Stream::preopened`]).
+    pub opened: BTreeMap<u32, OpenedSegment>,
 }
 
 fn time_range(min_us: i64, max_us: i64) -> String {
@@ -291,6 +296,8 @@ struct Files {
     /// Files of a newer format version: not called missing, not read; the segment's own
     /// checks report them.
     newer: Vec<u32>,
+    /// The files of `present`, open.
+    opened: BTreeMap<u32, OpenedSegment>,
 }
 
 impl Files {
@@ -355,20 +362,24 @@ impl Files {
                 .metadata()
                 .map_err(|e| Error::io("stat", &path, e))?
                 .len();
-            match cut_short(&file, &slot, file_len) {
-                Some((offset, why)) => {
-                    f.unreadable.insert(
-                        id,
-                        Unreadable {
-                            offset,
-                            why,
-                            header: Some(present),
-                        },
-                    );
-                }
-                None => {
-                    f.present.insert(id, present);
-                }
+            if let Some((offset, why)) = cut_short(&file, &slot, file_len) {
+                f.unreadable.insert(
+                    id,
+                    Unreadable {
+                        offset,
+                        why,
+                        header: Some(present),
+                    },
+                );
+            } else {
+                f.present.insert(id, present);
+                let opened = OpenedSegment {
+                    file,
+                    header: h,
+                    slot,
+                    file_len,
+                };
+                f.opened.insert(id, opened);
             }
         }
         Ok(f)
@@ -603,6 +614,7 @@ fn check_once(dir: &Path, kind: StreamKind) -> Result<Continuity> {
         c.id_floor = c.id_floor.max(m.durable_last_id);
     }
     c.present = files.present;
+    c.opened = files.opened;
     c.unreadable = files.unreadable.into_keys().collect();
     Ok(c)
 }

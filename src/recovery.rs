@@ -245,6 +245,8 @@ pub(crate) struct ReadOnlyCheck {
     /// The segment manifest as the check read it, if it could: readers open the sealed
     /// segments it describes deferred ([`Stream::deferring`]).
     pub manifest: Option<crate::format::Manifest>,
+    /// The segment files the check opened and read the headers of, for the views.
+    pub opened: BTreeMap<u32, crate::segment::OpenedSegment>,
 }
 
 /// What a read-only open of the stream in `dir` warns about: lost segments and events
@@ -271,6 +273,7 @@ pub(crate) fn read_only_check(dir: &Path) -> Result<ReadOnlyCheck> {
         warnings,
         unreadable: c.unreadable,
         manifest: c.manifest,
+        opened: c.opened,
     })
 }
 

@@ -380,7 +380,8 @@ impl Store {
         let stream = Arc::new(
             Stream::new(&dir, StreamKind::Events, None)
                 .skipping(check.unreadable)
-                .deferring(check.manifest.as_ref()),
+                .deferring(check.manifest.as_ref())
+                .preopened(check.opened),
         );
         // Sealed segments the manifest describes are opened deferred: a command reads
         // the footers of those it reads, a listing of the newest events one or two.

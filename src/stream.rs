@@ -26,7 +26,8 @@ use crate::index::{FooterSource, SegmentIndex};
 use crate::packed::{BlockCache, BlockMemo, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
 use crate::segment::{
-    check_identity, image, map, read_header, scan_frames, sealed_len, StreamKind,
+    check_identity, image, map, read_header, read_header_and_len, scan_frames, sealed_len,
+    OpenedSegment, StreamKind,
 };
 
 mod frames;
@@ -79,8 +80,9 @@ pub(crate) struct SegmentView {
     /// the footer's summary when the view is loaded.
     sealed_summary: OnceLock<Summary>,
     /// Set while the view is deferred: a sealed segment opened from its header alone, with
-    /// its newest slot and its length up to its footer's end; its footer (and, compacted,
-    /// its tables) not read yet. [`SegmentView::load`] reads them.
+    /// its newest slot and the file's length when it was opened; its footer (and,
+    /// compacted, its tables) not read yet, not even its length. [`SegmentView::load`]
+    /// reads them.
     deferred: Mutex<Option<(CommitSlot, u64)>>,
     /// The stream's cache of expanded blocks of compacted segments.
     blocks: Arc<BlockCache>,
@@ -193,23 +195,39 @@ impl SegmentView {
     /// (`manifest.rs`) names it. A sealed segment that `recorded` (its segment manifest
     /// entry) describes, in agreement with its commit slot, is opened deferred: its header
     /// read, its footer left for [`SegmentView::load`].
+    ///
+    /// `opened`, the file already open with its header read, spares opening and reading it
+    /// again; it is used only if its committed end lies within it, as [`read_header`]
+    /// checks.
     fn open(
         kind: StreamKind,
         id: u32,
         path: PathBuf,
         blocks: &Arc<BlockCache>,
         recorded: Option<&ManifestEntry>,
+        opened: Option<OpenedSegment>,
     ) -> Result<Option<SegmentView>> {
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let (header, slot) = read_header(&file, &path)?;
+        let within = |o: &OpenedSegment| {
+            o.slot.committed_len >= SEGMENT_HEADER_LEN as u64 && o.slot.committed_len <= o.file_len
+        };
+        let (file, header, slot, file_len) = if let Some(o) = opened.filter(within) {
+            (o.file, o.header, o.slot, o.file_len)
+        } else {
+            let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+            let (header, slot, file_len) = read_header_and_len(&file, &path)?;
+            (file, header, slot, file_len)
+        };
         if check_identity(&header, kind, id, &path).is_err() {
             return Ok(None);
         }
-        let file_len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
-        let first_map = Arc::new(map::map_read(&file, SEGMENT_HEADER_LEN as u64, &path)?);
+        let recorded = recorded.and_then(|e| recorded_bounds(e, &header, &slot));
+        // A deferred view maps nothing until it is loaded (its load maps the whole file):
+        // a listing of the newest events opens every segment and loads one or two.
+        let first_map = if recorded.is_some() {
+            map::empty()?
+        } else {
+            Arc::new(map::map_read(&file, SEGMENT_HEADER_LEN as u64, &path)?)
+        };
         let shared_path: Arc<Path> = Arc::from(path.as_path());
         let view = SegmentView {
             id,
@@ -230,10 +248,10 @@ impl SegmentView {
             deferred: Mutex::new(None),
             blocks: Arc::clone(blocks),
         };
-        if let Some(bounds) = recorded.and_then(|e| recorded_bounds(e, &header, &slot)) {
-            let len = sealed_len(&view.file, &slot, file_len, &view.path)?;
+        if let Some(bounds) = recorded {
+            // The footer's length (how much of the file its load maps) is read by the load.
             let _ = view.sealed_summary.set(bounds);
-            *view.deferred.lock() = Some((slot, len));
+            *view.deferred.lock() = Some((slot, file_len));
             return Ok(Some(view));
         }
         view.catch_up(slot, file_len)?;
@@ -347,7 +365,9 @@ impl SegmentView {
                 // An unsealed segment seen for the first time: its index image, when it
                 // passes the checks against this segment, spares scanning the frames it
                 // covers. `format-spec/FORMAT.md#segment-index-image`
-                if let Ok(Some(loaded)) = image::load(&self.path, &self.header, &slot, &st.map) {
+                if let Ok(Some(loaded)) =
+                    image::load_reading(&self.path, &self.header, &slot, &st.map)
+                {
                     st.index = loaded.index;
                     st.scanned_len = loaded.covered_len;
                 }
@@ -530,8 +550,11 @@ impl SegmentView {
     /// Bytes of the file on disk.
     pub fn file_len(&self) -> u64 {
         let deferred = *self.deferred.lock();
-        if let Some((_, len)) = deferred {
-            return len;
+        if let Some((slot, len)) = deferred {
+            // Up to the footer's end, as a loaded view says (the writer may still be
+            // shrinking the file to it); the file's length if the footer's head is damaged
+            // (the load reports that).
+            return sealed_len(&self.file, &slot, len, &self.path).unwrap_or(len);
         }
         self.state.read().file_len
     }
@@ -614,6 +637,9 @@ pub(crate) struct Stream {
     /// The segment manifest's entries, by segment, as the open read them: the sealed
     /// segments they describe are opened deferred ([`SegmentView::load`]).
     recorded: BTreeMap<u32, ManifestEntry>,
+    /// Segment files the open already opened and read the headers of: the first listing's
+    /// views take them ([`Stream::preopened`]).
+    opened: Mutex<BTreeMap<u32, OpenedSegment>>,
 }
 
 struct RefreshState {
@@ -639,6 +665,7 @@ impl Stream {
             blocks: Arc::new(BlockCache::new(BLOCK_CACHE_BYTES)),
             skip: Vec::new(),
             recorded: BTreeMap::new(),
+            opened: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -650,6 +677,15 @@ impl Stream {
         self.recorded = manifest
             .map(|m| m.entries.iter().map(|e| (e.segment_id, *e)).collect())
             .unwrap_or_default();
+        self
+    }
+
+    /// The stream, opening its first views from `files` (segment files open, their
+    /// headers read, by number) where the listing still has them, instead of opening and
+    /// reading each again: the read-only open's continuity check has just done that.
+    #[must_use]
+    pub fn preopened(self, files: BTreeMap<u32, OpenedSegment>) -> Stream {
+        *self.opened.lock() = files;
         self
     }
 
@@ -705,12 +741,19 @@ impl Stream {
         };
         let start = if after == 0 { first } else { after + 1 };
         let mut added = Vec::new();
+        // Files opened before this listing serve only numbers it still lists (one deleted
+        // since is not read).
+        let mut opened = std::mem::take(&mut *self.opened.lock());
         for id in start..=newest {
             if self.skip.contains(&id) {
                 continue;
             }
             let path = self.dir.join(self.kind.file_name(id));
-            match SegmentView::open(self.kind, id, path, &self.blocks, self.recorded.get(&id)) {
+            let pre = opened
+                .remove(&id)
+                .filter(|_| listed.binary_search(&id).is_ok());
+            let recorded = self.recorded.get(&id);
+            match SegmentView::open(self.kind, id, path, &self.blocks, recorded, pre) {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -781,7 +824,9 @@ impl Stream {
     pub fn reopen(&self, segment_id: u32) {
         let path = self.dir.join(self.kind.file_name(segment_id));
         self.blocks.forget(segment_id);
-        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks, None) {
+        if let Ok(Some(view)) =
+            SegmentView::open(self.kind, segment_id, path, &self.blocks, None, None)
+        {
             let view = Arc::new(view);
             if view.sealed_summary().is_none() {
                 return;

@@ -2,6 +2,7 @@
 //! open reads the image and scans only the frames after it.
 //! `format-spec/FORMAT.md#segment-index-image`
 
+use super::footer::Deferred;
 use super::{crc32, DecodeError, DecodeKind, Footer, Reader};
 
 /// First eight bytes of an index image.
@@ -123,6 +124,28 @@ pub fn encode_image(head: ImageHead, index: &Footer) -> Vec<u8> {
 /// # Errors
 /// A `DecodeError` naming the failing field and its offset in the file.
 pub fn decode_image(b: &[u8]) -> Result<(ImageHead, Footer), DecodeError> {
+    let (head, mut footer, deferred) = decode_image_deferred(b)?;
+    let body = &b[IMAGE_HEAD_LEN..];
+    footer.postings = deferred
+        .postings
+        .map(|p| p.decode(body))
+        .transpose()
+        .map_err(|e| DecodeError {
+            offset: e.offset + IMAGE_HEAD_LEN,
+            ..e
+        })?;
+    Ok((head, footer))
+}
+
+/// [`decode_image`], leaving the postings where they are in the index (which starts at
+/// [`IMAGE_HEAD_LEN`] in `b`; the returned [`Deferred`] says where, blocks and checkpoints
+/// being decoded into the footer all the same): a reader decodes the lists a query asks
+/// for, or all of them once it indexes further frames. Everything is checked but the
+/// postings' structure, which their decode checks.
+///
+/// # Errors
+/// As [`decode_image`].
+pub fn decode_image_deferred(b: &[u8]) -> Result<(ImageHead, Footer, Deferred), DecodeError> {
     let head = ImageHead::decode(b)?;
     let body = &b[IMAGE_HEAD_LEN..];
     if body.len() != head.index_len as usize {
@@ -141,11 +164,18 @@ pub fn decode_image(b: &[u8]) -> Result<(ImageHead, Footer), DecodeError> {
             "index image head names another index",
         ));
     }
-    let footer = Footer::decode(body).map_err(|e| DecodeError {
+    let rebase = |e: DecodeError| DecodeError {
         offset: e.offset + IMAGE_HEAD_LEN,
         ..e
-    })?;
-    Ok((head, footer))
+    };
+    let (mut footer, deferred) = Footer::decode_deferred(body).map_err(rebase)?;
+    footer.blocks = deferred.blocks.decode_all(body).map_err(rebase)?;
+    footer.checkpoints = deferred
+        .checkpoints
+        .map(|c| c.decode_all(body))
+        .transpose()
+        .map_err(rebase)?;
+    Ok((head, footer, deferred))
 }
 
 /// The last four bytes of an encoded footer (its CRC), 0 for fewer than four bytes.

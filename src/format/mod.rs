@@ -35,7 +35,7 @@ pub use header::{
     SLOT_OFFSETS,
 };
 pub(crate) use header::{FIXED_HEADER_LEN, META_MAGIC, SEGMENT_MAGIC, SLOT_FLAG_SEALED};
-pub use image::{decode_image, encode_image, ImageHead};
+pub use image::{decode_image, decode_image_deferred, encode_image, ImageHead};
 pub(crate) use image::{IMAGE_FLAG_CLEAN, IMAGE_HEAD_LEN, IMAGE_MAGIC, IMAGE_VERSION};
 pub use manifest::{Manifest, ManifestEntry};
 pub(crate) use manifest::{

@@ -12,13 +12,14 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, decode_image, encode_image, CommitSlot, Frame, ImageHead, SegmentHeader, IMAGE_HEAD_LEN,
-    SEGMENT_HEADER_LEN,
+    self, decode_image, decode_image_deferred, encode_image, CommitSlot, Frame, ImageHead,
+    SegmentHeader, IMAGE_HEAD_LEN, SEGMENT_HEADER_LEN,
 };
-use crate::index::SegmentIndex;
+use crate::index::{FooterSource, SegmentIndex};
 
 use super::{checked_frame, create_private};
 
@@ -97,6 +98,27 @@ pub(crate) fn load(
     slot: &CommitSlot,
     map: &[u8],
 ) -> std::result::Result<Option<LoadedImage>, String> {
+    load_with(segment_path, header, slot, map, false)
+}
+
+/// [`load`] for a reader: the image's postings are left encoded in its bytes, which the
+/// index keeps ([`SegmentIndex::resumed`]).
+pub(crate) fn load_reading(
+    segment_path: &Path,
+    header: &SegmentHeader,
+    slot: &CommitSlot,
+    map: &[u8],
+) -> std::result::Result<Option<LoadedImage>, String> {
+    load_with(segment_path, header, slot, map, true)
+}
+
+fn load_with(
+    segment_path: &Path,
+    header: &SegmentHeader,
+    slot: &CommitSlot,
+    map: &[u8],
+    reading: bool,
+) -> std::result::Result<Option<LoadedImage>, String> {
     let path = image_path(segment_path);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -112,8 +134,13 @@ pub(crate) fn load(
     let mut bytes = vec![0u8; usize::try_from(len).map_err(|e| e.to_string())?];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| format!("cannot read it: {e}"))?;
-    let (head, footer) =
-        decode_image(&bytes).map_err(|e| format!("{} at offset {}", e.what, e.offset))?;
+    let bytes = Arc::new(bytes);
+    let (head, footer, deferred) = if reading {
+        decode_image_deferred(&bytes).map(|(h, f, d)| (h, f, Some(d)))
+    } else {
+        decode_image(&bytes).map(|(h, f)| (h, f, None))
+    }
+    .map_err(|e| format!("{} at offset {}", e.what, e.offset))?;
     check_head(&head, header, slot)?;
     let s = footer.summary;
     if s.event_count > slot.event_count || s.last_id > slot.last_id {
@@ -132,8 +159,18 @@ pub(crate) fn load(
         return Err("its blocks reach past the frames it covers".into());
     }
     check_last_frame(&head, header, &footer, map, segment_path)?;
-    let index = SegmentIndex::resumed(footer)
-        .ok_or_else(|| "its index lacks postings, counts or checkpoints".to_owned())?;
+    let index = match deferred {
+        None => SegmentIndex::resumed(footer, None),
+        Some(deferred) => {
+            let source = FooterSource {
+                bytes: bytes as Arc<dyn AsRef<[u8]> + Send + Sync>,
+                footer_at: IMAGE_HEAD_LEN,
+                deferred,
+            };
+            SegmentIndex::resumed(footer, Some(source))
+        }
+    }
+    .ok_or_else(|| "its index lacks postings, counts or checkpoints".to_owned())?;
     Ok(Some(LoadedImage {
         index,
         covered_len: head.covered_len,

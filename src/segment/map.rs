@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::{Mmap, MmapOptions};
 
@@ -31,6 +32,21 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     // `ActiveSegment::seal`), and recovery zeroes a torn tail instead of truncating it.
     let map = unsafe { MmapOptions::new().len(len).map(file) };
     map.map_err(|e| Error::io("map", path, e))
+}
+
+/// A shared empty read-only map, for a view that has mapped nothing of its file yet: one
+/// anonymous mapping for the whole process instead of one per view.
+pub(crate) fn empty() -> Result<Arc<Mmap>> {
+    static EMPTY: OnceLock<Arc<Mmap>> = OnceLock::new();
+    if let Some(m) = EMPTY.get() {
+        return Ok(Arc::clone(m));
+    }
+    let m = MmapOptions::new()
+        .len(0)
+        .map_anon()
+        .and_then(memmap2::MmapMut::make_read_only)
+        .map_err(|e| Error::io("map", Path::new("(anonymous)"), e))?;
+    Ok(Arc::clone(EMPTY.get_or_init(|| Arc::new(m))))
 }
 
 /// Asks the CPU to start loading the cache line holding `addr` and returns at once: a hint

@@ -101,9 +101,33 @@ fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
     }
 }
 
+/// A segment file opened and its header and newest commit slot read (by
+/// [`read_header_only`]), with the file's length then: the read-only open's continuity
+/// check reads every segment's header, and hands the files on to the stream's views
+/// instead of each being opened and read again.
+#[derive(Debug)]
+pub(crate) struct OpenedSegment {
+    /// The open file.
+    pub file: File,
+    /// Its header.
+    pub header: SegmentHeader,
+    /// Its newest commit slot.
+    pub slot: CommitSlot,
+    /// Its length when the slot was read.
+    pub file_len: u64,
+}
+
 /// Reads and checks a segment's header and newest commit slot, and that the committed
 /// end lies within the file.
 pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, CommitSlot)> {
+    read_header_and_len(file, path).map(|(header, slot, _)| (header, slot))
+}
+
+/// [`read_header`], with the file's length it checked the committed end against.
+pub(crate) fn read_header_and_len(
+    file: &File,
+    path: &Path,
+) -> Result<(SegmentHeader, CommitSlot, u64)> {
     let (header, slot) = read_header_only(file, path)?;
     let file_len = file
         .metadata()
@@ -119,7 +143,7 @@ pub(crate) fn read_header(file: &File, path: &Path) -> Result<(SegmentHeader, Co
             ),
         ));
     }
-    Ok((header, slot))
+    Ok((header, slot, file_len))
 }
 
 /// Reads and checks a segment's header and newest commit slot, without comparing the
