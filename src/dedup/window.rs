@@ -43,7 +43,10 @@ const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2
 pub(crate) const DEDUP_TOUCH_AHEAD: usize = 16;
 
 /// The table's entries, in an anonymous map asked to use huge pages: a lookup is one
-/// random read in megabytes, and with 4 KiB pages most would also miss the TLB.
+/// random read in megabytes, and with 4 KiB pages most would also miss the TLB. A window
+/// read from an image at a writable open keeps the image's table in a private map of the
+/// file instead (`image.rs`): 4 KiB pages, but no 16 MB zeroed and copied before the open
+/// returns.
 pub(super) struct Slots {
     pub(super) map: memmap2::MmapMut,
     len: usize,
@@ -57,6 +60,16 @@ impl Slots {
         // Only a hint: without transparent huge pages the table works the same, slower.
         let _ = map.advise(memmap2::Advice::HugePage);
         Slots { map, len }
+    }
+
+    /// Entries held in `map`, a private (copy-on-write) map of a window image's table
+    /// whose bytes were checked and are in native order: the table is adopted as it lies
+    /// in the page cache, each page copied only when an insert first writes to it.
+    pub(super) fn adopt(map: memmap2::MmapMut) -> Slots {
+        Slots {
+            len: map.len() / 8,
+            map,
+        }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -103,6 +116,16 @@ impl BucketHint {
     }
 }
 
+/// Buckets of a window of `capacity` ids (8 entries each).
+pub(super) fn buckets_for(capacity: usize) -> usize {
+    capacity.div_ceil(EVENTS_PER_BUCKET)
+}
+
+/// Bytes of the table of a window of `capacity` ids.
+pub(super) fn table_len_for(capacity: usize) -> usize {
+    buckets_for(capacity) * BUCKET * 8
+}
+
 /// The home bucket of a key among `buckets`: its low 32 bits scaled onto the count.
 /// `format-spec/FORMAT.md#dedup-window-image`
 fn home_bucket(key: u64, buckets: usize) -> usize {
@@ -137,13 +160,33 @@ impl DedupWindow {
     /// A window of the last `capacity` ids (at most [`crate::DEDUP_WINDOW_MAX`]); 0
     /// disables deduplication. Memory is reserved now and touched as it fills.
     pub fn new(capacity: usize) -> DedupWindow {
-        let buckets = capacity.div_ceil(EVENTS_PER_BUCKET);
+        let buckets = buckets_for(capacity);
         DedupWindow {
             capacity: capacity as u64,
             slots: Slots::new(buckets * BUCKET),
             overflow: vec![0; buckets],
             base: None,
             newest: 0,
+        }
+    }
+
+    /// A window of `capacity` ids whose table is `slots` (`buckets_for(capacity)` buckets)
+    /// with the per-bucket `overflow` counts, its offsets counted from `base` and its
+    /// newest id `newest`: an image's window, checked by the caller.
+    pub(super) fn from_parts(
+        capacity: usize,
+        slots: Slots,
+        overflow: Vec<u8>,
+        base: u64,
+        newest: u64,
+    ) -> DedupWindow {
+        debug_assert_eq!(slots.len(), overflow.len() * BUCKET);
+        DedupWindow {
+            capacity: capacity as u64,
+            slots,
+            overflow,
+            base: Some(base),
+            newest,
         }
     }
 
