@@ -199,6 +199,7 @@ impl SegmentView {
         path: PathBuf,
         blocks: &Arc<BlockCache>,
         recorded: Option<&ManifestEntry>,
+        recovered: Option<(u64, SegmentIndex)>,
     ) -> Result<Option<SegmentView>> {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let (header, slot) = read_header(&file, &path)?;
@@ -235,6 +236,15 @@ impl SegmentView {
             let _ = view.sealed_summary.set(bounds);
             *view.deferred.lock() = Some((slot, len));
             return Ok(Some(view));
+        }
+        if let Some((_, index)) = recovered.filter(|(covered, _)| {
+            !slot.sealed && slot.committed_len == *covered && *covered >= SEGMENT_HEADER_LEN as u64
+        }) {
+            // The index the writable open's recovery built over every committed frame
+            // (from the same image and frames this view would read), not decoded again.
+            let mut st = view.state.write();
+            st.index = index;
+            st.scanned_len = slot.committed_len;
         }
         view.catch_up(slot, file_len)?;
         Ok(Some(view))
@@ -614,6 +624,9 @@ pub(crate) struct Stream {
     /// The segment manifest's entries, by segment, as the open read them: the sealed
     /// segments they describe are opened deferred ([`SegmentView::load`]).
     recorded: BTreeMap<u32, ManifestEntry>,
+    /// The unsealed segment's index as a writable open's recovery built it: its number,
+    /// the committed length it covers, the index; taken by the view of that segment.
+    recovered: Mutex<Option<(u32, u64, SegmentIndex)>>,
 }
 
 struct RefreshState {
@@ -639,7 +652,23 @@ impl Stream {
             blocks: Arc::new(BlockCache::new(BLOCK_CACHE_BYTES)),
             skip: Vec::new(),
             recorded: BTreeMap::new(),
+            recovered: Mutex::new(None),
         }
+    }
+
+    /// The stream, its view of unsealed segment `segment` starting from `index`, which a
+    /// writable open's recovery built over its committed frames up to `committed_len`,
+    /// instead of decoding its index image again; used only while the segment's commit
+    /// slot still says `committed_len`, unsealed.
+    #[must_use]
+    pub fn with_recovered_index(
+        self,
+        segment: u32,
+        committed_len: u64,
+        index: SegmentIndex,
+    ) -> Stream {
+        *self.recovered.lock() = Some((segment, committed_len, index));
+        self
     }
 
     /// The stream, opening the sealed segments `manifest` (read by the open, checked
@@ -710,7 +739,13 @@ impl Stream {
                 continue;
             }
             let path = self.dir.join(self.kind.file_name(id));
-            match SegmentView::open(self.kind, id, path, &self.blocks, self.recorded.get(&id)) {
+            let recovered = {
+                let mut r = self.recovered.lock();
+                r.take_if(|(segment, _, _)| *segment == id)
+                    .map(|(_, len, index)| (len, index))
+            };
+            let recorded = self.recorded.get(&id);
+            match SegmentView::open(self.kind, id, path, &self.blocks, recorded, recovered) {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -781,7 +816,9 @@ impl Stream {
     pub fn reopen(&self, segment_id: u32) {
         let path = self.dir.join(self.kind.file_name(segment_id));
         self.blocks.forget(segment_id);
-        if let Ok(Some(view)) = SegmentView::open(self.kind, segment_id, path, &self.blocks, None) {
+        if let Ok(Some(view)) =
+            SegmentView::open(self.kind, segment_id, path, &self.blocks, None, None)
+        {
             let view = Arc::new(view);
             if view.sealed_summary().is_none() {
                 return;

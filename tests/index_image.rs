@@ -359,3 +359,28 @@ fn images_of_sealed_segments_and_temporary_images_are_removed() {
     assert!(image(&dir).exists());
     assert_eq!(answers(&store), want);
 }
+
+/// The writable open's reader view of the unsealed segment starts from the index the
+/// open's recovery built rather than decoding the image again (issue 21): it answers as a
+/// fresh read-only open, before and after the writer appends past it.
+#[test]
+fn the_writable_view_from_the_recovered_index_follows_the_appends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let n = 3000;
+    build(&dir, n);
+    let store = Store::open(&dir, config()).unwrap();
+    let ro = Store::open_read_only(&dir).unwrap();
+    assert_eq!(answers(&store), answers(&ro), "at the open");
+    drop(ro);
+    for i in n + 1..=n + 700 {
+        store.append(event(i)).unwrap();
+    }
+    store.flush().unwrap();
+    let ro = Store::open_read_only(&dir).unwrap();
+    let after = answers(&ro);
+    assert!(after.starts_with(&format!("{} events", n + 700)), "{after}");
+    assert_eq!(answers(&store), after, "after appending");
+    drop(ro);
+    store.close().unwrap();
+}
