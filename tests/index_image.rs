@@ -384,3 +384,22 @@ fn the_writable_view_from_the_recovered_index_follows_the_appends() {
     drop(ro);
     store.close().unwrap();
 }
+
+/// The open clears the image's clean flag on a helper thread while it goes on (issue 21)
+/// but has waited for it when it returns: from then on a writer may write past the image,
+/// and a crash must not find a clean image over a torn tail.
+#[test]
+fn the_clean_flag_is_cleared_by_the_time_the_writable_open_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    build(&dir, 2000);
+    for round in 0..5 {
+        let head = f::ImageHead::decode(&std::fs::read(image(&dir)).unwrap()).unwrap();
+        assert!(head.clean, "round {round}: the close left it clean");
+        let store = Store::open(&dir, config()).unwrap();
+        let head = f::ImageHead::decode(&std::fs::read(image(&dir)).unwrap()).unwrap();
+        assert!(!head.clean, "round {round}: still clean after the open");
+        store.append(event(2001 + round)).unwrap();
+        store.close().unwrap();
+    }
+}
