@@ -575,6 +575,28 @@ mod tests {
         assert_eq!(again, expected, "its image is the original's");
     }
 
+    /// An adopted table copied into one of its own before many inserts (a killed writer's
+    /// events after the image) answers and goes on as before, and the file stays as it was.
+    #[test]
+    fn an_adopted_table_moved_to_its_own_answers_the_same() {
+        let w = crowded_window(64, 500);
+        let mut image = Vec::new();
+        w.write_image(7, &mut image).unwrap();
+        let (file, read) = mapped(&image, 64);
+        let (mut r, _) = read.unwrap();
+        r.own_table_before(1);
+        assert!(r.slots.adopted, "a few inserts keep the adopted table");
+        r.own_table_before(super::super::window::tests::ADOPTED_INSERTS_MAX_FOR_TESTS + 1);
+        assert!(!r.slots.adopted, "many inserts get a table of its own");
+        let mut a = w;
+        for id in 501..900 {
+            assert_eq!(a.candidate(key(id - 300)), r.candidate(key(id - 300)));
+            a.insert(key(id), id);
+            r.insert(key(id), id);
+        }
+        assert_eq!(std::fs::read(file.path()).unwrap(), image);
+    }
+
     /// Every byte of a mapped image is checked as a read one is: a changed byte, a short
     /// or long file, another window size are each refused.
     #[test]

@@ -92,6 +92,7 @@ pub(crate) fn rebuild_dedup(
         all.extend(entries?.into_iter().filter(|&(_, id)| id > after));
     }
     let all = &all[all.len().saturating_sub(capacity)..];
+    window.own_table_before(all.len());
     // Each insert is a cache miss in a large table: the buckets of the next few are loaded
     // together first, so that their misses overlap.
     for chunk in all.chunks(DEDUP_TOUCH_AHEAD) {

@@ -38,6 +38,10 @@ pub(super) const DISPLACEMENT_MAX: usize = 15;
 
 const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2);
 
+/// Inserts into a table adopted from an image beyond which it is copied into a table of
+/// its own first ([`DedupWindow::own_table_before`]).
+const ADOPTED_INSERTS_MAX: usize = 2048;
+
 /// Events whose dedup buckets are loaded together before they are looked up or inserted
 /// ([`DedupWindow::touch`]): a batch's appends and the rebuild at open.
 pub(crate) const DEDUP_TOUCH_AHEAD: usize = 16;
@@ -50,6 +54,8 @@ pub(crate) const DEDUP_TOUCH_AHEAD: usize = 16;
 pub(super) struct Slots {
     pub(super) map: memmap2::MmapMut,
     len: usize,
+    /// Whether `map` is an image's table mapped privately ([`Slots::adopt`]).
+    pub(super) adopted: bool,
 }
 
 impl Slots {
@@ -59,7 +65,11 @@ impl Slots {
         let map = memmap2::MmapMut::map_anon((len * 8).max(1)).expect("map the dedup table");
         // Only a hint: without transparent huge pages the table works the same, slower.
         let _ = map.advise(memmap2::Advice::HugePage);
-        Slots { map, len }
+        Slots {
+            map,
+            len,
+            adopted: false,
+        }
     }
 
     /// Entries held in `map`, a private (copy-on-write) map of a window image's table
@@ -69,6 +79,7 @@ impl Slots {
         Slots {
             len: map.len() / 8,
             map,
+            adopted: true,
         }
     }
 
@@ -187,6 +198,20 @@ impl DedupWindow {
             overflow,
             base: Some(base),
             newest,
+        }
+    }
+
+    /// Moves a table adopted from an image ([`Slots::adopt`]) into a table of its own
+    /// (huge pages), before `inserts` more inserts: each first write to a 4 KiB page of
+    /// the adopted table is a fault and a page copy, and a few thousand inserts (the
+    /// events a killed writer stored after its last image) touch most of the 4,096 pages
+    /// of a default window, dearer than copying the table whole once. Only before the
+    /// window's [`DedupWindow::hint`] is taken: the table moves.
+    pub(crate) fn own_table_before(&mut self, inserts: usize) {
+        if self.slots.adopted && inserts > ADOPTED_INSERTS_MAX {
+            let mut own = Slots::new(self.slots.len);
+            own.map.copy_from_slice(&self.slots.map);
+            self.slots = own;
         }
     }
 
@@ -435,6 +460,9 @@ impl DedupWindow {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    /// How many inserts an adopted table takes before it is copied.
+    pub(in crate::dedup) const ADOPTED_INSERTS_MAX_FOR_TESTS: usize = ADOPTED_INSERTS_MAX;
 
     /// Keys whose tags are well spread.
     pub(in crate::dedup) fn key(i: u64) -> u64 {
