@@ -27,7 +27,7 @@ use crate::maintenance::{
 };
 use crate::query::{Order, Query};
 use crate::recovery::{
-    open_dedup, read_only_check, recover, start_dedup_image, OnLoss, OpenReport, Problem,
+    open_dedup, read_only_check, recover_marking, start_dedup_image, OnLoss, OpenReport, Problem,
 };
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
@@ -91,7 +91,7 @@ struct OpenLog {
 }
 
 /// Opens the stream in `dir` for writing, creating it if the directory is missing or empty
-/// and recovering it if its last writer died; starts no thread.
+/// and recovering it if its last writer died; returns with no thread of its own running.
 fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     prepare_dir(dir)?;
     let lock = WriterLock::acquire(dir)?;
@@ -100,16 +100,20 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     }
     // The dedup image is read while the segments are recovered, and checked after.
     let dedup_image = start_dedup_image(dir, config.dedup_window);
-    let (recovered, mut report) = recover(dir, OnLoss::Refuse)?;
+    let (recovered, mut report, image_mark) = recover_marking(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
     // The manifest as recovery left it: the sealed segments it describes are opened
     // deferred, their footers read only when something reads them.
     let manifest = crate::manifest::read(dir).ok().flatten();
-    let stream = Arc::new(
-        Stream::new(dir, StreamKind::Events, Some(Arc::clone(&generation)))
-            .deferring(manifest.as_ref()),
-    );
+    let mut stream = Stream::new(dir, StreamKind::Events, Some(Arc::clone(&generation)))
+        .deferring(manifest.as_ref());
+    if let Some((active, index)) = &recovered.active {
+        // The view starts from recovery's index (decoding the image again: ~2 ms).
+        let len = active.slot.committed_len;
+        stream = stream.with_recovered_index(recovered.last_segment_id, len, index.clone());
+    }
+    let stream = Arc::new(stream);
     let dedup = open_dedup(
         dir,
         &stream,
@@ -121,6 +125,7 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
     let dedup_hint = dedup.hint();
     let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
     report.counters_reset = counters_reset;
+    image_mark.wait()?; // before any writer writes
     let shared = Arc::new(Shared {
         config,
         dir: dir.to_path_buf(),

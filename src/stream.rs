@@ -206,6 +206,7 @@ impl SegmentView {
         blocks: &Arc<BlockCache>,
         recorded: Option<&ManifestEntry>,
         opened: Option<OpenedSegment>,
+        recovered: Option<(u64, SegmentIndex)>,
     ) -> Result<Option<SegmentView>> {
         let within = |o: &OpenedSegment| {
             o.slot.committed_len >= SEGMENT_HEADER_LEN as u64 && o.slot.committed_len <= o.file_len
@@ -253,6 +254,15 @@ impl SegmentView {
             let _ = view.sealed_summary.set(bounds);
             *view.deferred.lock() = Some((slot, file_len));
             return Ok(Some(view));
+        }
+        if let Some((_, index)) = recovered.filter(|(covered, _)| {
+            !slot.sealed && slot.committed_len == *covered && *covered >= SEGMENT_HEADER_LEN as u64
+        }) {
+            // The index the writable open's recovery built over every committed frame
+            // (from the same image and frames this view would read), not decoded again.
+            let mut st = view.state.write();
+            st.index = index;
+            st.scanned_len = slot.committed_len;
         }
         view.catch_up(slot, file_len)?;
         Ok(Some(view))
@@ -640,6 +650,9 @@ pub(crate) struct Stream {
     /// Segment files the open already opened and read the headers of: the first listing's
     /// views take them ([`Stream::preopened`]).
     opened: Mutex<BTreeMap<u32, OpenedSegment>>,
+    /// The unsealed segment's index as a writable open's recovery built it: its number,
+    /// the committed length it covers, the index; taken by the view of that segment.
+    recovered: Mutex<Option<(u32, u64, SegmentIndex)>>,
 }
 
 struct RefreshState {
@@ -666,7 +679,23 @@ impl Stream {
             skip: Vec::new(),
             recorded: BTreeMap::new(),
             opened: Mutex::new(BTreeMap::new()),
+            recovered: Mutex::new(None),
         }
+    }
+
+    /// The stream, its view of unsealed segment `segment` starting from `index`, which a
+    /// writable open's recovery built over its committed frames up to `committed_len`,
+    /// instead of decoding its index image again; used only while the segment's commit
+    /// slot still says `committed_len`, unsealed.
+    #[must_use]
+    pub fn with_recovered_index(
+        self,
+        segment: u32,
+        committed_len: u64,
+        index: SegmentIndex,
+    ) -> Stream {
+        *self.recovered.lock() = Some((segment, committed_len, index));
+        self
     }
 
     /// The stream, opening the sealed segments `manifest` (read by the open, checked
@@ -752,8 +781,15 @@ impl Stream {
             let pre = opened
                 .remove(&id)
                 .filter(|_| listed.binary_search(&id).is_ok());
+            let recovered = {
+                let mut r = self.recovered.lock();
+                r.take_if(|(segment, _, _)| *segment == id)
+                    .map(|(_, len, index)| (len, index))
+            };
             let recorded = self.recorded.get(&id);
-            match SegmentView::open(self.kind, id, path, &self.blocks, recorded, pre) {
+            let view =
+                SegmentView::open(self.kind, id, path, &self.blocks, recorded, pre, recovered);
+            match view {
                 Ok(Some(view)) => added.push(Arc::new(view)),
                 Ok(None) => {}
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -825,7 +861,7 @@ impl Stream {
         let path = self.dir.join(self.kind.file_name(segment_id));
         self.blocks.forget(segment_id);
         if let Ok(Some(view)) =
-            SegmentView::open(self.kind, segment_id, path, &self.blocks, None, None)
+            SegmentView::open(self.kind, segment_id, path, &self.blocks, None, None, None)
         {
             let view = Arc::new(view);
             if view.sealed_summary().is_none() {

@@ -15,7 +15,9 @@ use crate::event::EventId;
 use crate::scan::get_in;
 use crate::stream::Stream;
 
-use super::window::{displacement_of, DedupWindow, DISPLACEMENT_MAX, OFFSET_MASK};
+use super::window::{
+    buckets_for, displacement_of, table_len_for, DedupWindow, Slots, DISPLACEMENT_MAX, OFFSET_MASK,
+};
 
 /// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
 pub(crate) const IMAGE_MAGIC: &[u8; 8] = b"SLOGDWIN";
@@ -47,7 +49,7 @@ type ImageRead = std::result::Result<Option<(DedupWindow, ImageHeader)>, String>
 /// The image at `path` read for a window of `capacity` ids, with its own checks (its
 /// checksums, its table's shape) but not yet against the store.
 fn read_dedup_image(path: &Path, capacity: usize) -> ImageRead {
-    let mut file = match std::fs::File::open(path) {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot open it: {e}")),
@@ -56,8 +58,7 @@ fn read_dedup_image(path: &Path, capacity: usize) -> ImageRead {
         .metadata()
         .map_err(|e| format!("cannot stat it: {e}"))?
         .len();
-    // Unbuffered: the table is read in large pieces straight into the window.
-    DedupWindow::read_image(capacity, len, &mut file).map(Some)
+    DedupWindow::map_image(capacity, len, &file).map(Some)
 }
 
 /// A writable open's read of the dedup image, on a helper thread while the open recovers
@@ -209,118 +210,254 @@ impl DedupWindow {
     }
 
     /// Reads a window of `capacity` ids back from an image of `len` bytes that
-    /// [`DedupWindow::write_image`] wrote. `Err` says why the image cannot be used (damage,
-    /// another capacity or layout version, entries that do not fit the header); the caller
-    /// then rebuilds the window from the segments.
+    /// [`DedupWindow::write_image`] wrote, copying its table into a new window. `Err` says
+    /// why the image cannot be used (damage, another capacity or layout version, entries
+    /// that do not fit the header); the caller then rebuilds the window from the segments.
+    /// A writable open maps the image instead ([`DedupWindow::map_image`]); this is the
+    /// path for bytes that are not a file.
     pub fn read_image(
         capacity: usize,
         len: u64,
         input: &mut impl std::io::Read,
     ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
         let mut w = DedupWindow::new(capacity);
-        if w.is_disabled() {
-            return Err("deduplication is off".into());
-        }
-        if len != w.image_len() as u64 {
-            return Err(format!(
-                "it is {len} bytes, not the {} of a {capacity}-event window",
-                w.image_len()
-            ));
-        }
         let io = |e: std::io::Error| format!("reading it failed: {e}");
         let mut h = [0u8; IMAGE_HEADER_LEN];
+        check_len(capacity, len)?;
         input.read_exact(&mut h).map_err(io)?;
-        let word = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
-        let half = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
-        if &h[0..8] != IMAGE_MAGIC {
-            return Err("it is not a dedup window image".into());
-        }
-        if half(60) != crate::format::crc32(&[&h[0..60]]) {
-            return Err("its header fails its checksum".into());
-        }
-        if half(8) != IMAGE_VERSION || half(12) != 0 || half(56) != 0 {
-            return Err(format!(
-                "it has layout version {} (this build: {IMAGE_VERSION})",
-                half(8)
-            ));
-        }
-        let (base, newest) = (word(32), word(40));
-        if word(16) != w.capacity || word(24) != w.buckets() as u64 {
-            return Err(format!(
-                "it holds a window of {} events, not {capacity}",
-                word(16)
-            ));
-        }
-        if base == 0 || newest < base || newest - base >= OFFSET_MASK || newest > EventId::MAX.0 {
-            return Err(format!(
-                "its ids are out of range (base {base}, newest {newest})"
-            ));
-        }
-        // One pass, a piece at a time: each piece is read straight into the table, summed
-        // and checked while it is still in the cache (three passes over 16 MB, reading,
-        // summing and checking, cost the open twice as much). Nothing of the table is
-        // trusted before the whole sum matches below.
-        //
-        // What the table relies on, which a checksum alone does not prove: no entry past
-        // the newest id (an append would wait for an event that does not exist yet) or
-        // before the base (no window writes one), no
-        // displacement beyond the table, no more live entries than the window holds (an
-        // insert finds a free slot), and a bucket nothing overflows (a walk along a chain
-        // ends; walks are bounded as well, for counts that drift from a crafted start).
-        // In offsets (id - base + 1): a used entry's lies in 1..=`offset_max`, and it is
-        // live above `live_above`. Displacements are checked only in a table of fewer than
-        // 16 buckets: their 4 bits cannot name a bucket past a larger one.
-        let offset_max = newest - base + 1;
-        let live_above = (newest + 1).saturating_sub(base + w.capacity);
-        let check_displacement = w.buckets() <= DISPLACEMENT_MAX;
-        let buckets = w.buckets();
-        let mut body = crc32fast::Hasher::new();
-        let (mut live, mut out_of_range, mut too_far) = (0u64, false, false);
+        let header = check_header(capacity, &h)?;
+        let mut check = TableCheck::new(capacity, header);
+        // One pass, a piece at a time: each piece is read straight into the table, and
+        // summed and checked while it is still in the cache. Nothing of the table is
+        // trusted before the whole sum matches.
         for piece in w.slots.map.chunks_mut(IMAGE_READ_PIECE_LEN) {
             input.read_exact(piece).map_err(io)?;
-            body.update(piece);
-            for entry in piece.chunks_exact_mut(8) {
-                let e = u64::from_le_bytes((&*entry).try_into().expect("8 bytes"));
-                let offset = e & OFFSET_MASK;
-                // Branch-free: `used` leaves empty slots (0) out of the check and count.
-                let used = e != 0;
-                out_of_range |= used & (offset.wrapping_sub(1) >= offset_max);
-                live += u64::from(used) & u64::from(offset > live_above);
-                if check_displacement {
-                    too_far |= used & (displacement_of(e) >= buckets);
-                }
-                if cfg!(target_endian = "big") {
-                    entry.copy_from_slice(&e.to_ne_bytes());
-                }
+            check.piece(piece);
+            to_native(piece);
+        }
+        let mut tail = vec![0u8; w.buckets() + 4];
+        input.read_exact(&mut tail).map_err(io)?;
+        let overflow = check.finish(tail)?;
+        w.overflow = overflow;
+        w.base = Some(header.base);
+        w.newest = header.newest;
+        Ok((w, header.fields()))
+    }
+
+    /// Reads a window of `capacity` ids from the image in `file` (`len` bytes), adopting
+    /// its table where it lies: the table is mapped privately (copy-on-write) rather than
+    /// copied into a new table, which spares the open zeroing and copying 16 MB (most of
+    /// the time of a writable open after a clean close, issue 21); a page is copied only
+    /// when an insert first writes to it. The checks are those of
+    /// [`DedupWindow::read_image`], all made on the mapped bytes before the window is
+    /// returned; nothing in the table is used before.
+    pub fn map_image(
+        capacity: usize,
+        len: u64,
+        file: &std::fs::File,
+    ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
+        use std::os::unix::fs::FileExt as _;
+        let io = |e: std::io::Error| format!("reading it failed: {e}");
+        check_len(capacity, len)?;
+        let mut h = [0u8; IMAGE_HEADER_LEN];
+        file.read_exact_at(&mut h, 0).map_err(io)?;
+        let header = check_header(capacity, &h)?;
+        let table_len = table_len_for(capacity);
+        let mut map = crate::segment::map::map_private(file, IMAGE_HEADER_LEN as u64, table_len)
+            .map_err(|e| format!("mapping it failed: {e}"))?;
+        // The page cache's pages entered in the page table in one call rather than a
+        // fault per 64 KiB (a hint: without it the reads below fault them in).
+        let _ = map.advise(memmap2::Advice::PopulateRead);
+        let mut check = TableCheck::new(capacity, header);
+        for piece in map.chunks(IMAGE_READ_PIECE_LEN) {
+            check.piece(piece);
+        }
+        let mut tail = vec![0u8; buckets_for(capacity) + 4];
+        file.read_exact_at(&mut tail, (IMAGE_HEADER_LEN + table_len) as u64)
+            .map_err(io)?;
+        let overflow = check.finish(tail)?;
+        if cfg!(target_endian = "big") {
+            // Copies every page: correct, only not the fast path.
+            to_native(&mut map);
+        }
+        let w = DedupWindow::from_parts(
+            capacity,
+            Slots::adopt(map),
+            overflow,
+            header.base,
+            header.newest,
+        );
+        Ok((w, header.fields()))
+    }
+}
+
+/// An image's length must be that of a window of `capacity` ids.
+fn check_len(capacity: usize, len: u64) -> std::result::Result<(), String> {
+    if capacity == 0 {
+        return Err("deduplication is off".into());
+    }
+    let expected = IMAGE_HEADER_LEN + table_len_for(capacity) + buckets_for(capacity) + 4;
+    if len != expected as u64 {
+        return Err(format!(
+            "it is {len} bytes, not the {expected} of a {capacity}-event window"
+        ));
+    }
+    Ok(())
+}
+
+/// What an image's header says, once checked.
+#[derive(Clone, Copy)]
+struct CheckedHeader {
+    base: u64,
+    newest: u64,
+    newest_hash: u64,
+}
+
+impl CheckedHeader {
+    fn fields(self) -> ImageHeader {
+        ImageHeader {
+            newest: self.newest,
+            newest_hash: self.newest_hash,
+        }
+    }
+}
+
+/// Checks an image's header `h` for a window of `capacity` ids: magic, checksum, layout
+/// version, the window's shape, and ids the table's offsets can hold.
+fn check_header(
+    capacity: usize,
+    h: &[u8; IMAGE_HEADER_LEN],
+) -> std::result::Result<CheckedHeader, String> {
+    let word = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().expect("4 bytes"));
+    if &h[0..8] != IMAGE_MAGIC {
+        return Err("it is not a dedup window image".into());
+    }
+    if half(60) != crate::format::crc32(&[&h[0..60]]) {
+        return Err("its header fails its checksum".into());
+    }
+    if half(8) != IMAGE_VERSION || half(12) != 0 || half(56) != 0 {
+        return Err(format!(
+            "it has layout version {} (this build: {IMAGE_VERSION})",
+            half(8)
+        ));
+    }
+    let (base, newest) = (word(32), word(40));
+    if word(16) != capacity as u64 || word(24) != buckets_for(capacity) as u64 {
+        return Err(format!(
+            "it holds a window of {} events, not {capacity}",
+            word(16)
+        ));
+    }
+    if base == 0 || newest < base || newest - base >= OFFSET_MASK || newest > EventId::MAX.0 {
+        return Err(format!(
+            "its ids are out of range (base {base}, newest {newest})"
+        ));
+    }
+    Ok(CheckedHeader {
+        base,
+        newest,
+        newest_hash: word(48),
+    })
+}
+
+/// The checks of an image's table, made a piece at a time in one pass with its sum.
+///
+/// What the table relies on, which a checksum alone does not prove: no entry past the
+/// newest id (an append would wait for an event that does not exist yet) or before the
+/// base (no window writes one), no displacement beyond the table, no more live entries
+/// than the window holds (an insert finds a free slot), and a bucket nothing overflows (a
+/// walk along a chain ends; walks are bounded as well, for counts that drift from a
+/// crafted start). In offsets (id - base + 1): a used entry's lies in 1..=`offset_max`,
+/// and it is live above `live_above`. Displacements are checked only in a table of fewer
+/// than 16 buckets: their 4 bits cannot name a bucket past a larger one.
+struct TableCheck {
+    capacity: u64,
+    buckets: usize,
+    offset_max: u64,
+    live_above: u64,
+    check_displacement: bool,
+    body: crc32fast::Hasher,
+    live: u64,
+    out_of_range: bool,
+    too_far: bool,
+    base: u64,
+    newest: u64,
+}
+
+impl TableCheck {
+    fn new(capacity: usize, h: CheckedHeader) -> TableCheck {
+        let buckets = buckets_for(capacity);
+        TableCheck {
+            capacity: capacity as u64,
+            buckets,
+            offset_max: h.newest - h.base + 1,
+            live_above: (h.newest + 1).saturating_sub(h.base + capacity as u64),
+            check_displacement: buckets <= DISPLACEMENT_MAX,
+            body: crc32fast::Hasher::new(),
+            live: 0,
+            out_of_range: false,
+            too_far: false,
+            base: h.base,
+            newest: h.newest,
+        }
+    }
+
+    /// Sums and checks the next piece of the table (little-endian entries).
+    fn piece(&mut self, piece: &[u8]) {
+        self.body.update(piece);
+        let (offset_max, live_above) = (self.offset_max, self.live_above);
+        let (mut live, mut out_of_range, mut too_far) = (0u64, false, false);
+        for entry in piece.chunks_exact(8) {
+            let e = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
+            let offset = e & OFFSET_MASK;
+            // Branch-free: `used` leaves empty slots (0) out of the check and count.
+            let used = e != 0;
+            out_of_range |= used & (offset.wrapping_sub(1) >= offset_max);
+            live += u64::from(used) & u64::from(offset > live_above);
+            if self.check_displacement {
+                too_far |= used & (displacement_of(e) >= self.buckets);
             }
         }
-        input.read_exact(&mut w.overflow).map_err(io)?;
-        let mut crc = [0u8; 4];
-        input.read_exact(&mut crc).map_err(io)?;
-        body.update(&w.overflow);
-        if u32::from_le_bytes(crc) != body.finalize() {
+        self.live += live;
+        self.out_of_range |= out_of_range;
+        self.too_far |= too_far;
+    }
+
+    /// The verdict, given the bytes after the table (`tail`: the overflow counts and the
+    /// checksum): the overflow counts when every check holds.
+    fn finish(mut self, mut tail: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+        let at = tail.len() - 4;
+        let crc = u32::from_le_bytes(tail[at..].try_into().expect("4 bytes"));
+        tail.truncate(at);
+        self.body.update(&tail);
+        if crc != self.body.finalize() {
             return Err("its entries fail their checksum".into());
         }
-        if out_of_range {
+        if self.out_of_range {
             return Err(format!(
-                "an entry holds an id outside {base}..={newest}, the ids it covers"
+                "an entry holds an id outside {}..={}, the ids it covers",
+                self.base, self.newest
             ));
         }
-        if too_far {
+        if self.too_far {
             return Err("an entry lives further from its home than there are buckets".into());
         }
-        if live > w.capacity || !w.overflow.contains(&0) {
+        if self.live > self.capacity || !tail.contains(&0) {
             return Err("its table is not one a window can hold".into());
         }
-        w.base = Some(base);
-        w.newest = newest;
-        Ok((
-            w,
-            ImageHeader {
-                newest,
-                newest_hash: word(48),
-            },
-        ))
+        Ok(tail)
+    }
+}
+
+/// Turns checked little-endian entries into the table's native order (nothing to do on a
+/// little-endian machine).
+fn to_native(piece: &mut [u8]) {
+    if cfg!(target_endian = "big") {
+        for entry in piece.chunks_exact_mut(8) {
+            let e = u64::from_le_bytes((&*entry).try_into().expect("8 bytes"));
+            entry.copy_from_slice(&e.to_ne_bytes());
+        }
     }
 }
 
@@ -388,6 +525,99 @@ mod tests {
         assert!(empty.is_empty(), "an empty window writes nothing");
     }
 
+    /// The image as a file, and the window mapped from it.
+    fn mapped(
+        image: &[u8],
+        capacity: usize,
+    ) -> (
+        tempfile::NamedTempFile,
+        std::result::Result<(DedupWindow, ImageHeader), String>,
+    ) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(image).unwrap();
+        file.flush().unwrap();
+        let read = DedupWindow::map_image(capacity, image.len() as u64, file.as_file());
+        (file, read)
+    }
+
+    /// The open's path: the table adopted from a private map of the file answers as the
+    /// window that wrote it, goes on as it does, and its inserts never reach the file (the
+    /// next open after a crash reads the image as the close left it).
+    #[test]
+    fn a_mapped_image_is_the_same_window_and_its_writes_stay_private() {
+        let w = crowded_window(64, 500);
+        let mut image = Vec::new();
+        w.write_image(77, &mut image).unwrap();
+        let (file, read) = mapped(&image, 64);
+        let (mut r, header) = read.unwrap();
+        assert_eq!((header.newest, header.newest_hash), (500, 77));
+        for k in 0..200 {
+            for low in 0..4 {
+                let k = key(k) & !0xFFFF_FFF0 | low;
+                assert_eq!(r.candidate(k), w.candidate(k), "key {k:x}");
+            }
+        }
+        let mut a = w;
+        for id in 501..900 {
+            a.insert(key(id), id);
+            r.insert(key(id), id);
+            assert_eq!(a.candidate(key(id - 30)), r.candidate(key(id - 30)));
+        }
+        assert_eq!(
+            std::fs::read(file.path()).unwrap(),
+            image,
+            "the file is unchanged"
+        );
+        let mut again = Vec::new();
+        r.write_image(78, &mut again).unwrap();
+        let mut expected = Vec::new();
+        a.write_image(78, &mut expected).unwrap();
+        assert_eq!(again, expected, "its image is the original's");
+    }
+
+    /// An adopted table copied into one of its own before many inserts (a killed writer's
+    /// events after the image) answers and goes on as before, and the file stays as it was.
+    #[test]
+    fn an_adopted_table_moved_to_its_own_answers_the_same() {
+        let w = crowded_window(64, 500);
+        let mut image = Vec::new();
+        w.write_image(7, &mut image).unwrap();
+        let (file, read) = mapped(&image, 64);
+        let (mut r, _) = read.unwrap();
+        r.own_table_before(1);
+        assert!(r.slots.adopted, "a few inserts keep the adopted table");
+        r.own_table_before(super::super::window::tests::ADOPTED_INSERTS_MAX_FOR_TESTS + 1);
+        assert!(!r.slots.adopted, "many inserts get a table of its own");
+        let mut a = w;
+        for id in 501..900 {
+            assert_eq!(a.candidate(key(id - 300)), r.candidate(key(id - 300)));
+            a.insert(key(id), id);
+            r.insert(key(id), id);
+        }
+        assert_eq!(std::fs::read(file.path()).unwrap(), image);
+    }
+
+    /// Every byte of a mapped image is checked as a read one is: a changed byte, a short
+    /// or long file, another window size are each refused.
+    #[test]
+    fn every_changed_byte_of_a_mapped_image_is_refused() {
+        let w = crowded_window(64, 300);
+        let mut image = Vec::new();
+        w.write_image(5, &mut image).unwrap();
+        assert!(mapped(&image, 64).1.is_ok());
+        for at in 0..image.len() {
+            let mut bad = image.clone();
+            bad[at] ^= 0x10;
+            assert!(mapped(&bad, 64).1.is_err(), "byte {at} changed");
+        }
+        assert!(mapped(&image[..image.len() - 1], 64).1.is_err(), "short");
+        let mut long = image.clone();
+        long.push(0);
+        assert!(mapped(&long, 64).1.is_err(), "long");
+        assert!(mapped(&image, 65).1.is_err(), "another window");
+        assert!(mapped(&image, 0).1.is_err(), "deduplication off");
+    }
+
     /// An image whose checksums hold but whose table no window could have written (the
     /// checks were folded into the read's single pass, issue 21): an entry past the
     /// newest id, an entry with no id, a displacement past a small table, more live
@@ -414,7 +644,11 @@ mod tests {
         };
         let used = (0..slots).find(|&i| entry(&image, i) != 0).unwrap();
         let empty = (0..slots).find(|&i| entry(&image, i) == 0).unwrap();
-        let refused = |img: &Vec<u8>| DedupWindow::read_image(40, img.len() as u64, &mut &img[..]);
+        let refused = |img: &Vec<u8>| {
+            let read = DedupWindow::read_image(40, img.len() as u64, &mut &img[..]);
+            assert_eq!(read.is_ok(), mapped(img, 40).1.is_ok(), "both paths agree");
+            read
+        };
         let mut same = image.clone();
         resum(&mut same);
         assert!(refused(&same).is_ok(), "re-summing alone changes nothing");

@@ -58,6 +58,11 @@ pub(crate) fn rebuild_dedup(
         covered += events;
         snaps.push((snap, start));
     }
+    if snaps.is_empty() {
+        // Nothing stored after the image (a clean close): no walk, and no asking the
+        // system for its cores (a read of cgroup files, ~0.4 ms of an open).
+        return Ok((window, 0));
+    }
     snaps.reverse();
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
@@ -87,6 +92,7 @@ pub(crate) fn rebuild_dedup(
         all.extend(entries?.into_iter().filter(|&(_, id)| id > after));
     }
     let all = &all[all.len().saturating_sub(capacity)..];
+    window.own_table_before(all.len());
     // Each insert is a cache miss in a large table: the buckets of the next few are loaded
     // together first, so that their misses overlap.
     for chunk in all.chunks(DEDUP_TOUCH_AHEAD) {

@@ -38,15 +38,24 @@ pub(super) const DISPLACEMENT_MAX: usize = 15;
 
 const _: () = assert!((crate::config::DEDUP_WINDOW_MAX as u64) < OFFSET_MASK / 2);
 
+/// Inserts into a table adopted from an image beyond which it is copied into a table of
+/// its own first ([`DedupWindow::own_table_before`]).
+const ADOPTED_INSERTS_MAX: usize = 2048;
+
 /// Events whose dedup buckets are loaded together before they are looked up or inserted
 /// ([`DedupWindow::touch`]): a batch's appends and the rebuild at open.
 pub(crate) const DEDUP_TOUCH_AHEAD: usize = 16;
 
 /// The table's entries, in an anonymous map asked to use huge pages: a lookup is one
-/// random read in megabytes, and with 4 KiB pages most would also miss the TLB.
+/// random read in megabytes, and with 4 KiB pages most would also miss the TLB. A window
+/// read from an image at a writable open keeps the image's table in a private map of the
+/// file instead (`image.rs`): 4 KiB pages, but no 16 MB zeroed and copied before the open
+/// returns.
 pub(super) struct Slots {
     pub(super) map: memmap2::MmapMut,
     len: usize,
+    /// Whether `map` is an image's table mapped privately ([`Slots::adopt`]).
+    pub(super) adopted: bool,
 }
 
 impl Slots {
@@ -56,7 +65,22 @@ impl Slots {
         let map = memmap2::MmapMut::map_anon((len * 8).max(1)).expect("map the dedup table");
         // Only a hint: without transparent huge pages the table works the same, slower.
         let _ = map.advise(memmap2::Advice::HugePage);
-        Slots { map, len }
+        Slots {
+            map,
+            len,
+            adopted: false,
+        }
+    }
+
+    /// Entries held in `map`, a private (copy-on-write) map of a window image's table
+    /// whose bytes were checked and are in native order: the table is adopted as it lies
+    /// in the page cache, each page copied only when an insert first writes to it.
+    pub(super) fn adopt(map: memmap2::MmapMut) -> Slots {
+        Slots {
+            len: map.len() / 8,
+            map,
+            adopted: true,
+        }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -103,6 +127,16 @@ impl BucketHint {
     }
 }
 
+/// Buckets of a window of `capacity` ids (8 entries each).
+pub(super) fn buckets_for(capacity: usize) -> usize {
+    capacity.div_ceil(EVENTS_PER_BUCKET)
+}
+
+/// Bytes of the table of a window of `capacity` ids.
+pub(super) fn table_len_for(capacity: usize) -> usize {
+    buckets_for(capacity) * BUCKET * 8
+}
+
 /// The home bucket of a key among `buckets`: its low 32 bits scaled onto the count.
 /// `format-spec/FORMAT.md#dedup-window-image`
 fn home_bucket(key: u64, buckets: usize) -> usize {
@@ -137,13 +171,47 @@ impl DedupWindow {
     /// A window of the last `capacity` ids (at most [`crate::DEDUP_WINDOW_MAX`]); 0
     /// disables deduplication. Memory is reserved now and touched as it fills.
     pub fn new(capacity: usize) -> DedupWindow {
-        let buckets = capacity.div_ceil(EVENTS_PER_BUCKET);
+        let buckets = buckets_for(capacity);
         DedupWindow {
             capacity: capacity as u64,
             slots: Slots::new(buckets * BUCKET),
             overflow: vec![0; buckets],
             base: None,
             newest: 0,
+        }
+    }
+
+    /// A window of `capacity` ids whose table is `slots` (`buckets_for(capacity)` buckets)
+    /// with the per-bucket `overflow` counts, its offsets counted from `base` and its
+    /// newest id `newest`: an image's window, checked by the caller.
+    pub(super) fn from_parts(
+        capacity: usize,
+        slots: Slots,
+        overflow: Vec<u8>,
+        base: u64,
+        newest: u64,
+    ) -> DedupWindow {
+        debug_assert_eq!(slots.len(), overflow.len() * BUCKET);
+        DedupWindow {
+            capacity: capacity as u64,
+            slots,
+            overflow,
+            base: Some(base),
+            newest,
+        }
+    }
+
+    /// Moves a table adopted from an image ([`Slots::adopt`]) into a table of its own
+    /// (huge pages), before `inserts` more inserts: each first write to a 4 KiB page of
+    /// the adopted table is a fault and a page copy, and a few thousand inserts (the
+    /// events a killed writer stored after its last image) touch most of the 4,096 pages
+    /// of a default window, dearer than copying the table whole once. Only before the
+    /// window's [`DedupWindow::hint`] is taken: the table moves.
+    pub(crate) fn own_table_before(&mut self, inserts: usize) {
+        if self.slots.adopted && inserts > ADOPTED_INSERTS_MAX {
+            let mut own = Slots::new(self.slots.len);
+            own.map.copy_from_slice(&self.slots.map);
+            self.slots = own;
         }
     }
 
@@ -392,6 +460,9 @@ impl DedupWindow {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    /// How many inserts an adopted table takes before it is copied.
+    pub(in crate::dedup) const ADOPTED_INSERTS_MAX_FOR_TESTS: usize = ADOPTED_INSERTS_MAX;
 
     /// Keys whose tags are well spread.
     pub(in crate::dedup) fn key(i: u64) -> u64 {

@@ -1,5 +1,6 @@
 //! The only place selflog maps files into memory, and the only module with `unsafe` code
-//! (with the one cache hint that reads ahead in the dedup window's anonymous map).
+//! (with the one cache hint that reads ahead in the dedup window's table, and the private
+//! map of the dedup window image that a writable open adopts as that table).
 //!
 //! Residual risk: a program outside selflog that truncates a segment file while it is
 //! mapped makes the next access to the lost pages raise SIGBUS. selflog itself never does
@@ -11,7 +12,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::error::{Error, Result};
 
@@ -47,6 +48,25 @@ pub(crate) fn empty() -> Result<Arc<Mmap>> {
         .and_then(memmap2::MmapMut::make_read_only)
         .map_err(|e| Error::io("map", Path::new("(anonymous)"), e))?;
     Ok(Arc::clone(EMPTY.get_or_init(|| Arc::new(m))))
+}
+
+/// Maps `len` bytes of `file` from `offset` privately: reads see the file's bytes, writes
+/// go to private copies of the pages written (copy-on-write), never to the file. For the
+/// dedup window image, whose table a writable open adopts as the window's table without
+/// copying it (`dedup/image.rs`); `len` is the table's, within the file (its length was
+/// checked against the image's).
+///
+/// The image is written only under a new name and renamed over the old one, never
+/// written in place or truncated: the inode mapped here keeps its bytes while the map
+/// lives, and the next clean close's image replaces the name, not these bytes. A program
+/// outside selflog that truncated the file would make a page not yet copied raise SIGBUS,
+/// as for a segment (module doc).
+pub(crate) fn map_private(file: &File, offset: u64, len: usize) -> std::io::Result<MmapMut> {
+    // SAFETY: the range is within the file (the caller checked the file's length against
+    // the image's), and selflog never writes the mapped file in place or shrinks it (an
+    // image is replaced whole, by rename, see above); the map is private, so writes
+    // through it cannot reach the file or any other map of it.
+    unsafe { MmapOptions::new().offset(offset).len(len).map_copy(file) }
 }
 
 /// Asks the CPU to start loading the cache line holding `addr` and returns at once: a hint
