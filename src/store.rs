@@ -92,7 +92,14 @@ struct OpenLog {
 
 /// Opens the stream in `dir` for writing, creating it if the directory is missing or empty
 /// and recovering it if its last writer died; returns with no thread of its own running.
-fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
+/// `meanwhile` runs once the stream is recovered, while the dedup window's image is still
+/// being checked on its thread (a store's sidecars are opened there: ~2 ms the open no
+/// longer adds to the image's check, issue 21); its result is returned with the log.
+fn open_log<T>(
+    dir: &Path,
+    config: Config,
+    meanwhile: impl FnOnce(&Config, &mut OpenReport) -> Result<T>,
+) -> Result<(OpenLog, T)> {
     prepare_dir(dir)?;
     let lock = WriterLock::acquire(dir)?;
     if read_meta(dir)?.is_none() {
@@ -114,6 +121,9 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         stream = stream.with_recovered_index(recovered.last_segment_id, len, index.clone());
     }
     let stream = Arc::new(stream);
+    let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
+    report.counters_reset = counters_reset;
+    let during = meanwhile(&config, &mut report)?;
     let dedup = open_dedup(
         dir,
         &stream,
@@ -123,8 +133,6 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         &mut report,
     )?;
     let dedup_hint = dedup.hint();
-    let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
-    report.counters_reset = counters_reset;
     image_mark.wait()?; // before any writer writes
     let shared = Arc::new(Shared {
         config,
@@ -157,13 +165,14 @@ fn open_log(dir: &Path, config: Config) -> Result<OpenLog> {
         dedup_hint,
         generation,
     });
-    Ok(OpenLog {
+    let log = OpenLog {
         lock,
         stream,
         shared,
         recovered,
         report,
-    })
+    };
+    Ok((log, during))
 }
 
 /// Opens both sidecars of the store in `dir` for writing, each like an event log, with
@@ -176,7 +185,7 @@ fn open_sidecars(
 ) -> Result<(Arc<Sidecars>, Pumps)> {
     let config = sidecar_config(main);
     let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
-        let log = open_log(&dir, config.clone())?;
+        let (log, ()) = open_log(&dir, config.clone(), |_, _| Ok(()))?;
         if let Some(why) = log.report.counters_reset {
             report.counters_reset = Some(match report.counters_reset.take() {
                 Some(main) => format!("{main}; {why}"),
@@ -320,16 +329,18 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         config.check()?;
+        // The pattern and stats streams are opened before any thread of this store starts
+        // (if they cannot be, none has), while the dedup image is checked.
+        let (log, (sidecars, readers)) = open_log(&dir, config, |config, report| {
+            open_sidecars_unless_damaged(&dir, config, report)
+        })?;
         let OpenLog {
             lock,
             stream,
             shared,
             recovered,
-            mut report,
-        } = open_log(&dir, config)?;
-        // The pattern and stats streams before any thread starts: if they cannot be
-        // opened, no thread of this store has started yet.
-        let (sidecars, readers) = open_sidecars_unless_damaged(&dir, &shared.config, &mut report)?;
+            report,
+        } = log;
         let writer = Writer::new(Arc::clone(&shared), recovered);
         let thread = std::thread::Builder::new()
             .name("selflog-writer".into())
