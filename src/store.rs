@@ -5,6 +5,8 @@
 //! lock and one writer thread; a read-only store takes no lock, never modifies a file, and
 //! sees what the writer (in this or another process) has published.
 
+mod sidecars;
+
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
@@ -20,11 +22,9 @@ use crate::cursor::{Cursor, CursorList};
 use crate::dedup::save_dedup_image;
 use crate::error::{Error, Result};
 use crate::event::{Appended, Event, EventId, StoredEvent, Timestamp};
-use crate::layout::{check_store, prepare_dir, read_meta, write_meta, META_FILE};
+use crate::layout::{check_store, prepare_dir, read_meta, write_meta};
 use crate::lock::WriterLock;
-use crate::maintenance::{
-    sidecar_config, Maintenance, NewPattern, Pattern, Pumps, Sidecar, Sidecars, SystemStats,
-};
+use crate::maintenance::{Maintenance, NewPattern, Pattern, Sidecars, SystemStats};
 use crate::query::{Order, Query};
 use crate::recovery::{
     open_dedup, read_only_check, recover_marking, start_dedup_image, OnLoss, OpenReport, Problem,
@@ -35,6 +35,7 @@ use crate::segment::StreamKind;
 pub use crate::stats::StoreStats;
 use crate::stream::{SegmentInfo, Stream};
 use crate::writer::{Batch, QueueState, Recovered, Shared, Status, Writer, HEALTH_OK};
+use sidecars::{open_sidecars_read_only, open_sidecars_unless_damaged};
 
 /// An open store. `Send + Sync`: share it between threads with an `Arc`.
 pub struct Store {
@@ -173,97 +174,6 @@ fn open_log<T>(
         report,
     };
     Ok((log, during))
-}
-
-/// Opens both sidecars of the store in `dir` for writing, each like an event log, with
-/// writers for the maintenance thread to pump.
-/// A sidecar's reset `counters` is added to `report`'s.
-fn open_sidecars(
-    dir: &Path,
-    main: &Config,
-    report: &mut OpenReport,
-) -> Result<(Arc<Sidecars>, Pumps)> {
-    let config = sidecar_config(main);
-    let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
-        let (log, ()) = open_log(&dir, config.clone(), |_, _| Ok(()))?;
-        if let Some(why) = log.report.counters_reset {
-            report.counters_reset = Some(match report.counters_reset.take() {
-                Some(main) => format!("{main}; {why}"),
-                None => why,
-            });
-        }
-        let writer = Writer::pumped(Arc::clone(&log.shared), log.recovered);
-        Ok((
-            Sidecar::writable(dir, log.stream, log.shared, log.lock),
-            writer,
-        ))
-    };
-    let [patterns, stats] = Sidecars::dirs(dir);
-    let (patterns, patterns_writer) = open(patterns)?;
-    let (stats, stats_writer) = open(stats)?;
-    Ok((
-        Arc::new(Sidecars { patterns, stats }),
-        Pumps {
-            patterns: patterns_writer,
-            stats: stats_writer,
-        },
-    ))
-}
-
-/// The sidecars of a writable open of the store in `dir`, for the maintenance thread and
-/// for reading, when `config` has them. Damage that keeps a sidecar from opening for
-/// writing (a damaged meta, header or synced frame, which would refuse this open) never
-/// stops the events: the store opens without writing either sidecar, reads what it can of
-/// them, and `report.sidecars_unwritable` names the damage.
-#[expect(
-    clippy::type_complexity,
-    reason = "the writable pair and the readers, as `Store::open` uses them"
-)]
-fn open_sidecars_unless_damaged(
-    dir: &Path,
-    config: &Config,
-    report: &mut OpenReport,
-) -> Result<(Option<(Arc<Sidecars>, Pumps)>, Option<Arc<Sidecars>>)> {
-    if !config.sidecars {
-        return Ok((None, None));
-    }
-    let problem = match open_sidecars(dir, config, report) {
-        Ok(sc) => {
-            let readers = Arc::clone(&sc.0);
-            return Ok((Some(sc), Some(readers)));
-        }
-        Err(Error::Corrupt { path, offset, what }) => Problem { path, offset, what },
-        // A sidecar segment lost or unreadable (issue 20) costs that sidecar, not the events.
-        Err(Error::Incomplete { path, what }) => Problem {
-            path,
-            offset: 0,
-            what,
-        },
-        Err(e @ (Error::UnsupportedVersion { .. } | Error::NotAStore { .. })) => {
-            let (Error::UnsupportedVersion { path, .. } | Error::NotAStore { path, .. }) = &e
-            else {
-                return Err(e);
-            };
-            Problem {
-                path: path.clone(),
-                offset: 0,
-                what: e.to_string(),
-            }
-        }
-        Err(e) => return Err(e),
-    };
-    report.sidecars_unwritable = Some(problem);
-    Ok((None, open_sidecars_read_only(dir).map(Arc::new)))
-}
-
-/// The sidecars of the store in `dir` for reading, if both exist. Damage in a sidecar
-/// fails only the reads of that sidecar, never this open.
-fn open_sidecars_read_only(dir: &Path) -> Option<Sidecars> {
-    let dirs = Sidecars::dirs(dir);
-    if dirs.iter().any(|d| !d.join(META_FILE).exists()) {
-        return None;
-    }
-    Some(Sidecars::read_only(dir))
 }
 
 /// After its writer stopped: saves a stream's duplicate count, reports its writer's
