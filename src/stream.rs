@@ -350,6 +350,10 @@ impl SegmentView {
             // A sealed segment seen for the first time: trust its checksummed footer.
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
             st.index = index_from_footer(&map, &slot, &self.path)?;
+            // Decoded (what stays encoded is read again on use): its pages need not stay
+            // resident in this process.
+            let footer_at = usize::try_from(slot.committed_len).unwrap_or(usize::MAX);
+            map::release(&map, footer_at, map.len().saturating_sub(footer_at));
             st.checked = Arc::new(CheckedBlocks::with_capacity(st.index.blocks.len()));
             if self.header.version == PACKED_VERSION {
                 return self.open_compacted(&mut st, map, slot, file_len);

@@ -35,6 +35,22 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     map.map_err(|e| Error::io("map", path, e))
 }
 
+/// Drops this process's page-table entries for `len` bytes of `map` from `offset` (rounded
+/// out to whole pages): its resident set no longer counts them, and the next read of them
+/// maps the same bytes again from the page cache (a minor fault). For a sealed segment's
+/// footer once it is decoded: `inspect stats` of a 10M-event store loaded 66 footers and
+/// peaked at 65 MB of resident pages, nearly all of them those footers (issue 21).
+pub(crate) fn release(map: &Mmap, offset: usize, len: usize) {
+    let len = len.min(map.len().saturating_sub(offset));
+    if len == 0 {
+        return;
+    }
+    // SAFETY: `map` is a shared read-only map of immutable bytes (see `map_read`): dropping
+    // its pages (MADV_DONTNEED) changes no byte any reference into it sees, because the next
+    // access faults the same file bytes back in. The range is within the map (checked above).
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
 /// A shared empty read-only map, for a view that has mapped nothing of its file yet: one
 /// anonymous mapping for the whole process instead of one per view.
 pub(crate) fn empty() -> Result<Arc<Mmap>> {
