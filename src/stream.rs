@@ -22,14 +22,16 @@ use crate::event::{EventId, Timestamp};
 use crate::format::{
     self, CommitSlot, ManifestEntry, SegmentHeader, Summary, PACKED_VERSION, SEGMENT_HEADER_LEN,
 };
-use crate::index::{FooterSource, SegmentIndex};
+use crate::index::SegmentIndex;
 use crate::packed::{BlockCache, BlockMemo, Packed, BLOCK_CACHE_BYTES};
 pub(crate) use crate::segment::footer::{read_footer, read_footer_deferred};
 use crate::segment::{
     check_identity, image, map, read_header, read_header_and_len, scan_frames, sealed_len,
     OpenedSegment, StreamKind,
 };
+use footer::index_from_footer;
 
+mod footer;
 mod frames;
 
 pub(crate) use frames::{
@@ -350,10 +352,6 @@ impl SegmentView {
             // A sealed segment seen for the first time: trust its checksummed footer.
             let map = Arc::new(map::map_read(&self.file, file_len, &self.path)?);
             st.index = index_from_footer(&map, &slot, &self.path)?;
-            // Decoded (what stays encoded is read again on use): its pages need not stay
-            // resident in this process.
-            let footer_at = usize::try_from(slot.committed_len).unwrap_or(usize::MAX);
-            map::release(&map, footer_at, map.len().saturating_sub(footer_at));
             st.checked = Arc::new(CheckedBlocks::with_capacity(st.index.blocks.len()));
             if self.header.version == PACKED_VERSION {
                 return self.open_compacted(&mut st, map, slot, file_len);
@@ -618,18 +616,6 @@ fn same_bounds(a: &Summary, b: &Summary) -> bool {
         b.min_ts_us,
         b.max_ts_us,
     )
-}
-
-/// The index a sealed segment's footer holds, its blocks and postings read in place from
-/// `map`.
-fn index_from_footer(map: &Arc<Mmap>, slot: &CommitSlot, path: &Path) -> Result<SegmentIndex> {
-    let (footer, deferred) = read_footer_deferred(map, slot, path)?;
-    let source = FooterSource {
-        bytes: Arc::clone(map) as Arc<dyn AsRef<[u8]> + Send + Sync>,
-        footer_at: slot.committed_len as usize,
-        deferred,
-    };
-    Ok(SegmentIndex::from_footer(footer, Some(source)))
 }
 
 /// An ordered set of segment views of one stream, loaded lazily and refreshed on demand.
