@@ -100,6 +100,18 @@ impl Events {
                 if top.is_none_or(|t| bound >= t) {
                     plan.advance(order, &self.filter, after);
                     if batch.is_empty() && batch_max == 1 {
+                        // The candidates behind the frontier share its bound's time until
+                        // the one holding it is passed (an event of a newer time early in a
+                        // segment, e.g. before an import of older events): the merge would
+                        // come straight back here for each of them, ranking every plan each
+                        // time, so they are queued in one go. (Queueing a candidate is
+                        // always safe; it is read only when its own bound comes first.)
+                        while plan
+                            .frontier_bound(order, &self.filter)
+                            .is_some_and(|b| b.0 == bound.0)
+                        {
+                            plan.advance(order, &self.filter, after);
+                        }
                         return Ok(());
                     }
                     continue;
