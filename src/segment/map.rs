@@ -35,6 +35,21 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     map.map_err(|e| Error::io("map", path, e))
 }
 
+/// Maps the whole of an active segment's index image (`segment/image.rs`) read-only, for a
+/// reader that decodes it and keeps it for the postings it decodes later.
+pub(crate) fn map_image(file: &File, len: u64, path: &Path) -> Result<Mmap> {
+    let len =
+        usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "image too large to map"))?;
+    // SAFETY: `len` is the file's length, read just before. selflog never truncates or
+    // shortens an image file: a new image is written to a temporary file and renamed over
+    // it (the map keeps the old inode), removal unlinks it (the map stays valid), and the
+    // one write in place (`mark_not_clean`) rewrites the clean flag in the head, whose
+    // bytes a reader decodes once, checks, and never reads again; the blocks and postings
+    // it reads later are never written in place.
+    let map = unsafe { MmapOptions::new().len(len).map(file) };
+    map.map_err(|e| Error::io("map", path, e))
+}
+
 /// Drops this process's page-table entries for `len` bytes of `map` from `offset` (rounded
 /// out to whole pages): its resident set no longer counts them, and the next read of them
 /// maps the same bytes again from the page cache (a minor fault). For a sealed segment's
