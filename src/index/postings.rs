@@ -28,7 +28,9 @@ impl PostingMap {
             if i >= strings || list.is_empty() {
                 continue;
             }
-            out.grow_to(i);
+            if out.lists.len() <= i {
+                out.grow_to(i);
+            }
             out.last[i] = list.last().map_or(0, |b| b.saturating_add(1));
             if out.lists[i].is_empty() {
                 out.strings += 1;
@@ -38,11 +40,11 @@ impl PostingMap {
         out
     }
 
+    /// Makes room for reference `i`, past the last one.
+    #[cold]
     fn grow_to(&mut self, i: usize) {
-        if self.lists.len() <= i {
-            self.lists.resize_with(i + 1, Vec::new);
-            self.last.resize(i + 1, 0);
-        }
+        self.lists.resize_with(i + 1, Vec::new);
+        self.last.resize(i + 1, 0);
     }
 
     /// Records that `block` holds reference `r`; returns whether that added an entry
@@ -54,7 +56,9 @@ impl PostingMap {
         if self.last.get(i) == Some(&mark) {
             return false;
         }
-        self.grow_to(i);
+        if self.lists.len() <= i {
+            self.grow_to(i);
+        }
         self.last[i] = mark;
         let list = &mut self.lists[i];
         if list.is_empty() {
