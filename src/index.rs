@@ -15,6 +15,14 @@ use crate::format::{
     CHECKPOINT_STRIDE,
 };
 
+mod counts;
+mod postings;
+mod search;
+
+pub(crate) use counts::RefCounts;
+use postings::PostingMap;
+use search::first_ending_at_or_after;
+
 /// A block is closed after this many events...
 pub const BLOCK_EVENTS_MAX: u32 = 32;
 /// ...or once its frames span this many bytes, whichever comes first.
@@ -49,9 +57,6 @@ pub(crate) struct Bounds {
     /// `suffix_min_ts[i]`: the smallest timestamp in blocks `i..`.
     pub suffix_min_ts: Vec<i64>,
 }
-
-/// Which blocks hold each string, by string reference.
-pub(crate) type PostingMap = FxHashMap<u32, Vec<u32>>;
 
 /// A segment's postings, in one of three states.
 #[derive(Debug, Clone)]
@@ -107,9 +112,10 @@ impl FooterSource {
         self.deferred.postings?.list(self.footer(), at).ok()
     }
 
-    fn decode_postings(&self) -> Option<PostingMap> {
+    /// The postings whole, for a dictionary of `strings` strings.
+    fn decode_postings(&self, strings: usize) -> Option<PostingMap> {
         let postings = self.deferred.postings?.decode(self.footer()).ok()?;
-        Some(postings.into_iter().collect())
+        Some(PostingMap::from_lists(postings, strings))
     }
 }
 
@@ -185,11 +191,11 @@ pub(crate) struct SegmentIndex {
     /// Counts and ranges.
     pub summary: Summary,
     /// Events per type reference.
-    pub type_counts: FxHashMap<u32, u64>,
+    pub type_counts: RefCounts,
     /// Events per source reference; `None` if loaded from a footer without them.
-    pub source_counts: Option<FxHashMap<u32, u64>>,
+    pub source_counts: Option<RefCounts>,
     /// Events per action reference; `None` if loaded from a footer without them.
-    pub action_counts: Option<FxHashMap<u32, u64>>,
+    pub action_counts: Option<RefCounts>,
     /// Ascending block indices per string reference (the open block's index is
     /// `blocks.len()`); see [`SegmentIndex::posted_blocks`].
     postings: Postings,
@@ -212,10 +218,10 @@ impl Default for SegmentIndex {
                 max_ts_us: i64::MIN,
                 ..Summary::default()
             },
-            type_counts: FxHashMap::default(),
-            source_counts: Some(FxHashMap::default()),
-            action_counts: Some(FxHashMap::default()),
-            postings: Postings::Built(FxHashMap::default()),
+            type_counts: RefCounts::default(),
+            source_counts: Some(RefCounts::default()),
+            action_counts: Some(RefCounts::default()),
+            postings: Postings::Built(PostingMap::default()),
             posting_entries: 0,
         }
     }
@@ -228,6 +234,7 @@ impl SegmentIndex {
     pub fn from_footer(f: Footer, source: Option<FooterSource>) -> SegmentIndex {
         let string_bytes = f.strings.iter().map(String::len).sum();
         let strings: Vec<Arc<str>> = f.strings.into_iter().map(Arc::from).collect();
+        let string_count = strings.len();
         let lookup = strings
             .iter()
             .enumerate()
@@ -244,7 +251,7 @@ impl SegmentIndex {
             .map_or(0, |p| p.iter().map(|(_, b)| b.len()).sum());
         let source = source.map(Arc::new);
         let postings = match (f.postings, &source) {
-            (Some(p), _) => Postings::Built(p.into_iter().collect()),
+            (Some(p), _) => Postings::Built(PostingMap::from_lists(p, string_count)),
             (None, Some(src)) if src.deferred.postings.is_some() => {
                 Postings::Deferred(Arc::clone(src), Arc::new(OnceLock::new()))
             }
@@ -271,9 +278,13 @@ impl SegmentIndex {
             checkpoints,
             open_checkpoints: [0; CHECKPOINT_SLOTS],
             summary: f.summary,
-            type_counts: f.type_counts.into_iter().collect(),
-            source_counts: f.source_counts.map(|c| c.into_iter().collect()),
-            action_counts: f.action_counts.map(|c| c.into_iter().collect()),
+            type_counts: RefCounts::from_counts(f.type_counts, string_count),
+            source_counts: f
+                .source_counts
+                .map(|c| RefCounts::from_counts(c, string_count)),
+            action_counts: f
+                .action_counts
+                .map(|c| RefCounts::from_counts(c, string_count)),
             postings,
             posting_entries,
         }
@@ -342,7 +353,7 @@ impl SegmentIndex {
         let mut out: Vec<u32> = match &self.postings {
             Postings::Built(p) => refs
                 .iter()
-                .filter_map(|r| p.get(r))
+                .filter_map(|&r| p.get(r))
                 .flat_map(|list| list.iter().copied())
                 .collect(),
             Postings::Deferred(src, directory) => {
@@ -371,7 +382,7 @@ impl SegmentIndex {
         match &self.postings {
             Postings::Built(p) => Some(
                 refs.iter()
-                    .filter_map(|r| p.get(r))
+                    .filter_map(|&r| p.get(r))
                     .map(Vec::len)
                     .max()
                     .unwrap_or(0),
@@ -423,33 +434,27 @@ impl SegmentIndex {
         s.last_commit_us = commit_us;
         s.min_ts_us = s.min_ts_us.min(ts_us);
         s.max_ts_us = s.max_ts_us.max(ts_us);
-        *self.type_counts.entry(type_ref).or_insert(0) += 1;
+        self.type_counts.add(type_ref, 1);
         if let Some(c) = &mut self.source_counts {
-            *c.entry(e.source_ref).or_insert(0) += 1;
+            c.add(e.source_ref, 1);
         }
         if let (Some(c), Some(a)) = (&mut self.action_counts, e.action_ref) {
-            *c.entry(a).or_insert(0) += 1;
+            c.add(a, 1);
         }
         if let Postings::Deferred(src, _) = &self.postings {
             self.postings = src
-                .decode_postings()
+                .decode_postings(self.strings.len())
                 .map_or(Postings::Absent, Postings::Built);
-            self.posting_entries = self
-                .built_postings()
-                .map_or(0, |p| p.values().map(Vec::len).sum());
+            self.posting_entries = self.built_postings().map_or(0, PostingMap::entries);
         }
         if let Postings::Built(postings) = &mut self.postings {
             let block = u32::try_from(self.blocks.len()).expect("fewer than 2^32 blocks");
-            for r in [Some(type_ref), Some(e.source_ref), e.action_ref]
-                .into_iter()
-                .flatten()
-            {
-                let list = postings.entry(r).or_default();
-                if list.last() != Some(&block) {
-                    list.push(block);
-                    self.posting_entries += 1;
-                }
+            let mut added = usize::from(postings.post(type_ref, block));
+            added += usize::from(postings.post(e.source_ref, block));
+            if let Some(a) = e.action_ref {
+                added += usize::from(postings.post(a, block));
             }
+            self.posting_entries += added;
         }
 
         let block = self.open.get_or_insert(Block {
@@ -568,19 +573,18 @@ impl SegmentIndex {
             strings: self.strings.len(),
             blocks: self.blocks.len() + 1,
             counts: self.type_counts.len()
-                + self.source_counts.as_ref().map_or(0, FxHashMap::len)
-                + self.action_counts.as_ref().map_or(0, FxHashMap::len),
-            posting_strings: self.built_postings().map_or(0, FxHashMap::len),
+                + self.source_counts.as_ref().map_or(0, RefCounts::len)
+                + self.action_counts.as_ref().map_or(0, RefCounts::len),
+            posting_strings: self.built_postings().map_or(0, PostingMap::len),
             posting_entries: self.posting_entries,
         })
     }
 
     /// The footer that seals this index.
     pub fn to_footer(&self) -> Footer {
-        fn sorted(m: &FxHashMap<u32, u64>) -> Vec<(u32, u64)> {
-            let mut v: Vec<(u32, u64)> = m.iter().map(|(&r, &n)| (r, n)).collect();
-            v.sort_unstable();
-            v
+        // By ascending reference, as the footer stores them.
+        fn sorted(m: &RefCounts) -> Vec<(u32, u64)> {
+            m.iter().map(|(&r, &n)| (r, n)).collect()
         }
         // Only a writer's or a scanner's index is turned into a footer; one loaded from a
         // footer would decode its postings again.
@@ -588,16 +592,13 @@ impl SegmentIndex {
         let map = match &self.postings {
             Postings::Built(p) => Some(p),
             Postings::Deferred(src, _) => {
-                decoded = src.decode_postings();
+                decoded = src.decode_postings(self.strings.len());
                 decoded.as_ref()
             }
             Postings::Absent => None,
         };
-        let postings = map.map(|p| {
-            let mut v: Vec<(u32, Vec<u32>)> = p.iter().map(|(&r, b)| (r, b.clone())).collect();
-            v.sort_unstable();
-            v
-        });
+        // By ascending reference, as the footer stores them.
+        let postings = map.map(|p| p.iter().map(|(r, b)| (r, b.clone())).collect());
         let checkpoints = match &self.checkpoints {
             Checkpoints::Owned(all) => Some(all.to_vec()),
             Checkpoints::InFooter(src) => src
@@ -625,103 +626,9 @@ impl SegmentIndex {
     }
 }
 
-/// The index of the first block whose `last_id` is at least `id` (`blocks.len()` if none):
-/// `blocks.partition_point(|b| b.last_id < id)`, found faster. Ids in a segment are nearly
-/// dense and blocks hold nearly 32 events each, so the block `id` would be in if they were
-/// exactly is a close guess; a search galloping out from it reads a handful of blocks
-/// instead of the ~15 scattered ones of a binary search over a large segment's ~30,000
-/// (each a cache miss when lookups are random).
-fn first_ending_at_or_after(blocks: &Blocks, id: u64) -> usize {
-    let n = blocks.len();
-    // A block that cannot be read (a footer shorter than its count says) ends nowhere.
-    let last_id = |i: usize| blocks.get(i).map_or(u64::MAX, |b| b.last_id);
-    let (Some(first), Some(last)) = (blocks.get(0), blocks.get(n.saturating_sub(1))) else {
-        return 0;
-    };
-    if id <= first.last_id {
-        return 0;
-    }
-    if id > last.last_id {
-        return n;
-    }
-    // Here last_id(0) < id <= last_id(n - 1).
-    let span = u128::from(last.last_id.saturating_sub(first.first_id)) + 1;
-    let along = u128::from(id.saturating_sub(first.first_id));
-    let guess = usize::try_from(along * n as u128 / span)
-        .unwrap_or(n)
-        .clamp(1, n - 1);
-    // Find a bracket (lo, hi] with last_id(lo) < id <= last_id(hi).
-    let (mut lo, mut hi);
-    if last_id(guess) < id {
-        lo = guess;
-        let mut step = 1;
-        loop {
-            hi = (lo + step).min(n - 1);
-            if last_id(hi) >= id {
-                break;
-            }
-            lo = hi;
-            step *= 2;
-        }
-    } else {
-        hi = guess;
-        let mut step = 1;
-        loop {
-            lo = hi.saturating_sub(step);
-            if last_id(lo) < id {
-                break;
-            }
-            hi = lo;
-            step *= 2;
-        }
-    }
-    // Binary search in (lo, hi].
-    let (mut a, mut b) = (lo + 1, hi);
-    while a < b {
-        let mid = a + (b - a) / 2;
-        if last_id(mid) < id {
-            a = mid + 1;
-        } else {
-            b = mid;
-        }
-    }
-    a
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// The galloping search agrees with a binary search on any layout: gaps in ids,
-        /// blocks of 1 to 40 events, ids before, inside, between and after the blocks.
-        #[test]
-        fn block_search_agrees_with_partition_point(
-            layout in proptest::collection::vec((0u64..50, 1u64..40), 0..200),
-            probes in proptest::collection::vec(0u64..20_000, 1..50),
-        ) {
-            let mut blocks = Vec::new();
-            let mut next = 1;
-            for (gap, events) in layout {
-                let first_id = next + gap;
-                blocks.push(Block {
-                    first_id,
-                    last_id: first_id + events - 1,
-                    offset: 0,
-                    len: 0,
-                    event_count: 0,
-                    min_ts_us: 0,
-                    max_ts_us: 0,
-                });
-                next = first_id + events;
-            }
-            let wrapped = Blocks::Owned(Arc::new(blocks.clone()));
-            for id in probes {
-                let want = blocks.partition_point(|b| b.last_id < id);
-                proptest::prop_assert_eq!(first_ending_at_or_after(&wrapped, id), want, "id {}", id);
-            }
-        }
-    }
 
     /// An index of `n` events in blocks of 32, alternating two types.
     fn built(n: u64) -> SegmentIndex {

@@ -444,8 +444,12 @@ pub(crate) struct ActiveSegment {
     /// Bytes written so far, staged ones included (frames past `slot.committed_len` are not
     /// yet published).
     pub write_len: u64,
+    /// The staging buffer: its first `staged_len` bytes are frames not yet handed to the
+    /// file; the rest is old bytes kept so that the next frames need not zero it again
+    /// (an encoder writes every byte of the length it asks for).
     staged: Vec<u8>,
-    /// Bytes handed to the file; `write_len - staged.len()`.
+    staged_len: usize,
+    /// Bytes handed to the file; `write_len - staged_len`.
     flushed_len: u64,
     /// File offset of the last frame written (0: none yet, or not known), which an index
     /// image records to be checked against.
@@ -491,6 +495,7 @@ impl ActiveSegment {
                 slot,
                 write_len: SEGMENT_HEADER_LEN as u64,
                 staged: Vec::new(),
+                staged_len: 0,
                 flushed_len: SEGMENT_HEADER_LEN as u64,
                 last_frame_at: 0,
             })
@@ -529,6 +534,7 @@ impl ActiveSegment {
             slot,
             write_len: slot.committed_len,
             staged: Vec::new(),
+            staged_len: 0,
             flushed_len: slot.committed_len,
             last_frame_at: 0,
         })
@@ -544,31 +550,37 @@ impl ActiveSegment {
         self.header.segment_len - self.write_len
     }
 
-    /// `len` new bytes at the end of what is written, to encode a frame into.
+    /// `len` new bytes at the end of what is written, to encode a frame into. They hold
+    /// whatever an earlier frame left there: the caller writes every one of them.
     pub fn append_mut(&mut self, len: usize) -> &mut [u8] {
-        let start = self.staged.len();
-        self.staged.resize(start + len, 0);
+        let start = self.staged_len;
+        let end = start + len;
+        if self.staged.len() < end {
+            // Zeroed once, when the buffer grows; reused from spill to spill after that.
+            self.staged.resize(end, 0);
+        }
+        self.staged_len = end;
         self.last_frame_at = self.write_len;
         self.write_len += len as u64;
         debug_assert!(self.write_len <= self.header.segment_len);
-        &mut self.staged[start..]
+        &mut self.staged[start..end]
     }
 
     /// Writes staged frames to the file once there are many of them.
     pub fn spill_if_large(&mut self) -> Result<()> {
-        if self.staged.len() >= STAGED_LEN_MAX {
+        if self.staged_len >= STAGED_LEN_MAX {
             self.write_staged()?;
         }
         Ok(())
     }
 
     fn write_staged(&mut self) -> Result<()> {
-        if !self.staged.is_empty() {
+        if self.staged_len > 0 {
             self.file
-                .write_all_at(&self.staged, self.flushed_len)
+                .write_all_at(&self.staged[..self.staged_len], self.flushed_len)
                 .map_err(|e| Error::io("write", &self.path, e))?;
-            self.flushed_len += self.staged.len() as u64;
-            self.staged.clear();
+            self.flushed_len += self.staged_len as u64;
+            self.staged_len = 0;
         }
         Ok(())
     }
