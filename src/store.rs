@@ -281,6 +281,10 @@ impl Store {
             })
             .transpose()?;
         let retention_on_open = shared.config.retention_on_open;
+        // Without an age or size limit retention chooses nothing: the segments' bounds and
+        // lengths are not gathered for nothing (~0.3 ms at 61 segments, issue 21).
+        let retention_limited =
+            shared.config.retention_age.is_some() || shared.config.retention_bytes_max.is_some();
         let store = Store {
             stream,
             dir,
@@ -295,7 +299,9 @@ impl Store {
             sidecars: readers,
         };
         if retention_on_open {
-            store.retain(false)?;
+            if retention_limited {
+                store.retain(false)?;
+            }
             store.maintenance()?.retain_sidecars()?;
         }
         Ok(store)
