@@ -137,7 +137,12 @@ fn main() {
         }
     };
 
-    let bin = common::selflog_binary();
+    // The opens are timed in this process: no `selflog` build (nor `cargo` run) for them.
+    let bin = if only_opens {
+        PathBuf::new()
+    } else {
+        common::selflog_binary()
+    };
     let selflog = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.arg("--store").arg(&store_dir).args(args);
