@@ -15,8 +15,12 @@ use crate::event::EventId;
 use crate::scan::get_in;
 use crate::stream::Stream;
 
+mod read;
+
+pub(crate) use read::DedupImageRead;
+
 use super::window::{
-    buckets_for, displacement_of, table_len_for, DedupWindow, Slots, DISPLACEMENT_MAX, OFFSET_MASK,
+    buckets_for, displacement_of, table_len_for, DedupWindow, DISPLACEMENT_MAX, OFFSET_MASK,
 };
 
 /// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
@@ -41,93 +45,6 @@ pub(crate) struct ImageHeader {
 /// The dedup window's image, written by a clean close and read by the next writable open
 /// (`format-spec/FORMAT.md#dedup-window-image`).
 pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
-
-/// What reading an image gave before it is checked against the store: `Ok(None)` when
-/// there is none, `Err` saying why it cannot be used.
-type ImageRead = std::result::Result<Option<(DedupWindow, ImageHeader)>, String>;
-
-/// The image at `path` read for a window of `capacity` ids, with its own checks (its
-/// checksums, its table's shape) but not yet against the store.
-fn read_dedup_image(path: &Path, capacity: usize) -> ImageRead {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat it: {e}"))?
-        .len();
-    DedupWindow::map_image(capacity, len, &file).map(Some)
-}
-
-/// A writable open's read of the dedup image, on a helper thread while the open recovers
-/// the segments (each takes a few milliseconds, and neither needs the other), so that the
-/// open waits for the longer of the two rather than both. Nothing the thread reads is used
-/// before [`DedupImageRead::finish`] checks it against the store.
-pub(crate) struct DedupImageRead {
-    path: std::path::PathBuf,
-    capacity: usize,
-    thread: Option<std::thread::JoinHandle<ImageRead>>,
-}
-
-impl DedupImageRead {
-    /// Starts reading the image at `path` for a window of `capacity` ids (nothing is read
-    /// for a disabled window, and no thread started when there is no image: a sidecar's
-    /// window is too small to have one). Reading it before the segments are recovered is safe: an
-    /// image is only ever replaced whole (renamed over), and whichever one is read is then
-    /// checked against the recovered store, and brought up to date with the events after
-    /// it.
-    pub(crate) fn start(path: std::path::PathBuf, capacity: usize) -> DedupImageRead {
-        let thread = (capacity > 0 && path.exists())
-            .then(|| {
-                let (path, capacity) = (path.clone(), capacity);
-                std::thread::Builder::new()
-                    .name("selflog-dedup-image".into())
-                    .spawn(move || read_dedup_image(&path, capacity))
-                    .ok()
-            })
-            .flatten();
-        DedupImageRead {
-            path,
-            capacity,
-            thread,
-        }
-    }
-
-    /// The window in the image, checked against the store (`last_id` is its last event):
-    /// `Ok(None)` when there is none, `Err` saying why one cannot be used. Reads the image
-    /// here if the helper thread could not be started.
-    pub(crate) fn finish(
-        self,
-        stream: &Stream,
-        last_id: u64,
-    ) -> std::result::Result<Option<DedupWindow>, String> {
-        let read = match self.thread {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err("reading it panicked".into())),
-            None => read_dedup_image(&self.path, self.capacity),
-        };
-        let Some((window, header)) = read? else {
-            return Ok(None);
-        };
-        if header.newest > last_id {
-            return Err(format!(
-                "it covers events up to {}, past the store's last ({last_id})",
-                header.newest
-            ));
-        }
-        match get_in(stream, EventId(header.newest)) {
-            Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
-            Ok(_) => Err(format!(
-                "event {} is not the one it was written after",
-                header.newest
-            )),
-            Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
-        }
-    }
-}
 
 /// Below this many ids in the window (unless it is full), reading the window's events is
 /// no slower than reading a 16 MB image, and no image is written.
@@ -250,44 +167,18 @@ impl DedupWindow {
     /// the time of a writable open after a clean close, issue 21); a page is copied only
     /// when an insert first writes to it. The checks are those of
     /// [`DedupWindow::read_image`], all made on the mapped bytes before the window is
-    /// returned; nothing in the table is used before.
-    pub fn map_image(
+    /// returned; nothing in the table is used before. A writable open shares the checks
+    /// of the table's pieces between two threads (`image/read.rs`); this is the same on
+    /// one (the tests' path).
+    #[cfg(test)]
+    pub(crate) fn map_image(
         capacity: usize,
         len: u64,
-        file: &std::fs::File,
+        file: std::fs::File,
     ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
-        use std::os::unix::fs::FileExt as _;
-        let io = |e: std::io::Error| format!("reading it failed: {e}");
-        check_len(capacity, len)?;
-        let mut h = [0u8; IMAGE_HEADER_LEN];
-        file.read_exact_at(&mut h, 0).map_err(io)?;
-        let header = check_header(capacity, &h)?;
-        let table_len = table_len_for(capacity);
-        let mut map = crate::segment::map::map_private(file, IMAGE_HEADER_LEN as u64, table_len)
-            .map_err(|e| format!("mapping it failed: {e}"))?;
-        // No `MADV_POPULATE_READ`: entering the 4,096 pages one by one cost more (~1.4 ms
-        // of the open's profile, issue 21) than the faults of the reads below, each of which
-        // maps the 16 pages around it.
-        let mut check = TableCheck::new(capacity, header);
-        for piece in map.chunks(IMAGE_READ_PIECE_LEN) {
-            check.piece(piece);
-        }
-        let mut tail = vec![0u8; buckets_for(capacity) + 4];
-        file.read_exact_at(&mut tail, (IMAGE_HEADER_LEN + table_len) as u64)
-            .map_err(io)?;
-        let overflow = check.finish(tail)?;
-        if cfg!(target_endian = "big") {
-            // Copies every page: correct, only not the fast path.
-            to_native(&mut map);
-        }
-        let w = DedupWindow::from_parts(
-            capacity,
-            Slots::adopt(map),
-            overflow,
-            header.base,
-            header.newest,
-        );
-        Ok((w, header.fields()))
+        let image = read::MappedImage::prepare(capacity, len, file)?;
+        image.check_pieces();
+        image.conclude()
     }
 }
 
@@ -455,6 +346,15 @@ impl TableCheck {
         self.too_far |= too_far;
     }
 
+    /// Adds the sums and findings of `later`, the check of the pieces right after this
+    /// check's.
+    fn merge(&mut self, later: &TableCheck) {
+        self.body.combine(&later.body);
+        self.live += later.live;
+        self.out_of_range |= later.out_of_range;
+        self.too_far |= later.too_far;
+    }
+
     /// The verdict, given the bytes after the table (`tail`: the overflow counts and the
     /// checksum): the overflow counts when every check holds.
     fn finish(mut self, mut tail: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
@@ -567,7 +467,11 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(image).unwrap();
         file.flush().unwrap();
-        let read = DedupWindow::map_image(capacity, image.len() as u64, file.as_file());
+        let read = DedupWindow::map_image(
+            capacity,
+            image.len() as u64,
+            file.as_file().try_clone().unwrap(),
+        );
         (file, read)
     }
 
