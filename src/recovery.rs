@@ -671,7 +671,7 @@ fn usable_image(
 /// ids, on a helper thread while the open recovers the segments; [`open_dedup`] finishes
 /// it.
 pub(crate) fn start_dedup_image(dir: &Path, capacity: usize) -> DedupImageRead {
-    DedupImageRead::start(dir.join(DEDUP_IMAGE_FILE), capacity)
+    DedupImageRead::start(&dir.join(DEDUP_IMAGE_FILE), capacity)
 }
 
 /// The deduplication window of a store opened for writing: the image the last clean close
