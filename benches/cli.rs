@@ -27,7 +27,12 @@
 //! whatever `SELFLOG_CLI_EVENTS` says; the SIGKILL rows' writers add a few thousand events
 //! to each per run. `SELFLOG_CLI_ONLY=opens` times only the two writable opens;
 //! `SELFLOG_CLI_ONLY=store-opens` also leaves out `SQLite` (not built, its column "—"), for
-//! a 10M-event store on a machine where building the database would take too long.
+//! a 10M-event store on a machine where building the database would take too long;
+//! `SELFLOG_CLI_ONLY=clean-open` times only the writable open after a clean close, in a
+//! loop of `SELFLOG_CLI_RUNS` opens (no SIGKILL rows, no `SQLite`), so that a profiler
+//! attached to this process sees that open and its close alone; it prints the median,
+//! the fastest and each run, and also the median of open + one append + `flush` (what a
+//! daemon waits for before its first event is safe), timed on the same store.
 //!
 //! Under `cargo test` (no `--bench`) it runs a smoke pass of 3,000 events, one run each, and
 //! fails when the two sides disagree. It needs the `sqlite3` shell (and `/usr/bin/time` for
@@ -98,7 +103,7 @@ fn main() {
     let machine_at_start = machine();
     let started = Instant::now();
     let only = std::env::var("SELFLOG_CLI_ONLY").unwrap_or_default();
-    let with_sqlite = only != "store-opens";
+    let with_sqlite = only != "store-opens" && only != "clean-open";
     let only_opens = only == "opens" || !with_sqlite;
     let kept = std::env::var_os("SELFLOG_CLI_KEEP").map(PathBuf::from);
     let temp = match (&kept, std::env::var("SELFLOG_CLI_DIR")) {
@@ -132,7 +137,12 @@ fn main() {
         }
     };
 
-    let bin = common::selflog_binary();
+    // The opens are timed in this process: no `selflog` build (nor `cargo` run) for them.
+    let bin = if only_opens {
+        PathBuf::new()
+    } else {
+        common::selflog_binary()
+    };
     let selflog = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.arg("--store").arg(&store_dir).args(args);
@@ -211,6 +221,11 @@ fn main() {
         ]);
     }
 
+    if only == "clean-open" {
+        clean_open_rows(&mut rows, &store_dir, start, runs);
+        print_table(&rows, &generated, runs, full, &machine_at_start, started);
+        return;
+    }
     open_rows(
         &mut rows,
         with_sqlite.then_some(&*db),
@@ -310,6 +325,54 @@ fn open_rows(
         s.map_or_else(none, show),
         show(l),
         s.map_or_else(none, |s| ratio(s, l)),
+        "in-process".to_owned(),
+    ]);
+}
+
+/// The writable open after a clean close alone (`SELFLOG_CLI_ONLY=clean-open`): `runs`
+/// opens, each closed cleanly (the close not timed), then `runs` opens each followed by one
+/// append and its `flush`, timed together.
+fn clean_open_rows(rows: &mut Vec<[String; 5]>, store_dir: &Path, start: Timestamp, runs: usize) {
+    let cfg = config();
+    let opens: Vec<Duration> = (0..runs.max(1))
+        .map(|_| open_store(store_dir, &cfg))
+        .collect();
+    eprintln!(
+        "cli bench: clean opens: {}",
+        opens.iter().map(|d| show(*d)).collect::<Vec<_>>().join(" ")
+    );
+    rows.push([
+        "writable open after a clean close (`Store::open`)".to_owned(),
+        "—".to_owned(),
+        show(mid(opens)),
+        "—".to_owned(),
+        "in-process".to_owned(),
+    ]);
+    // Events of their own seed and no duplicates among them, so each append is written.
+    let mut events = common::events::generate(WorkloadConfig {
+        count: 1 << 32,
+        start_us: start.0,
+        seed: WorkloadConfig::default().seed ^ 0x5eed,
+        duplicate_share: 0.0,
+        ..WorkloadConfig::default()
+    });
+    let with_append: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let e = events.next().expect("an event");
+            let started = Instant::now();
+            let store = Store::open(store_dir, cfg.clone()).expect("open store");
+            store.append(e).expect("append");
+            store.flush().expect("flush");
+            let elapsed = started.elapsed();
+            store.close().expect("close");
+            elapsed
+        })
+        .collect();
+    rows.push([
+        "writable open after a clean close + one append + `flush`".to_owned(),
+        "—".to_owned(),
+        show(mid(with_append)),
+        "—".to_owned(),
         "in-process".to_owned(),
     ]);
 }

@@ -403,24 +403,37 @@ impl Drop for ImageMark {
 /// for everything it writes.
 #[cfg(test)]
 pub(crate) fn recover(dir: &Path, on_loss: OnLoss) -> Result<(Recovered, OpenReport)> {
-    let (recovered, report, mark) = recover_marking(dir, on_loss)?;
-    mark.wait()?;
-    Ok((recovered, report))
+    let r = recover_marking(dir, on_loss)?;
+    r.mark.wait()?;
+    Ok((r.recovered, r.report))
+}
+
+/// What a writable open's recovery leaves the open: the recovered tail, the report, the
+/// pending clearing of the index image's clean flag, and the sealed segments' files.
+pub(crate) struct Recovery {
+    /// The unsealed segment and its index, the last id.
+    pub recovered: Recovered,
+    /// What recovery found and repaired.
+    pub report: OpenReport,
+    /// The clearing of the index image's clean flag, waited for before any writer writes.
+    pub mark: ImageMark,
+    /// The sealed segments' files (all but the newest), open with their headers and sealed
+    /// slots read by the continuity check, under the writer lock this open holds: nothing
+    /// changes them before the writer starts, so the stream's views take them
+    /// ([`Stream::preopened`]) instead of opening and reading each again.
+    pub sealed_files: BTreeMap<u32, crate::segment::OpenedSegment>,
 }
 
 /// Recovers the event stream of the store in `dir` for a writer holding the lock. The
 /// clearing of the index image's clean flag may still be running: the caller waits for the
 /// [`ImageMark`] before any writer writes.
-pub(crate) fn recover_marking(
-    dir: &Path,
-    on_loss: OnLoss,
-) -> Result<(Recovered, OpenReport, ImageMark)> {
+pub(crate) fn recover_marking(dir: &Path, on_loss: OnLoss) -> Result<Recovery> {
     let kind = StreamKind::Events;
     let mut report = OpenReport {
         removed_temp_files: remove_temp_files(dir, kind)?,
         ..OpenReport::default()
     };
-    let continuity = manifest::check(dir, kind)?;
+    let mut continuity = manifest::check(dir, kind)?;
     if let Some(e) = &continuity.manifest_error {
         if matches!(e, Error::UnsupportedVersion { .. }) {
             return Err(manifest::read(dir).expect_err("read failed just before"));
@@ -466,7 +479,16 @@ pub(crate) fn recover_marking(
     record_present(dir, kind, &continuity, id_floor.max(recovered.last_id))?;
     recovered.last_id = recovered.last_id.max(id_floor);
     recovered.high_water = manifest::read(dir)?.map_or(0, |m| m.id_high_water);
-    Ok((recovered, report, mark))
+    // The newest file is left out: recovery may have rewritten its slot (lost frames
+    // discarded) or found it sealed since; its view reads it afresh.
+    let mut sealed_files = std::mem::take(&mut continuity.opened);
+    sealed_files.retain(|id, o| *id < recovered.last_segment_id && o.slot.sealed);
+    Ok(Recovery {
+        recovered,
+        report,
+        mark,
+        sealed_files,
+    })
 }
 
 /// [`recover`] past the continuity check: the sealed segments' headers, and the unsealed
@@ -649,7 +671,7 @@ fn usable_image(
 /// ids, on a helper thread while the open recovers the segments; [`open_dedup`] finishes
 /// it.
 pub(crate) fn start_dedup_image(dir: &Path, capacity: usize) -> DedupImageRead {
-    DedupImageRead::start(dir.join(DEDUP_IMAGE_FILE), capacity)
+    DedupImageRead::start(&dir.join(DEDUP_IMAGE_FILE), capacity)
 }
 
 /// The deduplication window of a store opened for writing: the image the last clean close

@@ -28,6 +28,7 @@ use crate::maintenance::{Maintenance, NewPattern, Pattern, Sidecars, SystemStats
 use crate::query::{Order, Query};
 use crate::recovery::{
     open_dedup, read_only_check, recover_marking, start_dedup_image, OnLoss, OpenReport, Problem,
+    Recovery,
 };
 use crate::retention::Deletion;
 use crate::scan::{get_in, Scan};
@@ -108,20 +109,30 @@ fn open_log<T>(
     }
     // The dedup image is read while the segments are recovered, and checked after.
     let dedup_image = start_dedup_image(dir, config.dedup_window);
-    let (recovered, mut report, image_mark) = recover_marking(dir, OnLoss::Refuse)?;
+    let Recovery {
+        recovered,
+        mut report,
+        mark: image_mark,
+        sealed_files,
+    } = recover_marking(dir, OnLoss::Refuse)?;
     // The reader view, loaded once here for the dedup window and kept.
     let generation = Arc::new(AtomicU64::new(0));
     // The manifest as recovery left it: the sealed segments it describes are opened
     // deferred, their footers read only when something reads them.
     let manifest = crate::manifest::read(dir).ok().flatten();
     let mut stream = Stream::new(dir, StreamKind::Events, Some(Arc::clone(&generation)))
-        .deferring(manifest.as_ref());
+        .deferring(manifest.as_ref())
+        .preopened(sealed_files);
     if let Some((active, index)) = &recovered.active {
         // The view starts from recovery's index (decoding the image again: ~2 ms).
         let len = active.slot.committed_len;
         stream = stream.with_recovered_index(recovered.last_segment_id, len, index.clone());
     }
     let stream = Arc::new(stream);
+    // The views opened now, while the dedup image is checked on its thread, rather than
+    // by the image's check against the store after it (~1 ms at 61 segments). A failure
+    // is left to the reads below, which report it as they did.
+    let _ = stream.refresh_deferred();
     let (duplicates, counters_reset) = crate::cursor::open_duplicates(dir)?;
     report.counters_reset = counters_reset;
     let during = meanwhile(&config, &mut report)?;
@@ -270,6 +281,10 @@ impl Store {
             })
             .transpose()?;
         let retention_on_open = shared.config.retention_on_open;
+        // Without an age or size limit retention chooses nothing: the segments' bounds and
+        // lengths are not gathered for nothing (~0.3 ms at 61 segments, issue 21).
+        let retention_limited =
+            shared.config.retention_age.is_some() || shared.config.retention_bytes_max.is_some();
         let store = Store {
             stream,
             dir,
@@ -284,7 +299,9 @@ impl Store {
             sidecars: readers,
         };
         if retention_on_open {
-            store.retain(false)?;
+            if retention_limited {
+                store.retain(false)?;
+            }
             store.maintenance()?.retain_sidecars()?;
         }
         Ok(store)

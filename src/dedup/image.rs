@@ -15,8 +15,12 @@ use crate::event::EventId;
 use crate::scan::get_in;
 use crate::stream::Stream;
 
+mod read;
+
+pub(crate) use read::DedupImageRead;
+
 use super::window::{
-    buckets_for, displacement_of, table_len_for, DedupWindow, Slots, DISPLACEMENT_MAX, OFFSET_MASK,
+    buckets_for, displacement_of, table_len_for, DedupWindow, DISPLACEMENT_MAX, OFFSET_MASK,
 };
 
 /// Magic of a window image (`format-spec/FORMAT.md#dedup-window-image`).
@@ -41,93 +45,6 @@ pub(crate) struct ImageHeader {
 /// The dedup window's image, written by a clean close and read by the next writable open
 /// (`format-spec/FORMAT.md#dedup-window-image`).
 pub(crate) const DEDUP_IMAGE_FILE: &str = "dedup.window";
-
-/// What reading an image gave before it is checked against the store: `Ok(None)` when
-/// there is none, `Err` saying why it cannot be used.
-type ImageRead = std::result::Result<Option<(DedupWindow, ImageHeader)>, String>;
-
-/// The image at `path` read for a window of `capacity` ids, with its own checks (its
-/// checksums, its table's shape) but not yet against the store.
-fn read_dedup_image(path: &Path, capacity: usize) -> ImageRead {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat it: {e}"))?
-        .len();
-    DedupWindow::map_image(capacity, len, &file).map(Some)
-}
-
-/// A writable open's read of the dedup image, on a helper thread while the open recovers
-/// the segments (each takes a few milliseconds, and neither needs the other), so that the
-/// open waits for the longer of the two rather than both. Nothing the thread reads is used
-/// before [`DedupImageRead::finish`] checks it against the store.
-pub(crate) struct DedupImageRead {
-    path: std::path::PathBuf,
-    capacity: usize,
-    thread: Option<std::thread::JoinHandle<ImageRead>>,
-}
-
-impl DedupImageRead {
-    /// Starts reading the image at `path` for a window of `capacity` ids (nothing is read
-    /// for a disabled window, and no thread started when there is no image: a sidecar's
-    /// window is too small to have one). Reading it before the segments are recovered is safe: an
-    /// image is only ever replaced whole (renamed over), and whichever one is read is then
-    /// checked against the recovered store, and brought up to date with the events after
-    /// it.
-    pub(crate) fn start(path: std::path::PathBuf, capacity: usize) -> DedupImageRead {
-        let thread = (capacity > 0 && path.exists())
-            .then(|| {
-                let (path, capacity) = (path.clone(), capacity);
-                std::thread::Builder::new()
-                    .name("selflog-dedup-image".into())
-                    .spawn(move || read_dedup_image(&path, capacity))
-                    .ok()
-            })
-            .flatten();
-        DedupImageRead {
-            path,
-            capacity,
-            thread,
-        }
-    }
-
-    /// The window in the image, checked against the store (`last_id` is its last event):
-    /// `Ok(None)` when there is none, `Err` saying why one cannot be used. Reads the image
-    /// here if the helper thread could not be started.
-    pub(crate) fn finish(
-        self,
-        stream: &Stream,
-        last_id: u64,
-    ) -> std::result::Result<Option<DedupWindow>, String> {
-        let read = match self.thread {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err("reading it panicked".into())),
-            None => read_dedup_image(&self.path, self.capacity),
-        };
-        let Some((window, header)) = read? else {
-            return Ok(None);
-        };
-        if header.newest > last_id {
-            return Err(format!(
-                "it covers events up to {}, past the store's last ({last_id})",
-                header.newest
-            ));
-        }
-        match get_in(stream, EventId(header.newest)) {
-            Ok(Some(e)) if e.hash == header.newest_hash => Ok(Some(window)),
-            Ok(_) => Err(format!(
-                "event {} is not the one it was written after",
-                header.newest
-            )),
-            Err(e) => Err(format!("event {} cannot be read: {e}", header.newest)),
-        }
-    }
-}
 
 /// Below this many ids in the window (unless it is full), reading the window's events is
 /// no slower than reading a 16 MB image, and no image is written.
@@ -250,44 +167,18 @@ impl DedupWindow {
     /// the time of a writable open after a clean close, issue 21); a page is copied only
     /// when an insert first writes to it. The checks are those of
     /// [`DedupWindow::read_image`], all made on the mapped bytes before the window is
-    /// returned; nothing in the table is used before.
-    pub fn map_image(
+    /// returned; nothing in the table is used before. A writable open shares the checks
+    /// of the table's pieces between two threads (`image/read.rs`); this is the same on
+    /// one (the tests' path).
+    #[cfg(test)]
+    pub(crate) fn map_image(
         capacity: usize,
         len: u64,
-        file: &std::fs::File,
+        file: std::fs::File,
     ) -> std::result::Result<(DedupWindow, ImageHeader), String> {
-        use std::os::unix::fs::FileExt as _;
-        let io = |e: std::io::Error| format!("reading it failed: {e}");
-        check_len(capacity, len)?;
-        let mut h = [0u8; IMAGE_HEADER_LEN];
-        file.read_exact_at(&mut h, 0).map_err(io)?;
-        let header = check_header(capacity, &h)?;
-        let table_len = table_len_for(capacity);
-        let mut map = crate::segment::map::map_private(file, IMAGE_HEADER_LEN as u64, table_len)
-            .map_err(|e| format!("mapping it failed: {e}"))?;
-        // The page cache's pages entered in the page table in one call rather than a
-        // fault per 64 KiB (a hint: without it the reads below fault them in).
-        let _ = map.advise(memmap2::Advice::PopulateRead);
-        let mut check = TableCheck::new(capacity, header);
-        for piece in map.chunks(IMAGE_READ_PIECE_LEN) {
-            check.piece(piece);
-        }
-        let mut tail = vec![0u8; buckets_for(capacity) + 4];
-        file.read_exact_at(&mut tail, (IMAGE_HEADER_LEN + table_len) as u64)
-            .map_err(io)?;
-        let overflow = check.finish(tail)?;
-        if cfg!(target_endian = "big") {
-            // Copies every page: correct, only not the fast path.
-            to_native(&mut map);
-        }
-        let w = DedupWindow::from_parts(
-            capacity,
-            Slots::adopt(map),
-            overflow,
-            header.base,
-            header.newest,
-        );
-        Ok((w, header.fields()))
+        let image = read::MappedImage::prepare(capacity, len, file)?;
+        image.check_pieces();
+        image.conclude()
     }
 }
 
@@ -406,6 +297,39 @@ impl TableCheck {
     /// Sums and checks the next piece of the table (little-endian entries).
     fn piece(&mut self, piece: &[u8]) {
         self.body.update(piece);
+        if self.check_displacement {
+            self.piece_small(piece);
+            return;
+        }
+        // In 32-bit lanes (an entry's low half is its offset and displacement, its high
+        // half its tag), which the compiler turns into four entries per vector instruction
+        // on any x86-64: 64-bit compares it cannot (~3 ms of a 16 MB table, issue 21).
+        // The header's checks keep both bounds below 2^28.
+        let offset_max = u32::try_from(self.offset_max).unwrap_or(u32::MAX);
+        let live_above = u32::try_from(self.live_above).unwrap_or(u32::MAX);
+        let mask = OFFSET_MASK as u32;
+        let mut out_of_range = 0u32;
+        // Counted in u32 per part of at most 8,192 entries.
+        for part in piece.chunks(64 << 10) {
+            let mut live = 0u32;
+            for entry in part.chunks_exact(8) {
+                let low = u32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
+                let high = u32::from_le_bytes(entry[4..8].try_into().expect("4 bytes"));
+                let offset = low & mask;
+                // A used entry (any bit set) must hold an offset in 1..=offset_max; one
+                // whose offset lies above `live_above` (so not 0: used) is live.
+                out_of_range |=
+                    u32::from(offset.wrapping_sub(1) >= offset_max) & u32::from(low | high != 0);
+                live += u32::from(offset > live_above);
+            }
+            self.live += u64::from(live);
+        }
+        self.out_of_range |= out_of_range != 0;
+    }
+
+    /// [`TableCheck::piece`]'s checks for a table of so few buckets that displacements
+    /// can name one past its end.
+    fn piece_small(&mut self, piece: &[u8]) {
         let (offset_max, live_above) = (self.offset_max, self.live_above);
         let (mut live, mut out_of_range, mut too_far) = (0u64, false, false);
         for entry in piece.chunks_exact(8) {
@@ -415,13 +339,20 @@ impl TableCheck {
             let used = e != 0;
             out_of_range |= used & (offset.wrapping_sub(1) >= offset_max);
             live += u64::from(used) & u64::from(offset > live_above);
-            if self.check_displacement {
-                too_far |= used & (displacement_of(e) >= self.buckets);
-            }
+            too_far |= used & (displacement_of(e) >= self.buckets);
         }
         self.live += live;
         self.out_of_range |= out_of_range;
         self.too_far |= too_far;
+    }
+
+    /// Adds the sums and findings of `later`, the check of the pieces right after this
+    /// check's.
+    fn merge(&mut self, later: &TableCheck) {
+        self.body.combine(&later.body);
+        self.live += later.live;
+        self.out_of_range |= later.out_of_range;
+        self.too_far |= later.too_far;
     }
 
     /// The verdict, given the bytes after the table (`tail`: the overflow counts and the
@@ -536,7 +467,11 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(image).unwrap();
         file.flush().unwrap();
-        let read = DedupWindow::map_image(capacity, image.len() as u64, file.as_file());
+        let read = DedupWindow::map_image(
+            capacity,
+            image.len() as u64,
+            file.as_file().try_clone().unwrap(),
+        );
         (file, read)
     }
 
@@ -624,7 +559,14 @@ mod tests {
     /// entries than the window holds. Each is refused; the untouched image reads back.
     #[test]
     fn a_table_no_window_writes_is_refused_though_its_sums_hold() {
-        let w = crowded_window(40, 300);
+        // 10 buckets: displacements checked, 64-bit entries; 100 buckets: the check in
+        // 32-bit lanes.
+        refused_though_sums_hold(40);
+        refused_though_sums_hold(400);
+    }
+
+    fn refused_though_sums_hold(capacity: usize) {
+        let w = crowded_window(capacity, 300 + capacity as u64);
         let mut image = Vec::new();
         w.write_image(9, &mut image).unwrap();
         let slots = w.slots.len();
@@ -645,30 +587,55 @@ mod tests {
         let used = (0..slots).find(|&i| entry(&image, i) != 0).unwrap();
         let empty = (0..slots).find(|&i| entry(&image, i) == 0).unwrap();
         let refused = |img: &Vec<u8>| {
-            let read = DedupWindow::read_image(40, img.len() as u64, &mut &img[..]);
-            assert_eq!(read.is_ok(), mapped(img, 40).1.is_ok(), "both paths agree");
+            let read = DedupWindow::read_image(capacity, img.len() as u64, &mut &img[..]);
+            assert_eq!(
+                read.is_ok(),
+                mapped(img, capacity).1.is_ok(),
+                "both paths agree"
+            );
             read
         };
         let mut same = image.clone();
         resum(&mut same);
         assert!(refused(&same).is_ok(), "re-summing alone changes nothing");
-        // Past the newest id (300): the offset of id 301 from the header's base.
+        // Past the newest id: the offset of the id after it from the header's base.
         let e = entry(&image, used);
         let base = u64::from_le_bytes(image[32..40].try_into().unwrap());
-        for (what, v) in [
-            ("past the newest", (e & !OFFSET_MASK) | (301 - base + 1)),
+        let newest = u64::from_le_bytes(image[40..48].try_into().unwrap());
+        let mut bad_entries = vec![
+            (
+                "past the newest",
+                (e & !OFFSET_MASK) | (newest + 1 - base + 1),
+            ),
+            ("far past the newest", e | OFFSET_MASK),
             ("no id", e & !OFFSET_MASK),
-            ("displaced 15 buckets in a 10-bucket table", e | 0xF << 28),
-        ] {
-            let mut bad = image.clone();
-            set(&mut bad, used, v);
-            resum(&mut bad);
-            assert!(refused(&bad).is_err(), "{what}");
+            ("no id, a displacement only", 0x3 << 28),
+            ("no id, a tag only", 1 << 32),
+        ];
+        if w.buckets() < 16 {
+            bad_entries.push(("displaced 15 buckets in a 10-bucket table", e | 0xF << 28));
         }
-        // Every empty slot filled with a live entry: more than the window holds.
+        for (what, v) in bad_entries {
+            // In the first and the last slot too: every lane of the check is reached.
+            for at in [used, empty, 0, slots - 1] {
+                let mut bad = image.clone();
+                set(&mut bad, at, v);
+                resum(&mut bad);
+                assert!(refused(&bad).is_err(), "{what} in slot {at}");
+            }
+        }
+        // The base id itself (offset 1, out of the window by now: not live), in an empty
+        // slot, is an entry a window could hold.
+        let mut fine = image.clone();
+        set(&mut fine, empty, (e & !OFFSET_MASK) | 1);
+        resum(&mut fine);
+        assert!(refused(&fine).is_ok(), "the base id is in range");
+        // Every empty slot filled with a live entry (the newest id): more than the
+        // window holds.
+        let live = (e & !OFFSET_MASK) | (newest - base + 1);
         let mut full = image.clone();
         for i in (0..slots).filter(|&i| entry(&image, i) == 0) {
-            set(&mut full, i, e);
+            set(&mut full, i, live);
         }
         resum(&mut full);
         assert!(refused(&full).is_err(), "too many live entries");
