@@ -247,8 +247,14 @@ fn the_dashboard_follows_a_store_being_written_and_quits_on_q() {
     tmux.wait_for("the text prompt", |s| s.contains("filter tail by text"));
     tmux.keys(&["-l", "Source7"]);
     tmux.keys(&["Enter"]);
+    // A capture can catch the pane half repainted (rows of the unfiltered tail below the
+    // new ones): wait until every row shown passes the filter; a wrong filter times out.
+    let only_rows_with = |s: &str, what: &str| {
+        let mut rows = s.lines().filter(|l| l.contains("Source")).peekable();
+        rows.peek().is_some() && rows.all(|r| r.contains(what))
+    };
     let screen = tmux.wait_for("the filtered tail", |s| {
-        s.contains("(filter: text \"Source7\")")
+        s.contains("(filter: text \"Source7\")") && only_rows_with(s, "Source7")
     });
     let rows: Vec<&str> = screen.lines().filter(|l| l.contains("Source")).collect();
     assert!(!rows.is_empty(), "{screen}");
@@ -259,7 +265,7 @@ fn the_dashboard_follows_a_store_being_written_and_quits_on_q() {
     // Types are listed most first, ties by name: app_launch, clipboard, file_op (25 each).
     tmux.keys(&["Down", "Down", "Enter"]);
     let screen = tmux.wait_for("the tail by type", |s| {
-        s.contains("(filter: type clipboard)")
+        s.contains("(filter: type clipboard)") && only_rows_with(s, "clipboard")
     });
     let rows: Vec<&str> = screen.lines().filter(|l| l.contains("Source")).collect();
     assert!(!rows.is_empty(), "{screen}");
