@@ -632,3 +632,86 @@ fn a_newer_event_before_a_long_run_of_older_ones_lists_in_order() {
         assert_eq!(got, file_ops[..30], "{order:?}, file_op");
     }
 }
+
+/// Times running against the log's order (a history imported newest first, runs of it in
+/// reverse): a plan's frontier jumps over long runs of candidates and serves them from
+/// its jumped-over ranges; every listing, both orders, limited, paged, between times and
+/// by type, still matches the model, across sealed segments and the active one.
+#[test]
+fn times_against_the_log_order_list_in_order() {
+    type Shape = (&'static str, fn(i64) -> i64);
+    let shapes: [Shape; 2] = [
+        ("descending", |i| -i),
+        // Runs of 1,500 going back in time, each run after the one before it.
+        ("sawtooth", |i| (i / 1500) * 1500 + (1499 - i % 1500)),
+    ];
+    for (shape, at) in shapes {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.segment_len = 256 << 10;
+        c.data_len_max = 64 << 10;
+        let store = Store::open(dir.path().join("s"), c).unwrap();
+        let mut appended = Vec::new();
+        for i in 0i64..9_000 {
+            let ts = T0 + at(i) * 1_000;
+            let kind = if i % 5 == 0 { "file_op" } else { "app_focus" };
+            let data = format!(r#"{{"i":{i}}}"#);
+            let e = Event::new(Timestamp(ts), kind, None, "src", Some(&data)).unwrap();
+            appended.push(e.clone());
+            store.append(e).unwrap();
+        }
+        store.flush().unwrap();
+        assert!(
+            !sealed_segments(&store).is_empty(),
+            "{shape}: sealed and active"
+        );
+        let (since, until) = (
+            Timestamp(T0 + at(6_000) * 1_000),
+            Timestamp(T0 + at(2_000) * 1_000),
+        );
+        let (since, until) = (since.min(until), since.max(until));
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let all = model(&appended, |_| true, order);
+            assert_eq!(
+                ids(store.query().order(order).run().unwrap()),
+                all,
+                "{shape} {order:?}"
+            );
+            for limit in [1u64, 7, 50, 333] {
+                let got = ids(store.query().order(order).limit(limit).run().unwrap());
+                let n = usize::try_from(limit).unwrap();
+                assert_eq!(got, all[..n], "{shape} {order:?}, limit {limit}");
+            }
+            assert_eq!(
+                paged(|| store.query().order(order), 97),
+                all,
+                "{shape} {order:?} paged"
+            );
+            let between = model(
+                &appended,
+                |e| e.timestamp >= since && e.timestamp < until,
+                order,
+            );
+            let got = ids(store
+                .query()
+                .order(order)
+                .since(since)
+                .until(until)
+                .run()
+                .unwrap());
+            assert_eq!(got, between, "{shape} {order:?}, between");
+            let got = ids(store
+                .query()
+                .order(order)
+                .since(since)
+                .limit(40)
+                .run()
+                .unwrap());
+            let want = model(&appended, |e| e.timestamp >= since, order);
+            assert_eq!(got, want[..40], "{shape} {order:?}, since");
+            let file_ops = model(&appended, |e| e.event_type == "file_op", order);
+            let got = paged(|| store.query().order(order).event_type("file_op"), 31);
+            assert_eq!(got, file_ops, "{shape} {order:?}, file_op paged");
+        }
+    }
+}

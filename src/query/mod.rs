@@ -24,6 +24,7 @@ mod merge;
 mod parallel;
 mod plan;
 mod scan;
+mod skipped;
 
 use std::sync::Arc;
 

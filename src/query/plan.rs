@@ -20,6 +20,7 @@ use crate::text::TextMatcher;
 
 use super::events::Position;
 use super::merge::{bound_key, order_key, Keyed};
+use super::skipped::Skipped;
 use super::{Filter, Order};
 
 /// One segment's part of a query: what to decode and how to test it.
@@ -35,6 +36,8 @@ pub(super) struct SegmentPlan {
     /// so the frontier moves from the newest (oldest) end and the bounds of what it has not
     /// reached say when it must move on.
     frontier: usize,
+    /// Candidate positions the frontier jumped over (`query/skipped.rs`).
+    skipped: Skipped,
     /// Candidates considered and waiting to be decoded; the one to visit next on top.
     pub(super) blocks: BinaryHeap<Candidate>,
     pub(super) types: Option<FxHashSet<u32>>,
@@ -61,6 +64,10 @@ pub(super) enum Plan {
 
 /// A string filter posted in at least (n-1)/n of a segment's blocks skips its postings.
 const DENSE_POSTING_DIVISOR: usize = 8;
+
+/// The frontier jumps to the candidate holding its bound when that is at least this many
+/// positions away; nearer, it walks (a jump builds a tree over every candidate's key).
+const JUMP_MIN: usize = 32;
 
 /// A candidate block.
 type Candidate = Keyed<Visit>;
@@ -152,9 +159,14 @@ impl SegmentPlan {
         self.candidates.as_ref().map_or(pos, |c| c[pos] as usize)
     }
 
-    /// The highest order key any candidate beyond the frontier can hold, `None` when no
-    /// such candidate can match the time filter.
+    /// The highest order key any candidate not yet queued can hold (beyond the frontier
+    /// or jumped over by it), `None` when no such candidate can match the time filter.
     pub(super) fn frontier_bound(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
+        self.walk_bound(order, f).max(self.skipped_bound(order, f))
+    }
+
+    /// The bound of the candidates beyond the frontier.
+    fn walk_bound(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
         match order {
             Order::NewestFirst => {
                 let i = self.candidate(self.frontier.checked_sub(1)?);
@@ -178,24 +190,96 @@ impl SegmentPlan {
         }
     }
 
+    /// The bound of the candidates jumped over: their best's own key.
+    fn skipped_bound(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
+        let top = self.skipped.peek()?;
+        let block = self.all.get(self.candidate(top.item.best as usize))?;
+        // The best of all that is left: when it is out of the time filter, all are.
+        let out = match order {
+            Order::NewestFirst => f.since.is_some_and(|t| block.max_ts_us < t.0),
+            Order::OldestFirst => f.until.is_some_and(|t| block.min_ts_us >= t.0),
+        };
+        (!out).then_some(top.key)
+    }
+
     /// The key of what this plan would visit next.
     pub(super) fn next_key(&self, order: Order, f: &Filter) -> Option<(i64, u64)> {
         let top = self.blocks.peek().map(|c| c.key);
         top.max(self.frontier_bound(order, f))
     }
 
-    /// Moves the frontier past one candidate, queueing it if it may match.
+    /// Moves past one candidate, queueing it if it may match: the best jumped-over one when
+    /// its key comes first, else the next at the frontier, or the one holding the
+    /// frontier's bound when that is far behind it (the positions between are jumped over).
     pub(super) fn advance(&mut self, order: Order, f: &Filter, after: Option<Position>) {
-        let i = match order {
+        let walk = self.walk_bound(order, f);
+        if let Some(top) = self.skipped_bound(order, f) {
+            if walk.is_none_or(|w| top >= w) {
+                if let Some(pos) = self.skipped.pop() {
+                    self.queue(order, f, after, pos);
+                }
+                return;
+            }
+        }
+        let count = self.candidate_count();
+        let pos = match order {
             Order::NewestFirst => {
-                self.frontier -= 1;
-                self.candidate(self.frontier)
+                let Some(last) = self.frontier.checked_sub(1) else {
+                    return;
+                };
+                let bound = self.bounds.prefix_max_ts[self.candidate(last)];
+                // The first position whose prefix reaches the bound holds it (prefix
+                // maxima do not decrease along the candidates).
+                let holder = partition(0, last, |p| {
+                    self.bounds.prefix_max_ts[self.candidate(p)] < bound
+                });
+                if last - holder >= JUMP_MIN {
+                    self.jump(order, holder + 1, self.frontier, count);
+                    self.frontier = holder;
+                    holder
+                } else {
+                    self.frontier = last;
+                    last
+                }
             }
             Order::OldestFirst => {
-                self.frontier += 1;
-                self.candidate(self.frontier - 1)
+                let first = self.frontier;
+                if first >= count {
+                    return;
+                }
+                let bound = self.bounds.suffix_min_ts[self.candidate(first)];
+                // The last position whose suffix still holds the bound holds it.
+                let holder = partition(first, count, |p| {
+                    self.bounds.suffix_min_ts[self.candidate(p)] <= bound
+                }) - 1;
+                if holder - first >= JUMP_MIN {
+                    self.jump(order, first, holder, count);
+                    self.frontier = holder + 1;
+                    holder
+                } else {
+                    self.frontier = first + 1;
+                    first
+                }
             }
         };
+        self.queue(order, f, after, pos);
+    }
+
+    /// Leaves candidate positions `lo..hi` to the jumped-over ranges.
+    fn jump(&mut self, order: Order, lo: usize, hi: usize, count: usize) {
+        let (all, candidates) = (&self.all, &self.candidates);
+        let key = |p: usize| {
+            let i = candidates.as_ref().map_or(p, |c| c[p] as usize);
+            all.get(i).map_or((i64::MIN, 0), |b| {
+                bound_key(order, b.min_ts_us, b.max_ts_us, b.first_id, b.last_id)
+            })
+        };
+        self.skipped.skip(lo, hi, count, key);
+    }
+
+    /// Queues the candidate at position `pos` if it may match.
+    fn queue(&mut self, order: Order, f: &Filter, after: Option<Position>, pos: usize) {
+        let i = self.candidate(pos);
         let Some(block) = self.all.get(i) else {
             return;
         };
@@ -204,6 +288,21 @@ impl SegmentPlan {
             self.blocks.push(queued_block(order, block, number, true));
         }
     }
+}
+
+/// The first position in `lo..hi` for which `below` is false (`hi` if none); `below` must
+/// be true up to some position and false from there on.
+fn partition(lo: usize, hi: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (lo, hi);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 pub(super) fn plan_segment(
@@ -305,6 +404,7 @@ pub(super) fn plan_segment(
                 Order::NewestFirst => count,
                 Order::OldestFirst => 0,
             },
+            skipped: Skipped::default(),
             blocks,
             types,
             sources,
