@@ -579,30 +579,21 @@ fn a_flipped_data_byte_fails_a_plain_listing_at_that_event() {
     }
 }
 
-/// Events of a newer time early in the log, then a long run of older ones (an import of
-/// older history after capture began, a clock set back): the newest and oldest first
-/// listings, limited and paged, with filters, still match the model, across sealed
-/// segments and the active one.
-#[test]
-fn a_newer_event_before_a_long_run_of_older_ones_lists_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store of 256 KiB segments in `dir` holding `n` events, event `i` at the time and of the
+/// type `event(i)` gives (data `{"i":i}`), flushed, with a sealed segment and the active one;
+/// and the events in append order.
+fn small_segment_store(
+    dir: &std::path::Path,
+    n: i64,
+    event: impl Fn(i64) -> (i64, &'static str),
+) -> (Store, Vec<Event>) {
     let mut c = Config::default();
     c.segment_len = 256 << 10;
     c.data_len_max = 64 << 10;
-    let store = Store::open(dir.path().join("s"), c).unwrap();
+    let store = Store::open(dir.join("s"), c).unwrap();
     let mut appended = Vec::new();
-    for i in 0u64..12_000 {
-        // Captured now: every 1,000th event; imported history (a day earlier, in order) the rest.
-        let ts = if i.is_multiple_of(1000) {
-            T0 + i64::try_from(i).unwrap() * 1_000
-        } else {
-            T0 - 86_400_000_000 + i64::try_from(i).unwrap() * 1_000_000
-        };
-        let kind = if i.is_multiple_of(3) {
-            "file_op"
-        } else {
-            "app_focus"
-        };
+    for i in 0..n {
+        let (ts, kind) = event(i);
         let data = format!(r#"{{"i":{i}}}"#);
         let e = Event::new(Timestamp(ts), kind, None, "src", Some(&data)).unwrap();
         appended.push(e.clone());
@@ -613,6 +604,25 @@ fn a_newer_event_before_a_long_run_of_older_ones_lists_in_order() {
         !sealed_segments(&store).is_empty(),
         "the events span a sealed segment and the active one"
     );
+    (store, appended)
+}
+
+/// Events of a newer time early in the log, then a long run of older ones (an import of
+/// older history after capture began, a clock set back): the newest and oldest first
+/// listings, limited and paged, with filters, still match the model, across sealed
+/// segments and the active one.
+#[test]
+fn a_newer_event_before_a_long_run_of_older_ones_lists_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // Captured now: every 1,000th event; imported history (a day earlier, in order) the rest.
+    let (store, appended) = small_segment_store(dir.path(), 12_000, |i| {
+        let ts = if i % 1000 == 0 {
+            T0 + i * 1_000
+        } else {
+            T0 - 86_400_000_000 + i * 1_000_000
+        };
+        (ts, if i % 3 == 0 { "file_op" } else { "app_focus" })
+    });
     for order in [Order::NewestFirst, Order::OldestFirst] {
         let all = model(&appended, |_| true, order);
         for limit in [1u64, 5, 13, 50] {
@@ -647,24 +657,12 @@ fn times_against_the_log_order_list_in_order() {
     ];
     for (shape, at) in shapes {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::default();
-        c.segment_len = 256 << 10;
-        c.data_len_max = 64 << 10;
-        let store = Store::open(dir.path().join("s"), c).unwrap();
-        let mut appended = Vec::new();
-        for i in 0i64..9_000 {
-            let ts = T0 + at(i) * 1_000;
-            let kind = if i % 5 == 0 { "file_op" } else { "app_focus" };
-            let data = format!(r#"{{"i":{i}}}"#);
-            let e = Event::new(Timestamp(ts), kind, None, "src", Some(&data)).unwrap();
-            appended.push(e.clone());
-            store.append(e).unwrap();
-        }
-        store.flush().unwrap();
-        assert!(
-            !sealed_segments(&store).is_empty(),
-            "{shape}: sealed and active"
-        );
+        let (store, appended) = small_segment_store(dir.path(), 9_000, |i| {
+            (
+                T0 + at(i) * 1_000,
+                if i % 5 == 0 { "file_op" } else { "app_focus" },
+            )
+        });
         let (since, until) = (
             Timestamp(T0 + at(6_000) * 1_000),
             Timestamp(T0 + at(2_000) * 1_000),
