@@ -284,17 +284,16 @@ fn run_from(
                     ready.wait();
                     let own = std::path::Path::new("/proc/thread-self/stat");
                     let start = thread_cpu(own).map_or(Duration::ZERO, |c| c.1);
-                    // Generating pieces: CPU and wall time taken out of the figures.
-                    // (generating CPU, generating wall, appending CPU by the nanosecond)
-                    let mut generating = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+                    // In pieces: the appends' own CPU, and the wall time spent generating
+                    // (taken out of the elapsed time).
+                    let (mut appends_cpu, mut generation_wall) = (Duration::ZERO, Duration::ZERO);
                     if let (Some(piece), Some(g)) = (piece, generator.as_mut()) {
                         let mut left = usize::try_from(n).unwrap_or(0);
                         let mut unflushed = 0;
                         while left > 0 {
-                            let (cpu0, wall0) = (thread_runtime(), Instant::now());
+                            let generating = Instant::now();
                             let events: Vec<Event> = g.by_ref().take(piece.min(left)).collect();
-                            generating.0 += thread_runtime().saturating_sub(cpu0);
-                            generating.1 += wall0.elapsed();
+                            generation_wall += generating.elapsed();
                             left = left.saturating_sub(events.len().max(1));
                             let appending = thread_runtime();
                             for e in events {
@@ -305,7 +304,7 @@ fn run_from(
                                     unflushed = 0;
                                 }
                             }
-                            generating.2 += thread_runtime().saturating_sub(appending);
+                            appends_cpu += thread_runtime().saturating_sub(appending);
                         }
                         store.flush().expect("flush");
                     } else if pool.is_none() {
@@ -329,11 +328,11 @@ fn run_from(
                         }
                     }
                     let spent = if piece.is_some() {
-                        generating.2
+                        appends_cpu
                     } else {
                         thread_cpu(own).map_or(Duration::ZERO, |c| c.1.saturating_sub(start))
                     };
-                    (spent, generator, generating.1)
+                    (spent, generator, generation_wall)
                 })
             })
             .collect();

@@ -3,9 +3,9 @@
 //! Every `selflog` command is a process of its own, so its start is part of what a person
 //! waits for (issue 21). As a position-independent executable the dynamic loader applies
 //! ~34,000 relative relocations at each start, writing every page of `.data.rel.ro`
-//! (~125 pages, each a copy-on-write fault): ~1 ms of the ~1.7 ms `selflog --version` took,
-//! and the reason `inspect list --limit 50` on a 10M-event store sat at the 5 ms target
-//! (`benches/RESULTS.md`, issue 21, fifth session). Linked `-no-pie` the executable needs
+//! (~125 pages, each a copy-on-write fault): ~0.6 ms of the 1.65 ms of CPU `selflog
+//! --version` took, and what kept `inspect list --limit 50` on a 10M-event store at the
+//! 5 ms target (`benches/RESULTS.md`, issue 21, fifth session). Linked `-no-pie` the executable needs
 //! no relocations of its own; shared libraries, heap and stack keep their random addresses,
 //! only the executable's own image loads at a fixed address.
 //!
