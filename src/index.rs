@@ -15,10 +15,13 @@ use crate::format::{
     CHECKPOINT_STRIDE,
 };
 
+mod blocks;
 mod counts;
 mod postings;
 mod search;
 
+pub(crate) use blocks::Blocks;
+use blocks::Checkpoints;
 pub(crate) use counts::RefCounts;
 use postings::PostingMap;
 use search::first_ending_at_or_after;
@@ -119,53 +122,6 @@ impl FooterSource {
     }
 }
 
-/// A segment's closed blocks: in memory (built by a writer or a scan, or decoded), or read
-/// in place from a sealed segment's mapped footer, 48 bytes each (kept decoded, they cost
-/// a long-running reader ~1.5 MB per million events).
-#[derive(Debug, Clone)]
-pub(crate) enum Blocks {
-    /// Decoded.
-    Owned(Arc<Vec<Block>>),
-    /// In the footer.
-    InFooter(Arc<FooterSource>),
-}
-
-impl Blocks {
-    /// How many.
-    pub fn len(&self) -> usize {
-        match self {
-            Blocks::Owned(v) => v.len(),
-            Blocks::InFooter(f) => f.deferred.blocks.count,
-        }
-    }
-
-    /// Block `i`, if there is one.
-    pub fn get(&self, i: usize) -> Option<Block> {
-        match self {
-            Blocks::Owned(v) => v.get(i).copied(),
-            Blocks::InFooter(f) => f.deferred.blocks.get(f.footer(), i),
-        }
-    }
-
-    /// All of them, in file order.
-    pub fn iter(&self) -> impl Iterator<Item = Block> + '_ {
-        (0..self.len()).map_while(|i| self.get(i))
-    }
-}
-
-/// Where event frames inside each closed block start: [`CHECKPOINT_SLOTS`] relative offsets
-/// per block (0 for none), so a point lookup reads at most `CHECKPOINT_STRIDE` frames.
-/// `format-spec/FORMAT.md#checkpoints`
-#[derive(Debug, Clone)]
-enum Checkpoints {
-    /// Built while writing or scanning frames.
-    Owned(Arc<Vec<u16>>),
-    /// In a sealed segment's mapped footer.
-    InFooter(Arc<FooterSource>),
-    /// The footer has none.
-    Absent,
-}
-
 /// Where each string's posting list is in a footer.
 pub(crate) type PostingDirectory = FxHashMap<u32, PostingListAt>;
 
@@ -208,10 +164,10 @@ impl Default for SegmentIndex {
             strings: Arc::new(Vec::new()),
             string_bytes: 0,
             lookup: FxHashMap::default(),
-            blocks: Blocks::Owned(Arc::new(Vec::new())),
+            blocks: Blocks::owned(Vec::new()),
             bounds: OnceLock::new(),
             open: None,
-            checkpoints: Checkpoints::Owned(Arc::new(Vec::new())),
+            checkpoints: Checkpoints::owned(Vec::new()),
             open_checkpoints: [0; CHECKPOINT_SLOTS],
             summary: Summary {
                 min_ts_us: i64::MAX,
@@ -258,15 +214,13 @@ impl SegmentIndex {
             (None, _) => Postings::Absent,
         };
         let checkpoints = match (&source, f.checkpoints) {
-            (Some(src), _) if src.deferred.checkpoints.is_some() => {
-                Checkpoints::InFooter(Arc::clone(src))
-            }
-            (None, Some(points)) => Checkpoints::Owned(Arc::new(points)),
-            _ => Checkpoints::Absent,
+            (Some(src), _) => Checkpoints::in_footer(src),
+            (None, Some(points)) => Checkpoints::owned(points),
+            (None, None) => Checkpoints::Absent,
         };
         let blocks = match source {
-            Some(src) => Blocks::InFooter(src),
-            None => Blocks::Owned(Arc::new(f.blocks)),
+            Some(src) => Blocks::in_footer(src),
+            None => Blocks::owned(f.blocks),
         };
         SegmentIndex {
             strings: Arc::new(strings),
@@ -290,49 +244,48 @@ impl SegmentIndex {
         }
     }
 
-    /// The index an [index image](crate::format::ImageHead) holds, ready to go on building:
-    /// everything decoded and owned, and its last block open again unless the block rule
-    /// had closed it. `None` when `f` lacks what a built index has (postings, source and
-    /// action counts, checkpoints) or they disagree with its blocks: an image is only ever
-    /// written from a built index, so such an image is not used. A reader's image may come
-    /// without its postings (`encoded`: its bytes, and where they are), which stay encoded
-    /// until a query asks for a list or a frame is added (then decoded whole; lists that do
-    /// not decode leave every block a candidate, as a footer's do).
+    /// The index an [index image](crate::format::ImageHead) holds, ready to go on building,
+    /// its last block open again unless the block rule had closed it. `None` when `f` lacks
+    /// what a built index has (postings, source and action counts, checkpoints) or they
+    /// disagree with its blocks: an image is only ever written from a built index, so such
+    /// an image is not used. A reader's image comes with its bytes (`encoded`: where its
+    /// blocks, checkpoints and postings are, which `f` then lacks): blocks and checkpoints
+    /// are read in place, postings stay encoded until a query asks for a list or a frame is
+    /// added (then decoded whole; lists that do not decode leave every block a candidate,
+    /// as a footer's do). Without it, everything comes decoded in `f`.
     /// `format-spec/FORMAT.md#segment-index-image`
     pub fn resumed(f: Footer, encoded: Option<FooterSource>) -> Option<SegmentIndex> {
-        let blocks = f.blocks.len();
-        let encoded = encoded.filter(|s| f.postings.is_none() && s.deferred.postings.is_some());
-        let complete = (f.postings.is_some() || encoded.is_some())
-            && f.source_counts.is_some()
-            && f.action_counts.is_some()
-            && f.checkpoints
+        let counts = f.source_counts.is_some() && f.action_counts.is_some();
+        // With `encoded`, the decode checked the checkpoints' block count; the lists are
+        // checked against the block count when decoded.
+        let complete = if let Some(src) = &encoded {
+            f.postings.is_none()
+                && src.deferred.postings.is_some()
+                && src.deferred.checkpoints.is_some()
+        } else {
+            let blocks = f.blocks.len();
+            f.checkpoints
                 .as_ref()
-                .is_some_and(|c| c.len() == blocks * CHECKPOINT_SLOTS);
-        let postings_in_range = f.postings.as_ref().map_or(encoded.is_some(), |p| {
-            p.iter()
-                .all(|(_, list)| list.iter().all(|&b| (b as usize) < blocks))
-        });
-        if !complete || !postings_in_range {
-            return None;
-        }
-        let mut ix = SegmentIndex::from_footer(f, None);
-        if let Some(src) = encoded {
-            ix.postings = Postings::Deferred(Arc::new(src), Arc::new(OnceLock::new()));
-        }
-        let Blocks::Owned(all) = &mut ix.blocks else {
-            return None;
+                .is_some_and(|c| c.len() == blocks * CHECKPOINT_SLOTS)
+                && f.postings.as_ref().is_some_and(|p| {
+                    p.iter()
+                        .all(|(_, list)| list.iter().all(|&b| (b as usize) < blocks))
+                })
         };
-        let last = all.last().copied();
+        if !complete || !counts {
+            return None;
+        }
+        let mut ix = SegmentIndex::from_footer(f, encoded);
+        let last = ix
+            .blocks
+            .len()
+            .checked_sub(1)
+            .and_then(|i| ix.blocks.get(i));
         if let Some(last) = last {
             if last.event_count < BLOCK_EVENTS_MAX && last.len < BLOCK_LEN_MAX {
-                Arc::make_mut(all).pop();
+                ix.blocks.pop();
                 ix.open = Some(last);
-                if let Checkpoints::Owned(points) = &mut ix.checkpoints {
-                    let points = Arc::make_mut(points);
-                    let at = points.len() - CHECKPOINT_SLOTS;
-                    ix.open_checkpoints.copy_from_slice(&points[at..]);
-                    points.truncate(at);
-                }
+                ix.open_checkpoints = ix.checkpoints.pop()?;
             }
         }
         Some(ix)
@@ -484,14 +437,11 @@ impl SegmentIndex {
         let end = offset + u64::from(frame_len);
         block.len = u32::try_from(end - block.offset).expect("blocks span less than a segment");
         if block.event_count >= BLOCK_EVENTS_MAX || block.len >= BLOCK_LEN_MAX {
-            // Only an index being built has an open block; its blocks are in memory.
-            if let Blocks::Owned(blocks) = &mut self.blocks {
-                Arc::make_mut(blocks).extend(self.open.take());
+            if let Some(closed) = self.open.take() {
+                self.blocks.push(closed);
             }
             let points = std::mem::take(&mut self.open_checkpoints);
-            if let Checkpoints::Owned(all) = &mut self.checkpoints {
-                Arc::make_mut(all).extend_from_slice(&points);
-            }
+            self.checkpoints.push(&points);
             self.bounds = OnceLock::new();
         }
     }
@@ -500,17 +450,23 @@ impl SegmentIndex {
     /// sorting them all. `format-spec/FORMAT.md#sparse-index`
     pub fn bounds(&self) -> Arc<Bounds> {
         Arc::clone(self.bounds.get_or_init(|| {
+            // One pass reads each block once (a footer's in place), the second runs over
+            // the minima it kept.
             let mut prefix_max_ts = Vec::with_capacity(self.blocks.len());
+            let mut suffix_min_ts = Vec::with_capacity(self.blocks.len());
             let mut hi = i64::MIN;
             for b in self.blocks.iter() {
                 hi = hi.max(b.max_ts_us);
                 prefix_max_ts.push(hi);
+                suffix_min_ts.push(b.min_ts_us);
             }
-            let mut suffix_min_ts = vec![i64::MAX; self.blocks.len()];
+            // A block that cannot be read bounds nothing.
+            suffix_min_ts.resize(self.blocks.len(), i64::MAX);
+            prefix_max_ts.resize(self.blocks.len(), hi);
             let mut lo = i64::MAX;
-            for i in (0..self.blocks.len()).rev() {
-                lo = lo.min(self.blocks.get(i).map_or(i64::MAX, |b| b.min_ts_us));
-                suffix_min_ts[i] = lo;
+            for m in suffix_min_ts.iter_mut().rev() {
+                lo = lo.min(*m);
+                *m = lo;
             }
             Arc::new(Bounds {
                 prefix_max_ts,
@@ -551,14 +507,9 @@ impl SegmentIndex {
         let Some(slot) = step.checked_sub(1).map(|s| s as usize) else {
             return Some((block, None));
         };
-        let rel = match (closed, &self.checkpoints) {
-            (None, _) => self.open_checkpoints.get(slot).copied(),
-            (Some(i), Checkpoints::Owned(all)) => all.get(i * CHECKPOINT_SLOTS + slot).copied(),
-            (Some(i), Checkpoints::InFooter(src)) => src
-                .deferred
-                .checkpoints
-                .and_then(|c| c.get(src.footer(), i, slot)),
-            (Some(_), Checkpoints::Absent) => None,
+        let rel = match closed {
+            None => self.open_checkpoints.get(slot).copied(),
+            Some(i) => self.checkpoints.get(i, slot),
         };
         let start = rel
             .filter(|&r| r != 0)
@@ -599,15 +550,7 @@ impl SegmentIndex {
         };
         // By ascending reference, as the footer stores them.
         let postings = map.map(|p| p.iter().map(|(r, b)| (r, b.clone())).collect());
-        let checkpoints = match &self.checkpoints {
-            Checkpoints::Owned(all) => Some(all.to_vec()),
-            Checkpoints::InFooter(src) => src
-                .deferred
-                .checkpoints
-                .and_then(|c| c.decode_all(src.footer()).ok()),
-            Checkpoints::Absent => None,
-        };
-        let checkpoints = checkpoints.map(|mut all| {
+        let checkpoints = self.checkpoints.to_vec().map(|mut all| {
             if self.open.is_some() {
                 all.extend_from_slice(&self.open_checkpoints);
             }
@@ -776,16 +719,29 @@ mod tests {
             part.add_string("b");
             let mut offset = 256;
             build(1, split, &mut part, &mut offset);
-            let mut resumed = SegmentIndex::resumed(part.to_footer(), None).unwrap();
-            assert_eq!(resumed.open.is_some(), part.open.is_some(), "split {split}");
-            build(split + 1, 300, &mut resumed, &mut offset);
-            assert_eq!(resumed.to_footer(), whole.to_footer(), "split {split}");
-            for id in [1, 7, 150, 300] {
-                assert_eq!(
-                    resumed.locate(id),
-                    whole.locate(id),
-                    "split {split} id {id}"
-                );
+            // Decoded whole (the writer's recovery), and read in place (a reader's open).
+            let (footer, deferred) = Footer::decode_deferred(&part.to_footer().encode()).unwrap();
+            let source = FooterSource {
+                bytes: Arc::new(part.to_footer().encode()),
+                footer_at: 0,
+                deferred,
+            };
+            let resumed = [
+                SegmentIndex::resumed(part.to_footer(), None).unwrap(),
+                SegmentIndex::resumed(footer, Some(source)).unwrap(),
+            ];
+            for (way, mut resumed) in resumed.into_iter().enumerate() {
+                let ctx = format!("split {split}, way {way}");
+                assert_eq!(resumed.open.is_some(), part.open.is_some(), "{ctx}");
+                for id in (1..=split).step_by(3) {
+                    assert_eq!(resumed.locate(id), part.locate(id), "{ctx} id {id}");
+                }
+                let mut offset = offset;
+                build(split + 1, 300, &mut resumed, &mut offset);
+                assert_eq!(resumed.to_footer(), whole.to_footer(), "{ctx}");
+                for id in 1..=300 {
+                    assert_eq!(resumed.locate(id), whole.locate(id), "{ctx} id {id}");
+                }
             }
         }
         // A footer without what a built index has is not resumed.

@@ -407,6 +407,25 @@ fn a_reader_of_an_image_follows_the_writer_with_every_posting() {
         assert!(want.iter().any(|&id| id > 3000), "{ty}: new events seen");
         assert_eq!(ids(ty, &reader), want, "{ty}");
     }
+    // Lookups by id go through the image's blocks and checkpoints, read in place, the
+    // block it left open (closed by the reader since) and the blocks closed after it.
+    let all: Vec<_> = reader.scan().unwrap().map(Result::unwrap).collect();
+    assert_eq!(all.len(), 3040);
+    for e in &all {
+        assert_eq!(reader.get(e.id).unwrap().as_ref(), Some(e), "get {}", e.id);
+    }
+    let times: Vec<i64> = all.iter().map(|e| e.timestamp.0).collect();
+    let newest: Vec<i64> = reader
+        .query()
+        .order(selflog::Order::NewestFirst)
+        .limit(50)
+        .run()
+        .unwrap()
+        .map(|e| e.unwrap().timestamp.0)
+        .collect();
+    let mut want = times.clone();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(newest, want[..50], "newest 50");
     writer.close().unwrap();
 }
 

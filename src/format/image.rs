@@ -126,22 +126,30 @@ pub fn encode_image(head: ImageHead, index: &Footer) -> Vec<u8> {
 pub fn decode_image(b: &[u8]) -> Result<(ImageHead, Footer), DecodeError> {
     let (head, mut footer, deferred) = decode_image_deferred(b)?;
     let body = &b[IMAGE_HEAD_LEN..];
+    let rebase = |e: DecodeError| DecodeError {
+        offset: e.offset + IMAGE_HEAD_LEN,
+        ..e
+    };
+    footer.blocks = deferred.blocks.decode_all(body).map_err(rebase)?;
+    footer.checkpoints = deferred
+        .checkpoints
+        .map(|c| c.decode_all(body))
+        .transpose()
+        .map_err(rebase)?;
     footer.postings = deferred
         .postings
         .map(|p| p.decode(body))
         .transpose()
-        .map_err(|e| DecodeError {
-            offset: e.offset + IMAGE_HEAD_LEN,
-            ..e
-        })?;
+        .map_err(rebase)?;
     Ok((head, footer))
 }
 
-/// [`decode_image`], leaving the postings where they are in the index (which starts at
-/// [`IMAGE_HEAD_LEN`] in `b`; the returned [`Deferred`] says where, blocks and checkpoints
-/// being decoded into the footer all the same): a reader decodes the lists a query asks
-/// for, or all of them once it indexes further frames. Everything is checked but the
-/// postings' structure, which their decode checks.
+/// [`decode_image`], leaving the blocks, checkpoints and postings where they are in the
+/// index (which starts at [`IMAGE_HEAD_LEN`] in `b`; the returned [`Deferred`] says where):
+/// a reader reads the blocks and checkpoints a query visits in place, and decodes the
+/// posting lists a query asks for, or all of them once it indexes further frames.
+/// Everything is checked (the index's CRC covers those sections) but the postings'
+/// structure, which their decode checks.
 ///
 /// # Errors
 /// As [`decode_image`].
@@ -164,17 +172,10 @@ pub fn decode_image_deferred(b: &[u8]) -> Result<(ImageHead, Footer, Deferred), 
             "index image head names another index",
         ));
     }
-    let rebase = |e: DecodeError| DecodeError {
+    let (footer, deferred) = Footer::decode_deferred(body).map_err(|e| DecodeError {
         offset: e.offset + IMAGE_HEAD_LEN,
         ..e
-    };
-    let (mut footer, deferred) = Footer::decode_deferred(body).map_err(rebase)?;
-    footer.blocks = deferred.blocks.decode_all(body).map_err(rebase)?;
-    footer.checkpoints = deferred
-        .checkpoints
-        .map(|c| c.decode_all(body))
-        .transpose()
-        .map_err(rebase)?;
+    })?;
     Ok((head, footer, deferred))
 }
 

@@ -67,7 +67,6 @@ pub(super) fn first_ending_at_or_after(blocks: &Blocks, id: u64) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::format::Block;
@@ -95,7 +94,7 @@ mod tests {
                 });
                 next = first_id + events;
             }
-            let wrapped = Blocks::Owned(Arc::new(blocks.clone()));
+            let wrapped = Blocks::owned(blocks.clone());
             for id in probes {
                 let want = blocks.partition_point(|b| b.last_id < id);
                 proptest::prop_assert_eq!(first_ending_at_or_after(&wrapped, id), want, "id {}", id);

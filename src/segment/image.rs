@@ -160,7 +160,16 @@ fn load_with(
     {
         return Err("it covers the committed frames but disagrees with the commit slot".into());
     }
-    if footer.blocks.last().is_some_and(|b| {
+    // A reader's blocks are still in the image's bytes.
+    let last_block = match &deferred {
+        Some(d) => d
+            .blocks
+            .count
+            .checked_sub(1)
+            .and_then(|i| d.blocks.get(&image[IMAGE_HEAD_LEN..], i)),
+        None => footer.blocks.last().copied(),
+    };
+    if last_block.is_some_and(|b| {
         b.offset
             .checked_add(u64::from(b.len))
             .is_none_or(|end| end > head.covered_len)
