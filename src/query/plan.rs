@@ -234,7 +234,7 @@ impl SegmentPlan {
                     self.bounds.prefix_max_ts[self.candidate(p)] < bound
                 });
                 if last - holder >= JUMP_MIN {
-                    self.jump(order, holder + 1, self.frontier, count);
+                    self.jump(order, holder + 1, self.frontier);
                     self.frontier = holder;
                     holder
                 } else {
@@ -253,7 +253,7 @@ impl SegmentPlan {
                     self.bounds.suffix_min_ts[self.candidate(p)] <= bound
                 }) - 1;
                 if holder - first >= JUMP_MIN {
-                    self.jump(order, first, holder, count);
+                    self.jump(order, first, holder);
                     self.frontier = holder + 1;
                     holder
                 } else {
@@ -266,7 +266,7 @@ impl SegmentPlan {
     }
 
     /// Leaves candidate positions `lo..hi` to the jumped-over ranges.
-    fn jump(&mut self, order: Order, lo: usize, hi: usize, count: usize) {
+    fn jump(&mut self, order: Order, lo: usize, hi: usize) {
         let (all, candidates) = (&self.all, &self.candidates);
         let key = |p: usize| {
             let i = candidates.as_ref().map_or(p, |c| c[p] as usize);
@@ -274,7 +274,7 @@ impl SegmentPlan {
                 bound_key(order, b.min_ts_us, b.max_ts_us, b.first_id, b.last_id)
             })
         };
-        self.skipped.skip(lo, hi, count, key);
+        self.skipped.skip(lo, hi, key);
     }
 
     /// Queues the candidate at position `pos` if it may match.
