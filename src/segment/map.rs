@@ -36,7 +36,8 @@ pub(crate) fn map_read(file: &File, len: u64, path: &Path) -> Result<Mmap> {
 }
 
 /// Maps the whole of an active segment's index image (`segment/image.rs`) read-only, for a
-/// reader that decodes it and keeps it for the postings it decodes later.
+/// reader that checks it and keeps it, reading its blocks, checkpoints and postings in
+/// place later (`index/blocks.rs`).
 pub(crate) fn map_image(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     let len =
         usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "image too large to map"))?;
@@ -44,8 +45,8 @@ pub(crate) fn map_image(file: &File, len: u64, path: &Path) -> Result<Mmap> {
     // shortens an image file: a new image is written to a temporary file and renamed over
     // it (the map keeps the old inode), removal unlinks it (the map stays valid), and the
     // one write in place (`mark_not_clean`) rewrites the clean flag in the head, whose
-    // bytes a reader decodes once, checks, and never reads again; the blocks and postings
-    // it reads later are never written in place.
+    // bytes a reader decodes once, checks, and never reads again; the blocks, checkpoints
+    // and postings it reads later are never written in place.
     let map = unsafe { MmapOptions::new().len(len).map(file) };
     map.map_err(|e| Error::io("map", path, e))
 }
