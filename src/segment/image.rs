@@ -101,8 +101,8 @@ pub(crate) fn load(
     load_with(segment_path, header, slot, map, false)
 }
 
-/// [`load`] for a reader: the image's postings are left encoded in its bytes, which the
-/// index keeps ([`SegmentIndex::resumed`]).
+/// [`load`] for a reader: the image's blocks, checkpoints and postings are left in its
+/// bytes, which the index keeps and reads in place ([`SegmentIndex::resumed`]).
 pub(crate) fn load_reading(
     segment_path: &Path,
     header: &SegmentHeader,
@@ -133,8 +133,8 @@ fn load_with(
     }
     // A reader maps the image (no copy into a zeroed buffer: a third of a 10M-event
     // store's `inspect list` was reading a 318 KB image, issue 21) and keeps the map for
-    // the postings it decodes later; the writer's recovery decodes it whole and keeps
-    // nothing, so it reads it.
+    // the blocks, checkpoints and postings it reads later; the writer's recovery decodes it
+    // whole and keeps nothing, so it reads it.
     let bytes: Arc<dyn AsRef<[u8]> + Send + Sync> = if reading && len > 0 {
         Arc::new(super::map::map_image(&file, len, &path).map_err(|e| e.to_string())?)
     } else {
