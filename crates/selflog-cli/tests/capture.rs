@@ -807,16 +807,19 @@ fn the_active_window_is_followed_on_x11() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start Xvfb");
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+    // Its socket file appears when Xvfb binds it, before it listens (and a stale one of an
+    // earlier server of the same number may be there): connect until it answers.
     let deadline = Instant::now() + CATCH_UP_MAX;
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "Xvfb never listened on {display}"
-        );
+    let (conn, screen) = loop {
+        match x11rb::connect(Some(&display)) {
+            Ok(connected) => break connected,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "Xvfb never accepted a connection on {display}: {e}"
+            ),
+        }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let (conn, screen) = x11rb::connect(Some(&display)).expect("connect to Xvfb");
+    };
     let root = conn.setup().roots[screen].root;
     let atom = |name: &str| {
         conn.intern_atom(false, name.as_bytes())
