@@ -216,7 +216,7 @@ impl SegmentIndex {
         let checkpoints = match (&source, f.checkpoints) {
             (Some(src), _) => Checkpoints::in_footer(src),
             (None, Some(points)) => Checkpoints::owned(points),
-            (None, None) => Checkpoints::Absent,
+            (None, None) => Checkpoints::ABSENT,
         };
         let blocks = match source {
             Some(src) => Blocks::in_footer(src),

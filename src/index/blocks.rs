@@ -84,97 +84,93 @@ impl Blocks {
 
 /// Where event frames inside each closed block start: [`CHECKPOINT_SLOTS`] relative offsets
 /// per block (0 for none), so a point lookup reads at most `CHECKPOINT_STRIDE` frames;
-/// like [`Blocks`], those of a footer's first `in_footer` blocks read in place, the rest in
-/// memory. `format-spec/FORMAT.md#checkpoints`
+/// like [`Blocks`], those of a footer's first blocks read in place, the rest in memory.
+/// `None` when the footer has none. `format-spec/FORMAT.md#checkpoints`
 #[derive(Debug, Clone)]
-pub(crate) enum Checkpoints {
-    /// Known for every closed block.
-    Present {
-        /// The footer holding the first blocks' checkpoints, if any.
-        footer: Option<Arc<FooterSource>>,
-        /// Blocks whose checkpoints are in the footer.
-        in_footer: usize,
-        /// [`CHECKPOINT_SLOTS`] entries per block closed in memory after them.
-        added: Arc<Vec<u16>>,
-    },
-    /// The footer has none.
-    Absent,
+pub(crate) struct Checkpoints(Option<Known>);
+
+/// The checkpoints of every closed block.
+#[derive(Debug, Clone)]
+struct Known {
+    /// The footer holding the first blocks' checkpoints, if any.
+    footer: Option<Arc<FooterSource>>,
+    /// Blocks whose checkpoints are in the footer.
+    in_footer: usize,
+    /// [`CHECKPOINT_SLOTS`] entries per block closed in memory after them.
+    added: Arc<Vec<u16>>,
 }
 
 impl Checkpoints {
+    /// None known (a footer without them).
+    pub const ABSENT: Checkpoints = Checkpoints(None);
+
     /// Checkpoints held in memory only, [`CHECKPOINT_SLOTS`] per block.
     pub fn owned(points: Vec<u16>) -> Checkpoints {
-        Checkpoints::Present {
+        Checkpoints(Some(Known {
             footer: None,
             in_footer: 0,
             added: Arc::new(points),
-        }
+        }))
     }
 
-    /// Those of every block of `footer`, read in place; [`Checkpoints::Absent`] if it has
-    /// none (of this version's stride).
+    /// Those of every block of `footer`, read in place; none if it has none (of this
+    /// version's stride).
     pub fn in_footer(footer: &Arc<FooterSource>) -> Checkpoints {
-        match footer.deferred.checkpoints {
-            Some(_) => Checkpoints::Present {
-                in_footer: footer.deferred.blocks.count,
-                footer: Some(Arc::clone(footer)),
-                added: Arc::new(Vec::new()),
-            },
-            None => Checkpoints::Absent,
-        }
+        Checkpoints(footer.deferred.checkpoints.map(|_| Known {
+            in_footer: footer.deferred.blocks.count,
+            footer: Some(Arc::clone(footer)),
+            added: Arc::new(Vec::new()),
+        }))
     }
 
     /// Entry `slot` of closed block `block`.
     pub fn get(&self, block: usize, slot: usize) -> Option<u16> {
-        let Checkpoints::Present {
-            footer,
-            in_footer,
-            added,
-        } = self
-        else {
-            return None;
-        };
-        if slot >= CHECKPOINT_SLOTS {
-            return None;
-        }
-        match (block.checked_sub(*in_footer), footer) {
-            (None, Some(f)) => f
-                .deferred
-                .checkpoints
-                .and_then(|c| c.get(f.footer(), block, slot)),
-            (None, None) => None,
-            (Some(j), _) => added.get(j * CHECKPOINT_SLOTS + slot).copied(),
-        }
+        self.0.as_ref()?.get(block, slot)
     }
 
     /// Appends the checkpoints of a block just closed.
     pub fn push(&mut self, points: &[u16; CHECKPOINT_SLOTS]) {
-        if let Checkpoints::Present { added, .. } = self {
-            Arc::make_mut(added).extend_from_slice(points);
+        if let Some(k) = &mut self.0 {
+            Arc::make_mut(&mut k.added).extend_from_slice(points);
         }
     }
 
     /// Takes the last block's checkpoints out (to open it again).
     pub fn pop(&mut self) -> Option<[u16; CHECKPOINT_SLOTS]> {
-        let Checkpoints::Present {
-            footer,
-            in_footer,
-            added,
-        } = self
-        else {
+        self.0.as_mut()?.pop()
+    }
+
+    /// Every entry, block by block; `None` when absent or a footer's cannot be read.
+    pub fn to_vec(&self) -> Option<Vec<u16>> {
+        self.0.as_ref()?.to_vec()
+    }
+}
+
+impl Known {
+    fn get(&self, block: usize, slot: usize) -> Option<u16> {
+        if slot >= CHECKPOINT_SLOTS {
             return None;
-        };
+        }
+        match (block.checked_sub(self.in_footer), &self.footer) {
+            (None, Some(f)) => f
+                .deferred
+                .checkpoints
+                .and_then(|c| c.get(f.footer(), block, slot)),
+            (None, None) => None,
+            (Some(j), _) => self.added.get(j * CHECKPOINT_SLOTS + slot).copied(),
+        }
+    }
+
+    fn pop(&mut self) -> Option<[u16; CHECKPOINT_SLOTS]> {
         let mut points = [0; CHECKPOINT_SLOTS];
-        if added.is_empty() {
-            let last = in_footer.checked_sub(1)?;
-            let f = footer.as_ref()?;
-            let encoded = f.deferred.checkpoints?;
+        if self.added.is_empty() {
+            let last = self.in_footer.checked_sub(1)?;
             for (slot, p) in points.iter_mut().enumerate() {
-                *p = encoded.get(f.footer(), last, slot)?;
+                *p = self.get(last, slot)?;
             }
-            *in_footer = last;
+            self.in_footer = last;
         } else {
-            let added = Arc::make_mut(added);
+            let added = Arc::make_mut(&mut self.added);
             let at = added.len().checked_sub(CHECKPOINT_SLOTS)?;
             points.copy_from_slice(&added[at..]);
             added.truncate(at);
@@ -182,25 +178,16 @@ impl Checkpoints {
         Some(points)
     }
 
-    /// Every entry, block by block; `None` when absent or a footer's cannot be read.
-    pub fn to_vec(&self) -> Option<Vec<u16>> {
-        let Checkpoints::Present {
-            footer,
-            in_footer,
-            added,
-        } = self
-        else {
-            return None;
-        };
-        let mut all = match footer {
+    fn to_vec(&self) -> Option<Vec<u16>> {
+        let mut all = match &self.footer {
             Some(f) => {
                 let mut v = f.deferred.checkpoints?.decode_all(f.footer()).ok()?;
-                v.truncate(in_footer * CHECKPOINT_SLOTS);
+                v.truncate(self.in_footer * CHECKPOINT_SLOTS);
                 v
             }
             None => Vec::new(),
         };
-        all.extend_from_slice(added);
+        all.extend_from_slice(&self.added);
         Some(all)
     }
 }
