@@ -720,9 +720,10 @@ mod tests {
             let mut offset = 256;
             build(1, split, &mut part, &mut offset);
             // Decoded whole (the writer's recovery), and read in place (a reader's open).
-            let (footer, deferred) = Footer::decode_deferred(&part.to_footer().encode()).unwrap();
+            let bytes = part.to_footer().encode();
+            let (footer, deferred) = Footer::decode_deferred(&bytes).unwrap();
             let source = FooterSource {
-                bytes: Arc::new(part.to_footer().encode()),
+                bytes: Arc::new(bytes),
                 footer_at: 0,
                 deferred,
             };

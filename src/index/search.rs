@@ -67,7 +67,6 @@ pub(super) fn first_ending_at_or_after(blocks: &Blocks, id: u64) -> usize {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::format::Block;
 
