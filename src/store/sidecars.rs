@@ -10,19 +10,15 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::layout::META_FILE;
 use crate::maintenance::{sidecar_config, Pumps, Sidecar, Sidecars};
-use crate::recovery::{OpenReport, Problem};
+use crate::recovery::{ImageMark, OpenReport, Problem};
 use crate::writer::Writer;
 
 /// Opens both sidecars of the store in `dir` for writing, each like an event log, with
 /// writers for the maintenance thread to pump.
 /// A sidecar's reset `counters` is added to `report`'s.
-fn open_sidecars(
-    dir: &Path,
-    main: &Config,
-    report: &mut OpenReport,
-) -> Result<(Arc<Sidecars>, Pumps)> {
+fn open_sidecars(dir: &Path, main: &Config, report: &mut OpenReport) -> Result<Writable> {
     let config = sidecar_config(main);
-    let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer)> {
+    let mut open = |dir: PathBuf| -> Result<(Sidecar, Writer, ImageMark)> {
         let (log, ()) = open_log(&dir, config.clone(), |_, _| Ok(()))?;
         if let Some(why) = log.report.counters_reset {
             report.counters_reset = Some(match report.counters_reset.take() {
@@ -34,34 +30,37 @@ fn open_sidecars(
         Ok((
             Sidecar::writable(dir, log.stream, log.shared, log.lock),
             writer,
+            log.mark,
         ))
     };
     let [patterns, stats] = Sidecars::dirs(dir);
-    let (patterns, patterns_writer) = open(patterns)?;
-    let (stats, stats_writer) = open(stats)?;
+    let (patterns, patterns_writer, patterns_mark) = open(patterns)?;
+    let (stats, stats_writer, stats_mark) = open(stats)?;
     Ok((
         Arc::new(Sidecars { patterns, stats }),
         Pumps {
             patterns: patterns_writer,
             stats: stats_writer,
         },
+        [patterns_mark, stats_mark],
     ))
 }
+
+/// Both sidecars open for writing: the readers, the writers for the maintenance thread to
+/// pump, and the clearing of each one's index image flag, which the caller waits for
+/// before that thread starts.
+pub(super) type Writable = (Arc<Sidecars>, Pumps, [ImageMark; 2]);
 
 /// The sidecars of a writable open of the store in `dir`, for the maintenance thread and
 /// for reading, when `config` has them. Damage that keeps a sidecar from opening for
 /// writing (a damaged meta, header or synced frame, which would refuse this open) never
 /// stops the events: the store opens without writing either sidecar, reads what it can of
 /// them, and `report.sidecars_unwritable` names the damage.
-#[expect(
-    clippy::type_complexity,
-    reason = "the writable pair and the readers, as `Store::open` uses them"
-)]
 pub(super) fn open_sidecars_unless_damaged(
     dir: &Path,
     config: &Config,
     report: &mut OpenReport,
-) -> Result<(Option<(Arc<Sidecars>, Pumps)>, Option<Arc<Sidecars>>)> {
+) -> Result<(Option<Writable>, Option<Arc<Sidecars>>)> {
     if !config.sidecars {
         return Ok((None, None));
     }
