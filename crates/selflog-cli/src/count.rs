@@ -60,7 +60,7 @@ struct Group {
 
 pub fn run(store_dir: &Path, filter: &FilterArgs, by: Option<By>, json: bool) -> Outcome {
     let store = crate::open_read_only(store_dir)?;
-    let q = filter.query(&store)?;
+    let q = filter.query(store)?;
     let total = q.clone().count()?;
     let w = |e: io::Error| output::write_err(&e);
     let mut out = io::BufWriter::new(io::stdout().lock());

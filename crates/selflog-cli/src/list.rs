@@ -151,7 +151,7 @@ fn print(
     limit: u64,
 ) -> Result<u64, crate::Failure> {
     let store = crate::open_read_only(store_dir)?;
-    let mut q = filter.query(&store)?.limit(limit).order(if show.reverse {
+    let mut q = filter.query(store)?.limit(limit).order(if show.reverse {
         Order::OldestFirst
     } else {
         Order::NewestFirst
@@ -193,10 +193,10 @@ fn list_follow(store_dir: &Path, filter: &FilterArgs, show: &ShowArgs) -> Outcom
     let w = |e: io::Error| output::write_err(&e);
     let mut printer = Printer::new(io::BufWriter::new(io::stdout().lock()), show.mode(), None);
     // Every id up to `seen` has been considered; new events have larger ids.
-    let mut seen = last_id(&store)?;
+    let mut seen = last_id(store)?;
     let limit = show.limit.unwrap_or(FOLLOW_LIMIT_DEFAULT);
     let newest: Vec<StoredEvent> = filter
-        .query(&store)?
+        .query(store)?
         .ids(EventId(1), EventId(seen.saturating_add(1)))
         .limit(limit)
         .run()?
@@ -209,12 +209,12 @@ fn list_follow(store_dir: &Path, filter: &FilterArgs, show: &ShowArgs) -> Outcom
         if interrupt.is_set() || output::wait_for_closed_stdout(FOLLOW_POLL) {
             return Ok(0);
         }
-        let last = last_id(&store)?;
+        let last = last_id(store)?;
         if last <= seen {
             continue;
         }
         let mut events = filter
-            .query(&store)?
+            .query(store)?
             .ids(EventId(seen + 1), EventId(last.saturating_add(1)))
             .order(Order::OldestFirst)
             .run()?;

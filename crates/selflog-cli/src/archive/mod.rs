@@ -108,7 +108,7 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     let mut group = Group::default();
     let work = Work {
         dataset: &dataset,
-        store: &store,
+        store,
         jobs: &jobs,
         interrupt: &interrupt,
         bar: &bar,
@@ -124,8 +124,8 @@ pub fn run(store_dir: &Path, args: &Args) -> Outcome {
     if interrupt.is_set() {
         return Ok(interrupted(&args.out_dir, &summary));
     }
-    let mut days = sidecars::archive_patterns(&dataset, &store, &manifest)?;
-    days.extend(sidecars::archive_stats(&dataset, &store, &manifest)?);
+    let mut days = sidecars::archive_patterns(&dataset, store, &manifest)?;
+    days.extend(sidecars::archive_stats(&dataset, store, &manifest)?);
     let mut files: Vec<parquet::Finished> = Vec::with_capacity(days.len());
     let mut entries = Vec::with_capacity(days.len());
     for day in days {
