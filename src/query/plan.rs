@@ -26,9 +26,11 @@ use super::{Filter, Order};
 /// One segment's part of a query: what to decode and how to test it.
 pub(super) struct SegmentPlan {
     pub(super) snap: Snapshot,
-    /// The segment's closed blocks and their timestamp bounds.
+    /// The segment's closed blocks.
     all: Blocks,
-    bounds: Arc<Bounds>,
+    /// Their timestamp bounds in this plan's order: prefix maxima (newest first) or
+    /// suffix minima (oldest first).
+    bounds: Bounds,
     /// Candidate closed-block indices, ascending; `None`: every closed block.
     candidates: Option<Vec<u32>>,
     /// Candidates not yet considered: positions `..frontier` (newest first) or
@@ -170,7 +172,7 @@ impl SegmentPlan {
         match order {
             Order::NewestFirst => {
                 let i = self.candidate(self.frontier.checked_sub(1)?);
-                let ts = self.bounds.prefix_max_ts[i];
+                let ts = self.bounds[i];
                 if f.since.is_some_and(|t| ts < t.0) {
                     return None;
                 }
@@ -181,7 +183,7 @@ impl SegmentPlan {
                     return None;
                 }
                 let i = self.candidate(self.frontier);
-                let ts = self.bounds.suffix_min_ts[i];
+                let ts = self.bounds[i];
                 if f.until.is_some_and(|t| ts >= t.0) {
                     return None;
                 }
@@ -227,12 +229,10 @@ impl SegmentPlan {
                 let Some(last) = self.frontier.checked_sub(1) else {
                     return;
                 };
-                let bound = self.bounds.prefix_max_ts[self.candidate(last)];
+                let bound = self.bounds[self.candidate(last)];
                 // The first position whose prefix reaches the bound holds it (prefix
                 // maxima do not decrease along the candidates).
-                let holder = partition(0, last, |p| {
-                    self.bounds.prefix_max_ts[self.candidate(p)] < bound
-                });
+                let holder = partition(0, last, |p| self.bounds[self.candidate(p)] < bound);
                 if last - holder >= JUMP_MIN {
                     self.jump(order, holder + 1, self.frontier);
                     self.frontier = holder;
@@ -247,11 +247,10 @@ impl SegmentPlan {
                 if first >= count {
                     return;
                 }
-                let bound = self.bounds.suffix_min_ts[self.candidate(first)];
+                let bound = self.bounds[self.candidate(first)];
                 // The last position whose suffix still holds the bound holds it.
-                let holder = partition(first, count, |p| {
-                    self.bounds.suffix_min_ts[self.candidate(p)] <= bound
-                }) - 1;
+                let holder =
+                    partition(first, count, |p| self.bounds[self.candidate(p)] <= bound) - 1;
                 if holder - first >= JUMP_MIN {
                     self.jump(order, first, holder);
                     self.frontier = holder + 1;
@@ -398,7 +397,10 @@ pub(super) fn plan_segment(
         Some(SegmentPlan {
             snap,
             all: ix.blocks.clone(),
-            bounds: ix.bounds(),
+            bounds: match order {
+                Order::NewestFirst => ix.prefix_max_ts(),
+                Order::OldestFirst => ix.suffix_min_ts(),
+            },
             candidates,
             frontier: match order {
                 Order::NewestFirst => count,
